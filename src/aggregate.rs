@@ -1,0 +1,219 @@
+//! Turns the stream of trace records into per-thread, per-syscall
+//! distributions, keeping only what happened inside the sampling window.
+
+use std::collections::HashMap;
+
+use crate::stats::Distribution;
+
+/// One decoded ring-buffer record (timestamps are CLOCK_MONOTONIC ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Syscall {
+        tid: u32,
+        nr: i64,
+        enter_ns: u64,
+        exit_ns: u64,
+    },
+    ThreadExit {
+        tid: u32,
+        ts_ns: u64,
+        comm: [u8; 16],
+    },
+}
+
+/// A system call that was entered inside the window and had not returned
+/// when the window closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub nr: i64,
+    pub enter_ns: u64,
+}
+
+#[derive(Default)]
+pub struct ThreadActivity {
+    pub syscalls: HashMap<i64, Distribution>,
+    pub in_flight: Vec<InFlight>,
+    /// Name at exit, and whether the exit came before the window closed.
+    pub exit: Option<ThreadExit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadExit {
+    pub comm: [u8; 16],
+    pub in_window: bool,
+}
+
+pub struct Aggregator {
+    start_ns: u64,
+    /// Known once the window is closed; records drained after that may
+    /// describe calls that ended too late to count.
+    end_ns: u64,
+    events: u64,
+    threads: HashMap<u32, ThreadActivity>,
+}
+
+impl Aggregator {
+    pub fn new(start_ns: u64) -> Self {
+        Self {
+            start_ns,
+            end_ns: u64::MAX,
+            events: 0,
+            threads: HashMap::new(),
+        }
+    }
+
+    pub fn close(&mut self, end_ns: u64) {
+        self.end_ns = end_ns;
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    pub fn ingest(&mut self, record: Record) {
+        self.events += 1;
+        match record {
+            Record::Syscall {
+                tid,
+                nr,
+                enter_ns,
+                exit_ns,
+            } => {
+                if enter_ns < self.start_ns || enter_ns > self.end_ns {
+                    return; // entered while probes were still attaching, or after the window
+                }
+                let thread = self.threads.entry(tid).or_default();
+                if exit_ns > self.end_ns {
+                    thread.in_flight.push(InFlight { nr, enter_ns });
+                } else {
+                    let duration = exit_ns.saturating_sub(enter_ns);
+                    thread.syscalls.entry(nr).or_default().record(duration);
+                }
+            }
+            Record::ThreadExit { tid, ts_ns, comm } => {
+                let in_window = ts_ns <= self.end_ns;
+                self.threads.entry(tid).or_default().exit = Some(ThreadExit { comm, in_window });
+            }
+        }
+    }
+
+    /// A call still in the tracer's start map when the window closed.
+    pub fn add_in_flight(&mut self, tid: u32, call: InFlight) {
+        if call.enter_ns >= self.start_ns && call.enter_ns <= self.end_ns {
+            self.threads.entry(tid).or_default().in_flight.push(call);
+        }
+    }
+
+    pub fn into_threads(self) -> HashMap<u32, ThreadActivity> {
+        self.threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(tid: u32, nr: i64, enter_ns: u64, exit_ns: u64) -> Record {
+        Record::Syscall {
+            tid,
+            nr,
+            enter_ns,
+            exit_ns,
+        }
+    }
+
+    #[test]
+    fn aggregates_per_thread_and_syscall() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(call(7, 0, 1_100, 1_300));
+        agg.ingest(call(7, 0, 1_400, 1_500));
+        agg.ingest(call(7, 1, 1_600, 1_650));
+        agg.ingest(call(8, 0, 1_700, 2_700));
+        agg.close(10_000);
+        assert_eq!(agg.events(), 4);
+        let threads = agg.into_threads();
+        let read7 = threads[&7].syscalls[&0].summary();
+        assert_eq!(
+            (read7.count, read7.total_ns, read7.min_ns, read7.max_ns),
+            (2, 300, 100, 200)
+        );
+        assert_eq!(threads[&7].syscalls[&1].summary().count, 1);
+        assert_eq!(threads[&8].syscalls[&0].summary().total_ns, 1_000);
+    }
+
+    #[test]
+    fn calls_entered_before_the_window_are_dropped() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(call(7, 0, 900, 1_100));
+        assert!(agg.into_threads().is_empty());
+    }
+
+    #[test]
+    fn calls_ending_after_the_window_are_in_flight() {
+        let mut agg = Aggregator::new(1_000);
+        agg.close(2_000);
+        agg.ingest(call(7, 0, 1_500, 2_500));
+        agg.ingest(call(7, 0, 2_100, 2_200)); // entirely after the window
+        agg.add_in_flight(
+            7,
+            InFlight {
+                nr: 23,
+                enter_ns: 1_900,
+            },
+        );
+        agg.add_in_flight(
+            7,
+            InFlight {
+                nr: 23,
+                enter_ns: 2_001,
+            },
+        );
+        let threads = agg.into_threads();
+        assert!(threads[&7].syscalls.is_empty());
+        assert_eq!(
+            threads[&7].in_flight,
+            vec![
+                InFlight {
+                    nr: 0,
+                    enter_ns: 1_500
+                },
+                InFlight {
+                    nr: 23,
+                    enter_ns: 1_900
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn thread_exits_keep_their_name_and_window() {
+        let mut agg = Aggregator::new(1_000);
+        let comm = *b"worker\0\0\0\0\0\0\0\0\0\0";
+        agg.ingest(Record::ThreadExit {
+            tid: 9,
+            ts_ns: 1_500,
+            comm,
+        });
+        agg.close(2_000);
+        agg.ingest(Record::ThreadExit {
+            tid: 10,
+            ts_ns: 2_500,
+            comm,
+        });
+        let threads = agg.into_threads();
+        assert_eq!(
+            threads[&9].exit,
+            Some(ThreadExit {
+                comm,
+                in_window: true
+            })
+        );
+        assert_eq!(
+            threads[&10].exit,
+            Some(ThreadExit {
+                comm,
+                in_window: false
+            })
+        );
+    }
+}

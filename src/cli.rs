@@ -1,0 +1,193 @@
+//! Command-line options.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+/// Per-thread kernel time of one process: system-call latency, traced with eBPF.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kernel-delay",
+    version,
+    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234 --duration 2.5 --json\n  sudo kernel-delay -o report.txt -- ./my-program --its-args"
+)]
+pub struct Cli {
+    /// Trace every thread of the running process PID.
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid)]
+    pub pid: Option<u32>,
+
+    /// Length of the sampling window in seconds; fractions allowed
+    /// [default: 10 with --pid, until COMMAND exits otherwise].
+    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Print the report as JSON (schema kernel-delay/1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Size of the ring buffer between the kernel and kernel-delay, in MiB
+    /// (a power of two); events that do not fit are counted as lost.
+    #[arg(long, value_name = "MiB", default_value_t = 64, value_parser = parse_ringbuf_mb)]
+    pub ringbuf_mb: u32,
+
+    /// Show libbpf's messages while loading.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Command to start and trace from its first instruction (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// What to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Pid(u32),
+    Command(Vec<OsString>),
+}
+
+impl Cli {
+    pub fn target(&self) -> TargetSpec {
+        match self.pid {
+            Some(pid) => TargetSpec::Pid(pid),
+            None => TargetSpec::Command(self.command.clone()),
+        }
+    }
+
+    /// The window's length; None runs until the launched command exits.
+    pub fn window(&self) -> Option<Duration> {
+        match (self.duration, self.pid) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => Some(DEFAULT_DURATION),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Parses the command line. Usage errors come back as one line of text.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    match (cli.pid.is_some(), cli.command.is_empty()) {
+        (true, false) => Err(usage_error(
+            "give either --pid or a command after --, not both",
+        )),
+        (false, true) => Err(usage_error(
+            "nothing to trace: give --pid PID or a command after --",
+        )),
+        _ => Ok(cli),
+    }
+}
+
+fn usage_error(message: &str) -> clap::Error {
+    clap::Error::raw(ErrorKind::ArgumentConflict, message)
+}
+
+/// The first line of a clap error, without its `error: ` prefix.
+pub fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    first.trim_start_matches("error: ").to_string()
+}
+
+fn parse_pid(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(pid) if pid > 0 && pid <= i32::MAX as u32 => Ok(pid),
+        _ => Err("a process id is a positive integer".to_string()),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| "a duration is a number of seconds".to_string())?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err("the duration must be more than 0 seconds".to_string());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| "the duration is too long".to_string())
+}
+
+fn parse_ringbuf_mb(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(mb) if mb.is_power_of_two() && mb <= 1024 => Ok(mb),
+        _ => Err("the ring buffer size is a power of two from 1 to 1024 MiB".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        parse_from(std::iter::once("kernel-delay").chain(args.iter().copied()))
+            .map_err(|e| one_line(&e))
+    }
+
+    #[test]
+    fn pid_with_default_window() {
+        let cli = parse(&["--pid", "42"]).unwrap();
+        assert_eq!(cli.target(), TargetSpec::Pid(42));
+        assert_eq!(cli.window(), Some(Duration::from_secs(10)));
+        assert!(!cli.json);
+        assert_eq!(cli.ringbuf_mb, 64);
+    }
+
+    #[test]
+    fn fractional_duration() {
+        let cli = parse(&["-p", "42", "-d", "0.5", "--json", "-o", "r.json"]).unwrap();
+        assert_eq!(cli.window(), Some(Duration::from_millis(500)));
+        assert!(cli.json);
+        assert_eq!(cli.output, Some(PathBuf::from("r.json")));
+    }
+
+    #[test]
+    fn command_runs_until_exit_unless_bounded() {
+        let cli = parse(&["--", "sleep", "1"]).unwrap();
+        assert_eq!(
+            cli.target(),
+            TargetSpec::Command(vec!["sleep".into(), "1".into()])
+        );
+        assert_eq!(cli.window(), None);
+        let cli = parse(&["--duration", "2", "--", "ls", "-l"]).unwrap();
+        assert_eq!(cli.window(), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for args in [
+            &["--pid", "0"][..],
+            &["--pid", "-3"],
+            &["--pid", "abc"],
+            &["--pid", "1", "--duration", "0"],
+            &["--pid", "1", "--duration", "-1"],
+            &["--pid", "1", "--duration", "NaN"],
+            &["--pid", "1", "--duration", "1e300"],
+            &["--pid", "1", "--ringbuf-mb", "3"],
+            &[],
+            &["--pid", "1", "--", "ls"],
+            &["--bogus"],
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?} must be refused"));
+            assert!(!err.contains('\n') && !err.is_empty(), "{args:?}: {err:?}");
+            assert!(!err.starts_with("error:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn duration_error_says_why() {
+        let err = parse(&["--pid", "1", "--duration", "0"]).unwrap_err();
+        assert!(err.contains("more than 0"), "{err}");
+    }
+}

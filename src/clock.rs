@@ -1,0 +1,60 @@
+//! Timestamps: the kernel's monotonic clock (what BPF records) paired with
+//! wall-clock time (what the report shows).
+
+use nix::time::{clock_gettime, ClockId};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+const RFC3339_NANOS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+const HMS: &[FormatItem<'static>] = format_description!("[hour]:[minute]:[second]");
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamp {
+    /// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns().
+    pub mono_ns: u64,
+    pub wall: OffsetDateTime,
+}
+
+pub fn monotonic_ns() -> u64 {
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always available");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+pub fn now() -> Timestamp {
+    Timestamp {
+        mono_ns: monotonic_ns(),
+        wall: OffsetDateTime::now_utc(),
+    }
+}
+
+/// `2026-11-26T10:00:00.123456789Z`
+pub fn rfc3339(wall: OffsetDateTime) -> String {
+    wall.format(RFC3339_NANOS).expect("UTC time formats")
+}
+
+/// `10:00:00`
+pub fn hms(wall: OffsetDateTime) -> String {
+    wall.format(HMS).expect("UTC time formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn formats_with_nanoseconds_in_utc() {
+        let t = datetime!(2026-11-26 10:00:00.000001 UTC);
+        assert_eq!(rfc3339(t), "2026-11-26T10:00:00.000001000Z");
+        assert_eq!(hms(t), "10:00:00");
+    }
+
+    #[test]
+    fn monotonic_advances() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(b >= a && a > 0);
+    }
+}

@@ -1,0 +1,122 @@
+//! kernel-delay: where the threads of one process spend their time in the
+//! kernel, traced with eBPF.
+
+mod aggregate;
+mod cli;
+mod clock;
+mod collect;
+mod output;
+mod procfs;
+mod report;
+mod sanitize;
+mod signals;
+mod stats;
+mod syscall_names;
+mod target;
+mod tracer;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::error::ErrorKind;
+
+use aggregate::Aggregator;
+use cli::{Cli, TargetSpec};
+use output::Output;
+use report::{Header, Measurement, Report, ThreadNames};
+use target::Target;
+use tracer::Tracer;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("kernel-delay: {} (see --help)", cli::one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("kernel-delay: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let mut output = Output::new(cli.json, cli.output.as_deref())?;
+    let mut target = match cli.target() {
+        TargetSpec::Pid(pid) => Target::existing(pid)?,
+        TargetSpec::Command(command) => Target::launch(&command)?,
+    };
+    let pid = target.pid();
+    let names_at_start = if target.is_launched() {
+        HashMap::new() // still our own fork, not yet the command
+    } else {
+        procfs::thread_names(pid)
+    };
+
+    let mut storage = MaybeUninit::uninit();
+    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
+    signals::install()?;
+    let start = clock::now();
+    let deadline = cli.window().map(|window| Instant::now() + window);
+    let header = Header {
+        pid,
+        comm: sanitize::sanitize(&target.comm()),
+        start,
+        requested: cli.window(),
+    };
+
+    let aggregator = RefCell::new(Aggregator::new(start.mono_ns));
+    let ring = tracer.ring_buffer(|record| aggregator.borrow_mut().ingest(record))?;
+    output.announce(&header)?;
+    target.release()?;
+
+    let stop_reason = collect::run_window(&ring, &target, deadline)?;
+    let end = clock::now();
+    let names_at_end = procfs::thread_names(pid);
+    aggregator.borrow_mut().close(end.mono_ns);
+    tracer.detach();
+    tracer::drain(&ring, Duration::ZERO)?;
+    drop(ring);
+
+    let mut aggregator = aggregator.into_inner();
+    for (tid, call) in tracer.in_flight() {
+        aggregator.add_in_flight(tid, call);
+    }
+    let measurement = Measurement {
+        header,
+        kernel: procfs::kernel_release(),
+        end,
+        stop_reason,
+        events: aggregator.events(),
+        lost_events: tracer.lost_events(),
+        names: ThreadNames {
+            at_start: names_at_start,
+            at_end: names_at_end,
+        },
+    };
+    output.write(&Report::build(measurement, aggregator.into_threads()))?;
+
+    // A launched command keeps running after a --duration window: wait for
+    // it and exit as it did.
+    Ok(match target.wait()? {
+        Some(code) => ExitCode::from(code),
+        None => ExitCode::SUCCESS,
+    })
+}

@@ -1,0 +1,94 @@
+//! What /proc tells about the target: its threads and their names.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+
+/// Fields of /proc/PID/status that decide whether PID can be traced.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcessStatus {
+    pub tgid: u32,
+    pub zombie: bool,
+}
+
+pub fn process_status(pid: u32) -> io::Result<ProcessStatus> {
+    parse_status(&fs::read_to_string(format!("/proc/{pid}/status"))?)
+}
+
+fn parse_status(text: &str) -> io::Result<ProcessStatus> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let tgid = field("Tgid")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in status"))?;
+    let zombie = field("State").is_some_and(|s| s.starts_with('Z') || s.starts_with('X'));
+    Ok(ProcessStatus { tgid, zombie })
+}
+
+/// Name of each live thread of `pid` (raw bytes, untrusted).
+pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    tasks
+        .filter_map(|entry| {
+            let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            // A thread may exit between the listing and this read.
+            let mut comm = fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+            if comm.last() == Some(&b'\n') {
+                comm.pop();
+            }
+            Some((tid, comm))
+        })
+        .collect()
+}
+
+/// The running kernel's release, e.g. `6.18.44`.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let text =
+            "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1240\n";
+        assert_eq!(
+            parse_status(text).unwrap(),
+            ProcessStatus {
+                tgid: 1234,
+                zombie: false
+            }
+        );
+        let zombie = "State:\tZ (zombie)\nTgid:\t7\n";
+        assert_eq!(
+            parse_status(zombie).unwrap(),
+            ProcessStatus {
+                tgid: 7,
+                zombie: true
+            }
+        );
+        assert!(parse_status("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn lists_own_threads() {
+        let me = std::process::id();
+        let names = thread_names(me);
+        assert!(names.contains_key(&me), "{names:?}");
+        assert!(names.values().all(|n| !n.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn missing_process_has_no_threads() {
+        assert!(thread_names(u32::MAX).is_empty());
+    }
+}

@@ -1,0 +1,46 @@
+//! The JSON report (schema `kernel-delay/1`).
+
+use super::Report;
+
+pub fn render(report: &Report) -> String {
+    let mut out = serde_json::to_string_pretty(report).expect("the report serializes");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample_report;
+    use serde_json::Value;
+
+    #[test]
+    fn schema_fields() {
+        let v: Value = serde_json::from_str(&render(&sample_report())).unwrap();
+        assert_eq!(v["schema"], "kernel-delay/1");
+        assert_eq!(v["pid"], 100);
+        assert_eq!(v["comm"], "demo");
+        assert_eq!(v["kernel"], "6.18.44");
+        assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
+        assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
+        assert_eq!(v["duration_ns"], 3_000_000_000u64);
+        assert_eq!(v["events"], 6);
+        assert_eq!(v["lost_events"], 0);
+        assert_eq!(v["stop_reason"], "duration");
+        let worker = &v["threads"][2];
+        assert_eq!(worker["tid"], 101);
+        assert_eq!(worker["comm"], "worker");
+        assert_eq!(worker["exited"], false);
+        let read = &worker["syscalls"][0];
+        for field in [
+            "nr", "name", "count", "total_ns", "min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns",
+            "max_ns",
+        ] {
+            assert!(read.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(read["name"], "read");
+        assert_eq!(read["count"], 2);
+        assert_eq!(worker["unfinished"][0]["elapsed_ns"], 1_000_000_000u64);
+        assert_eq!(v["threads"][1]["exited"], true);
+    }
+}

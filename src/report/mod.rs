@@ -1,0 +1,314 @@
+//! The report: what was measured, per thread, in the form both renderers
+//! (text and JSON) read.
+
+pub mod json;
+pub mod text;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::aggregate::ThreadActivity;
+use crate::clock::{rfc3339, Timestamp};
+use crate::sanitize::sanitize;
+use crate::stats::Stats;
+use crate::syscall_names;
+
+pub const SCHEMA: &str = "kernel-delay/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The requested duration elapsed.
+    Duration,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    TargetExited,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration elapsed",
+            StopReason::Interrupted => "interrupted",
+            StopReason::TargetExited => "target exited",
+        }
+    }
+}
+
+/// What is known when the window opens; printed before the report.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub pid: u32,
+    pub comm: String,
+    pub start: Timestamp,
+    /// None: until the launched command exits.
+    pub requested: Option<Duration>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub pid: u32,
+    pub comm: String,
+    pub kernel: String,
+    pub start: String,
+    pub end: String,
+    pub duration_ns: u64,
+    pub stop_reason: StopReason,
+    pub events: u64,
+    pub lost_events: u64,
+    pub threads: Vec<ThreadReport>,
+    #[serde(skip)]
+    pub header: Header,
+    #[serde(skip)]
+    pub end_time: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThreadReport {
+    pub tid: u32,
+    pub comm: String,
+    pub exited: bool,
+    pub syscalls: Vec<SyscallReport>,
+    /// Calls entered in the window that had not returned when it closed.
+    pub unfinished: Vec<UnfinishedSyscall>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyscallReport {
+    pub nr: i64,
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnfinishedSyscall {
+    pub nr: i64,
+    pub name: String,
+    /// From entry to the end of the window.
+    pub elapsed_ns: u64,
+}
+
+/// Thread names read from /proc at the start and the end of the window.
+#[derive(Debug, Default)]
+pub struct ThreadNames {
+    pub at_start: HashMap<u32, Vec<u8>>,
+    pub at_end: HashMap<u32, Vec<u8>>,
+}
+
+/// Everything the report is built from, besides the per-thread activity.
+pub struct Measurement {
+    pub header: Header,
+    pub kernel: String,
+    pub end: Timestamp,
+    pub stop_reason: StopReason,
+    pub events: u64,
+    pub lost_events: u64,
+    pub names: ThreadNames,
+}
+
+impl Report {
+    pub fn build(m: Measurement, mut activity: HashMap<u32, ThreadActivity>) -> Report {
+        let mut tids: Vec<u32> = activity.keys().copied().collect();
+        tids.extend(m.names.at_start.keys().chain(m.names.at_end.keys()));
+        tids.sort_unstable();
+        tids.dedup();
+
+        let end_ns = m.end.mono_ns;
+        let mut threads: Vec<ThreadReport> = tids
+            .into_iter()
+            .map(|tid| {
+                thread_report(
+                    tid,
+                    activity.remove(&tid).unwrap_or_default(),
+                    &m.names,
+                    end_ns,
+                )
+            })
+            .collect();
+        threads.sort_by(|a, b| a.comm.cmp(&b.comm).then(a.tid.cmp(&b.tid)));
+
+        // The process is named after its main thread, as ps shows it.
+        let comm = threads
+            .iter()
+            .find(|t| t.tid == m.header.pid)
+            .map_or_else(|| m.header.comm.clone(), |t| t.comm.clone());
+        Report {
+            schema: SCHEMA,
+            pid: m.header.pid,
+            comm,
+            kernel: m.kernel,
+            start: rfc3339(m.header.start.wall),
+            end: rfc3339(m.end.wall),
+            duration_ns: end_ns.saturating_sub(m.header.start.mono_ns),
+            stop_reason: m.stop_reason,
+            events: m.events,
+            lost_events: m.lost_events,
+            threads,
+            header: m.header,
+            end_time: m.end,
+        }
+    }
+}
+
+fn thread_report(
+    tid: u32,
+    activity: ThreadActivity,
+    names: &ThreadNames,
+    end_ns: u64,
+) -> ThreadReport {
+    // The newest name wins: at the end of the window, else at exit.
+    let exit = activity.exit;
+    let raw_name = names
+        .at_end
+        .get(&tid)
+        .map(Vec::as_slice)
+        .or(exit.as_ref().map(|e| e.comm.as_slice()))
+        .or(names.at_start.get(&tid).map(Vec::as_slice))
+        .unwrap_or(b"?");
+
+    let mut syscalls: Vec<SyscallReport> = activity
+        .syscalls
+        .iter()
+        .map(|(&nr, dist)| SyscallReport {
+            nr,
+            name: syscall_names::name(nr),
+            stats: dist.summary(),
+        })
+        .collect();
+    syscalls.sort_by(|a, b| {
+        b.stats
+            .total_ns
+            .cmp(&a.stats.total_ns)
+            .then(a.nr.cmp(&b.nr))
+    });
+
+    let mut unfinished: Vec<UnfinishedSyscall> = activity
+        .in_flight
+        .iter()
+        .map(|call| UnfinishedSyscall {
+            nr: call.nr,
+            name: syscall_names::name(call.nr),
+            elapsed_ns: end_ns.saturating_sub(call.enter_ns),
+        })
+        .collect();
+    unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
+
+    ThreadReport {
+        tid,
+        comm: sanitize(raw_name),
+        exited: exit.is_some_and(|e| e.in_window),
+        syscalls,
+        unfinished,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::aggregate::{Aggregator, InFlight, Record};
+    use time::macros::datetime;
+
+    pub fn sample_report() -> Report {
+        let mut agg = Aggregator::new(1_000_000);
+        for (nr, enter, exit) in [
+            (0, 1_000_100, 4_493_811),
+            (0, 1_000_200, 1_000_300),
+            (7, 2_000_000, 2_050_000),
+            (110, 3_000_000, 3_000_500),
+        ] {
+            agg.ingest(Record::Syscall {
+                tid: 101,
+                nr,
+                enter_ns: enter,
+                exit_ns: exit,
+            });
+        }
+        agg.ingest(Record::Syscall {
+            tid: 102,
+            nr: 1,
+            enter_ns: 4_000_000,
+            exit_ns: 4_010_000,
+        });
+        agg.ingest(Record::ThreadExit {
+            tid: 102,
+            ts_ns: 5_000_000,
+            comm: *b"short\x1b[2J\0\0\0\0\0\0\0",
+        });
+        agg.close(3_001_000_000);
+        agg.add_in_flight(
+            101,
+            InFlight {
+                nr: 0,
+                enter_ns: 2_001_000_000,
+            },
+        );
+        let mut names = ThreadNames::default();
+        names.at_start.insert(100, b"demo".to_vec());
+        names.at_start.insert(101, b"worker".to_vec());
+        names.at_end.insert(100, b"demo".to_vec());
+        names.at_end.insert(101, b"worker".to_vec());
+        let start = Timestamp {
+            mono_ns: 1_000_000,
+            wall: datetime!(2026-11-26 10:00:00 UTC),
+        };
+        let end = Timestamp {
+            mono_ns: 3_001_000_000,
+            wall: datetime!(2026-11-26 10:00:03 UTC),
+        };
+        let m = Measurement {
+            header: Header {
+                pid: 100,
+                comm: "demo".into(),
+                start,
+                requested: Some(Duration::from_secs(3)),
+            },
+            kernel: "6.18.44".into(),
+            end,
+            stop_reason: StopReason::Duration,
+            events: agg.events(),
+            lost_events: 0,
+            names,
+        };
+        Report::build(m, agg.into_threads())
+    }
+
+    #[test]
+    fn threads_sorted_by_name_then_tid_with_idle_ones_kept() {
+        let r = sample_report();
+        let names: Vec<(&str, u32)> = r.threads.iter().map(|t| (t.comm.as_str(), t.tid)).collect();
+        assert_eq!(
+            names,
+            vec![("demo", 100), ("short\\x1b[2J", 102), ("worker", 101)]
+        );
+        assert!(r.threads[0].syscalls.is_empty());
+        assert_eq!(r.comm, "demo");
+    }
+
+    #[test]
+    fn exited_thread_keeps_its_name() {
+        let r = sample_report();
+        let short = r.threads.iter().find(|t| t.tid == 102).unwrap();
+        assert!(short.exited);
+        assert!(!r.threads.iter().find(|t| t.tid == 101).unwrap().exited);
+    }
+
+    #[test]
+    fn syscalls_sorted_by_total_and_named() {
+        let r = sample_report();
+        let worker = r.threads.iter().find(|t| t.tid == 101).unwrap();
+        let rows: Vec<(i64, u64)> = worker
+            .syscalls
+            .iter()
+            .map(|s| (s.nr, s.stats.count))
+            .collect();
+        assert_eq!(rows, vec![(0, 2), (7, 1), (110, 1)]);
+        assert_eq!(worker.syscalls[0].stats.total_ns, 3_493_711 + 100);
+        assert_eq!(worker.unfinished.len(), 1);
+        assert_eq!(worker.unfinished[0].elapsed_ns, 1_000_000_000);
+        assert_eq!(r.duration_ns, 3_000_000_000);
+    }
+}

@@ -1,0 +1,234 @@
+//! The text report, in the layout of Open vSwitch's kernel_delay.py.
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets, CellAlignment, Table};
+
+use super::{Header, Report, SyscallReport, ThreadReport};
+use crate::clock::{hms, rfc3339};
+use crate::syscall_names::is_poll_family;
+
+/// Resource tables start under the THREAD column.
+const INDENT: &str = "          ";
+
+/// The lines printed when the window opens.
+pub fn render_header(header: &Header) -> String {
+    let duration = match header.requested {
+        Some(d) => format!("{} seconds", seconds(d.as_secs_f64())),
+        None => "until the command exits".to_string(),
+    };
+    format!(
+        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {} ({}), Duration: {}\n",
+        rfc3339(header.start.wall),
+        hms(header.start.wall),
+        header.pid,
+        header.comm,
+        duration
+    )
+}
+
+/// Everything after the header.
+pub fn render_body(report: &Report) -> String {
+    let mut out = String::new();
+    let end = report.end_time.wall;
+    let _ = writeln!(
+        out,
+        "# Stop sampling @{} ({} UTC), after {} seconds ({})",
+        report.end,
+        hms(end),
+        seconds(report.duration_ns as f64 / 1e9),
+        report.stop_reason.describe()
+    );
+    let dump = time::OffsetDateTime::now_utc();
+    let _ = writeln!(out, "# Sample dump @{} ({} UTC)", rfc3339(dump), hms(dump));
+    let _ = writeln!(
+        out,
+        "# Total events captured: {}, lost: {}",
+        thousands(report.events),
+        thousands(report.lost_events)
+    );
+    if report.lost_events > 0 {
+        let _ = writeln!(
+            out,
+            "# WARNING: {} events were lost (ring buffer full): counts below are too low; try a larger --ringbuf-mb",
+            thousands(report.lost_events)
+        );
+    }
+    out.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
+    out.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
+    for thread in &report.threads {
+        render_thread(&mut out, thread);
+    }
+    out
+}
+
+pub fn render(report: &Report) -> String {
+    render_header(&report.header) + &render_body(report)
+}
+
+fn render_thread(out: &mut String, thread: &ThreadReport) {
+    let _ = writeln!(
+        out,
+        "{:<10} {:<16} [SYSCALL STATISTICS]",
+        thread.tid, thread.comm
+    );
+    if thread.exited {
+        let _ = writeln!(out, "{INDENT} (thread exited during the window)");
+    }
+    if thread.syscalls.is_empty() {
+        let _ = writeln!(out, "{INDENT} (no system call completed in the window)");
+    } else {
+        indent_table(out, syscall_table(&thread.syscalls));
+    }
+    if !thread.unfinished.is_empty() {
+        let _ = writeln!(out, "{INDENT} [UNFINISHED SYSCALLS]");
+        let mut table = new_table(&["NAME", "NUMBER", "ELAPSED ns"]);
+        for call in &thread.unfinished {
+            table.add_row(vec![
+                call.name.clone(),
+                call.nr.to_string(),
+                thousands(call.elapsed_ns),
+            ]);
+        }
+        indent_table(out, table);
+    }
+}
+
+fn syscall_table(syscalls: &[SyscallReport]) -> Table {
+    let mut table = new_table(&[
+        "NAME", "NUMBER", "COUNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns",
+    ]);
+    let (mut count, mut total) = (0u64, 0u64);
+    for s in syscalls {
+        let st = &s.stats;
+        table.add_row(vec![
+            s.name.clone(),
+            s.nr.to_string(),
+            thousands(st.count),
+            thousands(st.total_ns),
+            thousands(st.min_ns),
+            thousands(st.mean_ns),
+            thousands(st.p50_ns),
+            thousands(st.p99_ns),
+            thousands(st.max_ns),
+        ]);
+        if !is_poll_family(&s.name) {
+            count += st.count;
+            total = total.saturating_add(st.total_ns);
+        }
+    }
+    table.add_row(vec![
+        "TOTAL( - poll):".to_string(),
+        String::new(),
+        thousands(count),
+        thousands(total),
+    ]);
+    table
+}
+
+/// A borderless table, first column left-aligned, the numbers right-aligned.
+fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_header(header.to_vec());
+    for column in table.column_iter_mut().skip(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    table
+}
+
+fn indent_table(out: &mut String, table: Table) {
+    for line in table.lines() {
+        let _ = writeln!(out, "{INDENT}{}", line.trim_end());
+    }
+}
+
+/// `3393711` -> `3,393,711`
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Seconds without trailing zeros: `10`, `0.5`, `2.125`.
+fn seconds(s: f64) -> String {
+    let text = format!("{s:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample_report;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(3_393_711), "3,393,711");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn seconds_are_trimmed() {
+        assert_eq!(seconds(10.0), "10");
+        assert_eq!(seconds(0.5), "0.5");
+        assert_eq!(seconds(2.1254), "2.125");
+    }
+
+    #[test]
+    fn layout() {
+        let text = render(&sample_report());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "# Start sampling @2026-11-26T10:00:00.000000000Z (10:00:00 UTC)"
+        );
+        assert_eq!(
+            lines[1],
+            "# Monitoring PID: 100 (demo), Duration: 3 seconds"
+        );
+        assert!(lines[2].starts_with(
+            "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
+        ));
+        assert!(lines[3].starts_with("# Sample dump @"));
+        assert_eq!(lines[4], "# Total events captured: 6, lost: 0");
+        assert!(lines[5].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
+        assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));
+        assert!(text.contains("102        short\\x1b[2J     [SYSCALL STATISTICS]"));
+        assert!(
+            !text.contains('\x1b'),
+            "terminal escapes must not reach the output"
+        );
+    }
+
+    #[test]
+    fn rows_are_aggregated_and_totalled() {
+        let full = render(&sample_report());
+        let text = &full[full.find("101        worker").unwrap()..];
+        let row = |name: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("no {name} row in\n{text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(row("read")[..4], ["read", "0", "2", "3,493,811"]);
+        assert_eq!(row("getppid")[..4], ["getppid", "110", "1", "500"]);
+        // Sorted by total: read before poll before getppid.
+        let pos = |needle: &str| text.find(needle).unwrap();
+        assert!(pos(" read ") < pos(" poll ") && pos(" poll ") < pos(" getppid "));
+        // poll (nr 7) is left out of the total.
+        assert_eq!(row("TOTAL(")[..4], ["TOTAL(", "-", "poll):", "3"]);
+        assert!(text.contains("3,494,311"));
+        assert!(text.contains("[UNFINISHED SYSCALLS]"));
+    }
+}

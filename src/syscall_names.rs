@@ -1,0 +1,67 @@
+//! System call names for the architecture the tool runs on.
+
+use syscalls::Sysno;
+
+/// The poll-style waits that `TOTAL( - poll)` leaves out: time a thread
+/// spends there is idle waiting, not kernel work.
+const POLL_FAMILY: [&str; 7] = [
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+];
+
+/// Name of system call `nr`, or `syscall_<nr>` when the table has none.
+pub fn name(nr: i64) -> String {
+    usize::try_from(nr)
+        .ok()
+        .and_then(Sysno::new)
+        .map(|sysno| sysno.name().to_string())
+        .unwrap_or_else(|| format!("syscall_{nr}"))
+}
+
+pub fn is_poll_family(name: &str) -> bool {
+    POLL_FAMILY.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_64_numbers() {
+        assert_eq!(name(0), "read");
+        assert_eq!(name(1), "write");
+        assert_eq!(name(110), "getppid");
+        assert_eq!(name(230), "clock_nanosleep");
+        assert_eq!(name(441), "epoll_pwait2");
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn aarch64_numbers() {
+        assert_eq!(name(63), "read");
+        assert_eq!(name(173), "getppid");
+    }
+
+    #[test]
+    fn unknown_numbers_never_panic() {
+        assert_eq!(name(-1), "syscall_-1");
+        assert_eq!(name(4_294_967_285), "syscall_4294967285");
+        assert_eq!(name(100_000), "syscall_100000");
+        assert_eq!(name(i64::MIN), format!("syscall_{}", i64::MIN));
+    }
+
+    #[test]
+    fn poll_family() {
+        for waiting in POLL_FAMILY {
+            assert!(is_poll_family(waiting));
+        }
+        assert!(!is_poll_family("read"));
+        assert!(!is_poll_family("nanosleep"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The process being traced: an existing one (`--pid`), or a command
+//! started by us and held before exec until the probes are attached.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{execvp, fork, pipe2, read, write, ForkResult, Pid};
+
+use crate::procfs::process_status;
+use crate::signals;
+
+pub struct Target {
+    pid: u32,
+    /// Readable once the process has exited.
+    pidfd: OwnedFd,
+    child: Option<Launched>,
+}
+
+struct Launched {
+    /// Closing it (or writing to it) lets the child exec.
+    gate: Option<OwnedFd>,
+    /// The child writes its exec errno here; end-of-file means exec worked.
+    exec_report: OwnedFd,
+    program: String,
+    reaped: bool,
+}
+
+impl Target {
+    /// An existing process, by its process id.
+    pub fn existing(pid: u32) -> Result<Self> {
+        let status = process_status(pid).map_err(|_| anyhow!("no process with pid {pid}"))?;
+        if status.tgid != pid {
+            bail!(
+                "{pid} is a thread of process {}: use --pid {}",
+                status.tgid,
+                status.tgid
+            );
+        }
+        if status.zombie {
+            bail!("process {pid} has already exited");
+        }
+        let pidfd = pidfd_open(pid).with_context(|| format!("cannot watch process {pid}"))?;
+        Ok(Target {
+            pid,
+            pidfd,
+            child: None,
+        })
+    }
+
+    /// Forks a child that waits for `release` before it execs `command`.
+    pub fn launch(command: &[OsString]) -> Result<Self> {
+        let args: Vec<CString> = command
+            .iter()
+            .map(|arg| CString::new(arg.as_bytes()))
+            .collect::<Result<_, _>>()
+            .context("the command contains a NUL byte")?;
+        let program = command[0].to_string_lossy().into_owned();
+        let (gate_read, gate_write) = pipe2(OFlag::O_CLOEXEC)?;
+        let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
+
+        // SAFETY: single-threaded so far; the child only reads, execs,
+        // writes and exits.
+        match unsafe { fork() }.context("fork failed")? {
+            ForkResult::Child => {
+                drop(gate_write);
+                drop(report_read);
+                let mut byte = [0u8; 1];
+                if matches!(read(gate_read.as_fd(), &mut byte), Ok(1)) {
+                    let errno = execvp(&args[0], &args).unwrap_err();
+                    let _ = write(&report_write, &(errno as i32).to_ne_bytes());
+                }
+                // SAFETY: leaves without running the parent's exit handlers.
+                unsafe { nix::libc::_exit(127) }
+            }
+            ForkResult::Parent { child } => {
+                drop(gate_read);
+                drop(report_write);
+                let pid = child.as_raw() as u32;
+                let launched = Launched {
+                    gate: Some(gate_write),
+                    exec_report: report_read,
+                    program,
+                    reaped: false,
+                };
+                let pidfd = pidfd_open(pid).context("cannot watch the launched command")?;
+                Ok(Target {
+                    pid,
+                    pidfd,
+                    child: Some(launched),
+                })
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn is_launched(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The name the process has (or, for a launched command, will have).
+    pub fn comm(&self) -> Vec<u8> {
+        match &self.child {
+            Some(child) => {
+                let base = child.program.rsplit('/').next().unwrap_or_default();
+                base.as_bytes().iter().take(15).copied().collect()
+            }
+            None => std::fs::read(format!("/proc/{}/comm", self.pid))
+                .map(|mut c| {
+                    c.pop();
+                    c
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Lets a launched command exec, and checks that exec worked.
+    pub fn release(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let gate = child.gate.take().expect("released once");
+        write(&gate, &[1]).context("cannot start the command")?;
+        drop(gate);
+        let mut errno = [0u8; 4];
+        let n = read_full(&child.exec_report, &mut errno);
+        if n == errno.len() {
+            let errno = Errno::from_raw(i32::from_ne_bytes(errno));
+            let program = child.program.clone();
+            self.reap();
+            bail!("cannot run {program:?}: {}", errno.desc());
+        }
+        Ok(())
+    }
+
+    pub fn has_exited(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    /// Passes SIGINT/SIGTERM on to a launched command, as a shell would.
+    pub fn forward(&self, signal: Signal) {
+        if self.child.is_some() && !self.has_exited() {
+            let _ = kill(Pid::from_raw(self.pid as i32), signal);
+        }
+    }
+
+    /// Waits for a launched command to end; its exit code as a shell
+    /// reports it (128 + signal when killed). None for `--pid`.
+    pub fn wait(&mut self) -> Result<Option<u8>> {
+        if self.child.is_none() {
+            return Ok(None);
+        }
+        let status = loop {
+            match waitpid(Pid::from_raw(self.pid as i32), None) {
+                Err(Errno::EINTR) => {
+                    if let Some(signal) = signals::take() {
+                        self.forward(signal);
+                    }
+                }
+                other => break other.context("waiting for the command failed")?,
+            }
+        };
+        if let Some(child) = self.child.as_mut() {
+            child.reaped = true;
+        }
+        Ok(Some(match status {
+            WaitStatus::Exited(_, code) => code as u8,
+            WaitStatus::Signaled(_, signal, _) => 128u8.wrapping_add(signal as u8),
+            _ => 1,
+        }))
+    }
+
+    fn reap(&mut self) {
+        let _ = waitpid(Pid::from_raw(self.pid as i32), None);
+        if let Some(child) = self.child.as_mut() {
+            child.reaped = true;
+        }
+    }
+}
+
+impl Drop for Target {
+    /// A command that never got to exec (tracing failed to start) is killed.
+    fn drop(&mut self) {
+        let unreleased = self
+            .child
+            .as_ref()
+            .is_some_and(|child| child.gate.is_some() && !child.reaped);
+        if unreleased {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+            self.reap();
+        }
+    }
+}
+
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        match read(fd.as_fd(), &mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    done
+}
+
+fn pidfd_open(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: plain system call; the returned descriptor is ours.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(Errno::last().into());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    debug_assert!(fd.as_raw_fd() >= 0);
+    Ok(fd)
+}

@@ -1,0 +1,197 @@
+//! Loads, attaches and detaches the BPF programs, and decodes what they send.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{
+    ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+};
+
+use crate::aggregate::{InFlight, Record};
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
+}
+use skel::types::{syscall_event, syscall_start, thread_exit_event};
+use skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
+
+// SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
+unsafe impl plain::Plain for syscall_event {}
+unsafe impl plain::Plain for thread_exit_event {}
+unsafe impl plain::Plain for syscall_start {}
+
+const EVENT_SYSCALL: u32 = 1;
+const EVENT_THREAD_EXIT: u32 = 2;
+
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+pub struct Tracer<'obj> {
+    skel: KernelDelaySkel<'obj>,
+}
+
+impl<'obj> Tracer<'obj> {
+    /// Loads the programs for process `tgid` and attaches them: tracing
+    /// has begun when this returns.
+    pub fn attach(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        tgid: u32,
+        ringbuf_bytes: u32,
+        verbose: bool,
+    ) -> Result<Self> {
+        if !Path::new(KERNEL_BTF).exists() {
+            bail!(
+                "this kernel has no BTF ({KERNEL_BTF} is missing): kernel-delay needs Linux >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y"
+            );
+        }
+        libbpf_rs::set_print(verbose.then_some((PrintLevel::Debug, print_libbpf as _)));
+
+        let mut open = KernelDelaySkelBuilder::default()
+            .open(storage)
+            .context("opening the BPF object failed")?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("the BPF object has read-only data");
+        rodata.targ_tgid = tgid as i32;
+        // Wake the reader early only when a quarter of the buffer is pending.
+        rodata.wakeup_bytes = u64::from(ringbuf_bytes / 4);
+        open.maps
+            .events
+            .set_max_entries(ringbuf_bytes)
+            .context("sizing the ring buffer failed")?;
+
+        let skel = open
+            .load()
+            .map_err(explain)
+            .context("loading the BPF programs failed")?;
+        let mut tracer = Tracer { skel };
+        tracer
+            .skel
+            .attach()
+            .map_err(explain)
+            .context("attaching the BPF programs failed")?;
+        Ok(tracer)
+    }
+
+    /// A ring buffer that hands each decoded record to `on_record`.
+    pub fn ring_buffer<'cb>(
+        &self,
+        mut on_record: impl FnMut(Record) + 'cb,
+    ) -> Result<RingBuffer<'cb>> {
+        let mut builder = RingBufferBuilder::new();
+        builder.add(&self.skel.maps.events, move |data: &[u8]| {
+            if let Some(record) = decode(data) {
+                on_record(record);
+            }
+            0
+        })?;
+        Ok(builder.build()?)
+    }
+
+    /// Stops tracing: no record is produced after this returns.
+    pub fn detach(&mut self) {
+        self.skel.links = KernelDelayLinks::default();
+    }
+
+    /// Records the kernel side could not deliver.
+    pub fn lost_events(&self) -> u64 {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("the BPF object has a .bss");
+        // SAFETY: a valid, aligned field of the mmapped .bss, which BPF
+        // programs update behind our back.
+        unsafe { std::ptr::read_volatile(&bss.lost_events) }
+    }
+
+    /// System calls entered and not yet returned, per thread id.
+    pub fn in_flight(&self) -> Vec<(u32, InFlight)> {
+        let map = &self.skel.maps.syscall_starts;
+        map.keys()
+            .filter_map(|key| {
+                let value = map.lookup(&key, MapFlags::ANY).ok()??;
+                let tid = u32::from_ne_bytes(key.as_slice().try_into().ok()?);
+                let start: &syscall_start = plain::from_bytes(&value).ok()?;
+                (start.enter_ns != 0).then_some((
+                    tid,
+                    InFlight {
+                        nr: start.nr,
+                        enter_ns: start.enter_ns,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Waits up to `timeout` for the kernel to wake us, then reads every
+/// pending record (the programs wake the reader only when the buffer fills
+/// up, so reading after a plain timeout is the normal case).
+pub fn drain(ring: &RingBuffer<'_>, timeout: Duration) -> Result<()> {
+    let polled = ring.poll_raw(timeout);
+    if polled < 0 && polled != -nix::libc::EINTR {
+        bail!(
+            "reading the ring buffer failed: {}",
+            nix::errno::Errno::from_raw(-polled)
+        );
+    }
+    let consumed = ring.consume_raw();
+    if consumed < 0 && consumed != -nix::libc::EINTR {
+        bail!(
+            "reading the ring buffer failed: {}",
+            nix::errno::Errno::from_raw(-consumed)
+        );
+    }
+    Ok(())
+}
+
+fn decode(data: &[u8]) -> Option<Record> {
+    let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+    match kind {
+        EVENT_SYSCALL => {
+            let e: &syscall_event = plain::from_bytes(data).ok()?;
+            Some(Record::Syscall {
+                tid: e.tid,
+                nr: e.nr,
+                enter_ns: e.enter_ns,
+                exit_ns: e.exit_ns,
+            })
+        }
+        EVENT_THREAD_EXIT => {
+            let e: &thread_exit_event = plain::from_bytes(data).ok()?;
+            Some(Record::ThreadExit {
+                tid: e.tid,
+                ts_ns: e.ts_ns,
+                comm: e.comm.map(|c| c as u8),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Adds the usual cause to errors users hit.
+fn explain(err: libbpf_rs::Error) -> anyhow::Error {
+    let hint = match err.kind() {
+        ErrorKind::PermissionDenied => {
+            Some("permission denied: run as root (or with CAP_BPF and CAP_PERFMON)")
+        }
+        ErrorKind::NotFound => {
+            Some("a tracepoint is missing: kernel-delay needs Linux >= 5.8 with BTF")
+        }
+        _ => None,
+    };
+    match hint {
+        Some(hint) => anyhow::Error::new(err).context(hint),
+        None => err.into(),
+    }
+}
+
+fn print_libbpf(_level: PrintLevel, message: String) {
+    eprint!("libbpf: {message}");
+}

@@ -1,0 +1,132 @@
+//! kd-workload: processes with a known answer, for kernel-delay's tests,
+//! benchmark and demo.
+//!
+//!   kd-workload serve          run commands read from stdin, one per line:
+//!                                burst N        N getppid() on a new thread "burst"
+//!                                sleep K MS     K sleeps of MS ms on a new thread "sleeper"
+//!                              answers "ready" at start and "done" after each command;
+//!                              exits at end of input
+//!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
+//!   kd-workload loop N         N getppid(), then print the mean ns per call
+//!   kd-workload demo SECONDS   a few busy threads for SECONDS
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+fn getppid_calls(n: u64) {
+    for _ in 0..n {
+        // SAFETY: getppid has no arguments and cannot fail; the raw system
+        // call makes sure every iteration enters the kernel.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+}
+
+fn on_thread(name: &str, work: impl FnOnce() + Send + 'static) {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(work)
+        .expect("spawning a thread")
+        .join()
+        .expect("worker thread panicked");
+}
+
+fn number(arg: Option<&str>, what: &str) -> u64 {
+    arg.and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("kd-workload: {what} must be a number"))
+}
+
+fn serve() {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready").unwrap();
+    for line in stdin.lock().lines() {
+        let line = line.expect("reading stdin");
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("burst") => {
+                let n = number(words.next(), "N");
+                on_thread("burst", move || getppid_calls(n));
+            }
+            Some("sleep") => {
+                let k = number(words.next(), "K");
+                let ms = number(words.next(), "MS");
+                on_thread("sleeper", move || {
+                    for _ in 0..k {
+                        thread::sleep(Duration::from_millis(ms));
+                    }
+                });
+            }
+            _ => panic!("kd-workload: unknown command {line:?}"),
+        }
+        writeln!(stdout, "done").unwrap();
+    }
+}
+
+fn demo(seconds: u64) {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    let threads = vec![
+        thread::Builder::new()
+            .name("sleeper".into())
+            .spawn(move || {
+                while Instant::now() < until {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }),
+        thread::Builder::new()
+            .name("spinner".into())
+            .spawn(move || {
+                while Instant::now() < until {
+                    getppid_calls(1_000);
+                }
+            }),
+        thread::Builder::new()
+            .name("pipe-writer".into())
+            .spawn(move || {
+                while Instant::now() < until {
+                    nix::unistd::write(&writer, &[0u8; 512]).expect("write");
+                    thread::sleep(Duration::from_micros(200));
+                }
+            }),
+        thread::Builder::new()
+            .name("pipe-reader".into())
+            .spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(nix::unistd::read(&reader, &mut buf), Ok(n) if n > 0) {}
+            }),
+    ];
+    for t in threads {
+        t.expect("spawning a thread")
+            .join()
+            .expect("demo thread panicked");
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match arg(0) {
+        Some("serve") => serve(),
+        Some("run") => {
+            getppid_calls(number(arg(1), "N"));
+            println!("workload finished");
+            return ExitCode::from(number(arg(2), "CODE") as u8);
+        }
+        Some("loop") => {
+            let n = number(arg(1), "N");
+            let start = Instant::now();
+            getppid_calls(n);
+            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        Some("demo") => demo(number(arg(1), "SECONDS")),
+        _ => {
+            eprintln!("usage: kd-workload serve | run N CODE | loop N | demo SECONDS");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
