@@ -24,12 +24,18 @@ struct {
 	__type(value, struct syscall_start);
 } syscall_starts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct thread_exit);
+} thread_exits SEC(".maps");
+
 /* Records that could not be delivered (ring buffer full, start map full). */
 __u64 lost_events = 0;
 
 /* Unused instances: they make the skeleton generate the record types. */
 struct syscall_event _syscall_event = {};
-struct thread_exit_event _thread_exit_event = {};
 
 static __always_inline bool is_target(__u64 pid_tgid)
 {
@@ -111,7 +117,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	struct thread_exit_event *e;
+	struct thread_exit exit = {};
 
 	if (!is_target(pid_tgid))
 		return 0;
@@ -119,17 +125,10 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	/* exit() and exit_group() never return: forget their start. */
 	bpf_map_delete_elem(&syscall_starts, &tid);
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
+	exit.ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(exit.comm, sizeof(exit.comm));
+	if (bpf_map_update_elem(&thread_exits, &tid, &exit, BPF_ANY))
 		count_lost();
-		return 0;
-	}
-	e->kind = EVENT_THREAD_EXIT;
-	e->tid = tid;
-	e->ts_ns = bpf_ktime_get_ns();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	/* Always wake: the reader may be waiting for the target's exit. */
-	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 

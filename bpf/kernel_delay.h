@@ -6,12 +6,12 @@
 
 #define TASK_COMM_LEN 16
 
-/* Upper bound on threads of the target with a system call in flight. */
+/* Upper bound on threads of the target tracked at once, and on threads
+ * exiting during one window. */
 #define MAX_THREADS 32768
 
 enum event_kind {
 	EVENT_SYSCALL = 1,
-	EVENT_THREAD_EXIT = 2,
 };
 
 /* Every ring-buffer record starts with its kind. */
@@ -23,9 +23,8 @@ struct syscall_event {
 	__u64 exit_ns;
 };
 
-struct thread_exit_event {
-	__u32 kind;
-	__u32 tid;
+/* A thread that exited: its name outlives it here, not in /proc. */
+struct thread_exit {
 	__u64 ts_ns;
 	char comm[TASK_COMM_LEN];
 };

@@ -14,11 +14,6 @@ pub enum Record {
         enter_ns: u64,
         exit_ns: u64,
     },
-    ThreadExit {
-        tid: u32,
-        ts_ns: u64,
-        comm: [u8; 16],
-    },
 }
 
 /// A system call that was entered inside the window and had not returned
@@ -90,11 +85,13 @@ impl Aggregator {
                     thread.syscalls.entry(nr).or_default().record(duration);
                 }
             }
-            Record::ThreadExit { tid, ts_ns, comm } => {
-                let in_window = ts_ns <= self.end_ns;
-                self.threads.entry(tid).or_default().exit = Some(ThreadExit { comm, in_window });
-            }
         }
+    }
+
+    /// A thread that exited, with the name it had then.
+    pub fn add_exit(&mut self, tid: u32, ts_ns: u64, comm: [u8; 16]) {
+        let in_window = ts_ns <= self.end_ns;
+        self.threads.entry(tid).or_default().exit = Some(ThreadExit { comm, in_window });
     }
 
     /// A call still in the tracer's start map when the window closed.
@@ -189,17 +186,9 @@ mod tests {
     fn thread_exits_keep_their_name_and_window() {
         let mut agg = Aggregator::new(1_000);
         let comm = *b"worker\0\0\0\0\0\0\0\0\0\0";
-        agg.ingest(Record::ThreadExit {
-            tid: 9,
-            ts_ns: 1_500,
-            comm,
-        });
         agg.close(2_000);
-        agg.ingest(Record::ThreadExit {
-            tid: 10,
-            ts_ns: 2_500,
-            comm,
-        });
+        agg.add_exit(9, 1_500, comm);
+        agg.add_exit(10, 2_500, comm);
         let threads = agg.into_threads();
         assert_eq!(
             threads[&9].exit,

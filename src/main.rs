@@ -99,6 +99,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     for (tid, call) in tracer.in_flight() {
         aggregator.add_in_flight(tid, call);
     }
+    for (tid, (ts_ns, comm)) in tracer.thread_exits() {
+        aggregator.add_exit(tid, ts_ns, comm);
+    }
     let measurement = Measurement {
         header,
         kernel: procfs::kernel_release(),

@@ -1,9 +1,10 @@
 //! The process being traced: an existing one (`--pid`), or a command
 //! started by us and held before exec until the probes are attached.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -11,7 +12,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{execvp, fork, pipe2, read, write, ForkResult, Pid};
+use nix::unistd::{access, execvp, fork, pipe2, read, write, AccessFlags, ForkResult, Pid};
 
 use crate::procfs::process_status;
 use crate::signals;
@@ -62,6 +63,7 @@ impl Target {
             .collect::<Result<_, _>>()
             .context("the command contains a NUL byte")?;
         let program = command[0].to_string_lossy().into_owned();
+        check_runnable(&command[0]).with_context(|| format!("cannot run {program:?}"))?;
         let (gate_read, gate_write) = pipe2(OFlag::O_CLOEXEC)?;
         let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
 
@@ -199,6 +201,27 @@ impl Drop for Target {
             let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
             self.reap();
         }
+    }
+}
+
+/// Finds `program` as execvp would, so that a typo fails before tracing.
+fn check_runnable(program: &OsStr) -> Result<()> {
+    let runnable = |path: &Path| path.is_file() && access(path, AccessFlags::X_OK).is_ok();
+    if program.as_bytes().contains(&b'/') {
+        let path = Path::new(program);
+        if !path.exists() {
+            bail!("no such file");
+        }
+        if !runnable(path) {
+            bail!("not an executable file");
+        }
+        return Ok(());
+    }
+    let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    if std::env::split_paths(&search).any(|dir| runnable(&dir.join(program))) {
+        Ok(())
+    } else {
+        bail!("command not found")
     }
 }
 

@@ -15,16 +15,15 @@ use crate::aggregate::{InFlight, Record};
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 }
-use skel::types::{syscall_event, syscall_start, thread_exit_event};
+use skel::types::{syscall_event, syscall_start, thread_exit};
 use skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
 unsafe impl plain::Plain for syscall_event {}
-unsafe impl plain::Plain for thread_exit_event {}
+unsafe impl plain::Plain for thread_exit {}
 unsafe impl plain::Plain for syscall_start {}
 
 const EVENT_SYSCALL: u32 = 1;
-const EVENT_THREAD_EXIT: u32 = 2;
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -112,22 +111,34 @@ impl<'obj> Tracer<'obj> {
 
     /// System calls entered and not yet returned, per thread id.
     pub fn in_flight(&self) -> Vec<(u32, InFlight)> {
-        let map = &self.skel.maps.syscall_starts;
-        map.keys()
-            .filter_map(|key| {
-                let value = map.lookup(&key, MapFlags::ANY).ok()??;
-                let tid = u32::from_ne_bytes(key.as_slice().try_into().ok()?);
-                let start: &syscall_start = plain::from_bytes(&value).ok()?;
-                (start.enter_ns != 0).then_some((
-                    tid,
-                    InFlight {
-                        nr: start.nr,
-                        enter_ns: start.enter_ns,
-                    },
-                ))
+        thread_entries(&self.skel.maps.syscall_starts, |start: &syscall_start| {
+            (start.enter_ns != 0).then_some(InFlight {
+                nr: start.nr,
+                enter_ns: start.enter_ns,
             })
-            .collect()
+        })
     }
+
+    /// Threads that exited while traced: (tid, exit time, name).
+    pub fn thread_exits(&self) -> Vec<(u32, (u64, [u8; 16]))> {
+        thread_entries(&self.skel.maps.thread_exits, |exit: &thread_exit| {
+            Some((exit.ts_ns, exit.comm.map(|c| c as u8)))
+        })
+    }
+}
+
+/// Reads a tid-keyed map, converting each value with `convert`.
+fn thread_entries<V: plain::Plain, T>(
+    map: &dyn MapCore,
+    convert: impl Fn(&V) -> Option<T>,
+) -> Vec<(u32, T)> {
+    map.keys()
+        .filter_map(|key| {
+            let value = map.lookup(&key, MapFlags::ANY).ok()??;
+            let tid = u32::from_ne_bytes(key.as_slice().try_into().ok()?);
+            Some((tid, convert(plain::from_bytes(&value).ok()?)?))
+        })
+        .collect()
 }
 
 /// Waits up to `timeout` for the kernel to wake us, then reads every
@@ -161,14 +172,6 @@ fn decode(data: &[u8]) -> Option<Record> {
                 nr: e.nr,
                 enter_ns: e.enter_ns,
                 exit_ns: e.exit_ns,
-            })
-        }
-        EVENT_THREAD_EXIT => {
-            let e: &thread_exit_event = plain::from_bytes(data).ok()?;
-            Some(Record::ThreadExit {
-                tid: e.tid,
-                ts_ns: e.ts_ns,
-                comm: e.comm.map(|c| c as u8),
             })
         }
         _ => None,

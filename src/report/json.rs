@@ -24,7 +24,7 @@ mod tests {
         assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
         assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
         assert_eq!(v["duration_ns"], 3_000_000_000u64);
-        assert_eq!(v["events"], 6);
+        assert_eq!(v["events"], 5);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
         let worker = &v["threads"][2];

@@ -233,12 +233,8 @@ pub(crate) mod tests {
             enter_ns: 4_000_000,
             exit_ns: 4_010_000,
         });
-        agg.ingest(Record::ThreadExit {
-            tid: 102,
-            ts_ns: 5_000_000,
-            comm: *b"short\x1b[2J\0\0\0\0\0\0\0",
-        });
         agg.close(3_001_000_000);
+        agg.add_exit(102, 5_000_000, *b"short\x1b[2J\0\0\0\0\0\0\0");
         agg.add_in_flight(
             101,
             InFlight {

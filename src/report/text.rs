@@ -200,7 +200,7 @@ mod tests {
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
         assert!(lines[3].starts_with("# Sample dump @"));
-        assert_eq!(lines[4], "# Total events captured: 6, lost: 0");
+        assert_eq!(lines[4], "# Total events captured: 5, lost: 0");
         assert!(lines[5].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
         assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));
         assert!(text.contains("102        short\\x1b[2J     [SYSCALL STATISTICS]"));

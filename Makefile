@@ -1,0 +1,48 @@
+# kernel-delay: `make run` and `make test` do everything on a fresh Debian
+# machine (as root, or with sudo for the package install).
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Build dependencies: clang compiles the BPF C, libelf and zlib are linked
+# by libbpf, bpftool regenerates vmlinux.h.
+DEBIAN_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
+BIN := target/release/kernel-delay
+WORKLOAD := target/release/kd-workload
+# Arguments for `make run`; without them, a 3 s demo workload is traced.
+ARGS ?=
+ARCH_DIR := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
+
+.PHONY: deps build run test lint bench vmlinux clean
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@command -v cargo >/dev/null || { echo "make: cargo not found: install Rust with rustup"; exit 1; }
+	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+
+build: deps
+	cargo build --release
+
+run: build
+	$(SUDO) $(BIN) $(if $(ARGS),$(ARGS),--duration 10 -- $(WORKLOAD) demo 3)
+
+lint: deps
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+# The end-to-end tests load BPF programs: root is required. They run one at
+# a time so that timing ranges hold on a busy two-core machine.
+test: lint
+	$(SUDO) env "PATH=$$PATH" cargo test --release -- --test-threads=1
+
+bench: build
+	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead
+
+# Regenerates the CO-RE header from the running kernel's BTF.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH_DIR)/vmlinux.h
+
+clean:
+	cargo clean
