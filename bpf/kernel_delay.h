@@ -12,6 +12,19 @@
 
 enum event_kind {
 	EVENT_SYSCALL = 1,
+	EVENT_SWITCH_IN = 2,	/* got a CPU */
+	EVENT_SWITCH_OUT = 3,	/* left the CPU, in sched_event.state */
+	EVENT_WAKEUP = 4,	/* became runnable */
+	EVENT_WAKEUP_NEW = 5,	/* created, runnable for the first time */
+};
+
+/* What a thread leaving the CPU goes on to do. */
+enum switch_out_state {
+	OUT_READY = 0,		/* preempted: still runnable */
+	OUT_SLEEPING = 1,	/* interruptible sleep (S) */
+	OUT_BLOCKED = 2,	/* uninterruptible sleep (D) */
+	OUT_STOPPED = 3,	/* job control or ptrace stop (T, t) */
+	OUT_DEAD = 4,		/* its last switch */
 };
 
 /* Every ring-buffer record starts with its kind. */
@@ -21,6 +34,14 @@ struct syscall_event {
 	__s64 nr;
 	__u64 enter_ns;
 	__u64 exit_ns;
+};
+
+struct sched_event {
+	__u32 kind;
+	__u32 tid;
+	__u64 ts_ns;
+	__u32 state;	/* enum switch_out_state, for EVENT_SWITCH_OUT */
+	__u32 pad;
 };
 
 /* A thread that exited: its name outlives it here, not in /proc. */

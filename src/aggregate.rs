@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::sched::{SchedEvent, Timeline};
 use crate::stats::Distribution;
 
 /// One decoded ring-buffer record (timestamps are CLOCK_MONOTONIC ns).
@@ -13,6 +14,11 @@ pub enum Record {
         nr: i64,
         enter_ns: u64,
         exit_ns: u64,
+    },
+    Sched {
+        tid: u32,
+        ts_ns: u64,
+        event: SchedEvent,
     },
 }
 
@@ -28,12 +34,15 @@ pub struct InFlight {
 pub struct ThreadActivity {
     pub syscalls: HashMap<i64, Distribution>,
     pub in_flight: Vec<InFlight>,
+    /// None when the scheduler said nothing about the thread.
+    pub timeline: Option<Timeline>,
     /// Name at exit, and whether the exit came before the window closed.
     pub exit: Option<ThreadExit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadExit {
+    pub ts_ns: u64,
     pub comm: [u8; 16],
     pub in_window: bool,
 }
@@ -85,13 +94,29 @@ impl Aggregator {
                     thread.syscalls.entry(nr).or_default().record(duration);
                 }
             }
+            Record::Sched { tid, ts_ns, event } => {
+                if ts_ns > self.end_ns {
+                    return;
+                }
+                let start_ns = self.start_ns;
+                self.threads
+                    .entry(tid)
+                    .or_default()
+                    .timeline
+                    .get_or_insert_with(|| Timeline::new(start_ns))
+                    .apply(ts_ns, event);
+            }
         }
     }
 
     /// A thread that exited, with the name it had then.
     pub fn add_exit(&mut self, tid: u32, ts_ns: u64, comm: [u8; 16]) {
         let in_window = ts_ns <= self.end_ns;
-        self.threads.entry(tid).or_default().exit = Some(ThreadExit { comm, in_window });
+        self.threads.entry(tid).or_default().exit = Some(ThreadExit {
+            ts_ns,
+            comm,
+            in_window,
+        });
     }
 
     /// A call still in the tracer's start map when the window closed.
@@ -183,6 +208,23 @@ mod tests {
     }
 
     #[test]
+    fn sched_events_feed_the_thread_timeline_until_the_end() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(Record::Sched { tid: 7, ts_ns: 2_000, event: SchedEvent::SwitchIn });
+        agg.close(5_000);
+        agg.ingest(Record::Sched {
+            tid: 7,
+            ts_ns: 6_000,
+            event: SchedEvent::SwitchOut(crate::sched::Departure::Sleep),
+        });
+        let threads = agg.into_threads();
+        let timeline = threads.into_values().next().unwrap().timeline.unwrap();
+        let (stats, time) = timeline.finish(5_000, None, None);
+        assert_eq!((time.ready_ns, time.running_ns, time.sleeping_ns), (1_000, 3_000, 0));
+        assert_eq!(stats.run.count, 0);
+    }
+
+    #[test]
     fn thread_exits_keep_their_name_and_window() {
         let mut agg = Aggregator::new(1_000);
         let comm = *b"worker\0\0\0\0\0\0\0\0\0\0";
@@ -190,19 +232,8 @@ mod tests {
         agg.add_exit(9, 1_500, comm);
         agg.add_exit(10, 2_500, comm);
         let threads = agg.into_threads();
-        assert_eq!(
-            threads[&9].exit,
-            Some(ThreadExit {
-                comm,
-                in_window: true
-            })
-        );
-        assert_eq!(
-            threads[&10].exit,
-            Some(ThreadExit {
-                comm,
-                in_window: false
-            })
-        );
+        assert_eq!(threads[&9].exit.unwrap().comm, comm);
+        assert!(threads[&9].exit.unwrap().in_window);
+        assert!(!threads[&10].exit.unwrap().in_window);
     }
 }

@@ -9,6 +9,7 @@ mod output;
 mod procfs;
 mod report;
 mod sanitize;
+mod sched;
 mod signals;
 mod stats;
 mod syscall_names;
@@ -69,6 +70,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     } else {
         procfs::thread_names(pid)
     };
+    let states_at_start = procfs::thread_states(pid);
 
     let mut storage = MaybeUninit::uninit();
     let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
@@ -112,6 +114,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         names: ThreadNames {
             at_start: names_at_start,
             at_end: names_at_end,
+            states_at_start,
         },
     };
     output.write(&Report::build(measurement, aggregator.into_threads()))?;

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 
+use crate::sched::ThreadState;
+
 /// Fields of /proc/PID/status that decide whether PID can be traced.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProcessStatus {
@@ -30,6 +32,29 @@ fn parse_status(text: &str) -> io::Result<ProcessStatus> {
 
 /// Name of each live thread of `pid` (raw bytes, untrusted).
 pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
+    per_thread(pid, "comm", |mut comm| {
+        if comm.last() == Some(&b'\n') {
+            comm.pop();
+        }
+        Some(comm)
+    })
+}
+
+/// Scheduling state of each live thread of `pid`.
+pub fn thread_states(pid: u32) -> HashMap<u32, ThreadState> {
+    per_thread(pid, "stat", |stat| parse_stat_state(&stat))
+}
+
+/// The state letter follows the name, which is in parentheses and may
+/// itself contain `)`.
+fn parse_stat_state(stat: &[u8]) -> Option<ThreadState> {
+    let after_name = stat.iter().rposition(|&b| b == b')')?;
+    let letter = *stat.get(after_name + 2)?;
+    ThreadState::from_proc_letter(letter as char)
+}
+
+/// Reads /proc/PID/task/TID/`file` for every thread.
+fn per_thread<T>(pid: u32, file: &str, parse: impl Fn(Vec<u8>) -> Option<T>) -> HashMap<u32, T> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return HashMap::new();
     };
@@ -37,11 +62,8 @@ pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
         .filter_map(|entry| {
             let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
             // A thread may exit between the listing and this read.
-            let mut comm = fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
-            if comm.last() == Some(&b'\n') {
-                comm.pop();
-            }
-            Some((tid, comm))
+            let content = fs::read(format!("/proc/{pid}/task/{tid}/{file}")).ok()?;
+            Some((tid, parse(content)?))
         })
         .collect()
 }
@@ -85,6 +107,19 @@ mod tests {
         let names = thread_names(me);
         assert!(names.contains_key(&me), "{names:?}");
         assert!(names.values().all(|n| !n.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn parses_the_state_after_a_tricky_name() {
+        assert_eq!(parse_stat_state(b"42 (a) b) S 1 42"), Some(ThreadState::Sleeping));
+        assert_eq!(parse_stat_state(b"42 (x) D 1"), Some(ThreadState::Blocked));
+        assert_eq!(parse_stat_state(b"42 (x)"), None);
+    }
+
+    #[test]
+    fn own_thread_is_running() {
+        let me = std::process::id();
+        assert_eq!(thread_states(me).get(&me), Some(&ThreadState::Running));
     }
 
     #[test]

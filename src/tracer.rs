@@ -5,25 +5,41 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use libbpf_rs::btf::types::{FuncProto, Typedef};
+use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
 use crate::aggregate::{InFlight, Record};
+use crate::sched::{Departure, SchedEvent};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 }
-use skel::types::{syscall_event, syscall_start, thread_exit};
+use skel::types::{sched_event, syscall_event, syscall_start, thread_exit};
 use skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
 unsafe impl plain::Plain for syscall_event {}
+unsafe impl plain::Plain for sched_event {}
 unsafe impl plain::Plain for thread_exit {}
 unsafe impl plain::Plain for syscall_start {}
 
+// enum event_kind and enum switch_out_state of bpf/kernel_delay.h
 const EVENT_SYSCALL: u32 = 1;
+const EVENT_SWITCH_IN: u32 = 2;
+const EVENT_SWITCH_OUT: u32 = 3;
+const EVENT_WAKEUP: u32 = 4;
+const EVENT_WAKEUP_NEW: u32 = 5;
+const DEPARTURES: [Departure; 5] = [
+    Departure::Preempted,
+    Departure::Sleep,
+    Departure::Block,
+    Departure::Stop,
+    Departure::Exit,
+];
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -58,6 +74,7 @@ impl<'obj> Tracer<'obj> {
         rodata.targ_tgid = tgid as i32;
         // Wake the reader early only when a quarter of the buffer is pending.
         rodata.wakeup_bytes = u64::from(ringbuf_bytes / 4);
+        rodata.has_prev_state = sched_switch_has_prev_state();
         open.maps
             .events
             .set_max_entries(ringbuf_bytes)
@@ -127,6 +144,19 @@ impl<'obj> Tracer<'obj> {
     }
 }
 
+/// Whether the kernel's sched_switch tracepoint passes the state the
+/// previous task leaves in (5.18+); older ones make us read it from the task.
+fn sched_switch_has_prev_state() -> bool {
+    let Ok(btf) = Btf::from_vmlinux() else {
+        return false;
+    };
+    btf.type_by_name::<Typedef>("btf_trace_sched_switch")
+        .and_then(|typedef| typedef.next_type()) // pointer
+        .and_then(|pointer| pointer.next_type()) // prototype
+        .and_then(|proto| FuncProto::try_from(proto).ok())
+        .is_some_and(|proto| proto.len() >= 5)
+}
+
 /// Reads a tid-keyed map, converting each value with `convert`.
 fn thread_entries<V: plain::Plain, T>(
     map: &dyn MapCore,
@@ -172,6 +202,20 @@ fn decode(data: &[u8]) -> Option<Record> {
                 nr: e.nr,
                 enter_ns: e.enter_ns,
                 exit_ns: e.exit_ns,
+            })
+        }
+        EVENT_SWITCH_IN | EVENT_SWITCH_OUT | EVENT_WAKEUP | EVENT_WAKEUP_NEW => {
+            let e: &sched_event = plain::from_bytes(data).ok()?;
+            let event = match kind {
+                EVENT_SWITCH_IN => SchedEvent::SwitchIn,
+                EVENT_SWITCH_OUT => SchedEvent::SwitchOut(*DEPARTURES.get(e.state as usize)?),
+                EVENT_WAKEUP => SchedEvent::Wakeup,
+                _ => SchedEvent::WakeupNew,
+            };
+            Some(Record::Sched {
+                tid: e.tid,
+                ts_ns: e.ts_ns,
+                event,
             })
         }
         _ => None,

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::aggregate::ThreadActivity;
 use crate::clock::{rfc3339, Timestamp};
 use crate::sanitize::sanitize;
+use crate::sched::{SchedStats, ThreadState, Timeline, TimeBudget};
 use crate::stats::Stats;
 use crate::syscall_names;
 
@@ -74,6 +75,8 @@ pub struct ThreadReport {
     pub syscalls: Vec<SyscallReport>,
     /// Calls entered in the window that had not returned when it closed.
     pub unfinished: Vec<UnfinishedSyscall>,
+    pub sched: SchedStats,
+    pub time: TimeBudget,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,11 +95,13 @@ pub struct UnfinishedSyscall {
     pub elapsed_ns: u64,
 }
 
-/// Thread names read from /proc at the start and the end of the window.
+/// What /proc said about the threads at the start and the end of the window.
 #[derive(Debug, Default)]
 pub struct ThreadNames {
     pub at_start: HashMap<u32, Vec<u8>>,
     pub at_end: HashMap<u32, Vec<u8>>,
+    /// For threads the scheduler says nothing about in the window.
+    pub states_at_start: HashMap<u32, ThreadState>,
 }
 
 /// Everything the report is built from, besides the per-thread activity.
@@ -117,7 +122,7 @@ impl Report {
         tids.sort_unstable();
         tids.dedup();
 
-        let end_ns = m.end.mono_ns;
+        let window = (m.header.start.mono_ns, m.end.mono_ns);
         let mut threads: Vec<ThreadReport> = tids
             .into_iter()
             .map(|tid| {
@@ -125,7 +130,7 @@ impl Report {
                     tid,
                     activity.remove(&tid).unwrap_or_default(),
                     &m.names,
-                    end_ns,
+                    window,
                 )
             })
             .collect();
@@ -143,7 +148,7 @@ impl Report {
             kernel: m.kernel,
             start: rfc3339(m.header.start.wall),
             end: rfc3339(m.end.wall),
-            duration_ns: end_ns.saturating_sub(m.header.start.mono_ns),
+            duration_ns: m.end.mono_ns.saturating_sub(m.header.start.mono_ns),
             stop_reason: m.stop_reason,
             events: m.events,
             lost_events: m.lost_events,
@@ -158,7 +163,7 @@ fn thread_report(
     tid: u32,
     activity: ThreadActivity,
     names: &ThreadNames,
-    end_ns: u64,
+    (start_ns, end_ns): (u64, u64),
 ) -> ThreadReport {
     // The newest name wins: at the end of the window, else at exit.
     let exit = activity.exit;
@@ -197,12 +202,20 @@ fn thread_report(
         .collect();
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 
+    let exited = exit.is_some_and(|e| e.in_window);
+    let (sched, time) = activity.timeline.unwrap_or_else(|| Timeline::new(start_ns)).finish(
+        end_ns,
+        exit.filter(|e| e.in_window).map(|e| e.ts_ns),
+        names.states_at_start.get(&tid).copied(),
+    );
     ThreadReport {
         tid,
         comm: sanitize(raw_name),
-        exited: exit.is_some_and(|e| e.in_window),
+        exited,
         syscalls,
         unfinished,
+        sched,
+        time,
     }
 }
 

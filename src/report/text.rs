@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use comfy_table::{presets, CellAlignment, Table};
 
 use super::{Header, Report, SyscallReport, ThreadReport};
+use crate::sched::TimeBudget;
 use crate::clock::{hms, rfc3339};
 use crate::syscall_names::is_poll_family;
 
@@ -80,6 +81,7 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
     } else {
         indent_table(out, syscall_table(&thread.syscalls));
     }
+    render_sched(out, thread);
     if !thread.unfinished.is_empty() {
         let _ = writeln!(out, "{INDENT} [UNFINISHED SYSCALLS]");
         let mut table = new_table(&["NAME", "NUMBER", "ELAPSED ns"]);
@@ -92,6 +94,44 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
         }
         indent_table(out, table);
     }
+}
+
+fn render_sched(out: &mut String, thread: &ThreadReport) {
+    let sched = &thread.sched;
+    for (title, stats) in [
+        ("RUN", &sched.run),
+        ("READY", &sched.ready),
+        ("SLEEP", &sched.sleep),
+        ("BLOCKED", &sched.block),
+        ("STOPPED", &sched.stopped),
+    ] {
+        let _ = writeln!(out, "{INDENT} [THREAD {title} STATISTICS]");
+        let mut table = new_table(&["SCHED_CNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns"]);
+        table.add_row(
+            [stats.count, stats.total_ns, stats.min_ns, stats.mean_ns, stats.p50_ns, stats.p99_ns, stats.max_ns]
+                .map(thousands),
+        );
+        indent_table(out, table);
+    }
+    let _ = writeln!(out, "{INDENT} {}", time_budget(&thread.time));
+}
+
+/// `TIME BUDGET: observed N ns = running N (P%) + ready ... + stopped N (P%)`
+fn time_budget(time: &TimeBudget) -> String {
+    let names = ["running", "ready", "sleeping", "blocked", "stopped"];
+    let parts: Vec<String> = names
+        .iter()
+        .zip(time.parts())
+        .map(|(name, ns)| format!("{name} {} ({})", thousands(ns), percent(ns, time.observed_ns)))
+        .collect();
+    format!("TIME BUDGET: observed {} ns = {}", thousands(time.observed_ns), parts.join(" + "))
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_string();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }
 
 fn syscall_table(syscalls: &[SyscallReport]) -> Table {
@@ -178,6 +218,23 @@ mod tests {
     }
 
     #[test]
+    fn budget_line() {
+        let time = TimeBudget {
+            observed_ns: 2_000,
+            running_ns: 1_000,
+            ready_ns: 500,
+            sleeping_ns: 500,
+            blocked_ns: 0,
+            stopped_ns: 0,
+        };
+        assert_eq!(
+            time_budget(&time),
+            "TIME BUDGET: observed 2,000 ns = running 1,000 (50.0%) + ready 500 (25.0%) + sleeping 500 (25.0%) + blocked 0 (0.0%) + stopped 0 (0.0%)"
+        );
+        assert_eq!(percent(1, 0), "-");
+    }
+
+    #[test]
     fn seconds_are_trimmed() {
         assert_eq!(seconds(10.0), "10");
         assert_eq!(seconds(0.5), "0.5");
@@ -230,5 +287,9 @@ mod tests {
         assert_eq!(row("TOTAL(")[..4], ["TOTAL(", "-", "poll):", "3"]);
         assert!(text.contains("3,494,311"));
         assert!(text.contains("[UNFINISHED SYSCALLS]"));
+        for title in ["RUN", "READY", "SLEEP", "BLOCKED", "STOPPED"] {
+            assert!(text.contains(&format!("[THREAD {title} STATISTICS]")), "{title}");
+        }
+        assert!(text.contains("TIME BUDGET: observed 3,000,000,000 ns = running "));
     }
 }

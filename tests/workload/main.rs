@@ -4,6 +4,13 @@
 //!   kd-workload serve          run commands read from stdin, one per line:
 //!                                burst N        N getppid() on a new thread "burst"
 //!                                sleep K MS     K sleeps of MS ms on a new thread "sleeper"
+//!                                spin N MS      N threads "spin-I", all on one CPU, each
+//!                                               spinning MS ms; each then prints
+//!                                               "schedstat TID RUN_NS WAIT_NS" (the kernel's
+//!                                               own account of its life)
+//!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
+//!                                               thread "syncer" (waits in D state), which
+//!                                               then prints its "schedstat" line
 //!                              answers "ready" at start and "done" after each command;
 //!                              exits at end of input
 //!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
@@ -39,6 +46,54 @@ fn number(arg: Option<&str>, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("kd-workload: {what} must be a number"))
 }
 
+fn spin_on_one_cpu(threads: u64, spin: Duration) {
+    let cpu = thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let spinners: Vec<_> = (0..threads)
+        .map(|i| {
+            thread::Builder::new()
+                .name(format!("spin-{i}"))
+                .spawn(move || {
+                    let mut set = nix::sched::CpuSet::new();
+                    set.set(cpu).expect("cpu in range");
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pinning");
+                    let until = Instant::now() + spin;
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    own_schedstat()
+                })
+                .expect("spawning a thread")
+        })
+        .collect();
+    for spinner in spinners {
+        println!("{}", spinner.join().expect("spinner panicked"));
+    }
+}
+
+/// "schedstat TID RUN_NS WAIT_NS": the kernel's account of this thread.
+fn own_schedstat() -> String {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let fields: Vec<&str> = schedstat.split_whitespace().collect();
+    format!("schedstat {} {} {}", nix::unistd::gettid(), fields[0], fields[1])
+}
+
+fn fsync_writes(n: u64) {
+    use std::io::Seek;
+    let path = std::env::temp_dir().join(format!("kd-workload-fsync-{}", std::process::id()));
+    let mut file = std::fs::File::create(&path).expect("creating the fsync file");
+    let block = [7u8; 4096];
+    for i in 0..n {
+        if i % 64 == 0 {
+            file.rewind().expect("rewind");
+        }
+        file.write_all(&block).expect("write");
+        file.sync_all().expect("fsync");
+    }
+    drop(file);
+    std::fs::remove_file(&path).expect("removing the fsync file");
+    println!("{}", own_schedstat());
+}
+
 fn serve() {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
@@ -59,6 +114,15 @@ fn serve() {
                         thread::sleep(Duration::from_millis(ms));
                     }
                 });
+            }
+            Some("spin") => {
+                let n = number(words.next(), "N");
+                let ms = number(words.next(), "MS");
+                spin_on_one_cpu(n, Duration::from_millis(ms));
+            }
+            Some("fsync") => {
+                let n = number(words.next(), "N");
+                on_thread("syncer", move || fsync_writes(n));
             }
             _ => panic!("kd-workload: unknown command {line:?}"),
         }

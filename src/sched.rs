@@ -1,0 +1,385 @@
+//! Where a thread's time went: a state machine over its scheduler events.
+//! It yields the stretches that began and ended inside the window (for the
+//! statistics) and a budget that adds up, to the nanosecond, to the time the
+//! thread was observed.
+
+use serde::Serialize;
+
+use crate::stats::{Distribution, Stats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    Running,
+    /// Runnable, waiting for a CPU: the scheduling delay.
+    Ready,
+    /// Interruptible sleep (S).
+    Sleeping,
+    /// Uninterruptible sleep (D), usually I/O.
+    Blocked,
+    /// Stopped by a signal or a tracer (T, t).
+    Stopped,
+}
+
+const STATES: usize = 5;
+
+impl ThreadState {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn is_off_cpu_wait(self) -> bool {
+        matches!(self, ThreadState::Sleeping | ThreadState::Blocked | ThreadState::Stopped)
+    }
+
+    /// The state letter of /proc/PID/stat.
+    pub fn from_proc_letter(letter: char) -> Option<Self> {
+        match letter {
+            'R' => Some(ThreadState::Running),
+            'S' | 'I' => Some(ThreadState::Sleeping),
+            'D' => Some(ThreadState::Blocked),
+            'T' | 't' => Some(ThreadState::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// How a thread left its CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Preempted, or yielded: still runnable.
+    Preempted,
+    Sleep,
+    Block,
+    Stop,
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedEvent {
+    SwitchIn,
+    SwitchOut(Departure),
+    Wakeup,
+    /// Newly created and runnable.
+    WakeupNew,
+}
+
+/// The statistics sections: completed stretches in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SchedStats {
+    pub run: Stats,
+    pub ready: Stats,
+    pub sleep: Stats,
+    pub block: Stats,
+    pub stopped: Stats,
+}
+
+/// All of the observed time, split by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TimeBudget {
+    pub observed_ns: u64,
+    pub running_ns: u64,
+    pub ready_ns: u64,
+    pub sleeping_ns: u64,
+    pub blocked_ns: u64,
+    pub stopped_ns: u64,
+}
+
+impl TimeBudget {
+    /// The parts in the order of [`ThreadState`].
+    pub fn parts(&self) -> [u64; STATES] {
+        [self.running_ns, self.ready_ns, self.sleeping_ns, self.blocked_ns, self.stopped_ns]
+    }
+}
+
+/// One thread's scheduler history within the window [start, end].
+pub struct Timeline {
+    window_start: u64,
+    /// None until an event tells.
+    state: Option<ThreadState>,
+    /// Start of the current stretch.
+    since_ns: u64,
+    /// Whether the current stretch began with an event in the window, so
+    /// that its length, once it ends, is a complete stretch.
+    since_event: bool,
+    /// Set when the thread was created inside the window.
+    born_ns: Option<u64>,
+    /// Set when the thread's last switch was seen.
+    died_ns: Option<u64>,
+    budget: [u64; STATES],
+    stretches: [Distribution; STATES],
+}
+
+impl Timeline {
+    pub fn new(window_start: u64) -> Self {
+        Timeline {
+            window_start,
+            state: None,
+            since_ns: window_start,
+            since_event: false,
+            born_ns: None,
+            died_ns: None,
+            budget: [0; STATES],
+            stretches: Default::default(),
+        }
+    }
+
+    pub fn apply(&mut self, ts_ns: u64, event: SchedEvent) {
+        if self.died_ns.is_some() {
+            return;
+        }
+        if ts_ns < self.window_start {
+            self.learn_state_before_window(event);
+            return;
+        }
+        // Per-thread events are serialised by the scheduler; guard anyway.
+        let ts = ts_ns.max(self.since_ns);
+        match event {
+            SchedEvent::WakeupNew if self.state.is_none() && !self.since_event => {
+                self.born_ns = Some(ts);
+                self.begin(ts, ThreadState::Ready);
+            }
+            SchedEvent::Wakeup | SchedEvent::WakeupNew => match self.state {
+                Some(ThreadState::Running | ThreadState::Ready) => {} // already runnable
+                waiting => {
+                    // A first event that is a wakeup means it was asleep.
+                    self.close(ts, waiting.unwrap_or(ThreadState::Sleeping));
+                    self.begin(ts, ThreadState::Ready);
+                }
+            },
+            SchedEvent::SwitchIn => {
+                // Switched in without a wakeup seen: it was runnable all
+                // along (e.g. a sleep cut short by a pending signal).
+                let was = match self.state {
+                    Some(ThreadState::Running) => ThreadState::Running,
+                    _ => ThreadState::Ready,
+                };
+                self.close(ts, was);
+                self.begin(ts, ThreadState::Running);
+            }
+            SchedEvent::SwitchOut(departure) => {
+                self.close(ts, self.state.unwrap_or(ThreadState::Running));
+                match departure_state(departure) {
+                    Some(next) => self.begin(ts, next),
+                    None => self.died_ns = Some(ts),
+                }
+            }
+        }
+    }
+
+    /// Events from while the probes were attaching only tell the state the
+    /// window starts in.
+    fn learn_state_before_window(&mut self, event: SchedEvent) {
+        self.state = match event {
+            SchedEvent::SwitchIn => Some(ThreadState::Running),
+            SchedEvent::SwitchOut(departure) => match departure_state(departure) {
+                Some(state) => Some(state),
+                None => {
+                    self.died_ns = Some(self.window_start);
+                    None
+                }
+            },
+            SchedEvent::Wakeup | SchedEvent::WakeupNew => match self.state {
+                Some(s) if !s.is_off_cpu_wait() => Some(s),
+                _ => Some(ThreadState::Ready),
+            },
+        };
+    }
+
+    fn close(&mut self, ts: u64, state: ThreadState) {
+        let elapsed = ts - self.since_ns;
+        self.budget[state.index()] += elapsed;
+        if self.since_event {
+            self.stretches[state.index()].record(elapsed);
+        }
+    }
+
+    fn begin(&mut self, ts: u64, state: ThreadState) {
+        self.state = Some(state);
+        self.since_ns = ts;
+        self.since_event = true;
+    }
+
+    /// Closes the window at `end_ns`. `exit_ns`: when the thread exited, if
+    /// its last switch was not seen. `state_at_start`: what /proc said, for
+    /// a thread that had no event at all.
+    pub fn finish(
+        mut self,
+        end_ns: u64,
+        exit_ns: Option<u64>,
+        state_at_start: Option<ThreadState>,
+    ) -> (SchedStats, TimeBudget) {
+        let end = match self.died_ns {
+            Some(died) => died,
+            None => {
+                let end = exit_ns.unwrap_or(end_ns).clamp(self.since_ns, end_ns.max(self.since_ns));
+                let state = self.state.or(state_at_start).unwrap_or(ThreadState::Running);
+                self.budget[state.index()] += end - self.since_ns;
+                end
+            }
+        };
+        let begin = self.born_ns.unwrap_or(self.window_start);
+        let [running_ns, ready_ns, sleeping_ns, blocked_ns, stopped_ns] = self.budget;
+        let time = TimeBudget {
+            observed_ns: end.saturating_sub(begin),
+            running_ns,
+            ready_ns,
+            sleeping_ns,
+            blocked_ns,
+            stopped_ns,
+        };
+        let [run, ready, sleep, block, stopped] = self.stretches.each_ref().map(Distribution::summary);
+        (SchedStats { run, ready, sleep, block, stopped }, time)
+    }
+}
+
+fn departure_state(departure: Departure) -> Option<ThreadState> {
+    match departure {
+        Departure::Preempted => Some(ThreadState::Ready),
+        Departure::Sleep => Some(ThreadState::Sleeping),
+        Departure::Block => Some(ThreadState::Blocked),
+        Departure::Stop => Some(ThreadState::Stopped),
+        Departure::Exit => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Departure::*;
+    use SchedEvent::*;
+
+    const START: u64 = 1_000;
+    const END: u64 = 101_000;
+
+    fn run(events: &[(u64, SchedEvent)]) -> (SchedStats, TimeBudget) {
+        run_with(events, None, None)
+    }
+
+    fn run_with(
+        events: &[(u64, SchedEvent)],
+        exit: Option<u64>,
+        at_start: Option<ThreadState>,
+    ) -> (SchedStats, TimeBudget) {
+        let mut timeline = Timeline::new(START);
+        for &(ts, event) in events {
+            timeline.apply(ts, event);
+        }
+        let (stats, time) = timeline.finish(END, exit, at_start);
+        assert_eq!(time.parts().iter().sum::<u64>(), time.observed_ns, "budget must add up: {time:?}");
+        (stats, time)
+    }
+
+    #[test]
+    fn no_event_is_attributed_by_the_state_at_start() {
+        let (stats, time) = run_with(&[], None, Some(ThreadState::Sleeping));
+        assert_eq!(time.observed_ns, 100_000);
+        assert_eq!(time.sleeping_ns, 100_000);
+        assert_eq!(stats, SchedStats::default());
+        let (_, time) = run_with(&[], None, Some(ThreadState::Blocked));
+        assert_eq!(time.blocked_ns, 100_000);
+    }
+
+    #[test]
+    fn first_event_tells_what_came_before() {
+        // Switched out first: it was running.
+        let (stats, time) = run(&[(3_000, SwitchOut(Sleep))]);
+        assert_eq!((time.running_ns, time.sleeping_ns), (2_000, 98_000));
+        assert_eq!(stats.run.count, 0, "partial stretches are not statistics");
+        // Switched in first, no wakeup: it was ready.
+        let (_, time) = run(&[(4_000, SwitchIn)]);
+        assert_eq!((time.ready_ns, time.running_ns), (3_000, 97_000));
+        // Woken first: it was asleep.
+        let (_, time) = run(&[(5_000, Wakeup), (6_000, SwitchIn)]);
+        assert_eq!((time.sleeping_ns, time.ready_ns, time.running_ns), (4_000, 1_000, 95_000));
+    }
+
+    #[test]
+    fn complete_stretches_become_statistics() {
+        let (stats, time) = run(&[
+            (2_000, SwitchIn),
+            (12_000, SwitchOut(Preempted)),
+            (15_000, SwitchIn),
+            (25_000, SwitchOut(Sleep)),
+            (45_000, Wakeup),
+            (46_000, SwitchIn),
+            (50_000, SwitchOut(Block)),
+            (70_000, Wakeup),
+            (71_000, SwitchIn),
+        ]);
+        assert_eq!((stats.run.count, stats.run.total_ns), (3, 24_000));
+        assert_eq!((stats.ready.count, stats.ready.total_ns), (3, 5_000));
+        assert_eq!((stats.sleep.count, stats.sleep.total_ns), (1, 20_000));
+        assert_eq!((stats.block.count, stats.block.total_ns), (1, 20_000));
+        assert_eq!(
+            time,
+            TimeBudget {
+                observed_ns: 100_000,
+                running_ns: 24_000 + 30_000,
+                ready_ns: 1_000 + 5_000,
+                sleeping_ns: 20_000,
+                blocked_ns: 20_000,
+                stopped_ns: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn stopped_then_continued() {
+        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, SwitchOut(Stop)), (53_000, Wakeup), (54_000, SwitchIn)]);
+        assert_eq!((stats.stopped.count, stats.stopped.total_ns), (1, 50_000));
+        assert_eq!(time.stopped_ns, 50_000);
+    }
+
+    #[test]
+    fn switched_in_after_a_sleep_without_wakeup_was_ready() {
+        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, SwitchOut(Sleep)), (4_000, SwitchIn)]);
+        assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 1_000));
+        assert_eq!(time.sleeping_ns, 0);
+    }
+
+    #[test]
+    fn wakeups_of_runnable_threads_change_nothing() {
+        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, Wakeup), (4_000, SwitchOut(Preempted)), (5_000, Wakeup), (6_000, SwitchIn)]);
+        assert_eq!((stats.run.count, stats.run.total_ns), (1, 2_000));
+        assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 2_000));
+        assert_eq!(time.running_ns, 2_000 + 95_000);
+    }
+
+    #[test]
+    fn born_and_dead_inside_the_window() {
+        let (stats, time) = run(&[(10_000, WakeupNew), (12_000, SwitchIn), (20_000, SwitchOut(Exit)), (30_000, SwitchIn)]);
+        assert_eq!(time.observed_ns, 10_000);
+        assert_eq!((time.ready_ns, time.running_ns), (2_000, 8_000));
+        assert_eq!((stats.ready.count, stats.run.count), (1, 1));
+    }
+
+    #[test]
+    fn exit_without_its_last_switch_ends_at_the_exit() {
+        let (_, time) = run_with(&[(2_000, SwitchIn)], Some(50_000), None);
+        assert_eq!(time.observed_ns, 49_000);
+        assert_eq!((time.ready_ns, time.running_ns), (1_000, 48_000));
+    }
+
+    #[test]
+    fn events_before_the_window_set_the_starting_state() {
+        let (stats, time) = run(&[(500, SwitchIn), (900, SwitchOut(Block)), (11_000, Wakeup), (11_500, SwitchIn)]);
+        assert_eq!((time.blocked_ns, time.ready_ns, time.running_ns), (10_000, 500, 89_500));
+        assert_eq!(stats.block.count, 0, "began before the window");
+        assert_eq!(stats.ready.count, 1);
+    }
+
+    #[test]
+    fn out_of_order_timestamps_cannot_break_the_budget() {
+        let (_, time) = run(&[(5_000, SwitchIn), (4_000, SwitchOut(Preempted)), (6_000, SwitchIn)]);
+        assert_eq!(time.observed_ns, 100_000);
+    }
+
+    #[test]
+    fn proc_letters() {
+        assert_eq!(ThreadState::from_proc_letter('S'), Some(ThreadState::Sleeping));
+        assert_eq!(ThreadState::from_proc_letter('D'), Some(ThreadState::Blocked));
+        assert_eq!(ThreadState::from_proc_letter('t'), Some(ThreadState::Stopped));
+        assert_eq!(ThreadState::from_proc_letter('R'), Some(ThreadState::Running));
+        assert_eq!(ThreadState::from_proc_letter('Z'), None);
+    }
+}
