@@ -210,7 +210,11 @@ mod tests {
     #[test]
     fn sched_events_feed_the_thread_timeline_until_the_end() {
         let mut agg = Aggregator::new(1_000);
-        agg.ingest(Record::Sched { tid: 7, ts_ns: 2_000, event: SchedEvent::SwitchIn });
+        agg.ingest(Record::Sched {
+            tid: 7,
+            ts_ns: 2_000,
+            event: SchedEvent::SwitchIn,
+        });
         agg.close(5_000);
         agg.ingest(Record::Sched {
             tid: 7,
@@ -220,7 +224,10 @@ mod tests {
         let threads = agg.into_threads();
         let timeline = threads.into_values().next().unwrap().timeline.unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
-        assert_eq!((time.ready_ns, time.running_ns, time.sleeping_ns), (1_000, 3_000, 0));
+        assert_eq!(
+            (time.ready_ns, time.running_ns, time.sleeping_ns),
+            (1_000, 3_000, 0)
+        );
         assert_eq!(stats.run.count, 0);
     }
 

@@ -111,7 +111,10 @@ mod tests {
 
     #[test]
     fn parses_the_state_after_a_tricky_name() {
-        assert_eq!(parse_stat_state(b"42 (a) b) S 1 42"), Some(ThreadState::Sleeping));
+        assert_eq!(
+            parse_stat_state(b"42 (a) b) S 1 42"),
+            Some(ThreadState::Sleeping)
+        );
         assert_eq!(parse_stat_state(b"42 (x) D 1"), Some(ThreadState::Blocked));
         assert_eq!(parse_stat_state(b"42 (x)"), None);
     }

@@ -28,7 +28,10 @@ impl ThreadState {
     }
 
     fn is_off_cpu_wait(self) -> bool {
-        matches!(self, ThreadState::Sleeping | ThreadState::Blocked | ThreadState::Stopped)
+        matches!(
+            self,
+            ThreadState::Sleeping | ThreadState::Blocked | ThreadState::Stopped
+        )
     }
 
     /// The state letter of /proc/PID/stat.
@@ -87,7 +90,13 @@ pub struct TimeBudget {
 impl TimeBudget {
     /// The parts in the order of [`ThreadState`].
     pub fn parts(&self) -> [u64; STATES] {
-        [self.running_ns, self.ready_ns, self.sleeping_ns, self.blocked_ns, self.stopped_ns]
+        [
+            self.running_ns,
+            self.ready_ns,
+            self.sleeping_ns,
+            self.blocked_ns,
+            self.stopped_ns,
+        ]
     }
 }
 
@@ -211,8 +220,13 @@ impl Timeline {
         let end = match self.died_ns {
             Some(died) => died,
             None => {
-                let end = exit_ns.unwrap_or(end_ns).clamp(self.since_ns, end_ns.max(self.since_ns));
-                let state = self.state.or(state_at_start).unwrap_or(ThreadState::Running);
+                let end = exit_ns
+                    .unwrap_or(end_ns)
+                    .clamp(self.since_ns, end_ns.max(self.since_ns));
+                let state = self
+                    .state
+                    .or(state_at_start)
+                    .unwrap_or(ThreadState::Running);
                 self.budget[state.index()] += end - self.since_ns;
                 end
             }
@@ -227,8 +241,18 @@ impl Timeline {
             blocked_ns,
             stopped_ns,
         };
-        let [run, ready, sleep, block, stopped] = self.stretches.each_ref().map(Distribution::summary);
-        (SchedStats { run, ready, sleep, block, stopped }, time)
+        let [run, ready, sleep, block, stopped] =
+            self.stretches.each_ref().map(Distribution::summary);
+        (
+            SchedStats {
+                run,
+                ready,
+                sleep,
+                block,
+                stopped,
+            },
+            time,
+        )
     }
 }
 
@@ -265,7 +289,11 @@ mod tests {
             timeline.apply(ts, event);
         }
         let (stats, time) = timeline.finish(END, exit, at_start);
-        assert_eq!(time.parts().iter().sum::<u64>(), time.observed_ns, "budget must add up: {time:?}");
+        assert_eq!(
+            time.parts().iter().sum::<u64>(),
+            time.observed_ns,
+            "budget must add up: {time:?}"
+        );
         (stats, time)
     }
 
@@ -290,7 +318,10 @@ mod tests {
         assert_eq!((time.ready_ns, time.running_ns), (3_000, 97_000));
         // Woken first: it was asleep.
         let (_, time) = run(&[(5_000, Wakeup), (6_000, SwitchIn)]);
-        assert_eq!((time.sleeping_ns, time.ready_ns, time.running_ns), (4_000, 1_000, 95_000));
+        assert_eq!(
+            (time.sleeping_ns, time.ready_ns, time.running_ns),
+            (4_000, 1_000, 95_000)
+        );
     }
 
     #[test]
@@ -325,21 +356,36 @@ mod tests {
 
     #[test]
     fn stopped_then_continued() {
-        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, SwitchOut(Stop)), (53_000, Wakeup), (54_000, SwitchIn)]);
+        let (stats, time) = run(&[
+            (2_000, SwitchIn),
+            (3_000, SwitchOut(Stop)),
+            (53_000, Wakeup),
+            (54_000, SwitchIn),
+        ]);
         assert_eq!((stats.stopped.count, stats.stopped.total_ns), (1, 50_000));
         assert_eq!(time.stopped_ns, 50_000);
     }
 
     #[test]
     fn switched_in_after_a_sleep_without_wakeup_was_ready() {
-        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, SwitchOut(Sleep)), (4_000, SwitchIn)]);
+        let (stats, time) = run(&[
+            (2_000, SwitchIn),
+            (3_000, SwitchOut(Sleep)),
+            (4_000, SwitchIn),
+        ]);
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 1_000));
         assert_eq!(time.sleeping_ns, 0);
     }
 
     #[test]
     fn wakeups_of_runnable_threads_change_nothing() {
-        let (stats, time) = run(&[(2_000, SwitchIn), (3_000, Wakeup), (4_000, SwitchOut(Preempted)), (5_000, Wakeup), (6_000, SwitchIn)]);
+        let (stats, time) = run(&[
+            (2_000, SwitchIn),
+            (3_000, Wakeup),
+            (4_000, SwitchOut(Preempted)),
+            (5_000, Wakeup),
+            (6_000, SwitchIn),
+        ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (1, 2_000));
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 2_000));
         assert_eq!(time.running_ns, 2_000 + 95_000);
@@ -347,7 +393,12 @@ mod tests {
 
     #[test]
     fn born_and_dead_inside_the_window() {
-        let (stats, time) = run(&[(10_000, WakeupNew), (12_000, SwitchIn), (20_000, SwitchOut(Exit)), (30_000, SwitchIn)]);
+        let (stats, time) = run(&[
+            (10_000, WakeupNew),
+            (12_000, SwitchIn),
+            (20_000, SwitchOut(Exit)),
+            (30_000, SwitchIn),
+        ]);
         assert_eq!(time.observed_ns, 10_000);
         assert_eq!((time.ready_ns, time.running_ns), (2_000, 8_000));
         assert_eq!((stats.ready.count, stats.run.count), (1, 1));
@@ -362,24 +413,48 @@ mod tests {
 
     #[test]
     fn events_before_the_window_set_the_starting_state() {
-        let (stats, time) = run(&[(500, SwitchIn), (900, SwitchOut(Block)), (11_000, Wakeup), (11_500, SwitchIn)]);
-        assert_eq!((time.blocked_ns, time.ready_ns, time.running_ns), (10_000, 500, 89_500));
+        let (stats, time) = run(&[
+            (500, SwitchIn),
+            (900, SwitchOut(Block)),
+            (11_000, Wakeup),
+            (11_500, SwitchIn),
+        ]);
+        assert_eq!(
+            (time.blocked_ns, time.ready_ns, time.running_ns),
+            (10_000, 500, 89_500)
+        );
         assert_eq!(stats.block.count, 0, "began before the window");
         assert_eq!(stats.ready.count, 1);
     }
 
     #[test]
     fn out_of_order_timestamps_cannot_break_the_budget() {
-        let (_, time) = run(&[(5_000, SwitchIn), (4_000, SwitchOut(Preempted)), (6_000, SwitchIn)]);
+        let (_, time) = run(&[
+            (5_000, SwitchIn),
+            (4_000, SwitchOut(Preempted)),
+            (6_000, SwitchIn),
+        ]);
         assert_eq!(time.observed_ns, 100_000);
     }
 
     #[test]
     fn proc_letters() {
-        assert_eq!(ThreadState::from_proc_letter('S'), Some(ThreadState::Sleeping));
-        assert_eq!(ThreadState::from_proc_letter('D'), Some(ThreadState::Blocked));
-        assert_eq!(ThreadState::from_proc_letter('t'), Some(ThreadState::Stopped));
-        assert_eq!(ThreadState::from_proc_letter('R'), Some(ThreadState::Running));
+        assert_eq!(
+            ThreadState::from_proc_letter('S'),
+            Some(ThreadState::Sleeping)
+        );
+        assert_eq!(
+            ThreadState::from_proc_letter('D'),
+            Some(ThreadState::Blocked)
+        );
+        assert_eq!(
+            ThreadState::from_proc_letter('t'),
+            Some(ThreadState::Stopped)
+        );
+        assert_eq!(
+            ThreadState::from_proc_letter('R'),
+            Some(ThreadState::Running)
+        );
         assert_eq!(ThreadState::from_proc_letter('Z'), None);
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::aggregate::ThreadActivity;
 use crate::clock::{rfc3339, Timestamp};
 use crate::sanitize::sanitize;
-use crate::sched::{SchedStats, ThreadState, Timeline, TimeBudget};
+use crate::sched::{SchedStats, ThreadState, TimeBudget, Timeline};
 use crate::stats::Stats;
 use crate::syscall_names;
 
@@ -203,11 +203,14 @@ fn thread_report(
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 
     let exited = exit.is_some_and(|e| e.in_window);
-    let (sched, time) = activity.timeline.unwrap_or_else(|| Timeline::new(start_ns)).finish(
-        end_ns,
-        exit.filter(|e| e.in_window).map(|e| e.ts_ns),
-        names.states_at_start.get(&tid).copied(),
-    );
+    let (sched, time) = activity
+        .timeline
+        .unwrap_or_else(|| Timeline::new(start_ns))
+        .finish(
+            end_ns,
+            exit.filter(|e| e.in_window).map(|e| e.ts_ns),
+            names.states_at_start.get(&tid).copied(),
+        );
     ThreadReport {
         tid,
         comm: sanitize(raw_name),

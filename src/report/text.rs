@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use comfy_table::{presets, CellAlignment, Table};
 
 use super::{Header, Report, SyscallReport, ThreadReport};
-use crate::sched::TimeBudget;
 use crate::clock::{hms, rfc3339};
+use crate::sched::TimeBudget;
 use crate::syscall_names::is_poll_family;
 
 /// Resource tables start under the THREAD column.
@@ -106,10 +106,26 @@ fn render_sched(out: &mut String, thread: &ThreadReport) {
         ("STOPPED", &sched.stopped),
     ] {
         let _ = writeln!(out, "{INDENT} [THREAD {title} STATISTICS]");
-        let mut table = new_table(&["SCHED_CNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns"]);
+        let mut table = new_table(&[
+            "SCHED_CNT",
+            "TOTAL ns",
+            "MIN ns",
+            "AVG ns",
+            "P50 ns",
+            "P99 ns",
+            "MAX ns",
+        ]);
         table.add_row(
-            [stats.count, stats.total_ns, stats.min_ns, stats.mean_ns, stats.p50_ns, stats.p99_ns, stats.max_ns]
-                .map(thousands),
+            [
+                stats.count,
+                stats.total_ns,
+                stats.min_ns,
+                stats.mean_ns,
+                stats.p50_ns,
+                stats.p99_ns,
+                stats.max_ns,
+            ]
+            .map(thousands),
         );
         indent_table(out, table);
     }
@@ -122,9 +138,19 @@ fn time_budget(time: &TimeBudget) -> String {
     let parts: Vec<String> = names
         .iter()
         .zip(time.parts())
-        .map(|(name, ns)| format!("{name} {} ({})", thousands(ns), percent(ns, time.observed_ns)))
+        .map(|(name, ns)| {
+            format!(
+                "{name} {} ({})",
+                thousands(ns),
+                percent(ns, time.observed_ns)
+            )
+        })
         .collect();
-    format!("TIME BUDGET: observed {} ns = {}", thousands(time.observed_ns), parts.join(" + "))
+    format!(
+        "TIME BUDGET: observed {} ns = {}",
+        thousands(time.observed_ns),
+        parts.join(" + ")
+    )
 }
 
 fn percent(part: u64, whole: u64) -> String {
@@ -288,7 +314,10 @@ mod tests {
         assert!(text.contains("3,494,311"));
         assert!(text.contains("[UNFINISHED SYSCALLS]"));
         for title in ["RUN", "READY", "SLEEP", "BLOCKED", "STOPPED"] {
-            assert!(text.contains(&format!("[THREAD {title} STATISTICS]")), "{title}");
+            assert!(
+                text.contains(&format!("[THREAD {title} STATISTICS]")),
+                "{title}"
+            );
         }
         assert!(text.contains("TIME BUDGET: observed 3,000,000,000 ns = running "));
     }

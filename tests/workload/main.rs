@@ -55,7 +55,8 @@ fn spin_on_one_cpu(threads: u64, spin: Duration) {
                 .spawn(move || {
                     let mut set = nix::sched::CpuSet::new();
                     set.set(cpu).expect("cpu in range");
-                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pinning");
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                        .expect("pinning");
                     let until = Instant::now() + spin;
                     while Instant::now() < until {
                         std::hint::spin_loop();
@@ -74,7 +75,12 @@ fn spin_on_one_cpu(threads: u64, spin: Duration) {
 fn own_schedstat() -> String {
     let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
     let fields: Vec<&str> = schedstat.split_whitespace().collect();
-    format!("schedstat {} {} {}", nix::unistd::gettid(), fields[0], fields[1])
+    format!(
+        "schedstat {} {} {}",
+        nix::unistd::gettid(),
+        fields[0],
+        fields[1]
+    )
 }
 
 fn fsync_writes(n: u64) {
