@@ -4,7 +4,18 @@
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build dependencies: clang compiles the BPF C, libelf and zlib are linked
 # by libbpf, bpftool regenerates vmlinux.h.
-DEBIAN_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
+BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
+# The tests' independent count of interrupts.
+TEST_PACKAGES := bpftrace
+
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+endef
 BIN := target/release/kernel-delay
 WORKLOAD := target/release/kd-workload
 # Arguments for `make run`; without them, a 3 s demo workload is traced.
@@ -14,13 +25,9 @@ ARCH_DIR := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
 .PHONY: deps build run test lint bench vmlinux clean
 
 deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+	$(call apt_install,$(BUILD_PACKAGES))
 	@command -v cargo >/dev/null || { echo "make: cargo not found: install Rust with rustup"; exit 1; }
-	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+	@for c in clippy rustfmt; do rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; done
 
 build: deps
 	cargo build --release
@@ -35,6 +42,7 @@ lint: deps
 # The end-to-end tests load BPF programs: root is required. They run one at
 # a time so that timing ranges hold on a busy two-core machine.
 test: lint
+	$(call apt_install,$(TEST_PACKAGES))
 	$(SUDO) env "PATH=$$PATH" cargo test --release -- --test-threads=1
 
 bench: build

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kernel-delay: system call latency of one process's threads.
- * Every completed call becomes one ring-buffer record; user space aggregates. */
+/* kernel-delay: where one process's threads spend their time in the kernel:
+ * system calls, scheduler states, and the interrupts that hit them. Every
+ * completed call, state change or interrupt becomes one ring-buffer record;
+ * user space aggregates. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -42,12 +44,37 @@ struct {
 	__type(value, struct thread_exit);
 } thread_exits SEC(".maps");
 
+/* Interrupt entry times, per CPU: an entry and its exit always run on the
+ * same CPU, and only a hard IRQ can nest inside a softirq. */
+struct irq_cpu_state {
+	__u64 softirq_start[SOFTIRQ_VECTORS];
+	__u64 hardirq_start;
+	__u64 vector_start;
+	__u64 in_softirq;
+	__u64 nested_hardirq_ns;	/* hard IRQ time inside the running softirq */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct irq_cpu_state);
+} irq_cpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct softirq_totals);
+} softirq_cpu SEC(".maps");
+
 /* Records that could not be delivered (ring buffer full, start map full). */
 __u64 lost_events = 0;
 
 /* Unused instances: they make the skeleton generate the record types. */
 struct syscall_event _syscall_event = {};
 struct sched_event _sched_event = {};
+struct irq_event _irq_event = {};
 
 /* Kernels before 5.14 call the task state `state`, later ones `__state`. */
 struct task_struct___pre_5_14 {
@@ -110,6 +137,15 @@ static __always_inline __u32 switch_out_state(unsigned int state)
 	return state ? OUT_SLEEPING : OUT_READY;
 }
 
+static __always_inline void mark_target_cpu(void)
+{
+	__u32 zero = 0;
+	struct softirq_totals *totals = bpf_map_lookup_elem(&softirq_cpu, &zero);
+
+	if (totals)
+		totals->target_ran = 1;
+}
+
 /* Raw context: the fourth argument exists only on 5.18+, and reading it
  * must stay in a branch the verifier prunes on older kernels. */
 SEC("tp_btf/sched_switch")
@@ -130,8 +166,10 @@ int sched_switch(__u64 *ctx)
 			state = task_state(prev);
 		emit_sched(EVENT_SWITCH_OUT, prev->pid, switch_out_state(state));
 	}
-	if (next->tgid == targ_tgid)
+	if (next->tgid == targ_tgid) {
 		emit_sched(EVENT_SWITCH_IN, next->pid, 0);
+		mark_target_cpu();
+	}
 	return 0;
 }
 
@@ -226,5 +264,182 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 		count_lost();
 	return 0;
 }
+
+/* Interrupts: charged to the current task when it is one of the target's. */
+
+static __always_inline struct irq_cpu_state *irq_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&irq_cpu, &zero);
+}
+
+static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 duration_ns,
+				     const char *name)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct irq_event *e;
+
+	if (!is_target(pid_tgid))
+		return;
+	mark_target_cpu();
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	e->kind = kind;
+	e->tid = (__u32)pid_tgid;
+	e->exit_ns = exit_ns;
+	e->duration_ns = duration_ns;
+	e->id = id;
+	e->pad = 0;
+	if (name)
+		bpf_probe_read_kernel_str(e->name, sizeof(e->name), name);
+	else
+		e->name[0] = 0;
+	submit(e);
+}
+
+/* A hard IRQ's time is its own, not the softirq's it interrupted. */
+static __always_inline __u64 hardirq_done(struct irq_cpu_state *state, __u64 start, __u64 now)
+{
+	__u64 duration = now - start;
+
+	if (state->in_softirq)
+		state->nested_hardirq_ns += duration;
+	return duration;
+}
+
+static __always_inline bool is_ksoftirqd(void)
+{
+	char comm[TASK_COMM_LEN];
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	return comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
+	       comm[4] == 't' && comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' &&
+	       comm[8] == 'd' && comm[9] == '/';
+}
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(softirq_entry, unsigned int vec)
+{
+	struct irq_cpu_state *state = irq_state();
+
+	if (!state || vec >= SOFTIRQ_VECTORS)
+		return 0;
+	state->softirq_start[vec] = bpf_ktime_get_ns();
+	state->in_softirq = 1;
+	state->nested_hardirq_ns = 0;
+	return 0;
+}
+
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(softirq_exit, unsigned int vec)
+{
+	struct irq_cpu_state *state = irq_state();
+	struct softirq_totals *totals;
+	__u64 now, start, duration, zero = 0;
+
+	if (!state || vec >= SOFTIRQ_VECTORS)
+		return 0;
+	start = state->softirq_start[vec];
+	state->softirq_start[vec] = 0;
+	state->in_softirq = 0;
+	if (!start)
+		return 0; /* entered before tracing began */
+	now = bpf_ktime_get_ns();
+	duration = now - start;
+	duration -= state->nested_hardirq_ns < duration ? state->nested_hardirq_ns : duration;
+
+	totals = bpf_map_lookup_elem(&softirq_cpu, &zero);
+	if (totals) {
+		totals->count[vec]++;
+		totals->ns[vec] += duration;
+		if (is_ksoftirqd()) {
+			totals->ksoftirqd_count[vec]++;
+			totals->ksoftirqd_ns[vec] += duration;
+		}
+	}
+	emit_irq(EVENT_SOFTIRQ, vec, now, duration, NULL);
+	return 0;
+}
+
+SEC("tp_btf/irq_handler_entry")
+int BPF_PROG(irq_handler_entry, int irq, struct irqaction *action)
+{
+	struct irq_cpu_state *state = irq_state();
+
+	if (state)
+		state->hardirq_start = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/irq_handler_exit")
+int BPF_PROG(irq_handler_exit, int irq, struct irqaction *action, int ret)
+{
+	struct irq_cpu_state *state = irq_state();
+	__u64 now, start, duration;
+
+	if (!state || !state->hardirq_start)
+		return 0;
+	start = state->hardirq_start;
+	state->hardirq_start = 0;
+	now = bpf_ktime_get_ns();
+	duration = hardirq_done(state, start, now);
+	if (ret) /* IRQ_NONE: the handler found nothing to do on a shared line */
+		emit_irq(EVENT_HARDIRQ, irq, now, duration, action->name);
+	return 0;
+}
+
+#if defined(__TARGET_ARCH_x86)
+/* x86 system vectors (timer tick, IPIs): the irq_vectors tracepoints. User
+ * space leaves out those the running kernel does not have. */
+
+static __always_inline int vector_entry(void)
+{
+	struct irq_cpu_state *state = irq_state();
+
+	if (state)
+		state->vector_start = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int vector_exit(enum irq_vector id)
+{
+	struct irq_cpu_state *state = irq_state();
+	__u64 now, start;
+
+	if (!state || !state->vector_start)
+		return 0;
+	start = state->vector_start;
+	state->vector_start = 0;
+	now = bpf_ktime_get_ns();
+	emit_irq(EVENT_IRQ_VECTOR, id, now, hardirq_done(state, start, now), NULL);
+	return 0;
+}
+
+#define IRQ_VECTOR_PROGS(tp, id)					\
+	SEC("tp_btf/" #tp "_entry")					\
+	int BPF_PROG(tp##_entry, int vector)				\
+	{								\
+		return vector_entry();					\
+	}								\
+	SEC("tp_btf/" #tp "_exit")					\
+	int BPF_PROG(tp##_exit, int vector)				\
+	{								\
+		return vector_exit(id);					\
+	}
+
+IRQ_VECTOR_PROGS(local_timer, VECTOR_LOCAL_TIMER)
+IRQ_VECTOR_PROGS(reschedule, VECTOR_RESCHEDULE)
+IRQ_VECTOR_PROGS(call_function, VECTOR_CALL_FUNCTION)
+IRQ_VECTOR_PROGS(call_function_single, VECTOR_CALL_FUNCTION_SINGLE)
+IRQ_VECTOR_PROGS(irq_work, VECTOR_IRQ_WORK)
+IRQ_VECTOR_PROGS(thermal_apic, VECTOR_THERMAL_APIC)
+IRQ_VECTOR_PROGS(x86_platform_ipi, VECTOR_X86_PLATFORM_IPI)
+IRQ_VECTOR_PROGS(error_apic, VECTOR_ERROR_APIC)
+IRQ_VECTOR_PROGS(spurious_apic, VECTOR_SPURIOUS_APIC)
+#endif
 
 char LICENSE[] SEC("license") = "GPL";

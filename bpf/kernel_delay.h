@@ -16,7 +16,27 @@ enum event_kind {
 	EVENT_SWITCH_OUT = 3,	/* left the CPU, in sched_event.state */
 	EVENT_WAKEUP = 4,	/* became runnable */
 	EVENT_WAKEUP_NEW = 5,	/* created, runnable for the first time */
+	EVENT_SOFTIRQ = 6,	/* a softirq ran in the thread's context */
+	EVENT_HARDIRQ = 7,	/* a device IRQ handler interrupted the thread */
+	EVENT_IRQ_VECTOR = 8,	/* an x86 system vector interrupted the thread */
 };
+
+/* x86 system vectors, in the order user space names them. */
+enum irq_vector {
+	VECTOR_LOCAL_TIMER,
+	VECTOR_RESCHEDULE,
+	VECTOR_CALL_FUNCTION,
+	VECTOR_CALL_FUNCTION_SINGLE,
+	VECTOR_IRQ_WORK,
+	VECTOR_THERMAL_APIC,
+	VECTOR_X86_PLATFORM_IPI,
+	VECTOR_ERROR_APIC,
+	VECTOR_SPURIOUS_APIC,
+};
+
+#define IRQ_NAME_LEN 32
+/* Softirq vectors (HI .. RCU); a constant, as it has been since 2.6. */
+#define SOFTIRQ_VECTORS 10
 
 /* What a thread leaving the CPU goes on to do. */
 enum switch_out_state {
@@ -42,6 +62,28 @@ struct sched_event {
 	__u64 ts_ns;
 	__u32 state;	/* enum switch_out_state, for EVENT_SWITCH_OUT */
 	__u32 pad;
+};
+
+/* Interrupt time charged to the thread it interrupted. A softirq's time
+ * excludes the hard IRQs that interrupted it (they are charged as such). */
+struct irq_event {
+	__u32 kind;
+	__u32 tid;
+	__u64 exit_ns;
+	__u64 duration_ns;
+	__s32 id;	/* softirq vector, IRQ number, or enum irq_vector */
+	__u32 pad;
+	char name[IRQ_NAME_LEN];	/* device IRQ handler */
+};
+
+/* System-wide softirq time on one CPU, to show what ran outside the
+ * target's threads (ksoftirqd above all). */
+struct softirq_totals {
+	__u64 count[SOFTIRQ_VECTORS];
+	__u64 ns[SOFTIRQ_VECTORS];
+	__u64 ksoftirqd_count[SOFTIRQ_VECTORS];
+	__u64 ksoftirqd_ns[SOFTIRQ_VECTORS];
+	__u64 target_ran;	/* a thread of the target ran on this CPU */
 };
 
 /* A thread that exited: its name outlives it here, not in /proc. */

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use crate::irq::HardIrq;
 use crate::sched::{SchedEvent, Timeline};
 use crate::stats::Distribution;
 
 /// One decoded ring-buffer record (timestamps are CLOCK_MONOTONIC ns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Syscall {
         tid: u32,
@@ -20,6 +21,19 @@ pub enum Record {
         ts_ns: u64,
         event: SchedEvent,
     },
+    /// Interrupt time charged to the thread it interrupted.
+    Irq {
+        tid: u32,
+        exit_ns: u64,
+        duration_ns: u64,
+        source: IrqSource,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrqSource {
+    Softirq(u32),
+    Hard(HardIrq),
 }
 
 /// A system call that was entered inside the window and had not returned
@@ -36,6 +50,9 @@ pub struct ThreadActivity {
     pub in_flight: Vec<InFlight>,
     /// None when the scheduler said nothing about the thread.
     pub timeline: Option<Timeline>,
+    /// By softirq vector.
+    pub softirqs: HashMap<u32, Distribution>,
+    pub hardirqs: HashMap<HardIrq, Distribution>,
     /// Name at exit, and whether the exit came before the window closed.
     pub exit: Option<ThreadExit>,
 }
@@ -105,6 +122,23 @@ impl Aggregator {
                     .timeline
                     .get_or_insert_with(|| Timeline::new(start_ns))
                     .apply(ts_ns, event);
+            }
+            Record::Irq {
+                tid,
+                exit_ns,
+                duration_ns,
+                source,
+            } => {
+                let entered = exit_ns.saturating_sub(duration_ns);
+                if entered < self.start_ns || exit_ns > self.end_ns {
+                    return;
+                }
+                let thread = self.threads.entry(tid).or_default();
+                let series = match source {
+                    IrqSource::Softirq(vec) => thread.softirqs.entry(vec).or_default(),
+                    IrqSource::Hard(irq) => thread.hardirqs.entry(irq).or_default(),
+                };
+                series.record(duration_ns);
             }
         }
     }
@@ -229,6 +263,47 @@ mod tests {
             (1_000, 3_000, 0)
         );
         assert_eq!(stats.run.count, 0);
+    }
+
+    #[test]
+    fn interrupts_inside_the_window_are_charged_per_source() {
+        let mut agg = Aggregator::new(1_000);
+        let net_rx = IrqSource::Softirq(3);
+        let timer = IrqSource::Hard(HardIrq::Vector(0));
+        let disk = IrqSource::Hard(HardIrq::Line {
+            irq: 24,
+            handler: b"virtio0".to_vec(),
+        });
+        for (exit_ns, duration_ns, source) in [
+            (1_500, 100, net_rx.clone()),
+            (1_900, 300, net_rx.clone()),
+            (1_050, 100, net_rx.clone()), // entered before the window
+            (2_000, 50, timer.clone()),
+            (2_100, 70, disk.clone()),
+        ] {
+            agg.ingest(Record::Irq {
+                tid: 7,
+                exit_ns,
+                duration_ns,
+                source,
+            });
+        }
+        agg.close(5_000);
+        agg.ingest(Record::Irq {
+            tid: 7,
+            exit_ns: 9_000,
+            duration_ns: 10,
+            source: disk.clone(),
+        });
+        let threads = agg.into_threads();
+        let thread = &threads[&7];
+        let rx = thread.softirqs[&3].summary();
+        assert_eq!((rx.count, rx.total_ns, rx.max_ns), (2, 400, 300));
+        assert_eq!(thread.hardirqs[&HardIrq::Vector(0)].summary().total_ns, 50);
+        let IrqSource::Hard(disk) = disk else {
+            unreachable!()
+        };
+        assert_eq!(thread.hardirqs[&disk].summary().count, 1);
     }
 
     #[test]

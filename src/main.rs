@@ -5,6 +5,7 @@ mod aggregate;
 mod cli;
 mod clock;
 mod collect;
+mod irq;
 mod output;
 mod procfs;
 mod report;
@@ -76,6 +77,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
     signals::install()?;
     let start = clock::now();
+    let softirqs_at_start = tracer.softirq_totals();
     let deadline = cli.window().map(|window| Instant::now() + window);
     let header = Header {
         pid,
@@ -92,6 +94,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let stop_reason = collect::run_window(&ring, &target, deadline)?;
     let end = clock::now();
     let names_at_end = procfs::thread_names(pid);
+    let softirqs_system =
+        irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
     aggregator.borrow_mut().close(end.mono_ns);
     tracer.detach();
     tracer::drain(&ring, Duration::ZERO)?;
@@ -111,6 +115,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         stop_reason,
         events: aggregator.events(),
         lost_events: tracer.lost_events(),
+        skipped_tracepoints: tracer.skipped.clone(),
+        softirqs_system,
         names: ThreadNames {
             at_start: names_at_start,
             at_end: names_at_end,

@@ -121,8 +121,9 @@ mod tests {
 
     #[test]
     fn own_thread_is_running() {
-        let me = std::process::id();
-        assert_eq!(thread_states(me).get(&me), Some(&ThreadState::Running));
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let states = thread_states(std::process::id());
+        assert_eq!(states.get(&tid), Some(&ThreadState::Running));
     }
 
     #[test]

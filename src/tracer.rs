@@ -12,18 +12,23 @@ use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
-use crate::aggregate::{InFlight, Record};
+use crate::aggregate::{InFlight, IrqSource, Record};
+use crate::irq::{HardIrq, SoftirqCpu};
 use crate::sched::{Departure, SchedEvent};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 }
-use skel::types::{sched_event, syscall_event, syscall_start, thread_exit};
+use skel::types::{
+    irq_event, sched_event, softirq_totals, syscall_event, syscall_start, thread_exit,
+};
 use skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
 unsafe impl plain::Plain for syscall_event {}
 unsafe impl plain::Plain for sched_event {}
+unsafe impl plain::Plain for irq_event {}
+unsafe impl plain::Plain for softirq_totals {}
 unsafe impl plain::Plain for thread_exit {}
 unsafe impl plain::Plain for syscall_start {}
 
@@ -33,6 +38,9 @@ const EVENT_SWITCH_IN: u32 = 2;
 const EVENT_SWITCH_OUT: u32 = 3;
 const EVENT_WAKEUP: u32 = 4;
 const EVENT_WAKEUP_NEW: u32 = 5;
+const EVENT_SOFTIRQ: u32 = 6;
+const EVENT_HARDIRQ: u32 = 7;
+const EVENT_IRQ_VECTOR: u32 = 8;
 const DEPARTURES: [Departure; 5] = [
     Departure::Preempted,
     Departure::Sleep,
@@ -43,8 +51,25 @@ const DEPARTURES: [Departure; 5] = [
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// Tracepoints every supported kernel has; the others (x86 irq_vectors)
+/// are attached where they exist.
+const REQUIRED_TRACEPOINTS: [&str; 10] = [
+    "sys_enter",
+    "sys_exit",
+    "sched_switch",
+    "sched_wakeup",
+    "sched_wakeup_new",
+    "sched_process_exit",
+    "softirq_entry",
+    "softirq_exit",
+    "irq_handler_entry",
+    "irq_handler_exit",
+];
+
 pub struct Tracer<'obj> {
     skel: KernelDelaySkel<'obj>,
+    /// Optional tracepoints this kernel does not have.
+    pub skipped: Vec<String>,
 }
 
 impl<'obj> Tracer<'obj> {
@@ -62,6 +87,7 @@ impl<'obj> Tracer<'obj> {
             );
         }
         libbpf_rs::set_print(verbose.then_some((PrintLevel::Debug, print_libbpf as _)));
+        let btf = Btf::from_vmlinux().context("reading the kernel's BTF failed")?;
 
         let mut open = KernelDelaySkelBuilder::default()
             .open(storage)
@@ -74,17 +100,18 @@ impl<'obj> Tracer<'obj> {
         rodata.targ_tgid = tgid as i32;
         // Wake the reader early only when a quarter of the buffer is pending.
         rodata.wakeup_bytes = u64::from(ringbuf_bytes / 4);
-        rodata.has_prev_state = sched_switch_has_prev_state();
+        rodata.has_prev_state = sched_switch_has_prev_state(&btf);
         open.maps
             .events
             .set_max_entries(ringbuf_bytes)
             .context("sizing the ring buffer failed")?;
+        let skipped = leave_out_missing_tracepoints(open.open_object_mut(), &btf)?;
 
         let skel = open
             .load()
             .map_err(explain)
             .context("loading the BPF programs failed")?;
-        let mut tracer = Tracer { skel };
+        let mut tracer = Tracer { skel, skipped };
         tracer
             .skel
             .attach()
@@ -136,6 +163,33 @@ impl<'obj> Tracer<'obj> {
         })
     }
 
+    /// Each CPU's softirq counters since attach (index = CPU).
+    pub fn softirq_totals(&self) -> Vec<SoftirqCpu> {
+        let per_cpu = self
+            .skel
+            .maps
+            .softirq_cpu
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        per_cpu
+            .iter()
+            .map(|bytes| {
+                plain::from_bytes::<softirq_totals>(bytes).map_or_else(
+                    |_| SoftirqCpu::default(),
+                    |t| SoftirqCpu {
+                        count: t.count,
+                        ns: t.ns,
+                        ksoftirqd_count: t.ksoftirqd_count,
+                        ksoftirqd_ns: t.ksoftirqd_ns,
+                        target_ran: t.target_ran != 0,
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Threads that exited while traced: (tid, exit time, name).
     pub fn thread_exits(&self) -> Vec<(u32, (u64, [u8; 16]))> {
         thread_entries(&self.skel.maps.thread_exits, |exit: &thread_exit| {
@@ -146,15 +200,35 @@ impl<'obj> Tracer<'obj> {
 
 /// Whether the kernel's sched_switch tracepoint passes the state the
 /// previous task leaves in (5.18+); older ones make us read it from the task.
-fn sched_switch_has_prev_state() -> bool {
-    let Ok(btf) = Btf::from_vmlinux() else {
-        return false;
-    };
+fn sched_switch_has_prev_state(btf: &Btf<'_>) -> bool {
     btf.type_by_name::<Typedef>("btf_trace_sched_switch")
         .and_then(|typedef| typedef.next_type()) // pointer
         .and_then(|pointer| pointer.next_type()) // prototype
         .and_then(|proto| FuncProto::try_from(proto).ok())
         .is_some_and(|proto| proto.len() >= 5)
+}
+
+/// Turns off the programs whose tracepoint the kernel lacks, and names them.
+fn leave_out_missing_tracepoints(object: &mut OpenObject, btf: &Btf<'_>) -> Result<Vec<String>> {
+    let mut skipped = Vec::new();
+    for mut prog in object.progs_mut() {
+        let section = prog.section().to_string_lossy().into_owned();
+        let Some(tracepoint) = section.strip_prefix("tp_btf/") else {
+            continue;
+        };
+        if btf
+            .type_by_name::<Typedef>(&format!("btf_trace_{tracepoint}"))
+            .is_some()
+        {
+            continue;
+        }
+        if REQUIRED_TRACEPOINTS.contains(&tracepoint) {
+            bail!("this kernel has no {tracepoint} tracepoint: kernel-delay needs Linux >= 5.8");
+        }
+        prog.set_autoload(false);
+        skipped.push(tracepoint.to_string());
+    }
+    Ok(skipped)
 }
 
 /// Reads a tid-keyed map, converting each value with `convert`.
@@ -216,6 +290,28 @@ fn decode(data: &[u8]) -> Option<Record> {
                 tid: e.tid,
                 ts_ns: e.ts_ns,
                 event,
+            })
+        }
+        EVENT_SOFTIRQ | EVENT_HARDIRQ | EVENT_IRQ_VECTOR => {
+            let e: &irq_event = plain::from_bytes(data).ok()?;
+            let source = match kind {
+                EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
+                EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
+                    irq: e.id,
+                    handler: e
+                        .name
+                        .iter()
+                        .map(|&c| c as u8)
+                        .take_while(|&c| c != 0)
+                        .collect(),
+                }),
+                _ => IrqSource::Hard(HardIrq::Vector(e.id as u32)),
+            };
+            Some(Record::Irq {
+                tid: e.tid,
+                exit_ns: e.exit_ns,
+                duration_ns: e.duration_ns,
+                source,
             })
         }
         _ => None,

@@ -100,9 +100,15 @@ struct Trace {
 impl Trace {
     /// Starts tracing and returns once the window has begun.
     fn start(args: &[&str]) -> Self {
+        let mut command = Command::new(TOOL);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// `command` runs kernel-delay (possibly through a wrapper).
+    fn spawn(mut command: Command) -> Self {
         require_root();
-        let mut child = Command::new(TOOL)
-            .args(args)
+        let mut child = command
             .arg("--json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -612,4 +618,162 @@ fn waiting_for_the_disk_is_blocked_time() {
         gap < 0.05,
         "{on_or_waiting} vs schedstat {kernel} over {observed}"
     );
+}
+
+/// bpftrace, as an independent count of what kernel-delay counts.
+struct Bpftrace {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Bpftrace {
+    /// Starts `program` and returns once its probes are attached.
+    fn start(program: &str) -> Self {
+        // bpftrace reads tracepoint formats from tracefs (kernel-delay does not).
+        if !std::path::Path::new("/sys/kernel/tracing/events").exists() {
+            let status = Command::new("mount")
+                .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+                .status()
+                .expect("mount");
+            assert!(status.success(), "mounting tracefs failed");
+        }
+        let mut child = Command::new("bpftrace")
+            .args([
+                "-B",
+                "none",
+                "-e",
+                &format!("BEGIN {{ printf(\"ready\\n\"); }} {program}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting bpftrace (apt-get install bpftrace)");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = send.send(line.trim().to_string());
+            }
+        });
+        let bpftrace = Bpftrace { child, lines };
+        loop {
+            match bpftrace.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line == "ready" => return bpftrace,
+                Ok(_) => continue,
+                Err(_) => panic!("bpftrace did not start"),
+            }
+        }
+    }
+
+    /// Stops it; returns the map lines it printed (`@[a, b]: n`).
+    fn stop(mut self) -> Vec<String> {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let mut printed = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            printed.push(line);
+        }
+        self.child.wait().unwrap();
+        printed
+    }
+}
+
+impl Drop for Bpftrace {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn softirq<'a>(thread: &'a Value, name: &str) -> Option<&'a Value> {
+    thread["softirqs"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+}
+
+fn hardirq<'a>(thread: &'a Value, name: &str) -> Option<&'a Value> {
+    thread["hardirqs"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+}
+
+#[test]
+fn net_rx_of_loopback_udp_is_charged_to_the_sender() {
+    let mut workload = Workload::start();
+    let pid = workload.pid();
+    let independent = Bpftrace::start(&format!(
+        "tracepoint:irq:softirq_entry /pid == {pid} && args->vec == 3/ {{ @[tid] = count(); }}"
+    ));
+    let trace = Trace::start(&["--pid", &pid.to_string(), "--duration", "60"]);
+    workload.run("udp 5000");
+    let report = trace.interrupt();
+    let counted_by_bpftrace = independent.stop();
+
+    let sender = only_thread(&report, "udp-sender");
+    let net_rx = softirq(sender, "NET_RX").unwrap_or_else(|| panic!("no NET_RX in {sender}"));
+    assert_eq!(net_rx["vec"], 3);
+    let count = field(net_rx, "count");
+    assert!(count >= 1_000, "{net_rx}");
+    assert!(field(net_rx, "total_ns") > 0 && field(net_rx, "max_ns") >= field(net_rx, "p50_ns"));
+    // The main thread only waited meanwhile.
+    assert!(softirq(only_thread(&report, "kd-workload"), "NET_RX").is_none());
+
+    let tid = field(sender, "tid");
+    let theirs: u64 = counted_by_bpftrace
+        .iter()
+        .find_map(|line| line.strip_prefix(&format!("@[{tid}]: "))?.parse().ok())
+        .unwrap_or_else(|| panic!("bpftrace saw no NET_RX for {tid}: {counted_by_bpftrace:?}"));
+    let gap = count.abs_diff(theirs) as f64 / theirs as f64;
+    assert!(gap <= 0.05, "kernel-delay {count} vs bpftrace {theirs}");
+}
+
+/// CONFIG_HZ of the running kernel, from its config (250 when unknown).
+fn config_hz() -> u64 {
+    let config = Command::new("sh")
+        .args([
+            "-c",
+            "zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&config.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("CONFIG_HZ=")?.parse().ok())
+        .unwrap_or(250)
+}
+
+#[test]
+fn a_spinning_thread_takes_the_timer_tick() {
+    let mut workload = Workload::start();
+    // The spinner runs alone on the last CPU; kernel-delay keeps off it so
+    // that its own timers do not land there.
+    let mut tool = Command::new("taskset");
+    tool.args([
+        "-c",
+        "0",
+        TOOL,
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "60",
+    ]);
+    let trace = Trace::spawn(tool);
+    let printed = workload.run("spin 1 3000");
+    let report = trace.interrupt();
+    let (tid, _, _) = schedstats(&printed)[0];
+    let spinner = thread_by_tid(&report, tid);
+    let timer =
+        hardirq(spinner, "LOCAL_TIMER").unwrap_or_else(|| panic!("no LOCAL_TIMER in {spinner}"));
+    assert_eq!(timer["irq"], Value::Null);
+    let running_s = field(&spinner["time"], "running_ns") as f64 / 1e9;
+    let expected = config_hz() as f64 * running_s;
+    let ticks = field(timer, "count") as f64;
+    assert!(
+        (ticks - expected).abs() <= 0.2 * expected,
+        "{ticks} ticks in {running_s:.2} s running"
+    );
+    // Each a few microseconds.
+    let mean = field(timer, "mean_ns");
+    assert!((200..100_000).contains(&mean), "{timer}");
 }

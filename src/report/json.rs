@@ -24,7 +24,7 @@ mod tests {
         assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
         assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
         assert_eq!(v["duration_ns"], 3_000_000_000u64);
-        assert_eq!(v["events"], 5);
+        assert_eq!(v["events"], 10);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
         let worker = &v["threads"][2];
@@ -42,5 +42,40 @@ mod tests {
         assert_eq!(read["count"], 2);
         assert_eq!(worker["unfinished"][0]["elapsed_ns"], 1_000_000_000u64);
         assert_eq!(v["threads"][1]["exited"], true);
+        for (section, stats) in [
+            ("sched", "run"),
+            ("sched", "ready"),
+            ("sched", "sleep"),
+            ("sched", "block"),
+            ("sched", "stopped"),
+        ] {
+            assert!(
+                worker[section][stats]["p99_ns"].is_u64(),
+                "{section}.{stats}"
+            );
+        }
+        for part in [
+            "observed_ns",
+            "running_ns",
+            "ready_ns",
+            "sleeping_ns",
+            "blocked_ns",
+            "stopped_ns",
+        ] {
+            assert!(worker["time"][part].is_u64(), "time.{part}");
+        }
+        let net_rx = &worker["softirqs"][1];
+        assert_eq!(
+            (net_rx["vec"].as_u64(), net_rx["name"].as_str()),
+            (Some(3), Some("NET_RX"))
+        );
+        assert_eq!(net_rx["count"], 2);
+        assert_eq!(worker["hardirqs"][0]["irq"], Value::Null);
+        assert_eq!(worker["hardirqs"][0]["name"], "LOCAL_TIMER");
+        assert_eq!(worker["hardirqs"][1]["irq"], 24);
+        assert!(worker["hardirqs"][1]["p90_ns"].is_u64());
+        assert_eq!(v["softirqs_system"]["cpus"], serde_json::json!([0, 1]));
+        assert_eq!(v["softirqs_system"]["vectors"][0]["ksoftirqd_ns"], 8_000);
+        assert_eq!(v["skipped_tracepoints"][0], "thermal_apic_entry");
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::aggregate::ThreadActivity;
 use crate::clock::{rfc3339, Timestamp};
+use crate::irq::{self, HardIrq, SystemSoftirqs};
 use crate::sanitize::sanitize;
 use crate::sched::{SchedStats, ThreadState, TimeBudget, Timeline};
 use crate::stats::Stats;
@@ -60,7 +61,11 @@ pub struct Report {
     pub stop_reason: StopReason,
     pub events: u64,
     pub lost_events: u64,
+    /// Optional tracepoints this kernel lacks (what they see is not counted).
+    pub skipped_tracepoints: Vec<String>,
     pub threads: Vec<ThreadReport>,
+    /// All softirq time on the CPUs the target ran on, whoever it ran for.
+    pub softirqs_system: SystemSoftirqs,
     #[serde(skip)]
     pub header: Header,
     #[serde(skip)]
@@ -77,6 +82,25 @@ pub struct ThreadReport {
     pub unfinished: Vec<UnfinishedSyscall>,
     pub sched: SchedStats,
     pub time: TimeBudget,
+    pub softirqs: Vec<SoftirqReport>,
+    pub hardirqs: Vec<HardirqReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SoftirqReport {
+    pub vec: u32,
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HardirqReport {
+    /// None for a system vector.
+    pub irq: Option<i32>,
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,6 +136,8 @@ pub struct Measurement {
     pub stop_reason: StopReason,
     pub events: u64,
     pub lost_events: u64,
+    pub skipped_tracepoints: Vec<String>,
+    pub softirqs_system: SystemSoftirqs,
     pub names: ThreadNames,
 }
 
@@ -152,7 +178,9 @@ impl Report {
             stop_reason: m.stop_reason,
             events: m.events,
             lost_events: m.lost_events,
+            skipped_tracepoints: m.skipped_tracepoints,
             threads,
+            softirqs_system: m.softirqs_system,
             header: m.header,
             end_time: m.end,
         }
@@ -211,6 +239,43 @@ fn thread_report(
             exit.filter(|e| e.in_window).map(|e| e.ts_ns),
             names.states_at_start.get(&tid).copied(),
         );
+    let mut softirqs: Vec<SoftirqReport> = activity
+        .softirqs
+        .iter()
+        .map(|(&vec, dist)| SoftirqReport {
+            vec,
+            name: irq::softirq_name(vec),
+            stats: dist.summary(),
+        })
+        .collect();
+    softirqs.sort_by(|a, b| {
+        b.stats
+            .total_ns
+            .cmp(&a.stats.total_ns)
+            .then(a.vec.cmp(&b.vec))
+    });
+    let mut hardirqs: Vec<HardirqReport> = activity
+        .hardirqs
+        .iter()
+        .map(|(source, dist)| {
+            let (irq, name) = match source {
+                HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
+                HardIrq::Vector(id) => (None, irq::vector_name(*id)),
+            };
+            HardirqReport {
+                irq,
+                name,
+                stats: dist.summary(),
+            }
+        })
+        .collect();
+    hardirqs.sort_by(|a, b| {
+        b.stats
+            .total_ns
+            .cmp(&a.stats.total_ns)
+            .then(a.name.cmp(&b.name))
+    });
+
     ThreadReport {
         tid,
         comm: sanitize(raw_name),
@@ -219,13 +284,15 @@ fn thread_report(
         unfinished,
         sched,
         time,
+        softirqs,
+        hardirqs,
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, InFlight, Record};
+    use crate::aggregate::{Aggregator, InFlight, IrqSource, Record};
     use time::macros::datetime;
 
     pub fn sample_report() -> Report {
@@ -249,6 +316,27 @@ pub(crate) mod tests {
             enter_ns: 4_000_000,
             exit_ns: 4_010_000,
         });
+        for (exit_ns, duration_ns, source) in [
+            (5_000_000, 2_000, IrqSource::Softirq(3)),
+            (6_000_000, 4_000, IrqSource::Softirq(3)),
+            (7_000_000, 9_000, IrqSource::Softirq(9)),
+            (8_000_000, 3_000, IrqSource::Hard(HardIrq::Vector(0))),
+            (
+                9_000_000,
+                1_500,
+                IrqSource::Hard(HardIrq::Line {
+                    irq: 24,
+                    handler: b"virtio0-input.0".to_vec(),
+                }),
+            ),
+        ] {
+            agg.ingest(Record::Irq {
+                tid: 101,
+                exit_ns,
+                duration_ns,
+                source,
+            });
+        }
         agg.close(3_001_000_000);
         agg.add_exit(102, 5_000_000, *b"short\x1b[2J\0\0\0\0\0\0\0");
         agg.add_in_flight(
@@ -283,6 +371,18 @@ pub(crate) mod tests {
             stop_reason: StopReason::Duration,
             events: agg.events(),
             lost_events: 0,
+            skipped_tracepoints: vec!["thermal_apic_entry".into()],
+            softirqs_system: SystemSoftirqs {
+                cpus: vec![0, 1],
+                vectors: vec![crate::irq::SystemSoftirq {
+                    vec: 3,
+                    name: "NET_RX".into(),
+                    count: 10,
+                    total_ns: 20_000,
+                    ksoftirqd_count: 4,
+                    ksoftirqd_ns: 8_000,
+                }],
+            },
             names,
         };
         Report::build(m, agg.into_threads())
@@ -298,6 +398,27 @@ pub(crate) mod tests {
         );
         assert!(r.threads[0].syscalls.is_empty());
         assert_eq!(r.comm, "demo");
+    }
+
+    #[test]
+    fn interrupts_sorted_by_total_and_named() {
+        let r = sample_report();
+        let worker = r.threads.iter().find(|t| t.tid == 101).unwrap();
+        let soft: Vec<(&str, u64, u64)> = worker
+            .softirqs
+            .iter()
+            .map(|s| (s.name.as_str(), s.stats.count, s.stats.total_ns))
+            .collect();
+        assert_eq!(soft, vec![("RCU", 1, 9_000), ("NET_RX", 2, 6_000)]);
+        let hard: Vec<(Option<i32>, &str)> = worker
+            .hardirqs
+            .iter()
+            .map(|h| (h.irq, h.name.as_str()))
+            .collect();
+        assert_eq!(
+            hard,
+            vec![(None, "LOCAL_TIMER"), (Some(24), "virtio0-input.0")]
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use comfy_table::{presets, CellAlignment, Table};
 
 use super::{Header, Report, SyscallReport, ThreadReport};
 use crate::clock::{hms, rfc3339};
+use crate::irq::SystemSoftirqs;
 use crate::sched::TimeBudget;
+use crate::stats::Stats;
 use crate::syscall_names::is_poll_family;
 
 /// Resource tables start under the THREAD column.
@@ -55,11 +57,19 @@ pub fn render_body(report: &Report) -> String {
             thousands(report.lost_events)
         );
     }
+    if !report.skipped_tracepoints.is_empty() {
+        let _ = writeln!(
+            out,
+            "# Not traced (no such tracepoint in this kernel): {}",
+            report.skipped_tracepoints.join(", ")
+        );
+    }
     out.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
     out.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
     for thread in &report.threads {
         render_thread(&mut out, thread);
     }
+    render_system_softirqs(&mut out, &report.softirqs_system);
     out
 }
 
@@ -82,6 +92,7 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
         indent_table(out, syscall_table(&thread.syscalls));
     }
     render_sched(out, thread);
+    render_interrupts(out, thread);
     if !thread.unfinished.is_empty() {
         let _ = writeln!(out, "{INDENT} [UNFINISHED SYSCALLS]");
         let mut table = new_table(&["NAME", "NUMBER", "ELAPSED ns"]);
@@ -130,6 +141,90 @@ fn render_sched(out: &mut String, thread: &ThreadReport) {
         indent_table(out, table);
     }
     let _ = writeln!(out, "{INDENT} {}", time_budget(&thread.time));
+}
+
+fn render_interrupts(out: &mut String, thread: &ThreadReport) {
+    let _ = writeln!(out, "{INDENT} [SOFT IRQ STATISTICS]");
+    let rows = thread
+        .softirqs
+        .iter()
+        .map(|s| (s.name.clone(), s.vec.to_string(), &s.stats));
+    render_irq_table(out, "VECT_NR", rows);
+    let _ = writeln!(out, "{INDENT} [HARD IRQ STATISTICS]");
+    let rows = thread.hardirqs.iter().map(|h| {
+        let irq = h.irq.map_or_else(|| "-".to_string(), |irq| irq.to_string());
+        (h.name.clone(), irq, &h.stats)
+    });
+    render_irq_table(out, "IRQ", rows);
+}
+
+/// NAME, id, COUNT, TOTAL, P50, P99, MAX, and a `TOTAL:` row.
+fn render_irq_table<'a>(
+    out: &mut String,
+    id_column: &str,
+    rows: impl Iterator<Item = (String, String, &'a Stats)>,
+) {
+    let mut table = new_table(&[
+        "NAME", id_column, "COUNT", "TOTAL ns", "P50 ns", "P99 ns", "MAX ns",
+    ]);
+    let (mut count, mut total) = (0u64, 0u64);
+    for (name, id, stats) in rows {
+        table.add_row(vec![
+            name,
+            id,
+            thousands(stats.count),
+            thousands(stats.total_ns),
+            thousands(stats.p50_ns),
+            thousands(stats.p99_ns),
+            thousands(stats.max_ns),
+        ]);
+        count += stats.count;
+        total = total.saturating_add(stats.total_ns);
+    }
+    if count == 0 {
+        let _ = writeln!(out, "{INDENT} (none)");
+        return;
+    }
+    table.add_row(vec![
+        "TOTAL:".to_string(),
+        String::new(),
+        thousands(count),
+        thousands(total),
+    ]);
+    indent_table(out, table);
+}
+
+fn render_system_softirqs(out: &mut String, system: &SystemSoftirqs) {
+    let cpus: Vec<String> = system.cpus.iter().map(usize::to_string).collect();
+    let _ = writeln!(
+        out,
+        "[SYSTEM-WIDE SOFT IRQ STATISTICS] on CPU {} (where the target ran), in any task's context; \
+         ksoftirqd's share is charged to no thread above",
+        if cpus.is_empty() { "-".to_string() } else { cpus.join(",") }
+    );
+    if system.vectors.is_empty() {
+        let _ = writeln!(out, "{INDENT} (none)");
+        return;
+    }
+    let mut table = new_table(&[
+        "NAME",
+        "VECT_NR",
+        "COUNT",
+        "TOTAL ns",
+        "KSOFTIRQD COUNT",
+        "KSOFTIRQD ns",
+    ]);
+    for v in &system.vectors {
+        table.add_row(vec![
+            v.name.clone(),
+            v.vec.to_string(),
+            thousands(v.count),
+            thousands(v.total_ns),
+            thousands(v.ksoftirqd_count),
+            thousands(v.ksoftirqd_ns),
+        ]);
+    }
+    indent_table(out, table);
 }
 
 /// `TIME BUDGET: observed N ns = running N (P%) + ready ... + stopped N (P%)`
@@ -283,8 +378,9 @@ mod tests {
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
         assert!(lines[3].starts_with("# Sample dump @"));
-        assert_eq!(lines[4], "# Total events captured: 5, lost: 0");
-        assert!(lines[5].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
+        assert_eq!(lines[4], "# Total events captured: 10, lost: 0");
+        assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
+        assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
         assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));
         assert!(text.contains("102        short\\x1b[2J     [SYSCALL STATISTICS]"));
         assert!(
@@ -320,5 +416,28 @@ mod tests {
             );
         }
         assert!(text.contains("TIME BUDGET: observed 3,000,000,000 ns = running "));
+        assert_eq!(row("NET_RX")[..4], ["NET_RX", "3", "2", "6,000"]);
+        assert_eq!(row("LOCAL_TIMER")[..4], ["LOCAL_TIMER", "-", "1", "3,000"]);
+        assert_eq!(
+            row("virtio0-input.0")[..4],
+            ["virtio0-input.0", "24", "1", "1,500"]
+        );
+        let softirq_total = text[text.find("[SOFT IRQ STATISTICS]").unwrap()..]
+            .lines()
+            .find(|l| l.trim_start().starts_with("TOTAL:"))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>();
+        assert_eq!(softirq_total, ["TOTAL:", "3", "15,000"]);
+        assert!(
+            full.contains("# Not traced (no such tracepoint in this kernel): thermal_apic_entry")
+        );
+        let system = &full[full
+            .find("[SYSTEM-WIDE SOFT IRQ STATISTICS] on CPU 0,1")
+            .unwrap()..];
+        assert!(system
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["NET_RX", "3", "10", "20,000", "4", "8,000"]));
     }
 }

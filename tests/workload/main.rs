@@ -8,6 +8,8 @@
 //!                                               spinning MS ms; each then prints
 //!                                               "schedstat TID RUN_NS WAIT_NS" (the kernel's
 //!                                               own account of its life)
+//!                                udp N          N datagrams over loopback from a new thread
+//!                                               "udp-sender" (NET_RX runs in its context)
 //!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
 //!                                               thread "syncer" (waits in D state), which
 //!                                               then prints its "schedstat" line
@@ -83,6 +85,22 @@ fn own_schedstat() -> String {
     )
 }
 
+fn udp_datagrams(n: u64) {
+    use std::net::UdpSocket;
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("binding the receiver");
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("binding the sender");
+    let to = receiver.local_addr().expect("receiver address");
+    receiver
+        .set_nonblocking(true)
+        .expect("non-blocking receiver");
+    let mut buf = [0u8; 64];
+    for _ in 0..n {
+        sender.send_to(&buf[..32], to).expect("sending a datagram");
+        // Keep the receive queue short so that no datagram is dropped.
+        while receiver.recv(&mut buf).is_ok() {}
+    }
+}
+
 fn fsync_writes(n: u64) {
     use std::io::Seek;
     let path = std::env::temp_dir().join(format!("kd-workload-fsync-{}", std::process::id()));
@@ -125,6 +143,10 @@ fn serve() {
                 let n = number(words.next(), "N");
                 let ms = number(words.next(), "MS");
                 spin_on_one_cpu(n, Duration::from_millis(ms));
+            }
+            Some("udp") => {
+                let n = number(words.next(), "N");
+                on_thread("udp-sender", move || udp_datagrams(n));
             }
             Some("fsync") => {
                 let n = number(words.next(), "N");
