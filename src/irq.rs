@@ -34,7 +34,7 @@ pub fn vector_name(id: u32) -> String {
 }
 
 /// What interrupted a thread, as its report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HardIrq {
     /// A device IRQ line, by number and handler name (raw, untrusted).
     Line { irq: i32, handler: Vec<u8> },

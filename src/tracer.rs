@@ -336,5 +336,5 @@ fn explain(err: libbpf_rs::Error) -> anyhow::Error {
 }
 
 fn print_libbpf(_level: PrintLevel, message: String) {
-    eprint!("libbpf: {message}");
+    eprint!("{message}");
 }

@@ -14,7 +14,7 @@ use crate::clock::{rfc3339, Timestamp};
 use crate::irq::{self, HardIrq, SystemSoftirqs};
 use crate::sanitize::sanitize;
 use crate::sched::{SchedStats, ThreadState, TimeBudget, Timeline};
-use crate::stats::Stats;
+use crate::stats::{Distribution, Stats};
 use crate::syscall_names;
 
 pub const SCHEMA: &str = "kernel-delay/1";
@@ -203,20 +203,10 @@ fn thread_report(
         .or(names.at_start.get(&tid).map(Vec::as_slice))
         .unwrap_or(b"?");
 
-    let mut syscalls: Vec<SyscallReport> = activity
-        .syscalls
-        .iter()
-        .map(|(&nr, dist)| SyscallReport {
-            nr,
-            name: syscall_names::name(nr),
-            stats: dist.summary(),
-        })
-        .collect();
-    syscalls.sort_by(|a, b| {
-        b.stats
-            .total_ns
-            .cmp(&a.stats.total_ns)
-            .then(a.nr.cmp(&b.nr))
+    let syscalls = rows_by_total(&activity.syscalls, |&nr, stats| SyscallReport {
+        nr,
+        name: syscall_names::name(nr),
+        stats,
     });
 
     let mut unfinished: Vec<UnfinishedSyscall> = activity
@@ -239,41 +229,17 @@ fn thread_report(
             exit.filter(|e| e.in_window).map(|e| e.ts_ns),
             names.states_at_start.get(&tid).copied(),
         );
-    let mut softirqs: Vec<SoftirqReport> = activity
-        .softirqs
-        .iter()
-        .map(|(&vec, dist)| SoftirqReport {
-            vec,
-            name: irq::softirq_name(vec),
-            stats: dist.summary(),
-        })
-        .collect();
-    softirqs.sort_by(|a, b| {
-        b.stats
-            .total_ns
-            .cmp(&a.stats.total_ns)
-            .then(a.vec.cmp(&b.vec))
+    let softirqs = rows_by_total(&activity.softirqs, |&vec, stats| SoftirqReport {
+        vec,
+        name: irq::softirq_name(vec),
+        stats,
     });
-    let mut hardirqs: Vec<HardirqReport> = activity
-        .hardirqs
-        .iter()
-        .map(|(source, dist)| {
-            let (irq, name) = match source {
-                HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
-                HardIrq::Vector(id) => (None, irq::vector_name(*id)),
-            };
-            HardirqReport {
-                irq,
-                name,
-                stats: dist.summary(),
-            }
-        })
-        .collect();
-    hardirqs.sort_by(|a, b| {
-        b.stats
-            .total_ns
-            .cmp(&a.stats.total_ns)
-            .then(a.name.cmp(&b.name))
+    let hardirqs = rows_by_total(&activity.hardirqs, |source, stats| {
+        let (irq, name) = match source {
+            HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
+            HardIrq::Vector(id) => (None, irq::vector_name(*id)),
+        };
+        HardirqReport { irq, name, stats }
     });
 
     ThreadReport {
@@ -287,6 +253,22 @@ fn thread_report(
         softirqs,
         hardirqs,
     }
+}
+
+/// One report row per series, the largest total first (ties by key).
+fn rows_by_total<K: Ord, R>(
+    series: &HashMap<K, Distribution>,
+    row: impl Fn(&K, Stats) -> R,
+) -> Vec<R> {
+    let mut summaries: Vec<(&K, Stats)> = series
+        .iter()
+        .map(|(key, dist)| (key, dist.summary()))
+        .collect();
+    summaries.sort_by(|(ka, a), (kb, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
+    summaries
+        .into_iter()
+        .map(|(key, stats)| row(key, stats))
+        .collect()
 }
 
 #[cfg(test)]

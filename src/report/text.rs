@@ -169,15 +169,16 @@ fn render_irq_table<'a>(
     ]);
     let (mut count, mut total) = (0u64, 0u64);
     for (name, id, stats) in rows {
-        table.add_row(vec![
-            name,
-            id,
-            thousands(stats.count),
-            thousands(stats.total_ns),
-            thousands(stats.p50_ns),
-            thousands(stats.p99_ns),
-            thousands(stats.max_ns),
-        ]);
+        table.add_row(row(
+            [name, id],
+            [
+                stats.count,
+                stats.total_ns,
+                stats.p50_ns,
+                stats.p99_ns,
+                stats.max_ns,
+            ],
+        ));
         count += stats.count;
         total = total.saturating_add(stats.total_ns);
     }
@@ -215,14 +216,10 @@ fn render_system_softirqs(out: &mut String, system: &SystemSoftirqs) {
         "KSOFTIRQD ns",
     ]);
     for v in &system.vectors {
-        table.add_row(vec![
-            v.name.clone(),
-            v.vec.to_string(),
-            thousands(v.count),
-            thousands(v.total_ns),
-            thousands(v.ksoftirqd_count),
-            thousands(v.ksoftirqd_ns),
-        ]);
+        table.add_row(row(
+            [v.name.clone(), v.vec.to_string()],
+            [v.count, v.total_ns, v.ksoftirqd_count, v.ksoftirqd_ns],
+        ));
     }
     indent_table(out, table);
 }
@@ -262,17 +259,18 @@ fn syscall_table(syscalls: &[SyscallReport]) -> Table {
     let (mut count, mut total) = (0u64, 0u64);
     for s in syscalls {
         let st = &s.stats;
-        table.add_row(vec![
-            s.name.clone(),
-            s.nr.to_string(),
-            thousands(st.count),
-            thousands(st.total_ns),
-            thousands(st.min_ns),
-            thousands(st.mean_ns),
-            thousands(st.p50_ns),
-            thousands(st.p99_ns),
-            thousands(st.max_ns),
-        ]);
+        table.add_row(row(
+            [s.name.clone(), s.nr.to_string()],
+            [
+                st.count,
+                st.total_ns,
+                st.min_ns,
+                st.mean_ns,
+                st.p50_ns,
+                st.p99_ns,
+                st.max_ns,
+            ],
+        ));
         if !is_poll_family(&s.name) {
             count += st.count;
             total = total.saturating_add(st.total_ns);
@@ -285,6 +283,11 @@ fn syscall_table(syscalls: &[SyscallReport]) -> Table {
         thousands(total),
     ]);
     table
+}
+
+/// A table row: text cells, then figures with thousands separators.
+fn row<const T: usize, const N: usize>(text: [String; T], figures: [u64; N]) -> Vec<String> {
+    text.into_iter().chain(figures.map(thousands)).collect()
 }
 
 /// A borderless table, first column left-aligned, the numbers right-aligned.
