@@ -34,7 +34,7 @@ pub struct Cli {
 
     /// Size of the ring buffer between the kernel and kernel-delay, in MiB
     /// (a power of two); events that do not fit are counted as lost.
-    #[arg(long, value_name = "MiB", default_value_t = 64, value_parser = parse_ringbuf_mb)]
+    #[arg(long, value_name = "MiB", default_value_t = 16, value_parser = parse_ringbuf_mb)]
     pub ringbuf_mb: u32,
 
     /// Show libbpf's messages while loading.
@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(cli.target(), TargetSpec::Pid(42));
         assert_eq!(cli.window(), Some(Duration::from_secs(10)));
         assert!(!cli.json);
-        assert_eq!(cli.ringbuf_mb, 64);
+        assert_eq!(cli.ringbuf_mb, 16);
     }
 
     #[test]
