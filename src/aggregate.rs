@@ -48,6 +48,9 @@ pub struct InFlight {
 pub struct ThreadActivity {
     pub syscalls: HashMap<i64, Distribution>,
     pub in_flight: Vec<InFlight>,
+    /// A call the thread was still in at the end that began before the
+    /// window (no entry for it was seen).
+    pub in_call_since_before: Option<i64>,
     /// None when the scheduler said nothing about the thread.
     pub timeline: Option<Timeline>,
     /// By softirq vector.
@@ -140,6 +143,15 @@ impl Aggregator {
                 };
                 series.record(duration_ns);
             }
+        }
+    }
+
+    /// The call /proc says `tid` was in when the window closed: unless an
+    /// entry was seen for it, it began before the window.
+    pub fn add_call_in_progress(&mut self, tid: u32, nr: i64) {
+        let thread = self.threads.entry(tid).or_default();
+        if thread.in_flight.is_empty() {
+            thread.in_call_since_before = Some(nr);
         }
     }
 
@@ -304,6 +316,24 @@ mod tests {
             unreachable!()
         };
         assert_eq!(thread.hardirqs[&disk].summary().count, 1);
+    }
+
+    #[test]
+    fn a_call_in_progress_without_an_entry_began_before_the_window() {
+        let mut agg = Aggregator::new(1_000);
+        agg.close(2_000);
+        agg.add_in_flight(
+            7,
+            InFlight {
+                nr: 0,
+                enter_ns: 1_500,
+            },
+        );
+        agg.add_call_in_progress(7, 0);
+        agg.add_call_in_progress(8, 7);
+        let threads = agg.into_threads();
+        assert_eq!(threads[&7].in_call_since_before, None);
+        assert_eq!(threads[&8].in_call_since_before, Some(7));
     }
 
     #[test]

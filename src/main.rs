@@ -94,6 +94,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let stop_reason = collect::run_window(&ring, &target, deadline)?;
     let end = clock::now();
     let names_at_end = procfs::thread_names(pid);
+    let calls_at_end = procfs::thread_syscalls(pid);
     let softirqs_system =
         irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
     aggregator.borrow_mut().close(end.mono_ns);
@@ -104,6 +105,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let mut aggregator = aggregator.into_inner();
     for (tid, call) in tracer.in_flight() {
         aggregator.add_in_flight(tid, call);
+    }
+    for (tid, nr) in calls_at_end {
+        aggregator.add_call_in_progress(tid, nr);
     }
     for (tid, (ts_ns, comm)) in tracer.thread_exits() {
         aggregator.add_exit(tid, ts_ns, comm);

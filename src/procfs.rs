@@ -45,6 +45,18 @@ pub fn thread_states(pid: u32) -> HashMap<u32, ThreadState> {
     per_thread(pid, "stat", |stat| parse_stat_state(&stat))
 }
 
+/// The system call each thread of `pid` is in, for those in one (the
+/// file says `running`, or -1, otherwise).
+pub fn thread_syscalls(pid: u32) -> HashMap<u32, i64> {
+    per_thread(pid, "syscall", |text| parse_syscall(&text))
+}
+
+fn parse_syscall(text: &[u8]) -> Option<i64> {
+    let first = text.split(|&b| b == b' ' || b == b'\n').next()?;
+    let nr: i64 = std::str::from_utf8(first).ok()?.parse().ok()?;
+    (nr >= 0).then_some(nr)
+}
+
 /// The state letter follows the name, which is in parentheses and may
 /// itself contain `)`.
 fn parse_stat_state(stat: &[u8]) -> Option<ThreadState> {
@@ -117,6 +129,17 @@ mod tests {
         );
         assert_eq!(parse_stat_state(b"42 (x) D 1"), Some(ThreadState::Blocked));
         assert_eq!(parse_stat_state(b"42 (x)"), None);
+    }
+
+    #[test]
+    fn parses_the_current_syscall() {
+        assert_eq!(
+            parse_syscall(b"0 0x3 0x7ffd 0x1 0x0 0x0 0x0 0x7ffd 0x7f12\n"),
+            Some(0)
+        );
+        assert_eq!(parse_syscall(b"270 0xfb 0x7ffd\n"), Some(270));
+        assert_eq!(parse_syscall(b"running\n"), None);
+        assert_eq!(parse_syscall(b"-1 0x7ffd 0x7f12\n"), None);
     }
 
     #[test]

@@ -373,7 +373,12 @@ fn the_window_ends_after_the_duration() {
     let main = only_thread(&report, "kd-workload");
     assert_eq!(main["exited"], false);
     assert_eq!(main["syscalls"].as_array().unwrap().len(), 0);
-    assert_eq!(main["unfinished"].as_array().unwrap().len(), 0);
+    // It waited in read() from before the window to its end.
+    let unfinished = main["unfinished"].as_array().unwrap();
+    assert_eq!(unfinished.len(), 1, "{main}");
+    assert_eq!(unfinished[0]["name"], "read");
+    assert_eq!(unfinished[0]["entered_before_window"], true);
+    assert_eq!(field(&unfinished[0], "elapsed_ns"), duration);
 }
 
 #[test]
@@ -400,6 +405,7 @@ fn a_call_in_progress_when_the_window_closes_is_unfinished() {
     let unfinished = main["unfinished"].as_array().unwrap();
     assert_eq!(unfinished.len(), 1, "{main}");
     assert_eq!(unfinished[0]["name"], "read");
+    assert_eq!(unfinished[0]["entered_before_window"], false);
     assert!(field(&unfinished[0], "elapsed_ns") >= 250 * MS, "{main}");
 }
 

@@ -115,8 +115,10 @@ pub struct SyscallReport {
 pub struct UnfinishedSyscall {
     pub nr: i64,
     pub name: String,
-    /// From entry to the end of the window.
+    /// From entry (or, for a call entered before the window, from the
+    /// window's start: a lower bound) to the end of the window.
     pub elapsed_ns: u64,
+    pub entered_before_window: bool,
 }
 
 /// What /proc said about the threads at the start and the end of the window.
@@ -216,7 +218,14 @@ fn thread_report(
             nr: call.nr,
             name: syscall_names::name(call.nr),
             elapsed_ns: end_ns.saturating_sub(call.enter_ns),
+            entered_before_window: false,
         })
+        .chain(activity.in_call_since_before.map(|nr| UnfinishedSyscall {
+            nr,
+            name: syscall_names::name(nr),
+            elapsed_ns: end_ns.saturating_sub(start_ns),
+            entered_before_window: true,
+        }))
         .collect();
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 

@@ -97,10 +97,12 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
         let _ = writeln!(out, "{INDENT} [UNFINISHED SYSCALLS]");
         let mut table = new_table(&["NAME", "NUMBER", "ELAPSED ns"]);
         for call in &thread.unfinished {
+            // Entered before the window: at least this long.
+            let at_least = if call.entered_before_window { ">" } else { "" };
             table.add_row(vec![
                 call.name.clone(),
                 call.nr.to_string(),
-                thousands(call.elapsed_ns),
+                format!("{at_least}{}", thousands(call.elapsed_ns)),
             ]);
         }
         indent_table(out, table);
