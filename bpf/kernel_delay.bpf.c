@@ -8,6 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "kernel_delay.h"
+#include "irq_nesting.h"
 
 /* include/linux/sched.h task states (macros, so not in vmlinux.h) */
 #define TASK_UNINTERRUPTIBLE	0x0002
@@ -46,14 +47,6 @@ struct {
 
 /* Interrupt entry times, per CPU: an entry and its exit always run on the
  * same CPU, and only a hard IRQ can nest inside a softirq. */
-struct irq_cpu_state {
-	__u64 softirq_start[SOFTIRQ_VECTORS];
-	__u64 hardirq_start;
-	__u64 vector_start;
-	__u64 in_softirq;
-	__u64 nested_hardirq_ns;	/* hard IRQ time inside the running softirq */
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -301,16 +294,6 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	submit(e);
 }
 
-/* A hard IRQ's time is its own, not the softirq's it interrupted. */
-static __always_inline __u64 hardirq_done(struct irq_cpu_state *state, __u64 start, __u64 now)
-{
-	__u64 duration = now - start;
-
-	if (state->in_softirq)
-		state->nested_hardirq_ns += duration;
-	return duration;
-}
-
 static __always_inline bool is_ksoftirqd(void)
 {
 	char comm[TASK_COMM_LEN];
@@ -326,11 +309,8 @@ int BPF_PROG(softirq_entry, unsigned int vec)
 {
 	struct irq_cpu_state *state = irq_state();
 
-	if (!state || vec >= SOFTIRQ_VECTORS)
-		return 0;
-	state->softirq_start[vec] = bpf_ktime_get_ns();
-	state->in_softirq = 1;
-	state->nested_hardirq_ns = 0;
+	if (state && vec < SOFTIRQ_VECTORS)
+		softirq_entered(state, vec, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -339,18 +319,15 @@ int BPF_PROG(softirq_exit, unsigned int vec)
 {
 	struct irq_cpu_state *state = irq_state();
 	struct softirq_totals *totals;
-	__u64 now, start, duration, zero = 0;
+	__u64 now, duration;
+	__u32 zero = 0;
 
 	if (!state || vec >= SOFTIRQ_VECTORS)
 		return 0;
-	start = state->softirq_start[vec];
-	state->softirq_start[vec] = 0;
-	state->in_softirq = 0;
-	if (!start)
-		return 0; /* entered before tracing began */
 	now = bpf_ktime_get_ns();
-	duration = now - start;
-	duration -= state->nested_hardirq_ns < duration ? state->nested_hardirq_ns : duration;
+	duration = softirq_exited(state, vec, now);
+	if (!duration)
+		return 0; /* entered before tracing began */
 
 	totals = bpf_map_lookup_elem(&softirq_cpu, &zero);
 	if (totals) {
@@ -379,15 +356,14 @@ SEC("tp_btf/irq_handler_exit")
 int BPF_PROG(irq_handler_exit, int irq, struct irqaction *action, int ret)
 {
 	struct irq_cpu_state *state = irq_state();
-	__u64 now, start, duration;
+	__u64 now, duration;
 
-	if (!state || !state->hardirq_start)
+	if (!state)
 		return 0;
-	start = state->hardirq_start;
-	state->hardirq_start = 0;
 	now = bpf_ktime_get_ns();
-	duration = hardirq_done(state, start, now);
-	if (ret) /* IRQ_NONE: the handler found nothing to do on a shared line */
+	duration = hardirq_exited(state, &state->hardirq_start, now);
+	/* ret == IRQ_NONE: the handler found nothing to do on a shared line */
+	if (duration && ret)
 		emit_irq(EVENT_HARDIRQ, irq, now, duration, action->name);
 	return 0;
 }
@@ -408,14 +384,14 @@ static __always_inline int vector_entry(void)
 static __always_inline int vector_exit(enum irq_vector id)
 {
 	struct irq_cpu_state *state = irq_state();
-	__u64 now, start;
+	__u64 now, duration;
 
-	if (!state || !state->vector_start)
+	if (!state)
 		return 0;
-	start = state->vector_start;
-	state->vector_start = 0;
 	now = bpf_ktime_get_ns();
-	emit_irq(EVENT_IRQ_VECTOR, id, now, hardirq_done(state, start, now), NULL);
+	duration = hardirq_exited(state, &state->vector_start, now);
+	if (duration)
+		emit_irq(EVENT_IRQ_VECTOR, id, now, duration, NULL);
 	return 0;
 }
 
