@@ -362,6 +362,47 @@ fn ctrl_c_ends_the_window_early_with_a_report() {
 }
 
 #[test]
+fn sigterm_ends_the_window_early_with_a_report() {
+    let mut workload = Workload::start();
+    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "600"]);
+    workload.run("burst 20");
+    kill(Pid::from_raw(trace.child.id() as i32), Signal::SIGTERM).unwrap();
+    let report = trace.report();
+    assert_eq!(report["stop_reason"], "interrupted");
+    assert_eq!(count(only_thread(&report, "burst"), "getppid"), 20);
+}
+
+#[test]
+fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("kd-e2e-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("report.json");
+    let begun = Instant::now();
+    let child = Command::new(TOOL)
+        .args(["--duration", "0.3", "--json", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "sleep 1.5; exit 7"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child);
+    // It waited for the command and exited as it did.
+    assert_eq!(output.status.code(), Some(7));
+    assert!(begun.elapsed() >= Duration::from_millis(1_400));
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(report["stop_reason"], "duration");
+    assert!(
+        field(&report, "duration_ns") < 1_400 * MS,
+        "{}",
+        report["duration_ns"]
+    );
+    assert_budgets_add_up(&report);
+}
+
+#[test]
 fn the_window_ends_after_the_duration() {
     let workload = Workload::start();
     let report =
