@@ -29,7 +29,7 @@ use clap::error::ErrorKind;
 use aggregate::Aggregator;
 use cli::{Cli, TargetSpec};
 use output::Output;
-use report::{Header, Measurement, Report, ThreadNames};
+use report::{Header, Measurement, Report, StopReason, ThreadNames};
 use target::Target;
 use tracer::Tracer;
 
@@ -91,7 +91,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     output.announce(&header)?;
     target.release()?;
 
-    let stop_reason = collect::run_window(&ring, &target, deadline)?;
+    // A failure mid-window still reports what was measured until then.
+    let (stop_reason, failure) = match collect::run_window(&ring, &target, deadline) {
+        Ok(reason) => (reason, None),
+        Err(err) => (StopReason::Failed, Some(err)),
+    };
     let end = clock::now();
     let names_at_end = procfs::thread_names(pid);
     let calls_at_end = procfs::thread_syscalls(pid);
@@ -128,6 +132,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         },
     };
     output.write(&Report::build(measurement, aggregator.into_threads()))?;
+    if let Some(err) = failure {
+        return Err(err.context("tracing stopped early; the report covers the window until then"));
+    }
 
     // A launched command keeps running after a --duration window: wait for
     // it and exit as it did.

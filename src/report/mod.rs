@@ -27,6 +27,8 @@ pub enum StopReason {
     /// SIGINT or SIGTERM.
     Interrupted,
     TargetExited,
+    /// Reading the trace failed.
+    Failed,
 }
 
 impl StopReason {
@@ -35,6 +37,7 @@ impl StopReason {
             StopReason::Duration => "duration elapsed",
             StopReason::Interrupted => "interrupted",
             StopReason::TargetExited => "target exited",
+            StopReason::Failed => "tracing failed",
         }
     }
 }
