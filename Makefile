@@ -21,8 +21,14 @@ WORKLOAD := target/release/kd-workload
 # Arguments for `make run`; without them, a 3 s demo workload is traced.
 ARGS ?=
 ARCH_DIR := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
+# `make static`: musl-gcc, and what libbpf-sys needs to build libelf (elfutils,
+# autotools) from source; `file` and readelf (binutils) for the check.
+STATIC_PACKAGES := musl-tools musl-dev gcc make autoconf automake autopoint libtool \
+	flex bison gawk file binutils
+MUSL_TARGET := $(shell uname -m)-unknown-linux-musl
+STATIC_DIR := target/$(MUSL_TARGET)/release
 
-.PHONY: deps build run test lint bench vmlinux clean
+.PHONY: deps build run test lint bench vmlinux clean static
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -51,6 +57,14 @@ test: lint
 
 bench: build
 	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead
+
+# One fully static (musl, static-pie) binary of the tool, checked: `file`
+# says static, it runs, and (as root) it traces this machine's kernel.
+static: deps
+	$(call apt_install,$(STATIC_PACKAGES))
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	vmtest/build-static.sh
+	$(SUDO) vmtest/check-static.sh $(STATIC_DIR)
 
 # Regenerates the CO-RE header from the running kernel's BTF.
 vmlinux:

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The test for `make static`: the binaries are static and they run.
+# Usage: vmtest/check-static.sh DIR   (DIR holds kernel-delay and kd-workload)
+set -euo pipefail
+dir=${1:?usage: check-static.sh DIR}
+fail() { echo "check-static: FAIL: $*" >&2; exit 1; }
+
+for bin in kernel-delay kd-workload; do
+    out=$(file -L "$dir/$bin")
+    echo "$out"
+    case $out in
+        *"static-pie linked"* | *"statically linked"*) ;;
+        *) fail "$bin is not static" ;;
+    esac
+    # No program interpreter: nothing for a dynamic loader to find.
+    if LC_ALL=C readelf -l "$dir/$bin" | grep -q 'Requesting program interpreter'; then
+        fail "$bin has a program interpreter"
+    fi
+done
+# Size in bytes and MiB, as documented in the README.
+size=$(stat -c %s "$dir/kernel-delay")
+awk -v s="$size" 'BEGIN { printf "kernel-delay: %d bytes (%.1f MiB)\n", s, s / 1048576 }'
+
+version=$("$dir/kernel-delay" --version) || fail "kernel-delay --version failed"
+[[ $version == "kernel-delay "* ]] || fail "unexpected --version output: $version"
+echo "$version"
+set +e
+"$dir/kd-workload" run 10 7 >/dev/null
+code=$?
+set -e
+[[ $code -eq 7 ]] || fail "kd-workload run 10 7 exited $code, not 7"
+
+# Root on a kernel with BTF: trace for real on this machine's kernel too.
+if [[ $(id -u) -eq 0 && -e /sys/kernel/btf/vmlinux ]]; then
+    report=$(mktemp)
+    trap 'rm -f "$report"' EXIT
+    "$dir/kernel-delay" --json -o "$report" -- "$dir/kd-workload" run 5000 0 >/dev/null 2>&1 \
+        || fail "kernel-delay could not trace kd-workload on $(uname -r)"
+    python3 - "$report" <<'PY' || fail "wrong report on $(uname -r)"
+import json, sys
+report = json.load(open(sys.argv[1]))
+calls = sum(s["count"] for t in report["threads"] for s in t["syscalls"] if s["name"] == "getppid")
+assert calls == 5000 and report["lost_events"] == 0, (calls, report["lost_events"])
+PY
+    echo "traced 5000 getppid() exactly on $(uname -r)"
+fi
+echo "check-static: OK"
