@@ -27,8 +27,12 @@ STATIC_PACKAGES := musl-tools musl-dev gcc make autoconf automake autopoint libt
 	flex bison gawk file binutils
 MUSL_TARGET := $(shell uname -m)-unknown-linux-musl
 STATIC_DIR := target/$(MUSL_TARGET)/release
+# `make vmtest`: the emulator and the guest's shell and tools.
+VMTEST_PACKAGES := qemu-system-x86 busybox-static python3 file
+# Kernel packages for `make vmtest` (default: the current Debian 6.1 and 6.12).
+KERNELS ?=
 
-.PHONY: deps build run test lint bench vmlinux clean static
+.PHONY: deps build run test lint bench vmlinux clean static vmtest
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -65,6 +69,17 @@ static: deps
 	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	vmtest/build-static.sh
 	$(SUDO) vmtest/check-static.sh $(STATIC_DIR)
+
+# Boots Debian's 6.1 and 6.12 kernels under QEMU with the static binary and
+# checks its reports there: one PASS/FAIL line per kernel. (Without
+# --no-install-recommends, qemu-system-x86 would pull in a GUI.)
+vmtest: static
+	@missing=$$(for p in $(VMTEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	vmtest/run.sh $(KERNELS)
 
 # Regenerates the CO-RE header from the running kernel's BTF.
 vmlinux:

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""The checks of `make vmtest`, one list for the guest and the host.
+
+    checks.py commands
+        the kd-workload commands the guest runs, one a line (vmtest/run.sh
+        puts them in the initramfs as /commands)
+    checks.py verify DATA KERNEL [NOTE]
+        reads what the guest wrote to its second serial port (DATA), runs
+        every check and prints one line, "PASS KERNEL (NOTE; checks)" or
+        "FAIL KERNEL (NOTE): what went wrong"; exits 1 on FAIL
+
+Each check is a function registered with @check(name, workload_command).
+The guest traces one `kd-workload serve` session that runs the commands of
+all checks in order, so a new check is one more function here, with the
+command that gives it a known answer (kd-workload serve's command list is in
+tests/workload/main.rs).
+
+TCG is slow and its clock is coarse, so time ranges are wide; counts are
+exact.
+"""
+
+import json
+import sys
+
+MS = 1_000_000
+CHECKS = []
+
+
+class Failed(Exception):
+    pass
+
+
+def check(name, command=None):
+    def register(function):
+        CHECKS.append((name, command, function))
+        return function
+
+    return register
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+class Run:
+    """What one boot reported: single values and framed files."""
+
+    def __init__(self, path, kernel):
+        self.kernel = kernel
+        self.values = {}
+        self.files = {}
+        current = None
+        with open(path, encoding="utf-8", errors="replace") as data:
+            for line in data:
+                line = line.replace("\r", "").rstrip("\n")
+                if current is not None:
+                    if line == f"@@end {current}":
+                        current = None
+                    else:
+                        self.files[current].append(line)
+                elif line.startswith("@@begin "):
+                    current = line[len("@@begin ") :]
+                    self.files[current] = []
+                elif line.startswith("@@ "):
+                    key, _, value = line[3:].partition(" ")
+                    self.values[key] = value
+        self._report = None
+
+    def lines(self, name):
+        return [line for line in self.files.get(name, []) if line]
+
+    @property
+    def report(self):
+        if self._report is None:
+            text = "\n".join(self.files.get("report", []))
+            expect(text.strip(), "no JSON report")
+            try:
+                self._report = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise Failed(f"the report is not JSON: {error}") from None
+        return self._report
+
+    def threads(self, comm):
+        return [t for t in self.report["threads"] if t["comm"] == comm]
+
+    def only_thread(self, comm):
+        threads = self.threads(comm)
+        expect(len(threads) == 1, f"{len(threads)} threads named {comm!r}, not 1")
+        return threads[0]
+
+
+def fraction(thread, part):
+    return thread["time"][part] / thread["time"]["observed_ns"]
+
+
+def syscall_count(thread, names):
+    return sum(s["count"] for s in thread["syscalls"] if s["name"] in names)
+
+
+@check("kernel")
+def booted_the_kernel(run):
+    booted = run.values.get("kernel")
+    expect(booted == run.kernel, f"booted {booted!r}, expected {run.kernel}")
+
+
+@check("no-btf")
+def no_btf_is_one_clear_line(run):
+    """Without /sys/kernel/btf/vmlinux: one line on stderr, a non-zero exit,
+    and the command is not run untraced."""
+    status = run.values.get("nobtf_exit")
+    expect(status not in (None, "0"), f"exit status {status} without BTF")
+    stderr = run.lines("nobtf_stderr")
+    expect(
+        len(stderr) == 1 and "no BTF" in stderr[0] and "/sys/kernel/btf/vmlinux" in stderr[0],
+        f"stderr without BTF was {stderr!r}",
+    )
+    expect(not run.lines("nobtf_stdout"), f"the command ran: {run.lines('nobtf_stdout')!r}")
+
+
+@check("attach")
+def attaches_and_reports(run):
+    status = run.values.get("exit")
+    expect(status == "0", f"kernel-delay exit status {status}: {run.lines('kernel_delay_stderr')}")
+    report = run.report
+    expect(report["schema"] == "kernel-delay/1", f"schema {report['schema']}")
+    expect(report["kernel"] == run.kernel, f"report says kernel {report['kernel']}")
+    expect(report["stop_reason"] == "target_exited", f"stop_reason {report['stop_reason']}")
+    expect(report["lost_events"] == 0, f"{report['lost_events']} events lost")
+    said = run.lines("workload_stdout")
+    commands = [command for _, command, _ in CHECKS if command]
+    expect(
+        said.count("ready") == 1 and said.count("done") == len(commands),
+        f"the workload said {said!r}",
+    )
+    # Every thread's budget adds up to its observed time, to the ns.
+    for thread in report["threads"]:
+        time = thread["time"]
+        parts = sum(time[p] for p in ("running_ns", "ready_ns", "sleeping_ns", "blocked_ns", "stopped_ns"))
+        expect(parts == time["observed_ns"], f"{thread['comm']}: parts {parts} != observed {time['observed_ns']}")
+        expect(time["observed_ns"] <= report["duration_ns"], f"{thread['comm']} observed beyond the window")
+
+
+BURST = 100_000
+
+
+@check("burst", f"burst {BURST}")
+def exact_syscall_count(run):
+    calls = syscall_count(run.only_thread("burst"), {"getppid"})
+    expect(calls == BURST, f"getppid counted {calls} times, not {BURST}")
+
+
+SLEEPS, SLEEP_MS = 10, 20
+
+
+@check("sleep", f"sleep {SLEEPS} {SLEEP_MS}")
+def sleep_latency(run):
+    sleeper = run.only_thread("sleeper")
+    # Rust's thread::sleep is nanosleep(3), which libcs implement with
+    # either system call.
+    sleeps = [s for s in sleeper["syscalls"] if s["name"] in ("nanosleep", "clock_nanosleep")]
+    expect(
+        len(sleeps) == 1 and sleeps[0]["count"] == SLEEPS,
+        f"sleep calls {[(s['name'], s['count']) for s in sleeps]}, not {SLEEPS}",
+    )
+    p50 = sleeps[0]["p50_ns"]
+    expect(SLEEP_MS * MS <= p50 <= 500 * MS, f"sleep p50 {p50 / MS:.1f} ms, not {SLEEP_MS}..500 ms")
+    expect(sleeper["sched"]["sleep"]["count"] >= SLEEPS, f"{sleeper['sched']['sleep']['count']} sleeps")
+    sleeping = fraction(sleeper, "sleeping_ns")
+    expect(sleeping > 0.7, f"sleeper asleep {sleeping:.0%} of its time")
+
+
+SPINNERS, SPIN_MS = 2, 2000
+
+
+@check("shared-cpu", f"spin {SPINNERS} {SPIN_MS}")
+def ready_time_on_a_shared_cpu(run):
+    """Two threads pinned to one CPU: each waits (ready) while the other
+    runs, as the kernel's own /proc/TID/schedstat says too."""
+    accounts = [line.split() for line in run.lines("workload_stdout") if line.startswith("schedstat ")]
+    expect(len(accounts) == SPINNERS, f"{len(accounts)} schedstat lines, not {SPINNERS}")
+    threads = {t["tid"]: t for t in run.report["threads"]}
+    for _, tid, run_ns, wait_ns in accounts:
+        spinner = threads.get(int(tid))
+        expect(spinner is not None, f"spinner {tid} not in the report")
+        name = f"{spinner['comm']} ({tid})"
+        expect(spinner["exited"], f"{name} did not exit")
+        observed = spinner["time"]["observed_ns"]
+        expect(observed >= 0.95 * SPIN_MS * MS, f"{name} observed {observed / MS:.0f} ms")
+        running, ready = fraction(spinner, "running_ns"), fraction(spinner, "ready_ns")
+        expect(ready > 0.2, f"{name} ready {ready:.0%}, not > 20%")
+        expect(running > 0.2, f"{name} running {running:.0%}, not > 20%")
+        expect(running + ready > 0.97, f"{name} running + ready {running + ready:.0%}")
+        for ours, theirs, what in ((running, int(run_ns), "running"), (ready, int(wait_ns), "ready")):
+            expect(
+                abs(ours - theirs / observed) < 0.05,
+                f"{name} {what} {ours:.1%}, schedstat says {theirs / observed:.1%}",
+            )
+
+
+def verify(path, kernel, note):
+    run = Run(path, kernel)
+    label = f"{kernel} ({note})" if note else kernel
+    details = f"{note}; " if note else ""
+    if run.values.get("finished") != "yes":
+        print(f"FAIL {label}: the guest did not finish (no output, crash or timeout)")
+        return 1
+    failures = []
+    for name, _, function in CHECKS:
+        try:
+            function(run)
+        except Failed as failure:
+            failures.append(f"{name}: {failure}")
+        except (KeyError, TypeError, ValueError) as error:
+            failures.append(f"{name}: malformed report ({error!r})")
+    if failures:
+        print(f"FAIL {label}: " + "; ".join(failures))
+        return 1
+    names = ", ".join(name for name, _, _ in CHECKS)
+    print(f"PASS {kernel} ({details}checks: {names})")
+    return 0
+
+
+def main(argv):
+    if argv[1:2] == ["commands"]:
+        for _, command, _ in CHECKS:
+            if command:
+                print(command)
+        return 0
+    if argv[1:2] == ["verify"] and len(argv) in (4, 5):
+        return verify(argv[2], argv[3], argv[4] if len(argv) == 5 else "")
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
