@@ -127,6 +127,8 @@ def attaches_and_reports(run):
     expect(report["kernel"] == run.kernel, f"report says kernel {report['kernel']}")
     expect(report["stop_reason"] == "target_exited", f"stop_reason {report['stop_reason']}")
     expect(report["lost_events"] == 0, f"{report['lost_events']} events lost")
+    skipped = report["skipped_tracepoints"]
+    expect(not skipped, f"tracepoints not attached: {skipped}")
     said = run.lines("workload_stdout")
     commands = [command for _, command, _ in CHECKS if command]
     expect(
@@ -196,6 +198,33 @@ def ready_time_on_a_shared_cpu(run):
                 abs(ours - theirs / observed) < 0.05,
                 f"{name} {what} {ours:.1%}, schedstat says {theirs / observed:.1%}",
             )
+
+
+DATAGRAMS = 5_000
+
+
+@check("softirq", f"udp {DATAGRAMS}")
+def net_rx_charged_to_the_sender(run):
+    """Loopback UDP: the receive path, the NET_RX soft IRQ, runs in the
+    sending thread's context and is charged to it. The guest has no network
+    card, so the kernel's /proc/softirqs counts (read before and after the
+    session) are this thread's, give or take a few run by ksoftirqd."""
+    sender = run.only_thread("udp-sender")
+    net_rx = [s for s in sender["softirqs"] if s["name"] == "NET_RX"]
+    expect(len(net_rx) == 1, f"udp-sender soft IRQs {[s['name'] for s in sender['softirqs']]}")
+    count = net_rx[0]["count"]
+    kernel = int(run.values["net_rx_after"]) - int(run.values["net_rx_before"])
+    expect(count >= DATAGRAMS // 5, f"NET_RX {count} times on udp-sender for {DATAGRAMS} datagrams")
+    expect(
+        0.9 * kernel <= count <= kernel,
+        f"NET_RX {count} times on udp-sender, {kernel} in /proc/softirqs",
+    )
+    expect(net_rx[0]["total_ns"] > 0, "NET_RX took no time")
+    for thread in run.threads("kd-workload"):
+        expect(
+            not any(s["name"] == "NET_RX" for s in thread["softirqs"]),
+            "NET_RX charged to the idle main thread",
+        )
 
 
 def verify(path, kernel, note):
