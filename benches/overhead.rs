@@ -1,8 +1,9 @@
-//! `make bench`: what kernel-delay adds to each system call of a traced
-//! thread, and the memory it takes. One thread calls getppid() in a tight
-//! loop, untraced and then under kernel-delay (launch mode), alternately;
-//! medians are compared. Needs root. A benchmark, not a test: it asserts
-//! nothing.
+//! `make bench`: what kernel-delay adds to a traced thread's work, and the
+//! memory it takes. Two loops, each untraced and then under kernel-delay
+//! (launch mode), alternately, medians compared: one thread calling
+//! getppid() (a system call), and two threads passing a byte back and forth
+//! over pipes (system calls, wakeups and context switches). Needs root. A
+//! benchmark, not a test: it asserts nothing.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -11,15 +12,25 @@ use nix::libc;
 
 const TOOL: &str = env!("CARGO_BIN_EXE_kernel-delay");
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
-const CALLS: &str = "5000000";
 const ROUNDS: usize = 5;
 
-/// Mean ns per call printed by `kd-workload loop`, run through `prefix`,
-/// and the peak resident memory (KiB) of the process `prefix` starts.
+/// The loops: kd-workload's arguments, and what one iteration is.
+const LOOPS: [(&str, &str, &str); 2] = [
+    ("loop", "5000000", "getppid() in a tight loop, ns per call"),
+    (
+        "pingpong",
+        "200000",
+        "pipe ping-pong between two threads, ns per round trip",
+    ),
+];
+
+/// Mean ns per iteration printed by `kd-workload LOOP N`, run through
+/// `prefix`, and the peak resident memory (KiB) of the process `prefix` starts.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which Clippy does not know
-fn ns_per_call(prefix: &[&str]) -> (f64, i64) {
+fn ns_per_iteration(prefix: &[&str], workload: &[&str]) -> (f64, i64) {
     let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([WORKLOAD, "loop", CALLS]);
+    argv.push(WORKLOAD);
+    argv.extend(workload);
     let mut child = Command::new(argv[0])
         .args(&argv[1..])
         .stdout(Stdio::piped())
@@ -45,7 +56,7 @@ fn ns_per_call(prefix: &[&str]) -> (f64, i64) {
     let ns = printed
         .trim()
         .parse()
-        .expect("kd-workload loop prints ns per call");
+        .expect("kd-workload prints ns per iteration");
     (ns, usage.ru_maxrss)
 }
 
@@ -56,19 +67,24 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     let traced_prefix = [TOOL, "--output", "/dev/null", "--"];
-    let (mut plain, mut traced, mut peak_kib) = (Vec::new(), Vec::new(), 0);
-    for _ in 0..ROUNDS {
-        plain.push(ns_per_call(&[]).0);
-        let (ns, kib) = ns_per_call(&traced_prefix);
-        traced.push(ns);
-        peak_kib = peak_kib.max(kib);
+    let mut peak_kib = 0;
+    println!("median of {ROUNDS} rounds, untraced and traced alternately");
+    for (mode, iterations, what) in LOOPS {
+        let (mut plain, mut traced) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            plain.push(ns_per_iteration(&[], &[mode, iterations]).0);
+            let (ns, kib) = ns_per_iteration(&traced_prefix, &[mode, iterations]);
+            traced.push(ns);
+            peak_kib = peak_kib.max(kib);
+        }
+        let (plain, traced) = (median(plain), median(traced));
+        println!();
+        println!("{what} ({iterations} iterations)");
+        println!("  {:<26} {:>10.1}", "untraced", plain);
+        println!("  {:<26} {:>10.1}", "traced by kernel-delay", traced);
+        println!("  {:<26} {:>10.1}", "added by tracing", traced - plain);
     }
-    let (plain, traced) = (median(plain), median(traced));
-    println!("getppid() in a tight loop, {CALLS} calls, median of {ROUNDS} rounds");
-    println!("{:<28} {:>12}", "", "ns per call");
-    println!("{:<28} {:>12.1}", "untraced", plain);
-    println!("{:<28} {:>12.1}", "traced by kernel-delay", traced);
-    println!("{:<28} {:>12.1}", "added by tracing", traced - plain);
+    println!();
     println!(
         "kernel-delay peak resident memory: {:.1} MiB (with its default 16 MiB ring buffer)",
         peak_kib as f64 / 1024.0

@@ -17,6 +17,8 @@
 //!                              exits at end of input
 //!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
 //!   kd-workload loop N         N getppid(), then print the mean ns per call
+//!   kd-workload pingpong N     N round trips of a byte between two threads over
+//!                              pipes, then print the mean ns per round trip
 //!   kd-workload demo SECONDS   a few busy threads for SECONDS
 
 use std::io::{BufRead, Write};
@@ -158,6 +160,25 @@ fn serve() {
     }
 }
 
+/// Each round trip: two writes, two reads, two wakeups, context switches.
+fn ping_pong(round_trips: u64) {
+    let (ping_read, ping_write) = nix::unistd::pipe().expect("pipe");
+    let (pong_read, pong_write) = nix::unistd::pipe().expect("pipe");
+    let ponger = thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        for _ in 0..round_trips {
+            nix::unistd::read(&ping_read, &mut byte).expect("read");
+            nix::unistd::write(&pong_write, &byte).expect("write");
+        }
+    });
+    let mut byte = [0u8; 1];
+    for _ in 0..round_trips {
+        nix::unistd::write(&ping_write, &byte).expect("write");
+        nix::unistd::read(&pong_read, &mut byte).expect("read");
+    }
+    ponger.join().expect("ponger panicked");
+}
+
 fn demo(seconds: u64) {
     let until = Instant::now() + Duration::from_secs(seconds);
     let (reader, writer) = nix::unistd::pipe().expect("pipe");
@@ -214,9 +235,15 @@ fn main() -> ExitCode {
             getppid_calls(n);
             println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
         }
+        Some("pingpong") => {
+            let n = number(arg(1), "N");
+            let start = Instant::now();
+            ping_pong(n);
+            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+        }
         Some("demo") => demo(number(arg(1), "SECONDS")),
         _ => {
-            eprintln!("usage: kd-workload serve | run N CODE | loop N | demo SECONDS");
+            eprintln!("usage: kd-workload serve | run N CODE | loop N | pingpong N | demo SECONDS");
             return ExitCode::from(2);
         }
     }
