@@ -56,9 +56,14 @@ impl Output {
                 .and_then(|_| file.flush()),
             None => {
                 let mut stdout = io::stdout().lock();
-                stdout
+                let written = stdout
                     .write_all(rendered.as_bytes())
-                    .and_then(|_| stdout.flush())
+                    .and_then(|_| stdout.flush());
+                // A reader that stopped early (`| head`) wanted no more.
+                match written {
+                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                    other => other,
+                }
             }
         };
         result.context("writing the report failed")

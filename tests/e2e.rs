@@ -547,6 +547,22 @@ fn bad_input_gets_one_clear_line() {
 }
 
 #[test]
+fn without_privileges_it_says_so() {
+    require_root();
+    let workload = Workload::start();
+    // Drop to nobody: no CAP_BPF, no CAP_PERFMON.
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL, "--pid"])
+        .arg(workload.pid().to_string())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("run as root"), "{stderr}");
+}
+
+#[test]
 fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
     let mut workload = Workload::start();
     let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
