@@ -1,4 +1,4 @@
-//! Loads, attaches and detaches the BPF programs, and decodes what they send.
+//! Loads, attaches and detaches the BPF programs, and reads their maps.
 
 use std::mem::MaybeUninit;
 use std::path::Path;
@@ -12,42 +12,12 @@ use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
-use crate::aggregate::{InFlight, IrqSource, Record};
-use crate::irq::{HardIrq, SoftirqCpu};
-use crate::sched::{Departure, SchedEvent};
+use crate::aggregate::{InFlight, Record};
+use crate::irq::SoftirqCpu;
 
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
-}
-use skel::types::{
-    irq_event, sched_event, softirq_totals, syscall_event, syscall_start, thread_exit,
-};
-use skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
-
-// SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
-unsafe impl plain::Plain for syscall_event {}
-unsafe impl plain::Plain for sched_event {}
-unsafe impl plain::Plain for irq_event {}
-unsafe impl plain::Plain for softirq_totals {}
-unsafe impl plain::Plain for thread_exit {}
-unsafe impl plain::Plain for syscall_start {}
-
-// enum event_kind and enum switch_out_state of bpf/kernel_delay.h
-const EVENT_SYSCALL: u32 = 1;
-const EVENT_SWITCH_IN: u32 = 2;
-const EVENT_SWITCH_OUT: u32 = 3;
-const EVENT_WAKEUP: u32 = 4;
-const EVENT_WAKEUP_NEW: u32 = 5;
-const EVENT_SOFTIRQ: u32 = 6;
-const EVENT_HARDIRQ: u32 = 7;
-const EVENT_IRQ_VECTOR: u32 = 8;
-const DEPARTURES: [Departure; 5] = [
-    Departure::Preempted,
-    Departure::Sleep,
-    Departure::Block,
-    Departure::Stop,
-    Departure::Exit,
-];
+use crate::records::decode;
+use crate::skel::types::{softirq_totals, syscall_start, thread_exit};
+use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -264,58 +234,6 @@ pub fn drain(ring: &RingBuffer<'_>, timeout: Duration) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn decode(data: &[u8]) -> Option<Record> {
-    let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
-    match kind {
-        EVENT_SYSCALL => {
-            let e: &syscall_event = plain::from_bytes(data).ok()?;
-            Some(Record::Syscall {
-                tid: e.tid,
-                nr: e.nr,
-                enter_ns: e.enter_ns,
-                exit_ns: e.exit_ns,
-            })
-        }
-        EVENT_SWITCH_IN | EVENT_SWITCH_OUT | EVENT_WAKEUP | EVENT_WAKEUP_NEW => {
-            let e: &sched_event = plain::from_bytes(data).ok()?;
-            let event = match kind {
-                EVENT_SWITCH_IN => SchedEvent::SwitchIn,
-                EVENT_SWITCH_OUT => SchedEvent::SwitchOut(*DEPARTURES.get(e.state as usize)?),
-                EVENT_WAKEUP => SchedEvent::Wakeup,
-                _ => SchedEvent::WakeupNew,
-            };
-            Some(Record::Sched {
-                tid: e.tid,
-                ts_ns: e.ts_ns,
-                event,
-            })
-        }
-        EVENT_SOFTIRQ | EVENT_HARDIRQ | EVENT_IRQ_VECTOR => {
-            let e: &irq_event = plain::from_bytes(data).ok()?;
-            let source = match kind {
-                EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
-                EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
-                    irq: e.id,
-                    handler: e
-                        .name
-                        .iter()
-                        .map(|&c| c as u8)
-                        .take_while(|&c| c != 0)
-                        .collect(),
-                }),
-                _ => IrqSource::Hard(HardIrq::Vector(e.id as u32)),
-            };
-            Some(Record::Irq {
-                tid: e.tid,
-                exit_ns: e.exit_ns,
-                duration_ns: e.duration_ns,
-                source,
-            })
-        }
-        _ => None,
-    }
 }
 
 /// Adds the usual cause to errors users hit.

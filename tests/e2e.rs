@@ -552,7 +552,13 @@ fn without_privileges_it_says_so() {
     let workload = Workload::start();
     // Drop to nobody: no CAP_BPF, no CAP_PERFMON.
     let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL, "--pid"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            TOOL,
+            "--pid",
+        ])
         .arg(workload.pid().to_string())
         .output()
         .unwrap();
