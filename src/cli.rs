@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-/// Per-thread kernel time of one process: system-call latency, traced with eBPF.
+/// Where the threads of one process spend their time in the kernel: system
+/// calls, scheduling delay and sleep, and interrupts, traced with eBPF.
 #[derive(Parser, Debug)]
 #[command(
     name = "kernel-delay",
@@ -21,7 +22,8 @@ pub struct Cli {
 
     /// Length of the sampling window in seconds; fractions allowed
     /// [default: 10 with --pid, until COMMAND exits otherwise].
-    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
+    /// (--sample-time, the Open vSwitch tool's name, works too.)
+    #[arg(short, long, visible_alias = "sample-time", value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// Print the report as JSON (schema kernel-delay/1).
@@ -150,6 +152,12 @@ mod tests {
         assert_eq!(cli.window(), Some(Duration::from_millis(500)));
         assert!(cli.json);
         assert_eq!(cli.output, Some(PathBuf::from("r.json")));
+    }
+
+    #[test]
+    fn sample_time_is_the_open_vswitch_name_of_duration() {
+        let cli = parse(&["--pid", "42", "--sample-time", "0.25"]).unwrap();
+        assert_eq!(cli.window(), Some(Duration::from_millis(250)));
     }
 
     #[test]
