@@ -22,7 +22,6 @@ pub struct Cli {
 
     /// Length of the sampling window in seconds; fractions allowed
     /// [default: 10 with --pid, until COMMAND exits otherwise].
-    /// (--sample-time, the Open vSwitch tool's name, works too.)
     #[arg(short, long, visible_alias = "sample-time", value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
