@@ -25,7 +25,7 @@ use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::error::ErrorKind;
 
 use aggregate::Aggregator;
@@ -62,6 +62,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    if procfs::in_nested_pid_namespace() {
+        bail!(
+            "this is a PID namespace of its own (a container?), and the kernel's tracepoints \
+             use the host's process ids: run kernel-delay in the host's PID namespace \
+             (e.g. docker run --pid=host)"
+        );
+    }
     let mut output = Output::new(cli.json, cli.output.as_deref())?;
     let mut target = match cli.target() {
         TargetSpec::Pid(pid) => Target::existing(pid)?,

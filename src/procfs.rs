@@ -30,6 +30,16 @@ fn parse_status(text: &str) -> io::Result<ProcessStatus> {
     Ok(ProcessStatus { tgid, zombie })
 }
 
+/// The inode of the initial PID namespace (PROC_PID_INIT_INO), fixed since
+/// Linux 3.8.
+const INIT_PID_NAMESPACE: &str = "pid:[4026531836]";
+
+/// Whether we run in a PID namespace of our own (a container, say): the
+/// BPF programs see the host's process ids, not the ones /proc shows here.
+pub fn in_nested_pid_namespace() -> bool {
+    fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() != INIT_PID_NAMESPACE)
+}
+
 /// Name of each live thread of `pid` (raw bytes, untrusted).
 pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
     per_thread(pid, "comm", |mut comm| {
@@ -147,6 +157,12 @@ mod tests {
         let tid = nix::unistd::gettid().as_raw() as u32;
         let states = thread_states(std::process::id());
         assert_eq!(states.get(&tid), Some(&ThreadState::Running));
+    }
+
+    #[test]
+    fn the_tests_run_in_the_initial_pid_namespace() {
+        // As CI and the development machines do; a container would not.
+        assert!(!in_nested_pid_namespace());
     }
 
     #[test]

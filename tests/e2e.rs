@@ -547,6 +547,29 @@ fn bad_input_gets_one_clear_line() {
 }
 
 #[test]
+fn inside_a_pid_namespace_it_says_so() {
+    require_root();
+    // Its pid 1 is not the host's: tracing it would silently see nothing.
+    let output = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            TOOL,
+            "--pid",
+            "1",
+            "--duration",
+            "0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PID namespace"), "{stderr}");
+}
+
+#[test]
 fn without_privileges_it_says_so() {
     require_root();
     let workload = Workload::start();
@@ -753,6 +776,14 @@ impl Drop for Bpftrace {
     }
 }
 
+/// The count bpftrace printed for `tid` (`@[TID]: N`).
+fn bpftrace_count(printed: &[String], tid: u64) -> u64 {
+    printed
+        .iter()
+        .find_map(|line| line.strip_prefix(&format!("@[{tid}]: "))?.parse().ok())
+        .unwrap_or_else(|| panic!("bpftrace counted nothing for {tid}: {printed:?}"))
+}
+
 fn softirq<'a>(thread: &'a Value, name: &str) -> Option<&'a Value> {
     thread["softirqs"]
         .as_array()?
@@ -788,11 +819,7 @@ fn net_rx_of_loopback_udp_is_charged_to_the_sender() {
     // The main thread only waited meanwhile.
     assert!(softirq(only_thread(&report, "kd-workload"), "NET_RX").is_none());
 
-    let tid = field(sender, "tid");
-    let theirs: u64 = counted_by_bpftrace
-        .iter()
-        .find_map(|line| line.strip_prefix(&format!("@[{tid}]: "))?.parse().ok())
-        .unwrap_or_else(|| panic!("bpftrace saw no NET_RX for {tid}: {counted_by_bpftrace:?}"));
+    let theirs = bpftrace_count(&counted_by_bpftrace, field(sender, "tid"));
     let gap = count.abs_diff(theirs) as f64 / theirs as f64;
     assert!(gap <= 0.05, "kernel-delay {count} vs bpftrace {theirs}");
 }
@@ -827,9 +854,14 @@ fn a_spinning_thread_takes_the_timer_tick() {
         "--duration",
         "60",
     ]);
+    let pid = workload.pid();
+    let independent = Bpftrace::start(&format!(
+        "tracepoint:irq_vectors:local_timer_entry /pid == {pid}/ {{ @[tid] = count(); }}"
+    ));
     let trace = Trace::spawn(tool);
     let printed = workload.run("spin 1 3000");
     let report = trace.interrupt();
+    let counted_by_bpftrace = independent.stop();
     let (tid, _, _) = schedstats(&printed)[0];
     let spinner = thread_by_tid(&report, tid);
     let timer =
@@ -838,9 +870,22 @@ fn a_spinning_thread_takes_the_timer_tick() {
     let running_s = field(&spinner["time"], "running_ns") as f64 / 1e9;
     let expected = config_hz() as f64 * running_s;
     let ticks = field(timer, "count") as f64;
+    let theirs = bpftrace_count(&counted_by_bpftrace, tid) as f64;
     assert!(
-        (ticks - expected).abs() <= 0.2 * expected,
-        "{ticks} ticks in {running_s:.2} s running"
+        (ticks - theirs).abs() <= 0.05 * theirs,
+        "kernel-delay {ticks} vs bpftrace {theirs}"
+    );
+    // The tick fires HZ times a second on a busy CPU. More than that only
+    // when other tasks' timers fire on this CPU, which bpftrace then sees
+    // too (on a quiet machine: 751-754 ticks for 750 expected).
+    let context = format!(
+        "{ticks} ticks in {running_s:.2} s running, HZ {}",
+        config_hz()
+    );
+    assert!(ticks >= 0.8 * expected, "{context}");
+    assert!(
+        ticks <= 1.2 * expected || theirs > 1.2 * expected,
+        "{context}"
     );
     // Each a few microseconds.
     let mean = field(timer, "mean_ns");
