@@ -21,6 +21,7 @@ WORKLOAD := target/release/kd-workload
 # Arguments for `make run`; without them, a 3 s demo workload is traced.
 ARGS ?=
 ARCH_DIR := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
+VMLINUX_H := vmlinux/$(ARCH_DIR)/vmlinux.h
 # `make static`: musl-gcc, and what libbpf-sys needs to build libelf (elfutils,
 # autotools) from source; `file` and readelf (binutils) for the check.
 STATIC_PACKAGES := musl-tools musl-dev gcc make autoconf automake autopoint libtool \
@@ -38,6 +39,7 @@ deps:
 	$(call apt_install,$(BUILD_PACKAGES))
 	@command -v cargo >/dev/null || { echo "make: cargo not found: install Rust with rustup"; exit 1; }
 	@for c in clippy rustfmt; do rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; done
+	@[ -f $(VMLINUX_H) ] || $(MAKE) vmlinux
 
 build: deps
 	cargo build --release
@@ -81,9 +83,11 @@ vmtest: static
 	fi
 	vmtest/run.sh $(KERNELS)
 
-# Regenerates the CO-RE header from the running kernel's BTF.
+# Regenerates the CO-RE header from the running kernel's BTF (x86 ships in
+# the repository; on another architecture the first build makes its own).
 vmlinux:
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH_DIR)/vmlinux.h
+	mkdir -p vmlinux/$(ARCH_DIR)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX_H)
 
 clean:
 	cargo clean
