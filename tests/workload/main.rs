@@ -50,17 +50,21 @@ fn number(arg: Option<&str>, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("kd-workload: {what} must be a number"))
 }
 
-fn spin_on_one_cpu(threads: u64, spin: Duration) {
+/// Pins the calling thread (and the threads it creates) to the last CPU.
+fn pin_to_last_cpu() {
     let cpu = thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).expect("cpu in range");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pinning");
+}
+
+fn spin_on_one_cpu(threads: u64, spin: Duration) {
     let spinners: Vec<_> = (0..threads)
         .map(|i| {
             thread::Builder::new()
                 .name(format!("spin-{i}"))
                 .spawn(move || {
-                    let mut set = nix::sched::CpuSet::new();
-                    set.set(cpu).expect("cpu in range");
-                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-                        .expect("pinning");
+                    pin_to_last_cpu();
                     let until = Instant::now() + spin;
                     while Instant::now() < until {
                         std::hint::spin_loop();
@@ -160,10 +164,13 @@ fn serve() {
     }
 }
 
-/// Each round trip: two writes, two reads, two wakeups, context switches.
+/// Each round trip: two writes, two reads, two wakeups, two context
+/// switches. Both threads share one CPU: waking an idle CPU (slow in a VM
+/// whose idle vCPUs halt) would dwarf what is measured.
 fn ping_pong(round_trips: u64) {
     let (ping_read, ping_write) = nix::unistd::pipe().expect("pipe");
     let (pong_read, pong_write) = nix::unistd::pipe().expect("pipe");
+    pin_to_last_cpu();
     let ponger = thread::spawn(move || {
         let mut byte = [0u8; 1];
         for _ in 0..round_trips {
