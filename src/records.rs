@@ -165,37 +165,27 @@ mod tests {
             e.name[i] = *b as _;
         }
         let handler = b"virtio0-input.0".to_vec();
-        assert_eq!(
-            decode_aligned(&bytes(&e)),
-            Some(Record::Irq {
-                tid: 9,
-                exit_ns: 100,
-                duration_ns: 30,
-                source: IrqSource::Hard(HardIrq::Line { irq: 24, handler })
-            })
-        );
-        e.kind = EVENT_IRQ_VECTOR;
-        e.id = 0;
-        assert_eq!(
-            decode_aligned(&bytes(&e)),
-            Some(Record::Irq {
-                tid: 9,
-                exit_ns: 100,
-                duration_ns: 30,
-                source: IrqSource::Hard(HardIrq::Vector(0))
-            })
-        );
-        e.kind = EVENT_SOFTIRQ;
-        e.id = 3;
-        assert_eq!(
-            decode_aligned(&bytes(&e)),
-            Some(Record::Irq {
-                tid: 9,
-                exit_ns: 100,
-                duration_ns: 30,
-                source: IrqSource::Softirq(3)
-            })
-        );
+        for (kind, id, source) in [
+            (
+                EVENT_HARDIRQ,
+                24,
+                IrqSource::Hard(HardIrq::Line { irq: 24, handler }),
+            ),
+            (EVENT_IRQ_VECTOR, 0, IrqSource::Hard(HardIrq::Vector(0))),
+            (EVENT_SOFTIRQ, 3, IrqSource::Softirq(3)),
+        ] {
+            e.kind = kind;
+            e.id = id;
+            assert_eq!(
+                decode_aligned(&bytes(&e)),
+                Some(Record::Irq {
+                    tid: 9,
+                    exit_ns: 100,
+                    duration_ns: 30,
+                    source
+                })
+            );
+        }
     }
 
     #[test]

@@ -519,13 +519,21 @@ fn the_text_report_has_the_classic_layout() {
 }
 
 fn refused(args: &[&str]) -> String {
-    let output = Command::new(TOOL).args(args).output().unwrap();
-    assert!(!output.status.success(), "{args:?} must fail");
+    let mut command = Command::new(TOOL);
+    command.args(args);
+    refused_by(command)
+}
+
+/// Runs kernel-delay (possibly through a wrapper), which must fail with one
+/// clear line on stderr and nothing on stdout.
+fn refused_by(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "{command:?} must fail");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         stderr.lines().count(),
         1,
-        "one line for {args:?}: {stderr:?}"
+        "one line for {command:?}: {stderr:?}"
     );
     assert!(
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
@@ -550,23 +558,18 @@ fn bad_input_gets_one_clear_line() {
 fn inside_a_pid_namespace_it_says_so() {
     require_root();
     // Its pid 1 is not the host's: tracing it would silently see nothing.
-    let output = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            TOOL,
-            "--pid",
-            "1",
-            "--duration",
-            "0.1",
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("PID namespace"), "{stderr}");
+    let mut command = Command::new("unshare");
+    command.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        TOOL,
+        "--pid",
+        "1",
+        "--duration",
+        "0.1",
+    ]);
+    assert!(refused_by(command).contains("PID namespace"));
 }
 
 #[test]
@@ -574,21 +577,16 @@ fn without_privileges_it_says_so() {
     require_root();
     let workload = Workload::start();
     // Drop to nobody: no CAP_BPF, no CAP_PERFMON.
-    let output = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            TOOL,
-            "--pid",
-        ])
-        .arg(workload.pid().to_string())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("run as root"), "{stderr}");
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        TOOL,
+        "--pid",
+    ]);
+    command.arg(workload.pid().to_string());
+    assert!(refused_by(command).contains("run as root"));
 }
 
 #[test]
