@@ -61,7 +61,7 @@ struct {
 	__type(value, struct softirq_totals);
 } softirq_cpu SEC(".maps");
 
-/* Records that could not be delivered (ring buffer full, start map full). */
+/* Records that could not be delivered (ring buffer or a map full). */
 __u64 lost_events = 0;
 
 /* Unused instances: they make the skeleton generate the record types. */
@@ -73,8 +73,6 @@ struct irq_event _irq_event = {};
 struct task_struct___pre_5_14 {
 	long state;
 } __attribute__((preserve_access_index));
-
-
 
 static __always_inline bool is_target(__u64 pid_tgid)
 {
