@@ -2,7 +2,7 @@
 //! started by us and held before exec until the probes are attached.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -244,8 +244,6 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd> {
     if fd < 0 {
         return Err(Errno::last().into());
     }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    debug_assert!(fd.as_raw_fd() >= 0);
-    Ok(fd)
+    // SAFETY: a fresh, valid descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
