@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -105,6 +106,11 @@ impl Trace {
         Self::spawn(command)
     }
 
+    /// Traces `workload` for at most `seconds`.
+    fn of(workload: &Workload, seconds: &str) -> Self {
+        Self::start(&["--pid", &workload.pid().to_string(), "--duration", seconds])
+    }
+
     /// `command` runs kernel-delay (possibly through a wrapper).
     fn spawn(mut command: Command) -> Self {
         require_root();
@@ -136,7 +142,11 @@ impl Trace {
 
     /// Ctrl-C: the window ends and the report comes.
     fn interrupt(self) -> Value {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        self.stop(Signal::SIGINT)
+    }
+
+    fn stop(self, signal: Signal) -> Value {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
         self.report()
     }
 
@@ -255,7 +265,7 @@ fn thread_by_tid(report: &Value, tid: u64) -> &Value {
 #[test]
 fn counts_exactly_the_calls_made_in_the_window() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     workload.run("burst 1000");
     workload.run("burst 2345");
     let report = trace.interrupt();
@@ -293,7 +303,7 @@ fn counts_exactly_the_calls_made_in_the_window() {
 #[test]
 fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "120"]);
+    let trace = Trace::of(&workload, "120");
     workload.run("burst 3000000");
     let report = trace.interrupt();
     assert_eq!(report["lost_events"], 0);
@@ -331,7 +341,7 @@ fn events_that_do_not_fit_are_counted_as_lost() {
 #[test]
 fn sleeps_of_known_length() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     workload.run("sleep 25 20");
     let report = trace.interrupt();
     let sleeper = only_thread(&report, "sleeper");
@@ -351,7 +361,7 @@ fn sleeps_of_known_length() {
 #[test]
 fn ctrl_c_ends_the_window_early_with_a_report() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "600"]);
+    let trace = Trace::of(&workload, "600");
     workload.run("burst 10");
     let begun = Instant::now();
     let report = trace.interrupt();
@@ -364,49 +374,56 @@ fn ctrl_c_ends_the_window_early_with_a_report() {
 #[test]
 fn sigterm_ends_the_window_early_with_a_report() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "600"]);
+    let trace = Trace::of(&workload, "600");
     workload.run("burst 20");
-    kill(Pid::from_raw(trace.child.id() as i32), Signal::SIGTERM).unwrap();
-    let report = trace.report();
+    let report = trace.stop(Signal::SIGTERM);
     assert_eq!(report["stop_reason"], "interrupted");
     assert_eq!(count(only_thread(&report, "burst"), "getppid"), 20);
 }
 
-#[test]
-fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
+/// Runs kernel-delay in launch mode with `args` and a JSON report to a
+/// file: its output, and the report (whose budgets must add up).
+fn launch(args: &[&str]) -> (Output, Value) {
     require_root();
-    let dir = std::env::temp_dir().join(format!("kd-e2e-window-{}", std::process::id()));
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kd-e2e-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("report.json");
-    let begun = Instant::now();
     let child = Command::new(TOOL)
-        .args(["--duration", "0.3", "--json", "-o"])
+        .args(["--json", "-o"])
         .arg(&out)
-        .args(["--", "sh", "-c", "sleep 1.5; exit 7"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let output = wait_with_timeout(child);
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_budgets_add_up(&report);
+    (output, report)
+}
+
+#[test]
+fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
+    let begun = Instant::now();
+    let (output, report) = launch(&["--duration", "0.3", "--", "sh", "-c", "sleep 1.5; exit 7"]);
     // It waited for the command and exited as it did.
     assert_eq!(output.status.code(), Some(7));
     assert!(begun.elapsed() >= Duration::from_millis(1_400));
-    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(report["stop_reason"], "duration");
     assert!(
         field(&report, "duration_ns") < 1_400 * MS,
         "{}",
         report["duration_ns"]
     );
-    assert_budgets_add_up(&report);
 }
 
 #[test]
 fn the_window_ends_after_the_duration() {
     let workload = Workload::start();
-    let report =
-        Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "0.5"]).report();
+    let report = Trace::of(&workload, "0.5").report();
     assert_eq!(report["stop_reason"], "duration");
     let duration = field(&report, "duration_ns");
     assert!((500 * MS..20_000 * MS).contains(&duration), "{duration}");
@@ -425,7 +442,7 @@ fn the_window_ends_after_the_duration() {
 #[test]
 fn the_window_ends_when_the_target_exits() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "600"]);
+    let trace = Trace::of(&workload, "600");
     workload.run("burst 77");
     workload.finish();
     let report = trace.report();
@@ -437,7 +454,7 @@ fn the_window_ends_when_the_target_exits() {
 #[test]
 fn a_call_in_progress_when_the_window_closes_is_unfinished() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     // The main thread goes back to read() its next command and stays there.
     workload.run("burst 1");
     thread::sleep(Duration::from_millis(300));
@@ -452,19 +469,7 @@ fn a_call_in_progress_when_the_window_closes_is_unfinished() {
 
 #[test]
 fn launch_mode_traces_the_command_until_it_exits() {
-    require_root();
-    let dir = std::env::temp_dir().join(format!("kd-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("report.json");
-    let child = Command::new(TOOL)
-        .args(["--json", "-o"])
-        .arg(&out)
-        .args(["--", WORKLOAD, "run", "5000", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_with_timeout(child);
+    let (output, report) = launch(&["--", WORKLOAD, "run", "5000", "3"]);
     // The command's output passes through and its exit code comes back.
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
@@ -473,10 +478,6 @@ fn launch_mode_traces_the_command_until_it_exits() {
     assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("# Start sampling @"), "{stderr}");
-
-    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_budgets_add_up(&report);
     assert_eq!(report["stop_reason"], "target_exited");
     assert_eq!(report["comm"], "kd-workload");
     let main = only_thread(&report, "kd-workload");
@@ -592,7 +593,7 @@ fn without_privileges_it_says_so() {
 #[test]
 fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     let printed = workload.run("spin 2 3000");
     let report = trace.interrupt();
     let kernel_accounts = schedstats(&printed);
@@ -635,7 +636,7 @@ fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
 #[test]
 fn a_sleeping_thread_is_sleeping() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     workload.run("sleep 25 40");
     let report = trace.interrupt();
     let sleeper = only_thread(&report, "sleeper");
@@ -650,7 +651,7 @@ fn a_sleeping_thread_is_sleeping() {
 fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
     let workload = Workload::start();
     // Nothing to read: the main thread waits in read() on its stdin pipe.
-    let report = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "1"]).report();
+    let report = Trace::of(&workload, "1").report();
     let main = only_thread(&report, "kd-workload");
     assert_eq!(
         field(&main["time"], "observed_ns"),
@@ -671,7 +672,7 @@ fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
 #[test]
 fn a_stopped_process_is_stopped() {
     let workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     let target = Pid::from_raw(workload.pid() as i32);
     kill(target, Signal::SIGSTOP).unwrap();
     thread::sleep(Duration::from_secs(1));
@@ -689,7 +690,7 @@ fn a_stopped_process_is_stopped() {
 #[test]
 fn waiting_for_the_disk_is_blocked_time() {
     let mut workload = Workload::start();
-    let trace = Trace::start(&["--pid", &workload.pid().to_string(), "--duration", "60"]);
+    let trace = Trace::of(&workload, "60");
     let printed = workload.run("fsync 100");
     let report = trace.interrupt();
     let (tid, run_ns, wait_ns) = schedstats(&printed)[0];
