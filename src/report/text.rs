@@ -188,12 +188,7 @@ fn render_irq_table<'a>(
         let _ = writeln!(out, "{INDENT} (none)");
         return;
     }
-    table.add_row(vec![
-        "TOTAL:".to_string(),
-        String::new(),
-        thousands(count),
-        thousands(total),
-    ]);
+    table.add_row(row(["TOTAL:".to_string(), String::new()], [count, total]));
     indent_table(out, table);
 }
 
@@ -278,12 +273,10 @@ fn syscall_table(syscalls: &[SyscallReport]) -> Table {
             total = total.saturating_add(st.total_ns);
         }
     }
-    table.add_row(vec![
-        "TOTAL( - poll):".to_string(),
-        String::new(),
-        thousands(count),
-        thousands(total),
-    ]);
+    table.add_row(row(
+        ["TOTAL( - poll):".to_string(), String::new()],
+        [count, total],
+    ));
     table
 }
 
