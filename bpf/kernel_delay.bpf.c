@@ -31,19 +31,34 @@ struct {
 	__uint(max_entries, 64 << 20); /* resized by user space */
 } events SEC(".maps");
 
+/* The call each thread is in. Sized by user space so that every thread the
+ * kernel can have fits; allocated as threads make calls, not up front. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_THREADS);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct syscall_start);
 } syscall_starts SEC(".maps");
 
+/* Where a completed call goes when the ring buffer is full: its statistics
+ * stay exact, only its percentiles are missing. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_THREADS);
-	__type(key, __u32);
-	__type(value, struct thread_exit);
-} thread_exits SEC(".maps");
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct spill_key);
+	__type(value, struct spill_value);
+} spilled_calls SEC(".maps");
+
+/* Where an exit goes when the ring buffer is full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct thread_key);
+	__type(value, struct kept_exit);
+} kept_exits SEC(".maps");
 
 /* Interrupt entry times, per CPU: an entry and its exit always run on the
  * same CPU, and only a hard IRQ can nest inside a softirq. */
@@ -61,13 +76,20 @@ struct {
 	__type(value, struct softirq_totals);
 } softirq_cpu SEC(".maps");
 
-/* Records that could not be delivered (ring buffer or a map full). */
-__u64 lost_events = 0;
+/* Records that could not be delivered, by enum lost_cause. */
+__u64 lost[LOST_CAUSES] = {};
 
 /* Unused instances: they make the skeleton generate the record types. */
 struct syscall_event _syscall_event = {};
 struct sched_event _sched_event = {};
+struct thread_new_event _thread_new_event = {};
+struct thread_exit_event _thread_exit_event = {};
+struct exec_event _exec_event = {};
 struct irq_event _irq_event = {};
+/* ... and the enums user space matches on. */
+enum event_kind _event_kind = 0;
+enum switch_out_state _switch_out_state = 0;
+enum lost_cause _lost_cause = 0;
 
 /* Kernels before 5.14 call the task state `state`, later ones `__state`. */
 struct task_struct___pre_5_14 {
@@ -79,9 +101,20 @@ static __always_inline bool is_target(__u64 pid_tgid)
 	return (pid_t)(pid_tgid >> 32) == targ_tgid;
 }
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost(enum lost_cause cause)
 {
-	__sync_fetch_and_add(&lost_events, 1);
+	__sync_fetch_and_add(&lost[cause], 1);
+}
+
+/* The current thread, told apart from an earlier one with its id (read
+ * only when the ring buffer is full). */
+static __always_inline struct thread_key current_thread(__u32 tid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct thread_key key = { .tid = tid };
+
+	key.start_ns = BPF_CORE_READ(task, start_time);
+	return key;
 }
 
 static __always_inline void submit(void *record)
@@ -98,7 +131,7 @@ static __always_inline void emit_sched(__u32 kind, __u32 tid, __u32 state)
 	struct sched_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
-		count_lost();
+		count_lost(LOST_RINGBUF_FULL);
 		return;
 	}
 	e->kind = kind;
@@ -175,8 +208,20 @@ int BPF_PROG(sched_wakeup, struct task_struct *task)
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 {
-	if (task->tgid == targ_tgid)
-		emit_sched(EVENT_WAKEUP_NEW, task->pid, 0);
+	struct thread_new_event *e;
+
+	if (task->tgid != targ_tgid)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = EVENT_THREAD_NEW;
+	e->tid = task->pid;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->start_ns = task->start_time;
+	submit(e);
 	return 0;
 }
 
@@ -200,8 +245,31 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	fresh.nr = id;
 	fresh.enter_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST))
-		count_lost();
+		count_lost(LOST_SYSCALL_MAP_FULL);
 	return 0;
+}
+
+/* A completed call the ring buffer had no room for. Only the thread itself
+ * updates its entries, one call at a time: no atomics needed. */
+static __always_inline void spill_call(__u32 tid, __s64 nr, __u64 duration)
+{
+	struct spill_key key = { .thread = current_thread(tid), .nr = nr };
+	struct spill_value *spilled, first = {
+		.count = 1, .total_ns = duration, .min_ns = duration, .max_ns = duration,
+	};
+
+	spilled = bpf_map_lookup_elem(&spilled_calls, &key);
+	if (!spilled) {
+		if (bpf_map_update_elem(&spilled_calls, &key, &first, BPF_NOEXIST))
+			count_lost(LOST_SPILL_MAP_FULL);
+		return;
+	}
+	spilled->count++;
+	spilled->total_ns += duration;
+	if (duration < spilled->min_ns)
+		spilled->min_ns = duration;
+	if (duration > spilled->max_ns)
+		spilled->max_ns = duration;
 }
 
 SEC("tp_btf/sys_exit")
@@ -223,7 +291,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	now = bpf_ktime_get_ns();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_lost();
+		spill_call(tid, start->nr, now - start->enter_ns);
 	} else {
 		e->kind = EVENT_SYSCALL;
 		e->tid = tid;
@@ -241,7 +309,9 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	struct thread_exit exit = {};
+	struct thread_exit_event *e;
+	struct thread_key key;
+	struct kept_exit kept;
 
 	if (!is_target(pid_tgid))
 		return 0;
@@ -249,10 +319,52 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	/* exit() and exit_group() never return: forget their start. */
 	bpf_map_delete_elem(&syscall_starts, &tid);
 
-	exit.ts_ns = bpf_ktime_get_ns();
-	bpf_get_current_comm(exit.comm, sizeof(exit.comm));
-	if (bpf_map_update_elem(&thread_exits, &tid, &exit, BPF_ANY))
-		count_lost();
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		e->kind = EVENT_THREAD_EXIT;
+		e->tid = tid;
+		e->ts_ns = bpf_ktime_get_ns();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		submit(e);
+		return 0;
+	}
+	key = current_thread(tid);
+	kept.ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(kept.comm, sizeof(kept.comm));
+	if (bpf_map_update_elem(&kept_exits, &key, &kept, BPF_ANY))
+		count_lost(LOST_EXIT_MAP_FULL);
+	return 0;
+}
+
+/* exec() from a thread that is not the leader: the kernel gives it the
+ * leader's id (the leader has exited), and its call to execve returns
+ * under that id. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
+{
+	__u32 tid = task->pid, old_tid = old_pid;
+	struct syscall_start *start;
+	struct exec_event *e;
+
+	if (task->tgid != targ_tgid || tid == old_tid)
+		return 0;
+	start = bpf_map_lookup_elem(&syscall_starts, &old_tid);
+	if (start) {
+		if (bpf_map_update_elem(&syscall_starts, &tid, start, BPF_ANY))
+			count_lost(LOST_SYSCALL_MAP_FULL);
+		bpf_map_delete_elem(&syscall_starts, &old_tid);
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = EVENT_EXEC;
+	e->tid = tid;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->old_tid = old_tid;
+	e->pad = 0;
+	submit(e);
 	return 0;
 }
 
@@ -276,7 +388,7 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	mark_target_cpu();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_lost();
+		count_lost(LOST_RINGBUF_FULL);
 		return;
 	}
 	e->kind = kind;

@@ -6,19 +6,28 @@
 
 #define TASK_COMM_LEN 16
 
-/* Upper bound on threads of the target tracked at once, and on threads
- * exiting during one window. */
-#define MAX_THREADS 32768
-
 enum event_kind {
 	EVENT_SYSCALL = 1,
 	EVENT_SWITCH_IN = 2,	/* got a CPU */
 	EVENT_SWITCH_OUT = 3,	/* left the CPU, in sched_event.state */
 	EVENT_WAKEUP = 4,	/* became runnable */
-	EVENT_WAKEUP_NEW = 5,	/* created, runnable for the first time */
+	EVENT_THREAD_NEW = 5,	/* created, runnable for the first time */
 	EVENT_SOFTIRQ = 6,	/* a softirq ran in the thread's context */
 	EVENT_HARDIRQ = 7,	/* a device IRQ handler interrupted the thread */
 	EVENT_IRQ_VECTOR = 8,	/* an x86 system vector interrupted the thread */
+	EVENT_THREAD_EXIT = 9,	/* the thread exited */
+	EVENT_EXEC = 10,	/* a thread that is not the leader exec'd: it takes the leader's id */
+};
+
+/* Why a record could not be delivered, or a call not be timed: one
+ * counter each. A completed call the ring buffer has no room for goes to
+ * the spill map, and an exit to the exit map: they are not lost. */
+enum lost_cause {
+	LOST_RINGBUF_FULL,	/* a scheduler, interrupt or exec record */
+	LOST_SYSCALL_MAP_FULL,	/* a call's entry found no room: not timed */
+	LOST_SPILL_MAP_FULL,	/* a completed call found room in neither */
+	LOST_EXIT_MAP_FULL,	/* an exit found room in neither */
+	LOST_CAUSES,
 };
 
 /* x86 system vectors, in the order user space names them. */
@@ -64,6 +73,31 @@ struct sched_event {
 	__u32 pad;
 };
 
+/* A new thread: its task start time tells its spilled calls and kept exit
+ * apart from those of an earlier thread with the same id. */
+struct thread_new_event {
+	__u32 kind;
+	__u32 tid;
+	__u64 ts_ns;
+	__u64 start_ns;	/* task_struct.start_time (CLOCK_MONOTONIC) */
+};
+
+struct thread_exit_event {
+	__u32 kind;
+	__u32 tid;
+	__u64 ts_ns;
+	char comm[TASK_COMM_LEN];	/* its name outlives it here, not in /proc */
+};
+
+/* De-threading exec: thread old_tid now has the leader's id, tid. */
+struct exec_event {
+	__u32 kind;
+	__u32 tid;
+	__u64 ts_ns;
+	__u32 old_tid;
+	__u32 pad;
+};
+
 /* Interrupt time charged to the thread it interrupted. A softirq's time
  * excludes the hard IRQs that interrupted it (they are charged as such). */
 struct irq_event {
@@ -86,8 +120,29 @@ struct softirq_totals {
 	__u64 target_ran;	/* a thread of the target ran on this CPU */
 };
 
-/* A thread that exited: its name outlives it here, not in /proc. */
-struct thread_exit {
+/* One thread, told apart from an earlier one with the same id. */
+struct thread_key {
+	__u32 tid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+/* Completed calls the ring buffer had no room for, per thread and call:
+ * exact count, total, min and max (no percentiles). */
+struct spill_key {
+	struct thread_key thread;
+	__s64 nr;
+};
+
+struct spill_value {
+	__u64 count;
+	__u64 total_ns;
+	__u64 min_ns;
+	__u64 max_ns;
+};
+
+/* An exit the ring buffer had no room for. */
+struct kept_exit {
 	__u64 ts_ns;
 	char comm[TASK_COMM_LEN];
 };

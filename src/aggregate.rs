@@ -1,52 +1,22 @@
 //! Turns the stream of trace records into per-thread, per-syscall
 //! distributions, keeping only what happened inside the sampling window.
+//! A thread id that exits and comes back is a new thread with its own
+//! activity: the kernel's thread-creation record starts it.
 
 use std::collections::HashMap;
 
 use crate::irq::HardIrq;
-use crate::sched::{SchedEvent, Timeline};
+use crate::records::{InFlight, IrqSource, Record};
+use crate::sched::{Departure, SchedEvent, Timeline};
 use crate::stats::Distribution;
 
-/// One decoded ring-buffer record (timestamps are CLOCK_MONOTONIC ns).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Syscall {
-        tid: u32,
-        nr: i64,
-        enter_ns: u64,
-        exit_ns: u64,
-    },
-    Sched {
-        tid: u32,
-        ts_ns: u64,
-        event: SchedEvent,
-    },
-    /// Interrupt time charged to the thread it interrupted.
-    Irq {
-        tid: u32,
-        exit_ns: u64,
-        duration_ns: u64,
-        source: IrqSource,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IrqSource {
-    Softirq(u32),
-    Hard(HardIrq),
-}
-
-/// A system call that was entered inside the window and had not returned
-/// when the window closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InFlight {
-    pub nr: i64,
-    pub enter_ns: u64,
-}
-
-#[derive(Default)]
+/// What one thread did in the window.
+#[derive(Debug, Clone)]
 pub struct ThreadActivity {
-    pub syscalls: HashMap<i64, Distribution>,
+    pub tid: u32,
+    /// Set when the thread was created while traced.
+    pub born: Option<Birth>,
+    pub syscalls: SyscallTable,
     pub in_flight: Vec<InFlight>,
     /// A call the thread was still in at the end that began before the
     /// window (no entry for it was seen).
@@ -56,15 +26,76 @@ pub struct ThreadActivity {
     /// By softirq vector.
     pub softirqs: HashMap<u32, Distribution>,
     pub hardirqs: HashMap<HardIrq, Distribution>,
-    /// Name at exit, and whether the exit came before the window closed.
     pub exit: Option<ThreadExit>,
+    /// The thread that had this id before, if it was seen.
+    previous: Option<usize>,
+    /// Whether this is the newest thread with its id.
+    pub newest: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Birth {
+    pub ts_ns: u64,
+    /// The task's start time: tells this thread's entries in the kernel's
+    /// spill maps from those of another thread with the same id.
+    pub start_ns: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadExit {
     pub ts_ns: u64,
     pub comm: [u8; 16],
-    pub in_window: bool,
+}
+
+impl ThreadActivity {
+    fn new(tid: u32, born: Option<Birth>, previous: Option<usize>) -> Self {
+        ThreadActivity {
+            tid,
+            born,
+            syscalls: SyscallTable::default(),
+            in_flight: Vec::new(),
+            in_call_since_before: None,
+            timeline: None,
+            softirqs: HashMap::new(),
+            hardirqs: HashMap::new(),
+            exit: None,
+            previous,
+            newest: true,
+        }
+    }
+
+    /// Whether the thread was alive when tracing began (so that what /proc
+    /// said then is about it).
+    pub fn alive_at_start(&self) -> bool {
+        self.born.is_none() && self.previous.is_none()
+    }
+
+    fn timeline(&mut self, window_start: u64) -> &mut Timeline {
+        self.timeline
+            .get_or_insert_with(|| Timeline::new(window_start))
+    }
+}
+
+/// One thread's system calls by number, sorted: a thread uses a few dozen
+/// at most, and a sorted list costs less than a hash map per thread.
+#[derive(Debug, Clone, Default)]
+pub struct SyscallTable(Vec<(i64, Distribution)>);
+
+impl SyscallTable {
+    pub fn entry(&mut self, nr: i64) -> &mut Distribution {
+        let i = match self.0.binary_search_by_key(&nr, |&(n, _)| n) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (nr, Distribution::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&i64, &Distribution)> {
+        self.0.iter().map(|(nr, d)| (nr, d))
+    }
 }
 
 pub struct Aggregator {
@@ -73,7 +104,13 @@ pub struct Aggregator {
     /// describe calls that ended too late to count.
     end_ns: u64,
     events: u64,
-    threads: HashMap<u32, ThreadActivity>,
+    /// Every thread seen, in order of first sight.
+    threads: Vec<ThreadActivity>,
+    /// Thread id -> the newest thread with it.
+    newest: HashMap<u32, usize>,
+    /// Threads known only from the kernel's spill maps (their creation
+    /// record was lost), by id and task start time.
+    unseen: HashMap<(u32, u64), usize>,
 }
 
 impl Aggregator {
@@ -82,7 +119,9 @@ impl Aggregator {
             start_ns,
             end_ns: u64::MAX,
             events: 0,
-            threads: HashMap::new(),
+            threads: Vec::new(),
+            newest: HashMap::new(),
+            unseen: HashMap::new(),
         }
     }
 
@@ -94,8 +133,57 @@ impl Aggregator {
         self.events
     }
 
+    /// The newest thread with id `tid`, seen for the first time if need be.
+    fn thread(&mut self, tid: u32) -> &mut ThreadActivity {
+        let index = self.thread_index(tid);
+        &mut self.threads[index]
+    }
+
+    fn thread_index(&mut self, tid: u32) -> usize {
+        match self.newest.get(&tid) {
+            Some(&index) => index,
+            None => self.add_thread(tid, None),
+        }
+    }
+
+    /// A new thread with id `tid`, which becomes the newest with it.
+    fn add_thread(&mut self, tid: u32, born: Option<Birth>) -> usize {
+        let index = self.threads.len();
+        self.threads.push(ThreadActivity::new(tid, born, None));
+        self.make_newest(tid, index);
+        index
+    }
+
+    /// Thread `index` now holds id `tid`, after the thread that had it.
+    fn make_newest(&mut self, tid: u32, index: usize) {
+        let previous = self.newest.insert(tid, index);
+        if let Some(previous) = previous {
+            self.threads[previous].newest = false;
+        }
+        let thread = &mut self.threads[index];
+        thread.tid = tid;
+        thread.previous = previous;
+    }
+
+    /// The thread a last switch of `tid` is about: a thread's exit record
+    /// comes before its last switch, which, after a de-threading exec, can
+    /// come after the exec'ing thread took the id.
+    fn dying(&mut self, tid: u32) -> &mut ThreadActivity {
+        let newest = self.thread_index(tid);
+        let index = match self.threads[newest].previous {
+            Some(previous)
+                if self.threads[newest].exit.is_none() && self.threads[previous].exit.is_some() =>
+            {
+                previous
+            }
+            _ => newest,
+        };
+        &mut self.threads[index]
+    }
+
     pub fn ingest(&mut self, record: Record) {
         self.events += 1;
+        let window_start = self.start_ns;
         match record {
             Record::Syscall {
                 tid,
@@ -106,25 +194,49 @@ impl Aggregator {
                 if enter_ns < self.start_ns || enter_ns > self.end_ns {
                     return; // entered while probes were still attaching, or after the window
                 }
-                let thread = self.threads.entry(tid).or_default();
-                if exit_ns > self.end_ns {
+                let end_ns = self.end_ns;
+                let thread = self.thread(tid);
+                if exit_ns > end_ns {
                     thread.in_flight.push(InFlight { nr, enter_ns });
                 } else {
                     let duration = exit_ns.saturating_sub(enter_ns);
-                    thread.syscalls.entry(nr).or_default().record(duration);
+                    thread.syscalls.entry(nr).record(duration);
                 }
             }
             Record::Sched { tid, ts_ns, event } => {
                 if ts_ns > self.end_ns {
                     return;
                 }
-                let start_ns = self.start_ns;
-                self.threads
-                    .entry(tid)
-                    .or_default()
-                    .timeline
-                    .get_or_insert_with(|| Timeline::new(start_ns))
-                    .apply(ts_ns, event);
+                let thread = match event {
+                    SchedEvent::SwitchOut(Departure::Exit) => self.dying(tid),
+                    _ => self.thread(tid),
+                };
+                thread.timeline(window_start).apply(ts_ns, event);
+            }
+            Record::ThreadNew {
+                tid,
+                ts_ns,
+                start_ns,
+            } => {
+                if ts_ns > self.end_ns {
+                    return;
+                }
+                let index = self.add_thread(tid, Some(Birth { ts_ns, start_ns }));
+                self.threads[index]
+                    .timeline(window_start)
+                    .apply(ts_ns, SchedEvent::WakeupNew);
+            }
+            Record::ThreadExit { tid, ts_ns, comm } => {
+                self.thread(tid).exit = Some(ThreadExit { ts_ns, comm });
+            }
+            Record::Exec { tid, old_tid, .. } => {
+                // The exec'ing thread goes on under the leader's id.
+                match self.newest.remove(&old_tid) {
+                    Some(index) => self.make_newest(tid, index),
+                    None => {
+                        self.add_thread(tid, None);
+                    }
+                }
             }
             Record::Irq {
                 tid,
@@ -136,7 +248,7 @@ impl Aggregator {
                 if entered < self.start_ns || exit_ns > self.end_ns {
                     return;
                 }
-                let thread = self.threads.entry(tid).or_default();
+                let thread = self.thread(tid);
                 let series = match source {
                     IrqSource::Softirq(vec) => thread.softirqs.entry(vec).or_default(),
                     IrqSource::Hard(irq) => thread.hardirqs.entry(irq).or_default(),
@@ -146,35 +258,86 @@ impl Aggregator {
         }
     }
 
+    /// A thread /proc listed: reported even if it did nothing.
+    pub fn add_listed_thread(&mut self, tid: u32) {
+        self.thread(tid);
+    }
+
     /// The call /proc says `tid` was in when the window closed: unless an
     /// entry was seen for it, it began before the window.
     pub fn add_call_in_progress(&mut self, tid: u32, nr: i64) {
-        let thread = self.threads.entry(tid).or_default();
+        let thread = self.thread(tid);
         if thread.in_flight.is_empty() {
             thread.in_call_since_before = Some(nr);
         }
     }
 
-    /// A thread that exited, with the name it had then.
-    pub fn add_exit(&mut self, tid: u32, ts_ns: u64, comm: [u8; 16]) {
-        let in_window = ts_ns <= self.end_ns;
-        self.threads.entry(tid).or_default().exit = Some(ThreadExit {
-            ts_ns,
-            comm,
-            in_window,
-        });
-    }
-
     /// A call still in the tracer's start map when the window closed.
     pub fn add_in_flight(&mut self, tid: u32, call: InFlight) {
         if call.enter_ns >= self.start_ns && call.enter_ns <= self.end_ns {
-            self.threads.entry(tid).or_default().in_flight.push(call);
+            self.thread(tid).in_flight.push(call);
         }
     }
 
-    pub fn into_threads(self) -> HashMap<u32, ThreadActivity> {
+    /// The thread with id `tid` whose task started at `start_ns`: the one
+    /// created with that start time, else the one alive when tracing began.
+    fn thread_started(&mut self, tid: u32, start_ns: u64) -> &mut ThreadActivity {
+        let mut candidate = self.newest.get(&tid).copied();
+        let mut alive_at_start = None;
+        while let Some(index) = candidate {
+            let thread = &self.threads[index];
+            match thread.born {
+                Some(born) if born.start_ns == start_ns => return &mut self.threads[index],
+                None if thread.previous.is_none() => alive_at_start = Some(index),
+                _ => {}
+            }
+            candidate = thread.previous;
+        }
+        let index = match alive_at_start {
+            Some(index) if start_ns < self.start_ns => index,
+            // Its creation record was lost: a thread of its own.
+            _ => *self.unseen.entry((tid, start_ns)).or_insert_with(|| {
+                let mut thread = ThreadActivity::new(tid, None, None);
+                thread.newest = false;
+                self.threads.push(thread);
+                self.threads.len() - 1
+            }),
+        };
+        &mut self.threads[index]
+    }
+
+    /// Calls the kernel kept in its spill map, ring buffer full: (thread,
+    /// task start time, call) with their exact count, total, min and max.
+    pub fn add_spilled(&mut self, tid: u32, start_ns: u64, nr: i64, spilled: SpilledCalls) {
+        let SpilledCalls {
+            count,
+            total_ns,
+            min_ns,
+            max_ns,
+        } = spilled;
+        self.thread_started(tid, start_ns)
+            .syscalls
+            .entry(nr)
+            .add_unsampled(count, total_ns, min_ns, max_ns);
+    }
+
+    /// An exit the kernel kept in its map, ring buffer full.
+    pub fn add_kept_exit(&mut self, tid: u32, start_ns: u64, exit: ThreadExit) {
+        self.thread_started(tid, start_ns).exit = Some(exit);
+    }
+
+    pub fn into_threads(self) -> Vec<ThreadActivity> {
         self.threads
     }
+}
+
+/// Completed calls of one thread and number, known by their totals only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpilledCalls {
+    pub count: u64,
+    pub total_ns: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
 }
 
 #[cfg(test)]
@@ -190,6 +353,36 @@ mod tests {
         }
     }
 
+    fn new_thread(tid: u32, ts_ns: u64) -> Record {
+        Record::ThreadNew {
+            tid,
+            ts_ns,
+            start_ns: ts_ns - 1,
+        }
+    }
+
+    fn exit(tid: u32, ts_ns: u64, name: &[u8]) -> Record {
+        let mut comm = [0u8; 16];
+        comm[..name.len()].copy_from_slice(name);
+        Record::ThreadExit { tid, ts_ns, comm }
+    }
+
+    fn sched(tid: u32, ts_ns: u64, event: SchedEvent) -> Record {
+        Record::Sched { tid, ts_ns, event }
+    }
+
+    fn by_tid(threads: &[ThreadActivity], tid: u32) -> Vec<&ThreadActivity> {
+        threads.iter().filter(|t| t.tid == tid).collect()
+    }
+
+    fn count(thread: &ThreadActivity, nr: i64) -> u64 {
+        thread
+            .syscalls
+            .iter()
+            .find(|(&n, _)| n == nr)
+            .map_or(0, |(_, d)| d.summary().count)
+    }
+
     #[test]
     fn aggregates_per_thread_and_syscall() {
         let mut agg = Aggregator::new(1_000);
@@ -200,13 +393,25 @@ mod tests {
         agg.close(10_000);
         assert_eq!(agg.events(), 4);
         let threads = agg.into_threads();
-        let read7 = threads[&7].syscalls[&0].summary();
+        let seven = by_tid(&threads, 7)[0];
+        let read7 = seven.syscalls.iter().next().unwrap().1.summary();
         assert_eq!(
             (read7.count, read7.total_ns, read7.min_ns, read7.max_ns),
             (2, 300, 100, 200)
         );
-        assert_eq!(threads[&7].syscalls[&1].summary().count, 1);
-        assert_eq!(threads[&8].syscalls[&0].summary().total_ns, 1_000);
+        assert_eq!(count(seven, 1), 1);
+        assert_eq!(
+            by_tid(&threads, 8)[0]
+                .syscalls
+                .iter()
+                .next()
+                .unwrap()
+                .1
+                .summary()
+                .total_ns,
+            1_000
+        );
+        assert!(seven.alive_at_start() && seven.newest);
     }
 
     #[test]
@@ -237,9 +442,9 @@ mod tests {
             },
         );
         let threads = agg.into_threads();
-        assert!(threads[&7].syscalls.is_empty());
+        assert_eq!(threads[0].syscalls.iter().count(), 0);
         assert_eq!(
-            threads[&7].in_flight,
+            threads[0].in_flight,
             vec![
                 InFlight {
                     nr: 0,
@@ -256,19 +461,11 @@ mod tests {
     #[test]
     fn sched_events_feed_the_thread_timeline_until_the_end() {
         let mut agg = Aggregator::new(1_000);
-        agg.ingest(Record::Sched {
-            tid: 7,
-            ts_ns: 2_000,
-            event: SchedEvent::SwitchIn,
-        });
+        agg.ingest(sched(7, 2_000, SchedEvent::SwitchIn));
         agg.close(5_000);
-        agg.ingest(Record::Sched {
-            tid: 7,
-            ts_ns: 6_000,
-            event: SchedEvent::SwitchOut(crate::sched::Departure::Sleep),
-        });
+        agg.ingest(sched(7, 6_000, SchedEvent::SwitchOut(Departure::Sleep)));
         let threads = agg.into_threads();
-        let timeline = threads.into_values().next().unwrap().timeline.unwrap();
+        let timeline = threads[0].timeline.clone().unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
         assert_eq!(
             (time.ready_ns, time.running_ns, time.sleeping_ns),
@@ -308,7 +505,7 @@ mod tests {
             source: disk.clone(),
         });
         let threads = agg.into_threads();
-        let thread = &threads[&7];
+        let thread = &threads[0];
         let rx = thread.softirqs[&3].summary();
         assert_eq!((rx.count, rx.total_ns, rx.max_ns), (2, 400, 300));
         assert_eq!(thread.hardirqs[&HardIrq::Vector(0)].summary().total_ns, 50);
@@ -332,20 +529,97 @@ mod tests {
         agg.add_call_in_progress(7, 0);
         agg.add_call_in_progress(8, 7);
         let threads = agg.into_threads();
-        assert_eq!(threads[&7].in_call_since_before, None);
-        assert_eq!(threads[&8].in_call_since_before, Some(7));
+        assert_eq!(by_tid(&threads, 7)[0].in_call_since_before, None);
+        assert_eq!(by_tid(&threads, 8)[0].in_call_since_before, Some(7));
     }
 
     #[test]
-    fn thread_exits_keep_their_name_and_window() {
+    fn a_reused_thread_id_is_a_new_thread() {
         let mut agg = Aggregator::new(1_000);
-        let comm = *b"worker\0\0\0\0\0\0\0\0\0\0";
-        agg.close(2_000);
-        agg.add_exit(9, 1_500, comm);
-        agg.add_exit(10, 2_500, comm);
+        agg.ingest(new_thread(9, 1_100));
+        agg.ingest(call(9, 110, 1_200, 1_300));
+        agg.ingest(exit(9, 1_400, b"first"));
+        agg.ingest(sched(9, 1_450, SchedEvent::SwitchOut(Departure::Exit)));
+        agg.ingest(new_thread(9, 2_000));
+        agg.ingest(call(9, 110, 2_100, 2_150));
+        agg.ingest(call(9, 110, 2_200, 2_250));
+        agg.close(5_000);
+        agg.add_listed_thread(9);
         let threads = agg.into_threads();
-        assert_eq!(threads[&9].exit.unwrap().comm, comm);
-        assert!(threads[&9].exit.unwrap().in_window);
-        assert!(!threads[&10].exit.unwrap().in_window);
+        let nines = by_tid(&threads, 9);
+        assert_eq!(nines.len(), 2);
+        assert_eq!((count(nines[0], 110), count(nines[1], 110)), (1, 2));
+        assert_eq!(&nines[0].exit.unwrap().comm[..5], b"first");
+        assert!(nines[1].exit.is_none());
+        assert!(!nines[0].newest && nines[1].newest);
+        assert!(!nines[0].alive_at_start() && !nines[1].alive_at_start());
+        let (_, first) = nines[0].timeline.clone().unwrap().finish(5_000, None, None);
+        assert_eq!(
+            first.observed_ns, 350,
+            "born at 1,100, last switch at 1,450"
+        );
+    }
+
+    #[test]
+    fn a_thread_that_execs_takes_the_leaders_id() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(call(100, 0, 1_100, 1_200));
+        agg.ingest(call(105, 1, 1_150, 1_250));
+        // 105 calls execve; the leader exits, then 105 becomes 100.
+        agg.ingest(exit(100, 1_300, b"leader"));
+        agg.ingest(Record::Exec {
+            tid: 100,
+            old_tid: 105,
+            ts_ns: 1_350,
+        });
+        // The old leader's last switch can come after the exec.
+        agg.ingest(sched(100, 1_360, SchedEvent::SwitchOut(Departure::Exit)));
+        agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
+        agg.close(5_000);
+        let threads = agg.into_threads();
+        assert!(by_tid(&threads, 105).is_empty(), "no phantom row");
+        let hundreds = by_tid(&threads, 100);
+        assert_eq!(hundreds.len(), 2);
+        let (leader, execd) = (hundreds[0], hundreds[1]);
+        assert_eq!((count(leader, 0), count(leader, 59)), (1, 0));
+        assert_eq!((count(execd, 1), count(execd, 59)), (1, 1));
+        assert!(leader.exit.is_some() && execd.exit.is_none());
+        assert!(leader.timeline.is_some(), "its last switch");
+        assert!(execd.timeline.is_none());
+        assert!(execd.newest && !leader.newest);
+    }
+
+    #[test]
+    fn spilled_calls_and_kept_exits_find_their_thread() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(call(9, 110, 1_100, 1_200)); // alive before the window
+        agg.ingest(exit(9, 1_300, b"old"));
+        agg.ingest(new_thread(9, 2_000)); // start time 1,999
+        agg.close(5_000);
+        let spilled = SpilledCalls {
+            count: 10,
+            total_ns: 1_000,
+            min_ns: 50,
+            max_ns: 300,
+        };
+        agg.add_spilled(9, 500, 110, spilled);
+        agg.add_spilled(9, 1_999, 110, spilled);
+        agg.add_spilled(9, 1_999, 110, spilled);
+        let kept = ThreadExit {
+            ts_ns: 3_000,
+            comm: *b"young\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        agg.add_kept_exit(9, 1_999, kept);
+        // A thread whose creation record was lost.
+        agg.add_spilled(9, 4_000, 110, spilled);
+        agg.add_spilled(9, 4_000, 0, spilled);
+        let threads = agg.into_threads();
+        let nines = by_tid(&threads, 9);
+        assert_eq!(nines.len(), 3);
+        assert_eq!(count(nines[0], 110), 11);
+        assert_eq!(count(nines[1], 110), 20);
+        assert_eq!(nines[1].exit, Some(kept));
+        assert_eq!((count(nines[2], 110), count(nines[2], 0)), (10, 10));
+        assert_eq!(nines[1].syscalls.iter().next().unwrap().1.unsampled(), 20);
     }
 }

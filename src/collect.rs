@@ -1,21 +1,140 @@
-//! The sampling window: reads the ring buffer until the window ends.
+//! The sampling window: opens it (attaches the probes), reads the ring
+//! buffer until it ends, closes it, and gathers everything the report is
+//! built from.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use libbpf_rs::RingBuffer;
 
-use crate::report::StopReason;
-use crate::signals;
+use crate::aggregate::{Aggregator, ThreadActivity};
+use crate::cli::Cli;
+use crate::output::Output;
+use crate::report::{Header, Measurement, StopReason, ThreadNames};
 use crate::target::Target;
-use crate::tracer::drain;
+use crate::tracer::{drain, Tracer};
+use crate::{clock, irq, priority, procfs, sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:
 /// short enough to end the window on time, long enough to batch records.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
+/// What one window measured.
+pub struct Collected {
+    pub measurement: Measurement,
+    pub threads: Vec<ThreadActivity>,
+    /// Why tracing stopped early, if it failed mid-window: what was
+    /// measured until then is still reported.
+    pub failure: Option<anyhow::Error>,
+}
+
+/// Traces `target` for one window. Errors before the window opens are
+/// returned; a failure inside it ends the window early.
+pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Collected> {
+    let pid = target.pid();
+    let names_at_start = if target.is_launched() {
+        HashMap::new() // still our own fork, not yet the command
+    } else {
+        procfs::thread_names(pid)
+    };
+    let states_at_start = procfs::thread_states(pid);
+    let mut warnings = Vec::new();
+    if let Err(err) = priority::raise() {
+        warnings.push(priority::warning(&err));
+    }
+
+    let mut storage = MaybeUninit::uninit();
+    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
+    signals::install()?;
+    let start = clock::now();
+    let softirqs_at_start = tracer.softirq_totals();
+    let deadline = cli.window().map(|window| Instant::now() + window);
+    let header = Header {
+        pid,
+        comm: sanitize::sanitize(&target.comm()),
+        start,
+        requested: cli.window(),
+    };
+
+    let aggregator = RefCell::new(Aggregator::new(start.mono_ns));
+    let ring = tracer.ring_buffer(|record| aggregator.borrow_mut().ingest(record))?;
+    output.announce(&header)?;
+    target.release()?;
+
+    let (stop_reason, failure) = match read_until_the_end(&ring, target, deadline) {
+        Ok(reason) => (reason, None),
+        Err(err) => (StopReason::Failed, Some(err)),
+    };
+    let end = clock::now();
+    let names_at_end = procfs::thread_names(pid);
+    let calls_at_end = procfs::thread_syscalls(pid);
+    let softirqs_system =
+        irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
+    aggregator.borrow_mut().close(end.mono_ns);
+    tracer.detach();
+    let drained = drain(&ring, Duration::ZERO);
+    drop(ring);
+    priority::lower();
+    let failure = failure.or(drained.err());
+
+    let mut aggregator = aggregator.into_inner();
+    for (tid, call) in tracer.in_flight() {
+        aggregator.add_in_flight(tid, call);
+    }
+    match calls_at_end {
+        Ok(calls) => {
+            for (tid, nr) in calls {
+                aggregator.add_call_in_progress(tid, nr);
+            }
+        }
+        Err(err) => warnings.push(format!(
+            "calls in progress since before the window are not shown: /proc/{pid}/task/TID/syscall \
+             could not be read ({err}; it needs CAP_SYS_PTRACE or the target's user)"
+        )),
+    }
+    for tid in names_at_start.keys().chain(names_at_end.keys()) {
+        aggregator.add_listed_thread(*tid);
+    }
+    for (tid, start_ns, exit) in tracer.kept_exits() {
+        aggregator.add_kept_exit(tid, start_ns, exit);
+    }
+    let spilled = tracer.spilled_calls();
+    let spilled_calls = spilled.iter().map(|(_, _, _, calls)| calls.count).sum();
+    for (tid, start_ns, nr, calls) in spilled {
+        aggregator.add_spilled(tid, start_ns, nr, calls);
+    }
+    let lost = tracer.lost();
+    warnings.extend(lost.warnings(spilled_calls));
+
+    let measurement = Measurement {
+        header,
+        kernel: procfs::kernel_release(),
+        end,
+        stop_reason,
+        events: aggregator.events(),
+        lost,
+        spilled_calls,
+        warnings,
+        skipped_tracepoints: tracer.skipped.clone(),
+        softirqs_system,
+        names: ThreadNames {
+            at_start: names_at_start,
+            at_end: names_at_end,
+            states_at_start,
+        },
+    };
+    Ok(Collected {
+        measurement,
+        threads: aggregator.into_threads(),
+        failure,
+    })
+}
+
 /// Reads records until the deadline, a signal, or the target's exit.
-pub fn run_window(
+fn read_until_the_end(
     ring: &RingBuffer<'_>,
     target: &Target,
     deadline: Option<Instant>,

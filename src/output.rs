@@ -1,31 +1,80 @@
 //! Where the start line and the report go: standard output for a text
 //! report, otherwise standard error for the start line (scripts wait for
 //! it) and the file or standard output for the report.
+//!
+//! A report file is written beside its destination under a temporary name
+//! and renamed over it once complete: a run that fails never destroys what
+//! was there, and a symbolic link at that name is replaced, not followed.
+//! Devices, pipes and our own descriptors (`/dev/stdout`, `/dev/null`,
+//! `/proc/self/fd/N`) are written in place.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::Path;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+use tempfile::NamedTempFile;
 
 use crate::report::{json, text, Header, Report};
 
+/// Room to batch the report's many small writes.
+const BUFFER: usize = 64 << 10;
+
 pub struct Output {
     json: bool,
-    /// Opened before tracing starts, so a bad path fails early.
-    file: Option<File>,
+    destination: Destination,
 }
 
+#[derive(Debug)]
+enum Destination {
+    Stdout,
+    /// A device, a pipe, or one of our own descriptors.
+    InPlace {
+        path: PathBuf,
+        file: File,
+    },
+    /// A file, replaced by the temporary file once the report is in it.
+    Replace {
+        path: PathBuf,
+        temp: NamedTempFile,
+    },
+}
+
+/// The reader of standard output went away (`| head`): not a failure to
+/// report, kernel-delay ends quietly as SIGPIPE ends other tools.
+#[derive(Debug)]
+pub struct ReaderGone;
+
+impl fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the reader of standard output went away")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
+
 impl Output {
+    /// Checks that the report can be written where asked, before anything
+    /// is traced: call it before any file is opened, so that a closed
+    /// standard output is not mistaken for one of ours.
     pub fn new(json: bool, path: Option<&Path>) -> Result<Self> {
-        let file = path
-            .map(|p| File::create(p).with_context(|| format!("cannot write {}", p.display())))
-            .transpose()?;
-        Ok(Output { json, file })
+        let destination = match path {
+            None => {
+                if nix::fcntl::fcntl(io::stdout().as_fd(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+                    bail!("standard output is closed: give -o FILE for the report");
+                }
+                Destination::Stdout
+            }
+            Some(path) => open(path).with_context(|| format!("cannot write {}", path.display()))?,
+        };
+        Ok(Output { json, destination })
     }
 
     fn report_on_stdout_as_text(&self) -> bool {
-        !self.json && self.file.is_none()
+        !self.json && matches!(self.destination, Destination::Stdout)
     }
 
     /// Announces that the window has begun.
@@ -33,39 +82,147 @@ impl Output {
         let lines = text::render_header(header);
         if self.report_on_stdout_as_text() {
             let mut stdout = io::stdout().lock();
-            stdout.write_all(lines.as_bytes())?;
-            stdout.flush()?;
+            let written = stdout
+                .write_all(lines.as_bytes())
+                .and_then(|()| stdout.flush());
+            on_stdout(written, "the start line")
         } else {
             let start_line = lines.lines().next().unwrap_or_default();
-            eprintln!("{start_line}");
+            let mut stderr = io::stderr().lock();
+            writeln!(stderr, "{start_line}")
+                .context("writing the start line to standard error failed")
         }
-        Ok(())
     }
 
-    pub fn write(&mut self, report: &Report) -> Result<()> {
-        let rendered = if self.json {
-            json::render(report)
-        } else if self.file.is_some() {
-            text::render(report)
-        } else {
-            text::render_body(report) // the header is on the terminal already
-        };
-        let result = match self.file.as_mut() {
-            Some(file) => file
-                .write_all(rendered.as_bytes())
-                .and_then(|_| file.flush()),
-            None => {
-                let mut stdout = io::stdout().lock();
-                let written = stdout
-                    .write_all(rendered.as_bytes())
-                    .and_then(|_| stdout.flush());
-                // A reader that stopped early (`| head`) wanted no more.
-                match written {
-                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                    other => other,
-                }
+    /// Writes the report, and puts a report file in place.
+    pub fn write(self, report: &Report) -> Result<()> {
+        let json = self.json;
+        let header_shown = self.report_on_stdout_as_text();
+        let render = |out: &mut dyn Write| -> io::Result<()> {
+            let mut out = BufWriter::with_capacity(BUFFER, out);
+            if json {
+                json::write(report, &mut out)?;
+            } else if header_shown {
+                text::write_body(report, &mut out)?; // the header is on the terminal already
+            } else {
+                text::write(report, &mut out)?;
             }
+            out.flush()
         };
-        result.context("writing the report failed")
+        match self.destination {
+            Destination::Stdout => on_stdout(render(&mut io::stdout().lock()), "the report"),
+            Destination::InPlace { ref path, ref file } => {
+                let mut file = file;
+                render(&mut file)
+                    .with_context(|| format!("writing the report to {} failed", path.display()))
+            }
+            Destination::Replace { path, temp } => {
+                let mut file = temp.as_file();
+                render(&mut file)
+                    .with_context(|| format!("writing the report to {} failed", path.display()))?;
+                temp.persist(&path).map(drop).with_context(|| {
+                    format!("putting the report in place at {} failed", path.display())
+                })
+            }
+        }
+    }
+}
+
+/// The result of writing `what` to standard output.
+fn on_stdout(written: io::Result<()>, what: &str) -> Result<()> {
+    match written {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
+        Err(err) => Err(err).with_context(|| format!("writing {what} to standard output failed")),
+    }
+}
+
+fn open(path: &Path) -> Result<Destination> {
+    let metadata = std::fs::metadata(path).ok();
+    if metadata.as_ref().is_some_and(|m| m.is_dir()) {
+        bail!("it is a directory");
+    }
+    let special = metadata.is_some_and(|m| !m.is_file());
+    if special || is_under(path, "/dev") || is_under(path, "/proc") {
+        let file = OpenOptions::new().write(true).truncate(true).open(path)?;
+        // Kernel interface files take writes as commands, not reports.
+        let fs_type = fstatfs(&file)?.filesystem_type();
+        if fs_type == PROC_SUPER_MAGIC || fs_type == SYSFS_MAGIC {
+            bail!("it is a kernel interface file, not a place for a report");
+        }
+        return Ok(Destination::InPlace {
+            path: path.to_path_buf(),
+            file,
+        });
+    }
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().context("it names no file")?;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".kernel-delay")
+        .tempfile_in(directory)?;
+    Ok(Destination::Replace {
+        path: path.to_path_buf(),
+        temp,
+    })
+}
+
+/// Whether `path`, made absolute, lies under `root`.
+fn is_under(path: &Path, root: &str) -> bool {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_reports_go() {
+        assert!(is_under(Path::new("/dev/stdout"), "/dev"));
+        assert!(is_under(Path::new("/proc/self/fd/1"), "/proc"));
+        assert!(!is_under(Path::new("/devices/report.json"), "/dev"));
+        assert!(!is_under(Path::new("report.json"), "/dev"));
+    }
+
+    #[test]
+    fn a_device_is_written_in_place() {
+        assert!(matches!(
+            open(Path::new("/dev/null")).unwrap(),
+            Destination::InPlace { .. }
+        ));
+    }
+
+    #[test]
+    fn kernel_interface_files_and_directories_are_refused() {
+        let err = open(Path::new("/proc/version")).unwrap_err().to_string();
+        assert!(
+            err.contains("kernel interface") || err.contains("denied"),
+            "{err}"
+        );
+        let err = open(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(err.contains("directory"), "{err}");
+    }
+
+    #[test]
+    fn a_file_is_replaced_only_once_the_report_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, "OLD").unwrap();
+        let Destination::Replace { temp, .. } = open(&path).unwrap() else {
+            panic!("a file is replaced");
+        };
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
+        assert_eq!(temp.path().parent(), Some(dir.path()));
+        drop(temp); // a failed run
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

@@ -42,7 +42,8 @@ pub fn in_nested_pid_namespace() -> bool {
 
 /// Name of each live thread of `pid` (raw bytes, untrusted).
 pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
-    per_thread(pid, "comm", |mut comm| {
+    per_thread(pid, "comm", |read| {
+        let mut comm = read.ok()?;
         if comm.last() == Some(&b'\n') {
             comm.pop();
         }
@@ -52,13 +53,27 @@ pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
 
 /// Scheduling state of each live thread of `pid`.
 pub fn thread_states(pid: u32) -> HashMap<u32, ThreadState> {
-    per_thread(pid, "stat", |stat| parse_stat_state(&stat))
+    per_thread(pid, "stat", |read| parse_stat_state(&read.ok()?))
 }
 
 /// The system call each thread of `pid` is in, for those in one (the
-/// file says `running`, or -1, otherwise).
-pub fn thread_syscalls(pid: u32) -> HashMap<u32, i64> {
-    per_thread(pid, "syscall", |text| parse_syscall(&text))
+/// file says `running`, or -1, otherwise). Err when the files cannot be
+/// read for lack of privilege (they need ptrace access to the target).
+pub fn thread_syscalls(pid: u32) -> io::Result<HashMap<u32, i64>> {
+    let mut denied = None;
+    let calls = per_thread(pid, "syscall", |read| match read {
+        Ok(text) => parse_syscall(&text),
+        Err(err) => {
+            if matches!(err.kind(), io::ErrorKind::PermissionDenied) {
+                denied = Some(err);
+            }
+            None
+        }
+    });
+    match denied {
+        Some(err) => Err(err),
+        None => Ok(calls),
+    }
 }
 
 fn parse_syscall(text: &[u8]) -> Option<i64> {
@@ -75,16 +90,20 @@ fn parse_stat_state(stat: &[u8]) -> Option<ThreadState> {
     ThreadState::from_proc_letter(letter as char)
 }
 
-/// Reads /proc/PID/task/TID/`file` for every thread.
-fn per_thread<T>(pid: u32, file: &str, parse: impl Fn(Vec<u8>) -> Option<T>) -> HashMap<u32, T> {
+/// Reads /proc/PID/task/TID/`file` for every thread (a thread may exit
+/// between the listing and the read: `parse` sees the error).
+fn per_thread<T>(
+    pid: u32,
+    file: &str,
+    mut parse: impl FnMut(io::Result<Vec<u8>>) -> Option<T>,
+) -> HashMap<u32, T> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return HashMap::new();
     };
     tasks
         .filter_map(|entry| {
             let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            // A thread may exit between the listing and this read.
-            let content = fs::read(format!("/proc/{pid}/task/{tid}/{file}")).ok()?;
+            let content = fs::read(format!("/proc/{pid}/task/{tid}/{file}"));
             Some((tid, parse(content)?))
         })
         .collect()

@@ -1,60 +1,132 @@
-//! Decodes the ring-buffer records the BPF programs send (the structs of
-//! bpf/kernel_delay.h) into what the aggregation reads.
+//! The records the BPF programs send through the ring buffer (the structs
+//! of bpf/kernel_delay.h), decoded into what the aggregation reads.
 
-use crate::aggregate::{IrqSource, Record};
 use crate::irq::HardIrq;
 use crate::sched::{Departure, SchedEvent};
-use crate::skel::types::{irq_event, sched_event, syscall_event};
+use crate::skel::types::{
+    event_kind, exec_event, irq_event, sched_event, switch_out_state, syscall_event,
+    thread_exit_event, thread_new_event,
+};
 
-// enum event_kind and enum switch_out_state of bpf/kernel_delay.h
-const EVENT_SYSCALL: u32 = 1;
-const EVENT_SWITCH_IN: u32 = 2;
-const EVENT_SWITCH_OUT: u32 = 3;
-const EVENT_WAKEUP: u32 = 4;
-const EVENT_WAKEUP_NEW: u32 = 5;
-const EVENT_SOFTIRQ: u32 = 6;
-const EVENT_HARDIRQ: u32 = 7;
-const EVENT_IRQ_VECTOR: u32 = 8;
-const DEPARTURES: [Departure; 5] = [
-    Departure::Preempted,
-    Departure::Sleep,
-    Departure::Block,
-    Departure::Stop,
-    Departure::Exit,
-];
+/// One decoded record (timestamps are CLOCK_MONOTONIC ns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Syscall {
+        tid: u32,
+        nr: i64,
+        enter_ns: u64,
+        exit_ns: u64,
+    },
+    Sched {
+        tid: u32,
+        ts_ns: u64,
+        event: SchedEvent,
+    },
+    /// A thread was created; `start_ns` is its task start time.
+    ThreadNew { tid: u32, ts_ns: u64, start_ns: u64 },
+    ThreadExit {
+        tid: u32,
+        ts_ns: u64,
+        comm: [u8; 16],
+    },
+    /// Thread `old_tid` exec'd and took the leader's id, `tid`.
+    Exec { tid: u32, old_tid: u32, ts_ns: u64 },
+    /// Interrupt time charged to the thread it interrupted.
+    Irq {
+        tid: u32,
+        exit_ns: u64,
+        duration_ns: u64,
+        source: IrqSource,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrqSource {
+    Softirq(u32),
+    Hard(HardIrq),
+}
+
+/// A system call that was entered inside the window and had not returned
+/// when the window closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub nr: i64,
+    pub enter_ns: u64,
+}
+
+fn departure(state: switch_out_state) -> Option<Departure> {
+    Some(match state {
+        switch_out_state::OUT_READY => Departure::Preempted,
+        switch_out_state::OUT_SLEEPING => Departure::Sleep,
+        switch_out_state::OUT_BLOCKED => Departure::Block,
+        switch_out_state::OUT_STOPPED => Departure::Stop,
+        switch_out_state::OUT_DEAD => Departure::Exit,
+        _ => return None,
+    })
+}
+
+/// A kernel `char[]` (signed on x86) as bytes.
+pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
+    comm.map(|c| c as u8)
+}
 
 /// The record in `data`; None for a kind or size this version does not know.
 pub fn decode(data: &[u8]) -> Option<Record> {
-    let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
-    match kind {
-        EVENT_SYSCALL => {
+    let kind = event_kind(u32::from_ne_bytes(data.get(..4)?.try_into().ok()?));
+    Some(match kind {
+        event_kind::EVENT_SYSCALL => {
             let e: &syscall_event = plain::from_bytes(data).ok()?;
-            Some(Record::Syscall {
+            Record::Syscall {
                 tid: e.tid,
                 nr: e.nr,
                 enter_ns: e.enter_ns,
                 exit_ns: e.exit_ns,
-            })
+            }
         }
-        EVENT_SWITCH_IN | EVENT_SWITCH_OUT | EVENT_WAKEUP | EVENT_WAKEUP_NEW => {
+        event_kind::EVENT_SWITCH_IN | event_kind::EVENT_SWITCH_OUT | event_kind::EVENT_WAKEUP => {
             let e: &sched_event = plain::from_bytes(data).ok()?;
             let event = match kind {
-                EVENT_SWITCH_IN => SchedEvent::SwitchIn,
-                EVENT_SWITCH_OUT => SchedEvent::SwitchOut(*DEPARTURES.get(e.state as usize)?),
-                EVENT_WAKEUP => SchedEvent::Wakeup,
-                _ => SchedEvent::WakeupNew,
+                event_kind::EVENT_SWITCH_IN => SchedEvent::SwitchIn,
+                event_kind::EVENT_SWITCH_OUT => {
+                    SchedEvent::SwitchOut(departure(switch_out_state(e.state))?)
+                }
+                _ => SchedEvent::Wakeup,
             };
-            Some(Record::Sched {
+            Record::Sched {
                 tid: e.tid,
                 ts_ns: e.ts_ns,
                 event,
-            })
+            }
         }
-        EVENT_SOFTIRQ | EVENT_HARDIRQ | EVENT_IRQ_VECTOR => {
+        event_kind::EVENT_THREAD_NEW => {
+            let e: &thread_new_event = plain::from_bytes(data).ok()?;
+            Record::ThreadNew {
+                tid: e.tid,
+                ts_ns: e.ts_ns,
+                start_ns: e.start_ns,
+            }
+        }
+        event_kind::EVENT_THREAD_EXIT => {
+            let e: &thread_exit_event = plain::from_bytes(data).ok()?;
+            Record::ThreadExit {
+                tid: e.tid,
+                ts_ns: e.ts_ns,
+                comm: comm_bytes(&e.comm),
+            }
+        }
+        event_kind::EVENT_EXEC => {
+            let e: &exec_event = plain::from_bytes(data).ok()?;
+            Record::Exec {
+                tid: e.tid,
+                old_tid: e.old_tid,
+                ts_ns: e.ts_ns,
+            }
+        }
+        event_kind::EVENT_SOFTIRQ | event_kind::EVENT_HARDIRQ | event_kind::EVENT_IRQ_VECTOR => {
             let e: &irq_event = plain::from_bytes(data).ok()?;
             let source = match kind {
-                EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
-                EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
+                event_kind::EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
+                event_kind::EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
                     irq: e.id,
                     handler: e
                         .name
@@ -65,15 +137,15 @@ pub fn decode(data: &[u8]) -> Option<Record> {
                 }),
                 _ => IrqSource::Hard(HardIrq::Vector(e.id as u32)),
             };
-            Some(Record::Irq {
+            Record::Irq {
                 tid: e.tid,
                 exit_ns: e.exit_ns,
                 duration_ns: e.duration_ns,
                 source,
-            })
+            }
         }
-        _ => None,
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -98,7 +170,7 @@ mod tests {
     #[test]
     fn syscall_record() {
         let e = syscall_event {
-            kind: EVENT_SYSCALL,
+            kind: event_kind::EVENT_SYSCALL.0,
             tid: 42,
             nr: 110,
             enter_ns: 1_000,
@@ -118,19 +190,25 @@ mod tests {
     #[test]
     fn switch_out_states() {
         let mut e = sched_event {
-            kind: EVENT_SWITCH_OUT,
+            kind: event_kind::EVENT_SWITCH_OUT.0,
             tid: 7,
             ts_ns: 5,
             ..Default::default()
         };
-        for (state, departure) in DEPARTURES.iter().enumerate() {
-            e.state = state as u32;
+        for (state, departure) in [
+            (switch_out_state::OUT_READY, Departure::Preempted),
+            (switch_out_state::OUT_SLEEPING, Departure::Sleep),
+            (switch_out_state::OUT_BLOCKED, Departure::Block),
+            (switch_out_state::OUT_STOPPED, Departure::Stop),
+            (switch_out_state::OUT_DEAD, Departure::Exit),
+        ] {
+            e.state = state.0;
             assert_eq!(
                 decode_aligned(&bytes(&e)),
                 Some(Record::Sched {
                     tid: 7,
                     ts_ns: 5,
-                    event: SchedEvent::SwitchOut(*departure)
+                    event: SchedEvent::SwitchOut(departure)
                 })
             );
         }
@@ -140,13 +218,63 @@ mod tests {
             None,
             "an unknown state is no guess"
         );
-        e.kind = EVENT_WAKEUP_NEW;
+        e.kind = event_kind::EVENT_WAKEUP.0;
         assert_eq!(
             decode_aligned(&bytes(&e)),
             Some(Record::Sched {
                 tid: 7,
                 ts_ns: 5,
-                event: SchedEvent::WakeupNew
+                event: SchedEvent::Wakeup
+            })
+        );
+    }
+
+    #[test]
+    fn thread_records() {
+        let new = thread_new_event {
+            kind: event_kind::EVENT_THREAD_NEW.0,
+            tid: 8,
+            ts_ns: 20,
+            start_ns: 15,
+        };
+        assert_eq!(
+            decode_aligned(&bytes(&new)),
+            Some(Record::ThreadNew {
+                tid: 8,
+                ts_ns: 20,
+                start_ns: 15
+            })
+        );
+        let mut exit = thread_exit_event {
+            kind: event_kind::EVENT_THREAD_EXIT.0,
+            tid: 8,
+            ts_ns: 30,
+            ..Default::default()
+        };
+        exit.comm[..3].copy_from_slice(&[b'a' as i8, b'b' as i8, -1]);
+        let mut comm = [0u8; 16];
+        comm[..3].copy_from_slice(b"ab\xff");
+        assert_eq!(
+            decode_aligned(&bytes(&exit)),
+            Some(Record::ThreadExit {
+                tid: 8,
+                ts_ns: 30,
+                comm
+            })
+        );
+        let exec = exec_event {
+            kind: event_kind::EVENT_EXEC.0,
+            tid: 100,
+            ts_ns: 40,
+            old_tid: 105,
+            pad: 0,
+        };
+        assert_eq!(
+            decode_aligned(&bytes(&exec)),
+            Some(Record::Exec {
+                tid: 100,
+                old_tid: 105,
+                ts_ns: 40
             })
         );
     }
@@ -154,7 +282,7 @@ mod tests {
     #[test]
     fn irq_records() {
         let mut e = irq_event {
-            kind: EVENT_HARDIRQ,
+            kind: event_kind::EVENT_HARDIRQ.0,
             tid: 9,
             exit_ns: 100,
             duration_ns: 30,
@@ -167,14 +295,18 @@ mod tests {
         let handler = b"virtio0-input.0".to_vec();
         for (kind, id, source) in [
             (
-                EVENT_HARDIRQ,
+                event_kind::EVENT_HARDIRQ,
                 24,
                 IrqSource::Hard(HardIrq::Line { irq: 24, handler }),
             ),
-            (EVENT_IRQ_VECTOR, 0, IrqSource::Hard(HardIrq::Vector(0))),
-            (EVENT_SOFTIRQ, 3, IrqSource::Softirq(3)),
+            (
+                event_kind::EVENT_IRQ_VECTOR,
+                0,
+                IrqSource::Hard(HardIrq::Vector(0)),
+            ),
+            (event_kind::EVENT_SOFTIRQ, 3, IrqSource::Softirq(3)),
         ] {
-            e.kind = kind;
+            e.kind = kind.0;
             e.id = id;
             assert_eq!(
                 decode_aligned(&bytes(&e)),
@@ -195,7 +327,7 @@ mod tests {
         assert_eq!(decode_aligned(&99u32.to_ne_bytes()), None);
         // A syscall kind with too few bytes for the record.
         let mut short = bytes(&syscall_event {
-            kind: EVENT_SYSCALL,
+            kind: event_kind::EVENT_SYSCALL.0,
             ..Default::default()
         });
         short.truncate(16);

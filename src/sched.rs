@@ -101,6 +101,7 @@ impl TimeBudget {
 }
 
 /// One thread's scheduler history within the window [start, end].
+#[derive(Debug, Clone)]
 pub struct Timeline {
     window_start: u64,
     /// None until an event tells.

@@ -3,12 +3,21 @@
 
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
-use types::{irq_event, sched_event, softirq_totals, syscall_event, syscall_start, thread_exit};
+use types::{
+    exec_event, irq_event, kept_exit, sched_event, softirq_totals, spill_key, spill_value,
+    syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event,
+};
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
 unsafe impl plain::Plain for syscall_event {}
 unsafe impl plain::Plain for sched_event {}
+unsafe impl plain::Plain for thread_new_event {}
+unsafe impl plain::Plain for thread_exit_event {}
+unsafe impl plain::Plain for exec_event {}
 unsafe impl plain::Plain for irq_event {}
 unsafe impl plain::Plain for softirq_totals {}
-unsafe impl plain::Plain for thread_exit {}
 unsafe impl plain::Plain for syscall_start {}
+unsafe impl plain::Plain for spill_key {}
+unsafe impl plain::Plain for spill_value {}
+unsafe impl plain::Plain for thread_key {}
+unsafe impl plain::Plain for kept_exit {}

@@ -1,11 +1,9 @@
 //! Latency distributions: exact count, total, min and max, and percentiles
 //! from a histogram.
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Two significant digits: percentiles within 1 %, a few KiB per series.
-const SIGNIFICANT_DIGITS: u8 = 2;
+use crate::histogram::Histogram;
 
 /// The summary of one latency series, as reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -21,12 +19,13 @@ pub struct Stats {
 }
 
 /// Accumulates one series of durations in nanoseconds.
+#[derive(Debug, Clone)]
 pub struct Distribution {
     count: u64,
     total_ns: u64,
     min_ns: u64,
     max_ns: u64,
-    histogram: Histogram<u32>,
+    histogram: Histogram,
 }
 
 impl Default for Distribution {
@@ -36,43 +35,57 @@ impl Default for Distribution {
             total_ns: 0,
             min_ns: u64::MAX,
             max_ns: 0,
-            // Auto-resizing: grows only as far as the largest value needs.
-            histogram: Histogram::new(SIGNIFICANT_DIGITS).expect("valid histogram precision"),
+            histogram: Histogram::default(),
         }
     }
 }
 
 impl Distribution {
     pub fn record(&mut self, ns: u64) {
-        self.count += 1;
-        self.total_ns = self.total_ns.saturating_add(ns);
-        self.min_ns = self.min_ns.min(ns);
-        self.max_ns = self.max_ns.max(ns);
-        // Grows the histogram; only values beyond ~146 years cannot fit.
-        if self.histogram.record(ns).is_err() {
-            self.histogram.saturating_record(ns);
+        self.add_exact(1, ns, ns, ns);
+        self.histogram.record(ns);
+    }
+
+    /// Values known only by their count, total, min and max (calls the
+    /// kernel kept in its spill map): exact in those, not in percentiles.
+    pub fn add_unsampled(&mut self, count: u64, total_ns: u64, min_ns: u64, max_ns: u64) {
+        if count > 0 {
+            self.add_exact(count, total_ns, min_ns, max_ns);
         }
+    }
+
+    fn add_exact(&mut self, count: u64, total_ns: u64, min_ns: u64, max_ns: u64) {
+        self.count += count;
+        self.total_ns = self.total_ns.saturating_add(total_ns);
+        self.min_ns = self.min_ns.min(min_ns);
+        self.max_ns = self.max_ns.max(max_ns);
+    }
+
+    /// How many values went in through [`Distribution::add_unsampled`].
+    pub fn unsampled(&self) -> u64 {
+        self.count - self.histogram.len()
     }
 
     pub fn summary(&self) -> Stats {
         if self.count == 0 {
             return Stats::default();
         }
-        // The histogram reports a bucket's upper edge; the exact extremes
-        // are known, so keep percentiles inside them.
-        let quantile = |q: f64| {
-            self.histogram
-                .value_at_quantile(q)
-                .clamp(self.min_ns, self.max_ns)
-        };
+        // A bucket's highest value is within 1 % of every value in it; the
+        // exact extremes are known, so keep percentiles inside them. With
+        // no sample at all (everything unsampled), the extremes bound them.
+        let [p50, p90, p99] = self
+            .histogram
+            .quantiles([0.50, 0.90, 0.99])
+            .unwrap_or([self.max_ns; 3])
+            .map(|ns| ns.clamp(self.min_ns, self.max_ns));
         Stats {
             count: self.count,
             total_ns: self.total_ns,
             min_ns: self.min_ns,
             mean_ns: self.total_ns / self.count,
-            p50_ns: quantile(0.50),
-            p90_ns: quantile(0.90),
-            p99_ns: quantile(0.99),
+            p50_ns: p50,
+            p90_ns: p90,
+            p99_ns: p99,
             max_ns: self.max_ns,
         }
     }
@@ -139,6 +152,28 @@ mod tests {
         assert_within_one_percent(s.p99_ns, exact_percentile(&values, 0.99));
         assert_eq!(s.max_ns, *values.last().unwrap());
         assert_eq!(s.min_ns, values[0]);
+    }
+
+    #[test]
+    fn unsampled_values_are_exact_in_all_but_percentiles() {
+        let mut d = Distribution::default();
+        for ns in [100, 200, 300] {
+            d.record(ns);
+        }
+        d.add_unsampled(2, 1_050, 50, 1_000);
+        d.add_unsampled(0, 0, 0, 0);
+        let s = d.summary();
+        assert_eq!(
+            (s.count, s.total_ns, s.min_ns, s.max_ns, s.mean_ns),
+            (5, 1_650, 50, 1_000, 330)
+        );
+        assert_eq!(s.p50_ns, 200, "percentiles of the sampled values");
+        assert_eq!(d.unsampled(), 2);
+
+        let mut only = Distribution::default();
+        only.add_unsampled(3, 30, 5, 15);
+        let s = only.summary();
+        assert_eq!((s.count, s.p50_ns, s.p99_ns), (3, 15, 15));
     }
 
     #[test]

@@ -12,24 +12,27 @@ use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
-use crate::aggregate::{InFlight, Record};
+use crate::aggregate::{SpilledCalls, ThreadExit};
 use crate::irq::SoftirqCpu;
-
-use crate::records::decode;
-use crate::skel::types::{softirq_totals, syscall_start, thread_exit};
+use crate::loss::Lost;
+use crate::records::{comm_bytes, decode, InFlight, Record};
+use crate::skel::types::{
+    kept_exit, lost_cause, softirq_totals, spill_key, spill_value, syscall_start, thread_key,
+};
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Tracepoints every supported kernel has; the others (x86 irq_vectors)
 /// are attached where they exist.
-const REQUIRED_TRACEPOINTS: [&str; 10] = [
+const REQUIRED_TRACEPOINTS: [&str; 11] = [
     "sys_enter",
     "sys_exit",
     "sched_switch",
     "sched_wakeup",
     "sched_wakeup_new",
     "sched_process_exit",
+    "sched_process_exec",
     "softirq_entry",
     "softirq_exit",
     "irq_handler_entry",
@@ -75,6 +78,10 @@ impl<'obj> Tracer<'obj> {
             .events
             .set_max_entries(ringbuf_bytes)
             .context("sizing the ring buffer failed")?;
+        open.maps
+            .syscall_starts
+            .set_max_entries(max_threads())
+            .context("sizing the thread map failed")?;
         let skipped = leave_out_missing_tracepoints(open.open_object_mut(), &btf)?;
 
         let skel = open
@@ -110,8 +117,8 @@ impl<'obj> Tracer<'obj> {
         self.skel.links = KernelDelayLinks::default();
     }
 
-    /// Records the kernel side could not deliver.
-    pub fn lost_events(&self) -> u64 {
+    /// What the kernel side could not deliver, by cause.
+    pub fn lost(&self) -> Lost {
         let bss = self
             .skel
             .maps
@@ -120,17 +127,31 @@ impl<'obj> Tracer<'obj> {
             .expect("the BPF object has a .bss");
         // SAFETY: a valid, aligned field of the mmapped .bss, which BPF
         // programs update behind our back.
-        unsafe { std::ptr::read_volatile(&bss.lost_events) }
+        let lost = unsafe { std::ptr::read_volatile(&bss.lost) };
+        let cause = |cause: lost_cause| lost[cause.0 as usize];
+        Lost {
+            ring_buffer_full: cause(lost_cause::LOST_RINGBUF_FULL),
+            thread_map_full: cause(lost_cause::LOST_SYSCALL_MAP_FULL),
+            spill_map_full: cause(lost_cause::LOST_SPILL_MAP_FULL),
+            exit_map_full: cause(lost_cause::LOST_EXIT_MAP_FULL),
+        }
     }
 
     /// System calls entered and not yet returned, per thread id.
     pub fn in_flight(&self) -> Vec<(u32, InFlight)> {
-        thread_entries(&self.skel.maps.syscall_starts, |start: &syscall_start| {
-            (start.enter_ns != 0).then_some(InFlight {
-                nr: start.nr,
-                enter_ns: start.enter_ns,
-            })
-        })
+        map_entries(
+            &self.skel.maps.syscall_starts,
+            |tid: &u32, start: &syscall_start| {
+                let call = InFlight {
+                    nr: start.nr,
+                    enter_ns: start.enter_ns,
+                };
+                (*tid, call)
+            },
+        )
+        .into_iter()
+        .filter(|(_, call)| call.enter_ns != 0)
+        .collect()
     }
 
     /// Each CPU's softirq counters since attach (index = CPU).
@@ -160,12 +181,62 @@ impl<'obj> Tracer<'obj> {
             .collect()
     }
 
-    /// Threads that exited while traced: (tid, exit time, name).
-    pub fn thread_exits(&self) -> Vec<(u32, (u64, [u8; 16]))> {
-        thread_entries(&self.skel.maps.thread_exits, |exit: &thread_exit| {
-            Some((exit.ts_ns, exit.comm.map(|c| c as u8)))
-        })
+    /// Completed calls kept in the spill map, ring buffer full: (thread,
+    /// task start time, call number, totals).
+    pub fn spilled_calls(&self) -> Vec<(u32, u64, i64, SpilledCalls)> {
+        map_entries(
+            &self.skel.maps.spilled_calls,
+            |key: &spill_key, value: &spill_value| {
+                (
+                    key.thread.tid,
+                    key.thread.start_ns,
+                    key.nr,
+                    SpilledCalls {
+                        count: value.count,
+                        total_ns: value.total_ns,
+                        min_ns: value.min_ns,
+                        max_ns: value.max_ns,
+                    },
+                )
+            },
+        )
     }
+
+    /// Exits kept in their map, ring buffer full: (thread, task start
+    /// time, exit).
+    pub fn kept_exits(&self) -> Vec<(u32, u64, ThreadExit)> {
+        map_entries(
+            &self.skel.maps.kept_exits,
+            |key: &thread_key, exit: &kept_exit| {
+                (
+                    key.tid,
+                    key.start_ns,
+                    ThreadExit {
+                        ts_ns: exit.ts_ns,
+                        comm: comm_bytes(&exit.comm),
+                    },
+                )
+            },
+        )
+    }
+}
+
+/// Room in the thread map for every thread the kernel can have: no more
+/// than thread ids (pid_max) nor threads (threads-max). The map takes
+/// memory as threads make calls, plus 16 bytes per slot for its table.
+fn max_threads() -> u32 {
+    let read =
+        |path: &str| -> Option<u32> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let limits = [
+        read("/proc/sys/kernel/pid_max"),
+        read("/proc/sys/kernel/threads-max"),
+    ];
+    limits
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(1 << 22) // PID_MAX_LIMIT
+        .clamp(1 << 10, 1 << 22)
 }
 
 /// Whether the kernel's sched_switch tracepoint passes the state the
@@ -201,18 +272,33 @@ fn leave_out_missing_tracepoints(object: &mut OpenObject, btf: &Btf<'_>) -> Resu
     Ok(skipped)
 }
 
-/// Reads a tid-keyed map, converting each value with `convert`.
-fn thread_entries<V: plain::Plain, T>(
+/// Reads every entry of a hash map, converting each with `convert`.
+fn map_entries<K: plain::Plain, V: plain::Plain, T>(
     map: &dyn MapCore,
-    convert: impl Fn(&V) -> Option<T>,
-) -> Vec<(u32, T)> {
+    convert: impl Fn(&K, &V) -> T,
+) -> Vec<T> {
     map.keys()
         .filter_map(|key| {
             let value = map.lookup(&key, MapFlags::ANY).ok()??;
-            let tid = u32::from_ne_bytes(key.as_slice().try_into().ok()?);
-            Some((tid, convert(plain::from_bytes(&value).ok()?)?))
+            let key = copy_from_bytes::<K>(&key)?;
+            let value = copy_from_bytes::<V>(&value)?;
+            Some(convert(&key, &value))
         })
         .collect()
+}
+
+/// A copy of the struct in `bytes`, which need not be aligned for it.
+fn copy_from_bytes<T: plain::Plain>(bytes: &[u8]) -> Option<T> {
+    let mut value = MaybeUninit::<T>::uninit();
+    if bytes.len() != std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: T is plain (any bytes are a valid value), and exactly
+    // size_of::<T>() bytes are copied into it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.as_mut_ptr().cast::<u8>(), bytes.len());
+        Some(value.assume_init())
+    }
 }
 
 /// Waits up to `timeout` for the kernel to wake us, then reads every

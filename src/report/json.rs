@@ -1,11 +1,14 @@
 //! The JSON report (schema `kernel-delay/1`).
 
+use std::io;
+
 use super::Report;
 
-pub fn render(report: &Report) -> String {
-    let mut out = serde_json::to_string_pretty(report).expect("the report serializes");
-    out.push('\n');
-    out
+/// Streams the report: a report of many thousand threads is never held
+/// as one string.
+pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]
@@ -13,6 +16,12 @@ mod tests {
     use super::*;
     use crate::report::tests::sample_report;
     use serde_json::Value;
+
+    fn render(report: &Report) -> String {
+        let mut out = Vec::new();
+        write(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn schema_fields() {
@@ -24,7 +33,7 @@ mod tests {
         assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
         assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
         assert_eq!(v["duration_ns"], 3_000_000_000u64);
-        assert_eq!(v["events"], 10);
+        assert_eq!(v["events"], 11);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
         let worker = &v["threads"][2];

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::aggregate::ThreadActivity;
 use crate::clock::{rfc3339, Timestamp};
 use crate::irq::{self, HardIrq, SystemSoftirqs};
+use crate::loss::Lost;
 use crate::sanitize::sanitize;
 use crate::sched::{SchedStats, ThreadState, TimeBudget, Timeline};
 use crate::stats::{Distribution, Stats};
@@ -63,7 +64,14 @@ pub struct Report {
     pub duration_ns: u64,
     pub stop_reason: StopReason,
     pub events: u64,
+    /// The sum of `lost`.
     pub lost_events: u64,
+    pub lost: Lost,
+    /// Completed calls kept in the kernel's spill map (ring buffer full):
+    /// counted exactly, left out of percentiles.
+    pub spilled_calls: u64,
+    /// What the reader should know to read the figures right.
+    pub warnings: Vec<String>,
     /// Optional tracepoints this kernel lacks (what they see is not counted).
     pub skipped_tracepoints: Vec<String>,
     pub threads: Vec<ThreadReport>,
@@ -79,6 +87,9 @@ pub struct Report {
 pub struct ThreadReport {
     pub tid: u32,
     pub comm: String,
+    /// Created during the window (a thread id can come back: each thread
+    /// that had it is a row).
+    pub created: bool,
     pub exited: bool,
     pub syscalls: Vec<SyscallReport>,
     /// Calls entered in the window that had not returned when it closed.
@@ -112,6 +123,9 @@ pub struct SyscallReport {
     pub name: String,
     #[serde(flatten)]
     pub stats: Stats,
+    /// Of `count`, the calls kept in the kernel's spill map: in count,
+    /// total, min and max, not in the percentiles.
+    pub spilled: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,37 +154,30 @@ pub struct Measurement {
     pub end: Timestamp,
     pub stop_reason: StopReason,
     pub events: u64,
-    pub lost_events: u64,
+    pub lost: Lost,
+    pub spilled_calls: u64,
+    pub warnings: Vec<String>,
     pub skipped_tracepoints: Vec<String>,
     pub softirqs_system: SystemSoftirqs,
     pub names: ThreadNames,
 }
 
 impl Report {
-    pub fn build(m: Measurement, mut activity: HashMap<u32, ThreadActivity>) -> Report {
-        let mut tids: Vec<u32> = activity.keys().copied().collect();
-        tids.extend(m.names.at_start.keys().chain(m.names.at_end.keys()));
-        tids.sort_unstable();
-        tids.dedup();
-
+    pub fn build(m: Measurement, activity: Vec<ThreadActivity>) -> Report {
         let window = (m.header.start.mono_ns, m.end.mono_ns);
-        let mut threads: Vec<ThreadReport> = tids
+        // Each thread's activity is dropped as soon as its row is made.
+        let mut threads: Vec<ThreadReport> = activity
             .into_iter()
-            .map(|tid| {
-                thread_report(
-                    tid,
-                    activity.remove(&tid).unwrap_or_default(),
-                    &m.names,
-                    window,
-                )
-            })
+            .map(|thread| thread_report(thread, &m.names, window))
             .collect();
         threads.sort_by(|a, b| a.comm.cmp(&b.comm).then(a.tid.cmp(&b.tid)));
 
-        // The process is named after its main thread, as ps shows it.
-        let comm = threads
-            .iter()
-            .find(|t| t.tid == m.header.pid)
+        // The process is named after its main thread, as ps shows it (the
+        // live one, when a de-threading exec gave its id to another).
+        let main_threads = || threads.iter().filter(|t| t.tid == m.header.pid);
+        let comm = main_threads()
+            .find(|t| !t.exited)
+            .or_else(|| main_threads().next())
             .map_or_else(|| m.header.comm.clone(), |t| t.comm.clone());
         Report {
             schema: SCHEMA,
@@ -182,7 +189,10 @@ impl Report {
             duration_ns: m.end.mono_ns.saturating_sub(m.header.start.mono_ns),
             stop_reason: m.stop_reason,
             events: m.events,
-            lost_events: m.lost_events,
+            lost_events: m.lost.total(),
+            lost: m.lost,
+            spilled_calls: m.spilled_calls,
+            warnings: m.warnings,
             skipped_tracepoints: m.skipped_tracepoints,
             threads,
             softirqs_system: m.softirqs_system,
@@ -193,25 +203,30 @@ impl Report {
 }
 
 fn thread_report(
-    tid: u32,
     activity: ThreadActivity,
     names: &ThreadNames,
     (start_ns, end_ns): (u64, u64),
 ) -> ThreadReport {
-    // The newest name wins: at the end of the window, else at exit.
-    let exit = activity.exit;
-    let raw_name = names
-        .at_end
-        .get(&tid)
+    let tid = activity.tid;
+    let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
+    let alive_at_start = activity.alive_at_start();
+    // The newest name wins: at the end of the window, else at exit, else
+    // at the start. /proc speaks of the thread alive with that id then.
+    let at_end = (activity.newest && exit.is_none())
+        .then(|| names.at_end.get(&tid))
+        .flatten();
+    let at_start = alive_at_start.then(|| names.at_start.get(&tid)).flatten();
+    let raw_name = at_end
         .map(Vec::as_slice)
-        .or(exit.as_ref().map(|e| e.comm.as_slice()))
-        .or(names.at_start.get(&tid).map(Vec::as_slice))
+        .or(activity.exit.as_ref().map(|e| e.comm.as_slice()))
+        .or(at_start.map(Vec::as_slice))
         .unwrap_or(b"?");
 
-    let syscalls = rows_by_total(&activity.syscalls, |&nr, stats| SyscallReport {
+    let syscalls = rows_by_total(activity.syscalls.iter(), |&nr, dist, stats| SyscallReport {
         nr,
         name: syscall_names::name(nr),
         stats,
+        spilled: dist.unsampled(),
     });
 
     let mut unfinished: Vec<UnfinishedSyscall> = activity
@@ -232,21 +247,19 @@ fn thread_report(
         .collect();
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 
-    let exited = exit.is_some_and(|e| e.in_window);
+    let state_at_start = alive_at_start
+        .then(|| names.states_at_start.get(&tid).copied())
+        .flatten();
     let (sched, time) = activity
         .timeline
         .unwrap_or_else(|| Timeline::new(start_ns))
-        .finish(
-            end_ns,
-            exit.filter(|e| e.in_window).map(|e| e.ts_ns),
-            names.states_at_start.get(&tid).copied(),
-        );
-    let softirqs = rows_by_total(&activity.softirqs, |&vec, stats| SoftirqReport {
+        .finish(end_ns, exit.map(|e| e.ts_ns), state_at_start);
+    let softirqs = rows_by_total(activity.softirqs.iter(), |&vec, _, stats| SoftirqReport {
         vec,
         name: irq::softirq_name(vec),
         stats,
     });
-    let hardirqs = rows_by_total(&activity.hardirqs, |source, stats| {
+    let hardirqs = rows_by_total(activity.hardirqs.iter(), |source, _, stats| {
         let (irq, name) = match source {
             HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
             HardIrq::Vector(id) => (None, irq::vector_name(*id)),
@@ -257,7 +270,8 @@ fn thread_report(
     ThreadReport {
         tid,
         comm: sanitize(raw_name),
-        exited,
+        created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
+        exited: exit.is_some(),
         syscalls,
         unfinished,
         sched,
@@ -268,25 +282,25 @@ fn thread_report(
 }
 
 /// One report row per series, the largest total first (ties by key).
-fn rows_by_total<K: Ord, R>(
-    series: &HashMap<K, Distribution>,
-    row: impl Fn(&K, Stats) -> R,
+fn rows_by_total<'a, K: Ord + 'a, R>(
+    series: impl Iterator<Item = (&'a K, &'a Distribution)>,
+    row: impl Fn(&K, &Distribution, Stats) -> R,
 ) -> Vec<R> {
-    let mut summaries: Vec<(&K, Stats)> = series
-        .iter()
-        .map(|(key, dist)| (key, dist.summary()))
+    let mut summaries: Vec<(&K, &Distribution, Stats)> = series
+        .map(|(key, dist)| (key, dist, dist.summary()))
         .collect();
-    summaries.sort_by(|(ka, a), (kb, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
+    summaries.sort_by(|(ka, _, a), (kb, _, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
     summaries
         .into_iter()
-        .map(|(key, stats)| row(key, stats))
+        .map(|(key, dist, stats)| row(key, dist, stats))
         .collect()
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, InFlight, IrqSource, Record};
+    use crate::aggregate::Aggregator;
+    use crate::records::{InFlight, IrqSource, Record};
     use time::macros::datetime;
 
     pub fn sample_report() -> Report {
@@ -331,8 +345,12 @@ pub(crate) mod tests {
                 source,
             });
         }
+        agg.ingest(Record::ThreadExit {
+            tid: 102,
+            ts_ns: 5_000_000,
+            comm: *b"short\x1b[2J\0\0\0\0\0\0\0",
+        });
         agg.close(3_001_000_000);
-        agg.add_exit(102, 5_000_000, *b"short\x1b[2J\0\0\0\0\0\0\0");
         agg.add_in_flight(
             101,
             InFlight {
@@ -341,6 +359,9 @@ pub(crate) mod tests {
             },
         );
         let mut names = ThreadNames::default();
+        for tid in [100, 101] {
+            agg.add_listed_thread(tid);
+        }
         names.at_start.insert(100, b"demo".to_vec());
         names.at_start.insert(101, b"worker".to_vec());
         names.at_end.insert(100, b"demo".to_vec());
@@ -364,7 +385,9 @@ pub(crate) mod tests {
             end,
             stop_reason: StopReason::Duration,
             events: agg.events(),
-            lost_events: 0,
+            lost: Lost::default(),
+            spilled_calls: 0,
+            warnings: Vec::new(),
             skipped_tracepoints: vec!["thermal_apic_entry".into()],
             softirqs_system: SystemSoftirqs {
                 cpus: vec![0, 1],

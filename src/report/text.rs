@@ -1,6 +1,7 @@
 //! The text report, in the layout of Open vSwitch's kernel_delay.py.
 
 use std::fmt::Write as _;
+use std::io;
 
 use comfy_table::{presets, CellAlignment, Table};
 
@@ -30,8 +31,26 @@ pub fn render_header(header: &Header) -> String {
     )
 }
 
-/// Everything after the header.
-pub fn render_body(report: &Report) -> String {
+/// Everything after the header, one thread at a time.
+pub fn write_body(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
+    out.write_all(render_preamble(report).as_bytes())?;
+    for thread in &report.threads {
+        let mut text = String::new();
+        render_thread(&mut text, thread);
+        out.write_all(text.as_bytes())?;
+    }
+    let mut text = String::new();
+    render_system_softirqs(&mut text, &report.softirqs_system);
+    out.write_all(text.as_bytes())
+}
+
+pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
+    out.write_all(render_header(&report.header).as_bytes())?;
+    write_body(report, out)
+}
+
+/// The lines about the whole window, down to the table heading.
+fn render_preamble(report: &Report) -> String {
     let mut out = String::new();
     let end = report.end_time.wall;
     let _ = writeln!(
@@ -50,12 +69,8 @@ pub fn render_body(report: &Report) -> String {
         thousands(report.events),
         thousands(report.lost_events)
     );
-    if report.lost_events > 0 {
-        let _ = writeln!(
-            out,
-            "# WARNING: {} events were lost (ring buffer full): counts below are too low; try a larger --ringbuf-mb",
-            thousands(report.lost_events)
-        );
+    for warning in &report.warnings {
+        let _ = writeln!(out, "# WARNING: {warning}");
     }
     if !report.skipped_tracepoints.is_empty() {
         let _ = writeln!(
@@ -66,15 +81,7 @@ pub fn render_body(report: &Report) -> String {
     }
     out.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
     out.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
-    for thread in &report.threads {
-        render_thread(&mut out, thread);
-    }
-    render_system_softirqs(&mut out, &report.softirqs_system);
     out
-}
-
-pub fn render(report: &Report) -> String {
-    render_header(&report.header) + &render_body(report)
 }
 
 fn render_thread(out: &mut String, thread: &ThreadReport) {
@@ -83,13 +90,27 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
         "{:<10} {:<16} [SYSCALL STATISTICS]",
         thread.tid, thread.comm
     );
-    if thread.exited {
-        let _ = writeln!(out, "{INDENT} (thread exited during the window)");
+    let lifetime = match (thread.created, thread.exited) {
+        (true, true) => "(thread created and exited during the window)",
+        (true, false) => "(thread created during the window)",
+        (false, true) => "(thread exited during the window)",
+        (false, false) => "",
+    };
+    if !lifetime.is_empty() {
+        let _ = writeln!(out, "{INDENT} {lifetime}");
     }
     if thread.syscalls.is_empty() {
         let _ = writeln!(out, "{INDENT} (no system call completed in the window)");
     } else {
         indent_table(out, syscall_table(&thread.syscalls));
+        let spilled: u64 = thread.syscalls.iter().map(|s| s.spilled).sum();
+        if spilled > 0 {
+            let _ = writeln!(
+                out,
+                "{INDENT} ({} of these calls went to the kernel's spill map: counted in COUNT, TOTAL, MIN and MAX, not in percentiles)",
+                thousands(spilled)
+            );
+        }
     }
     render_sched(out, thread);
     render_interrupts(out, thread);
@@ -360,6 +381,30 @@ mod tests {
         assert_eq!(seconds(2.1254), "2.125");
     }
 
+    fn render(report: &Report) -> String {
+        let mut out = Vec::new();
+        write(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn warnings_and_new_threads_are_shown() {
+        let mut report = sample_report();
+        report.warnings = vec!["something to know".into()];
+        report.threads[1].created = true;
+        report.threads[2].syscalls[0].spilled = 1;
+        let text = render(&report);
+        assert!(text.contains("\n# WARNING: something to know\n"), "{text}");
+        assert!(
+            text.contains("(thread created and exited during the window)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(1 of these calls went to the kernel's spill map"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn layout() {
         let text = render(&sample_report());
@@ -376,7 +421,7 @@ mod tests {
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
         assert!(lines[3].starts_with("# Sample dump @"));
-        assert_eq!(lines[4], "# Total events captured: 10, lost: 0");
+        assert_eq!(lines[4], "# Total events captured: 11, lost: 0");
         assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
         assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
         assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));

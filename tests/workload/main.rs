@@ -13,6 +13,11 @@
 //!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
 //!                                               thread "syncer" (waits in D state), which
 //!                                               then prints its "schedstat" line
+//!                                threads N K    N threads "crowd" alive at once, which start
+//!                                               together and make K getppid() each
+//!                                churn N K      N threads "churn", one after another, each
+//!                                               making K getppid(): past pid_max, thread
+//!                                               ids come back
 //!                              answers "ready" at start and "done" after each command;
 //!                              exits at end of input
 //!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
@@ -124,6 +129,41 @@ fn fsync_writes(n: u64) {
     println!("{}", own_schedstat());
 }
 
+/// Small stacks: thousands of these threads live at once.
+const CROWD_STACK: usize = 64 << 10;
+
+fn crowd(threads: u64, calls: u64) {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads as usize));
+    let crowd: Vec<_> = (0..threads)
+        .map(|_| {
+            let start = start.clone();
+            thread::Builder::new()
+                .name("crowd".into())
+                .stack_size(CROWD_STACK)
+                .spawn(move || {
+                    start.wait();
+                    getppid_calls(calls);
+                })
+                .expect("spawning a thread")
+        })
+        .collect();
+    for thread in crowd {
+        thread.join().expect("crowd thread panicked");
+    }
+}
+
+fn churn(threads: u64, calls: u64) {
+    for _ in 0..threads {
+        thread::Builder::new()
+            .name("churn".into())
+            .stack_size(CROWD_STACK)
+            .spawn(move || getppid_calls(calls))
+            .expect("spawning a thread")
+            .join()
+            .expect("churn thread panicked");
+    }
+}
+
 fn serve() {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
@@ -154,6 +194,8 @@ fn serve() {
                 let n = number(words.next(), "N");
                 on_thread("udp-sender", move || udp_datagrams(n));
             }
+            Some("threads") => crowd(number(words.next(), "N"), number(words.next(), "K")),
+            Some("churn") => churn(number(words.next(), "N"), number(words.next(), "K")),
             Some("fsync") => {
                 let n = number(words.next(), "N");
                 on_thread("syncer", move || fsync_writes(n));

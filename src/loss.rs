@@ -1,0 +1,102 @@
+//! What the kernel side could not deliver, by cause, and what to do about
+//! each: the report names the real cause and the real remedy.
+
+use serde::Serialize;
+
+use crate::report::text::thousands;
+
+/// Counted by the BPF programs (enum lost_cause of bpf/kernel_delay.h).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    /// Scheduler, interrupt and exec records: the ring buffer was full.
+    pub ring_buffer_full: u64,
+    /// Calls that could not be timed: no room in the thread map.
+    pub thread_map_full: u64,
+    /// Completed calls that found no room in the ring buffer nor in the
+    /// spill map.
+    pub spill_map_full: u64,
+    /// Exits (the thread's name) that found no room in either.
+    pub exit_map_full: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.ring_buffer_full + self.thread_map_full + self.spill_map_full + self.exit_map_full
+    }
+
+    /// One line per cause that lost something, and one for the calls that
+    /// went to the spill map (not lost, but left out of percentiles).
+    pub fn warnings(&self, spilled_calls: u64) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.ring_buffer_full > 0 {
+            lines.push(format!(
+                "{} scheduler and interrupt records were lost: the ring buffer was full (the \
+                 reader fell behind), so scheduling and interrupt figures are too low; try a \
+                 larger --ringbuf-mb",
+                thousands(self.ring_buffer_full)
+            ));
+        }
+        if self.spill_map_full > 0 {
+            lines.push(format!(
+                "{} system calls were lost: the ring buffer was full and so was the kernel's \
+                 spill map, so system call counts are too low; try a larger --ringbuf-mb",
+                thousands(self.spill_map_full)
+            ));
+        }
+        if self.thread_map_full > 0 {
+            lines.push(format!(
+                "{} system calls were not timed: the kernel could not allocate their entry in \
+                 the thread map (memory is short)",
+                thousands(self.thread_map_full)
+            ));
+        }
+        if self.exit_map_full > 0 {
+            lines.push(format!(
+                "{} exited threads lost their name and exit time: the ring buffer was full and \
+                 so was the kernel's exit map; try a larger --ringbuf-mb",
+                thousands(self.exit_map_full)
+            ));
+        }
+        if spilled_calls > 0 {
+            lines.push(format!(
+                "{} system calls found the ring buffer full and were kept in the kernel's \
+                 spill map: their counts, totals, min and max are exact, their percentiles \
+                 leave those calls out",
+                thousands(spilled_calls)
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_lost_says_nothing() {
+        assert_eq!(Lost::default().total(), 0);
+        assert!(Lost::default().warnings(0).is_empty());
+    }
+
+    #[test]
+    fn each_cause_names_its_remedy() {
+        let lost = Lost {
+            ring_buffer_full: 1_500,
+            thread_map_full: 2,
+            spill_map_full: 3,
+            exit_map_full: 4,
+        };
+        assert_eq!(lost.total(), 1_509);
+        let lines = lost.warnings(70);
+        assert_eq!(lines.len(), 5);
+        assert!(lines[0].starts_with(
+            "1,500 scheduler and interrupt records were lost: the ring buffer was full"
+        ));
+        assert!(lines[0].ends_with("try a larger --ringbuf-mb"));
+        assert!(lines[1].contains("spill map"));
+        assert!(lines[2].contains("thread map") && !lines[2].contains("--ringbuf-mb"));
+        assert!(lines[3].contains("exit map"));
+        assert!(lines[4].starts_with("70 system calls found the ring buffer full"));
+    }
+}

@@ -1,0 +1,387 @@
+//! What the end-to-end tests share: kd-workload driven command by command,
+//! kernel-delay started and stopped, its JSON report read, bpftrace as an
+//! independent count.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const TOOL: &str = env!("CARGO_BIN_EXE_kernel-delay");
+
+pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
+
+/// Far above what any step takes, even on a loaded machine.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the end-to-end tests load BPF programs: run them as root (make test)"
+    );
+}
+
+/// `kd-workload serve`: runs one command at a time, read from its stdin.
+pub struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Workload {
+    pub fn start() -> Self {
+        let mut child = Command::new(WORKLOAD)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting kd-workload");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut workload = Workload {
+            child,
+            stdin,
+            stdout,
+        };
+        workload.expect_line("ready");
+        workload
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("reading kd-workload");
+        line.trim_end().to_string()
+    }
+
+    pub fn expect_line(&mut self, want: &str) {
+        assert_eq!(self.read_line(), want);
+    }
+
+    /// Runs one command, waits until it is done, returns what it printed.
+    pub fn run(&mut self, command: &str) -> Vec<String> {
+        writeln!(self.stdin.as_ref().unwrap(), "{command}").expect("writing kd-workload");
+        let mut printed = Vec::new();
+        loop {
+            match self.read_line() {
+                line if line == "done" => return printed,
+                line if line.is_empty() => panic!("kd-workload ended during {command:?}"),
+                line => printed.push(line),
+            }
+        }
+    }
+
+    /// Closes its input: the workload exits.
+    pub fn finish(&mut self) {
+        self.stdin = None;
+        self.child.wait().expect("kd-workload exit");
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running kernel-delay whose JSON report goes to stdout.
+pub struct Trace {
+    pub child: Child,
+}
+
+impl Trace {
+    /// Starts tracing and returns once the window has begun.
+    pub fn start(args: &[&str]) -> Self {
+        let mut command = Command::new(TOOL);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Traces `workload` for at most `seconds`.
+    pub fn of(workload: &Workload, seconds: &str) -> Self {
+        Self::start(&["--pid", &workload.pid().to_string(), "--duration", seconds])
+    }
+
+    /// `command` runs kernel-delay (possibly through a wrapper).
+    pub fn spawn(mut command: Command) -> Self {
+        require_root();
+        let mut child = command
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kernel-delay");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (started, begun) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = stderr.lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = started.send(first);
+            for line in lines.map_while(Result::ok) {
+                eprintln!("kernel-delay: {line}");
+            }
+        });
+        let first = begun
+            .recv_timeout(PATIENCE)
+            .expect("kernel-delay did not start");
+        assert!(
+            first.starts_with("# Start sampling @"),
+            "unexpected first line: {first:?}"
+        );
+        Trace { child }
+    }
+
+    /// Ctrl-C: the window ends and the report comes.
+    pub fn interrupt(self) -> Value {
+        self.stop(Signal::SIGINT)
+    }
+
+    pub fn stop(self, signal: Signal) -> Value {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        self.report()
+    }
+
+    pub fn report(self) -> Value {
+        let output = wait_with_timeout(self.child);
+        assert!(
+            output.status.success(),
+            "kernel-delay failed: {:?}",
+            output.status
+        );
+        let report = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+        assert_budgets_add_up(&report);
+        report
+    }
+}
+
+pub fn wait_with_timeout(child: Child) -> Output {
+    let pid = child.id();
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("waiting for kernel-delay"),
+        Err(_) => {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            panic!("kernel-delay did not finish within {PATIENCE:?}");
+        }
+    }
+}
+
+pub fn threads_named<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    report["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .filter(|t| t["comm"] == name)
+        .collect()
+}
+
+pub fn only_thread<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let found = threads_named(report, name);
+    assert_eq!(found.len(), 1, "want one thread {name:?} in {report:#}");
+    found[0]
+}
+
+pub fn syscall<'a>(thread: &'a Value, name: &str) -> Option<&'a Value> {
+    thread["syscalls"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+}
+
+pub fn count(thread: &Value, name: &str) -> u64 {
+    syscall(thread, name).map_or(0, |s| s["count"].as_u64().unwrap())
+}
+
+pub fn field(value: &Value, key: &str) -> u64 {
+    value[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+}
+
+pub const MS: u64 = 1_000_000;
+
+/// Every thread's time budget adds up to its observed time, to the ns, and
+/// no thread is observed for longer than the window.
+pub fn assert_budgets_add_up(report: &Value) {
+    let window = field(report, "duration_ns");
+    for thread in report["threads"].as_array().unwrap() {
+        let time = &thread["time"];
+        let parts: u64 = [
+            "running_ns",
+            "ready_ns",
+            "sleeping_ns",
+            "blocked_ns",
+            "stopped_ns",
+        ]
+        .iter()
+        .map(|part| field(time, part))
+        .sum();
+        assert_eq!(parts, field(time, "observed_ns"), "{thread}");
+        assert!(field(time, "observed_ns") <= window, "{thread}");
+    }
+}
+
+/// A share of a thread's observed time.
+pub fn fraction(thread: &Value, part: &str) -> f64 {
+    field(&thread["time"], part) as f64 / field(&thread["time"], "observed_ns") as f64
+}
+
+/// The "schedstat TID RUN_NS WAIT_NS" lines kd-workload prints.
+pub fn schedstats(lines: &[String]) -> Vec<(u64, u64, u64)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let fields: Vec<u64> = line
+                .strip_prefix("schedstat ")?
+                .split(' ')
+                .map(|f| f.parse().unwrap())
+                .collect();
+            Some((fields[0], fields[1], fields[2]))
+        })
+        .collect()
+}
+
+pub fn thread_by_tid(report: &Value, tid: u64) -> &Value {
+    report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == tid)
+        .unwrap_or_else(|| panic!("no thread {tid} in {report:#}"))
+}
+
+/// Runs kernel-delay in launch mode with `args` and a JSON report to a
+/// file: its output, and the report (whose budgets must add up).
+pub fn launch(args: &[&str]) -> (Output, Value) {
+    require_root();
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kd-e2e-{}-{run}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("report.json");
+    let child = Command::new(TOOL)
+        .args(["--json", "-o"])
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child);
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_budgets_add_up(&report);
+    (output, report)
+}
+
+pub fn refused(args: &[&str]) -> String {
+    let mut command = Command::new(TOOL);
+    command.args(args);
+    refused_by(command)
+}
+
+/// Runs kernel-delay (possibly through a wrapper), which must fail with one
+/// clear line on stderr and nothing on stdout.
+pub fn refused_by(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "{command:?} must fail");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line for {command:?}: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    stderr
+}
+
+/// bpftrace, as an independent count of what kernel-delay counts.
+pub struct Bpftrace {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Bpftrace {
+    /// Starts `program` and returns once its probes are attached.
+    pub fn start(program: &str) -> Self {
+        // bpftrace reads tracepoint formats from tracefs (kernel-delay does not).
+        if !std::path::Path::new("/sys/kernel/tracing/events").exists() {
+            let status = Command::new("mount")
+                .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+                .status()
+                .expect("mount");
+            assert!(status.success(), "mounting tracefs failed");
+        }
+        let mut child = Command::new("bpftrace")
+            .args([
+                "-B",
+                "none",
+                "-e",
+                &format!("BEGIN {{ printf(\"ready\\n\"); }} {program}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting bpftrace (apt-get install bpftrace)");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = send.send(line.trim().to_string());
+            }
+        });
+        let bpftrace = Bpftrace { child, lines };
+        loop {
+            match bpftrace.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line == "ready" => return bpftrace,
+                Ok(_) => continue,
+                Err(_) => panic!("bpftrace did not start"),
+            }
+        }
+    }
+
+    /// Stops it; returns the map lines it printed (`@[a, b]: n`).
+    pub fn stop(mut self) -> Vec<String> {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let mut printed = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            printed.push(line);
+        }
+        self.child.wait().unwrap();
+        printed
+    }
+}
+
+impl Drop for Bpftrace {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The count bpftrace printed for `tid` (`@[TID]: N`).
+pub fn bpftrace_count(printed: &[String], tid: u64) -> u64 {
+    printed
+        .iter()
+        .find_map(|line| line.strip_prefix(&format!("@[{tid}]: "))?.parse().ok())
+        .unwrap_or_else(|| panic!("bpftrace counted nothing for {tid}: {printed:?}"))
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real kernel-delay, as root, against workloads with
+//! a known answer, checked through its JSON report. One module per topic.
+
+mod harness;
+mod input;
+mod irq;
+mod sched;
+mod syscalls;
+mod window;

@@ -1,0 +1,131 @@
+//! Scheduling: where each thread's time went, against the kernel's own
+//! /proc schedstat.
+
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::*;
+
+#[test]
+fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "60");
+    let printed = workload.run("spin 2 3000");
+    let report = trace.interrupt();
+    let kernel_accounts = schedstats(&printed);
+    assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
+    for (tid, run_ns, wait_ns) in kernel_accounts {
+        let spinner = thread_by_tid(&report, tid);
+        assert_eq!(spinner["exited"], true);
+        let observed = field(&spinner["time"], "observed_ns") as f64;
+        // Created and gone inside the window: observed for its whole life,
+        // the span /proc/TID/schedstat covers too.
+        assert!(observed > 2_900.0 * MS as f64, "{spinner}");
+        // Half each on an otherwise idle CPU; other load can only add
+        // waiting, and a spinner never sleeps.
+        let (running, ready) = (
+            fraction(spinner, "running_ns"),
+            fraction(spinner, "ready_ns"),
+        );
+        assert!(
+            (0.2..0.65).contains(&running),
+            "running {running}: {spinner}"
+        );
+        assert!((0.35..0.8).contains(&ready), "ready {ready}: {spinner}");
+        assert!(running + ready > 0.99, "{spinner}");
+        let (kernel_running, kernel_ready) = (run_ns as f64 / observed, wait_ns as f64 / observed);
+        assert!(
+            (running - kernel_running).abs() < 0.02,
+            "running {running} vs schedstat {kernel_running}"
+        );
+        assert!(
+            (ready - kernel_ready).abs() < 0.02,
+            "ready {ready} vs schedstat {kernel_ready}"
+        );
+        let ready_stretches = &spinner["sched"]["ready"];
+        assert!(field(ready_stretches, "count") > 50, "{spinner}");
+        assert!(field(ready_stretches, "max_ns") >= field(ready_stretches, "p50_ns"));
+        assert_eq!(field(&spinner["sched"]["sleep"], "count"), 0, "{spinner}");
+    }
+}
+
+#[test]
+fn a_sleeping_thread_is_sleeping() {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "60");
+    workload.run("sleep 25 40");
+    let report = trace.interrupt();
+    let sleeper = only_thread(&report, "sleeper");
+    let sleeping = fraction(sleeper, "sleeping_ns");
+    assert!(sleeping > 0.95, "sleeping {sleeping}: {sleeper}");
+    let sleeps = &sleeper["sched"]["sleep"];
+    assert!(field(sleeps, "count") >= 25, "{sleeper}");
+    assert!(field(sleeps, "p50_ns") >= 40 * MS, "{sleeper}");
+}
+
+#[test]
+fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
+    let workload = Workload::start();
+    // Nothing to read: the main thread waits in read() on its stdin pipe.
+    let report = Trace::of(&workload, "1").report();
+    let main = only_thread(&report, "kd-workload");
+    assert_eq!(
+        field(&main["time"], "observed_ns"),
+        field(&report, "duration_ns")
+    );
+    assert_eq!(
+        field(&main["time"], "sleeping_ns"),
+        field(&report, "duration_ns"),
+        "{main}"
+    );
+    assert_eq!(
+        field(&main["sched"]["sleep"], "count"),
+        0,
+        "a stretch longer than the window is no statistic"
+    );
+}
+
+#[test]
+fn a_stopped_process_is_stopped() {
+    let workload = Workload::start();
+    let trace = Trace::of(&workload, "60");
+    let target = Pid::from_raw(workload.pid() as i32);
+    kill(target, Signal::SIGSTOP).unwrap();
+    thread::sleep(Duration::from_secs(1));
+    kill(target, Signal::SIGCONT).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let report = trace.interrupt();
+    let main = only_thread(&report, "kd-workload");
+    let stopped = field(&main["time"], "stopped_ns");
+    assert!((950 * MS..3_000 * MS).contains(&stopped), "{main}");
+    let stretches = &main["sched"]["stopped"];
+    assert_eq!(field(stretches, "count"), 1, "{main}");
+    assert_eq!(field(stretches, "total_ns"), stopped);
+}
+
+#[test]
+fn waiting_for_the_disk_is_blocked_time() {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "60");
+    let printed = workload.run("fsync 100");
+    let report = trace.interrupt();
+    let (tid, run_ns, wait_ns) = schedstats(&printed)[0];
+    let syncer = thread_by_tid(&report, tid);
+    assert_eq!(syncer["comm"], "syncer");
+    assert!(field(&syncer["time"], "blocked_ns") > 0, "{syncer}");
+    assert!(field(&syncer["sched"]["block"], "count") > 0, "{syncer}");
+    // On a CPU or waiting for one, together, as the kernel counts it. (The
+    // kernel splits the two differently when it wakes an idle CPU: it
+    // counts the CPU's wake-up latency as running.)
+    let on_or_waiting = field(&syncer["time"], "running_ns") + field(&syncer["time"], "ready_ns");
+    let kernel = run_ns + wait_ns;
+    let observed = field(&syncer["time"], "observed_ns");
+    let gap = on_or_waiting.abs_diff(kernel) as f64 / observed as f64;
+    assert!(
+        gap < 0.05,
+        "{on_or_waiting} vs schedstat {kernel} over {observed}"
+    );
+}
