@@ -17,12 +17,19 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// Trace every thread of the running process PID.
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid)]
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: Option<u32>,
 
     /// Length of the sampling window in seconds; fractions allowed
     /// [default: 10 with --pid, until COMMAND exits otherwise].
-    #[arg(short, long, visible_alias = "sample-time", value_name = "SECONDS", value_parser = parse_duration)]
+    #[arg(
+        short,
+        long,
+        visible_alias = "sample-time",
+        value_name = "SECONDS",
+        value_parser = parse_duration,
+        allow_negative_numbers = true
+    )]
     pub duration: Option<Duration>,
 
     /// Print the report as JSON (schema kernel-delay/1).
@@ -35,7 +42,13 @@ pub struct Cli {
 
     /// Size of the ring buffer between the kernel and kernel-delay, in MiB
     /// (a power of two); events that do not fit are counted as lost.
-    #[arg(long, value_name = "MiB", default_value_t = 16, value_parser = parse_ringbuf_mb)]
+    #[arg(
+        long,
+        value_name = "MiB",
+        default_value_t = 16,
+        value_parser = parse_ringbuf_mb,
+        allow_negative_numbers = true
+    )]
     pub ringbuf_mb: u32,
 
     /// Show libbpf's messages while loading.
@@ -48,6 +61,10 @@ pub struct Cli {
 }
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// A window shorter than this measures mostly the probes being attached.
+const MIN_DURATION: Duration = Duration::from_millis(1);
+/// A year: longer windows are a typo, and would overflow the clock's sums.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +131,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| "a duration is a number of seconds".to_string())?;
-    if seconds.is_nan() || seconds <= 0.0 {
-        return Err("the duration must be more than 0 seconds".to_string());
+    let range = || {
+        format!(
+            "the duration must be from {} to {} seconds (365 days)",
+            MIN_DURATION.as_secs_f64(),
+            MAX_DURATION.as_secs()
+        )
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if (MIN_DURATION..=MAX_DURATION).contains(&duration) => Ok(duration),
+        _ => Err(range()),
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| "the duration is too long".to_string())
 }
 
 fn parse_ringbuf_mb(text: &str) -> Result<u32, String> {
@@ -181,6 +205,12 @@ mod tests {
             &["--pid", "1", "--duration", "-1"],
             &["--pid", "1", "--duration", "NaN"],
             &["--pid", "1", "--duration", "1e300"],
+            &["--pid", "1", "--duration", "1e19"],
+            &["--pid", "1", "--duration", "9.3e18"],
+            &["--pid", "1", "--duration", "1e-300"],
+            &["--pid", "1", "--duration", "inf"],
+            &["--pid", "-1"],
+            &["--pid", "1", "--ringbuf-mb", "-1"],
             &["--pid", "1", "--ringbuf-mb", "3"],
             &[],
             &["--pid", "1", "--", "ls"],
@@ -193,8 +223,26 @@ mod tests {
     }
 
     #[test]
-    fn duration_error_says_why() {
-        let err = parse(&["--pid", "1", "--duration", "0"]).unwrap_err();
-        assert!(err.contains("more than 0"), "{err}");
+    fn out_of_range_values_say_what_is_allowed() {
+        for duration in ["0", "-1", "1e-300", "1e19", "31536001"] {
+            let err = parse(&["--pid", "1", "--duration", duration]).unwrap_err();
+            assert!(
+                err.contains("from 0.001 to 31536000 seconds"),
+                "{duration}: {err}"
+            );
+        }
+        let err = parse(&["--pid", "-1"]).unwrap_err();
+        assert!(
+            err.contains("'-1'") && err.contains("positive integer"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&["--pid", "1", "-d", "31536000"]).unwrap().window(),
+            Some(MAX_DURATION)
+        );
+        assert_eq!(
+            parse(&["--pid", "1", "-d", "0.001"]).unwrap().window(),
+            Some(MIN_DURATION)
+        );
     }
 }

@@ -35,12 +35,16 @@ pub struct Collected {
 /// returned; a failure inside it ends the window early.
 pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Collected> {
     let pid = target.pid();
+    let at_start = procfs::live_threads(pid);
+    let states_at_start = at_start
+        .iter()
+        .filter_map(|(&tid, thread)| Some((tid, thread.state?)))
+        .collect();
     let names_at_start = if target.is_launched() {
         HashMap::new() // still our own fork, not yet the command
     } else {
-        procfs::thread_names(pid)
+        names(at_start)
     };
-    let states_at_start = procfs::thread_states(pid);
     let mut warnings = Vec::new();
     if let Err(err) = priority::raise() {
         warnings.push(priority::warning(&err));
@@ -69,7 +73,7 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         Err(err) => (StopReason::Failed, Some(err)),
     };
     let end = clock::now();
-    let names_at_end = procfs::thread_names(pid);
+    let names_at_end = names(procfs::live_threads(pid));
     let calls_at_end = procfs::thread_syscalls(pid);
     let softirqs_system =
         irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
@@ -131,6 +135,13 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         threads: aggregator.into_threads(),
         failure,
     })
+}
+
+fn names(threads: HashMap<u32, procfs::ThreadInfo>) -> HashMap<u32, Vec<u8>> {
+    threads
+        .into_iter()
+        .map(|(tid, thread)| (tid, thread.name))
+        .collect()
 }
 
 /// Reads records until the deadline, a signal, or the target's exit.

@@ -9,12 +9,15 @@
 //! `/proc/self/fd/N`) are written in place.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::SFlag;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use tempfile::NamedTempFile;
 
@@ -63,7 +66,7 @@ impl Output {
     pub fn new(json: bool, path: Option<&Path>) -> Result<Self> {
         let destination = match path {
             None => {
-                if nix::fcntl::fcntl(io::stdout().as_fd(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+                if stdout_was_closed() {
                     bail!("standard output is closed: give -o FILE for the report");
                 }
                 Destination::Stdout
@@ -128,6 +131,22 @@ impl Output {
     }
 }
 
+/// Whether we were started with standard output closed (`>&-`). Rust's
+/// runtime opens /dev/null read-write in its place before main; a shell's
+/// `>/dev/null` opens it write-only.
+fn stdout_was_closed() -> bool {
+    let stdout = io::stdout();
+    let Ok(flags) = nix::fcntl::fcntl(stdout.as_fd(), nix::fcntl::FcntlArg::F_GETFL) else {
+        return true;
+    };
+    let read_write = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR;
+    let dev_null = nix::sys::stat::fstat(stdout.as_fd()).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    });
+    read_write && dev_null
+}
+
 /// The result of writing `what` to standard output.
 fn on_stdout(written: io::Result<()>, what: &str) -> Result<()> {
     match written {
@@ -160,10 +179,14 @@ fn open(path: &Path) -> Result<Destination> {
         _ => Path::new("."),
     };
     let name = path.file_name().context("it names no file")?;
+    // The temporary name is an implementation detail: the error names the
+    // destination only.
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{}.", name.to_string_lossy()))
         .suffix(".kernel-delay")
-        .tempfile_in(directory)?;
+        .permissions(Permissions::from_mode(0o666)) // less the umask, as a new file
+        .tempfile_in(directory)
+        .map_err(|err| io::Error::from(err.kind()))?;
     Ok(Destination::Replace {
         path: path.to_path_buf(),
         temp,
@@ -217,6 +240,14 @@ mod tests {
         };
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
         assert_eq!(temp.path().parent(), Some(dir.path()));
+        let mode = temp.as_file().metadata().unwrap().permissions().mode();
+        let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        nix::sys::stat::umask(umask);
+        assert_eq!(
+            mode & 0o777,
+            0o666 & !umask.bits(),
+            "as a new file would be"
+        );
         drop(temp); // a failed run
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
         assert_eq!(

@@ -6,28 +6,23 @@ use std::io;
 
 use crate::sched::ThreadState;
 
-/// Fields of /proc/PID/status that decide whether PID can be traced.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProcessStatus {
-    pub tgid: u32,
-    pub zombie: bool,
+/// The process (thread group) that thread `tid` belongs to.
+pub fn thread_group(tid: u32) -> io::Result<u32> {
+    parse_tgid(&fs::read_to_string(format!("/proc/{tid}/status"))?)
 }
 
-pub fn process_status(pid: u32) -> io::Result<ProcessStatus> {
-    parse_status(&fs::read_to_string(format!("/proc/{pid}/status"))?)
+fn parse_tgid(status: &str) -> io::Result<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in status"))
 }
 
-fn parse_status(text: &str) -> io::Result<ProcessStatus> {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
-    };
-    let tgid = field("Tgid")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in status"))?;
-    let zombie = field("State").is_some_and(|s| s.starts_with('Z') || s.starts_with('X'));
-    Ok(ProcessStatus { tgid, zombie })
+/// Whether any thread of `pid` is still alive (not a zombie): a process
+/// whose main thread exited lives on in its other threads.
+pub fn has_live_thread(pid: u32) -> bool {
+    !live_threads(pid).is_empty()
 }
 
 /// The inode of the initial PID namespace (PROC_PID_INIT_INO), fixed since
@@ -40,20 +35,25 @@ pub fn in_nested_pid_namespace() -> bool {
     fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() != INIT_PID_NAMESPACE)
 }
 
-/// Name of each live thread of `pid` (raw bytes, untrusted).
-pub fn thread_names(pid: u32) -> HashMap<u32, Vec<u8>> {
-    per_thread(pid, "comm", |read| {
-        let mut comm = read.ok()?;
-        if comm.last() == Some(&b'\n') {
-            comm.pop();
-        }
-        Some(comm)
-    })
+/// What /proc says about one live thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Raw bytes, untrusted.
+    pub name: Vec<u8>,
+    pub state: Option<ThreadState>,
 }
 
-/// Scheduling state of each live thread of `pid`.
-pub fn thread_states(pid: u32) -> HashMap<u32, ThreadState> {
-    per_thread(pid, "stat", |read| parse_stat_state(&read.ok()?))
+/// Each thread of `pid` that is alive: a zombie (a main thread that
+/// exited before the others) has no time to account.
+pub fn live_threads(pid: u32) -> HashMap<u32, ThreadInfo> {
+    per_thread(pid, "stat", |read| {
+        let stat = read.ok()?;
+        let (name, letter) = parse_stat(&stat)?;
+        (letter != b'Z' && letter != b'X').then(|| ThreadInfo {
+            name: name.to_vec(),
+            state: ThreadState::from_proc_letter(letter as char),
+        })
+    })
 }
 
 /// The system call each thread of `pid` is in, for those in one (the
@@ -82,12 +82,13 @@ fn parse_syscall(text: &[u8]) -> Option<i64> {
     (nr >= 0).then_some(nr)
 }
 
-/// The state letter follows the name, which is in parentheses and may
-/// itself contain `)`.
-fn parse_stat_state(stat: &[u8]) -> Option<ThreadState> {
-    let after_name = stat.iter().rposition(|&b| b == b')')?;
-    let letter = *stat.get(after_name + 2)?;
-    ThreadState::from_proc_letter(letter as char)
+/// The name and state letter of a stat line: the name is in parentheses
+/// and may itself contain `)`.
+fn parse_stat(stat: &[u8]) -> Option<(&[u8], u8)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let letter = *stat.get(close + 2)?;
+    Some((stat.get(open + 1..close)?, letter))
 }
 
 /// Reads /proc/PID/task/TID/`file` for every thread (a thread may exit
@@ -121,43 +122,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_status() {
+    fn parses_the_thread_group() {
         let text =
             "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1240\n";
-        assert_eq!(
-            parse_status(text).unwrap(),
-            ProcessStatus {
-                tgid: 1234,
-                zombie: false
-            }
-        );
-        let zombie = "State:\tZ (zombie)\nTgid:\t7\n";
-        assert_eq!(
-            parse_status(zombie).unwrap(),
-            ProcessStatus {
-                tgid: 7,
-                zombie: true
-            }
-        );
-        assert!(parse_status("Name:\tx\n").is_err());
+        assert_eq!(parse_tgid(text).unwrap(), 1234);
+        assert!(parse_tgid("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn a_process_lives_while_a_thread_does() {
+        assert!(has_live_thread(std::process::id()));
+        assert!(!has_live_thread(u32::MAX));
     }
 
     #[test]
     fn lists_own_threads() {
         let me = std::process::id();
-        let names = thread_names(me);
-        assert!(names.contains_key(&me), "{names:?}");
-        assert!(names.values().all(|n| !n.ends_with(b"\n")));
+        let threads = live_threads(me);
+        assert!(threads.contains_key(&me), "{threads:?}");
+        assert!(threads.values().all(|t| !t.name.is_empty()));
     }
 
     #[test]
-    fn parses_the_state_after_a_tricky_name() {
-        assert_eq!(
-            parse_stat_state(b"42 (a) b) S 1 42"),
-            Some(ThreadState::Sleeping)
-        );
-        assert_eq!(parse_stat_state(b"42 (x) D 1"), Some(ThreadState::Blocked));
-        assert_eq!(parse_stat_state(b"42 (x)"), None);
+    fn parses_the_name_and_state_after_a_tricky_name() {
+        assert_eq!(parse_stat(b"42 (a) b) S 1 42"), Some((&b"a) b"[..], b'S')));
+        assert_eq!(parse_stat(b"42 (x) D 1"), Some((&b"x"[..], b'D')));
+        assert_eq!(parse_stat(b"42 (x)"), None);
     }
 
     #[test]
@@ -174,8 +164,17 @@ mod tests {
     #[test]
     fn own_thread_is_running() {
         let tid = nix::unistd::gettid().as_raw() as u32;
-        let states = thread_states(std::process::id());
-        assert_eq!(states.get(&tid), Some(&ThreadState::Running));
+        // Listing /proc/PID/task can skip a thread while other test
+        // threads come and go: it must be listed running at least once.
+        let seen: Vec<Option<ThreadState>> = (0..20)
+            .map(|_| {
+                live_threads(std::process::id())
+                    .get(&tid)
+                    .and_then(|t| t.state)
+            })
+            .collect();
+        assert!(seen.contains(&Some(ThreadState::Running)), "{seen:?}");
+        assert!(seen.iter().flatten().all(|s| *s == ThreadState::Running));
     }
 
     #[test]
@@ -186,6 +185,6 @@ mod tests {
 
     #[test]
     fn missing_process_has_no_threads() {
-        assert!(thread_names(u32::MAX).is_empty());
+        assert!(live_threads(u32::MAX).is_empty());
     }
 }

@@ -1,9 +1,14 @@
 //! Makes untrusted text from the target (thread names) safe to print: a
-//! thread can name itself with terminal escape sequences or bidi overrides.
+//! thread can name itself with terminal escape sequences, bidi overrides
+//! or line separators.
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Decodes `raw` (up to its first NUL) and escapes everything that is not a
-/// printable character: invalid UTF-8 and ASCII controls as `\xNN`, other
-/// control and format characters as `\u{NNNN}`, and the backslash itself.
+/// printable character: invalid UTF-8 and ASCII controls as `\xNN`; other
+/// controls (Cc), format characters (Cf), line and paragraph separators
+/// (Zl, Zp) and unassigned code points (Cn, which a newer terminal may
+/// treat as any of those) as `\u{NNNN}`; and the backslash itself.
 pub fn sanitize(raw: &[u8]) -> String {
     let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
     let mut out = String::with_capacity(raw.len());
@@ -23,17 +28,22 @@ fn push_char(out: &mut String, c: char) {
         out.push_str("\\\\");
     } else if c.is_ascii_control() {
         out.push_str(&format!("\\x{:02x}", c as u32));
-    } else if c.is_control() || is_format_char(c) {
+    } else if is_unprintable(c) {
         out.push_str(&format!("\\u{{{:04x}}}", c as u32));
     } else {
         out.push(c);
     }
 }
 
-/// Invisible characters that change how the rest of a line is shown
-/// (bidi controls, zero-width joiners, byte order mark).
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+fn is_unprintable(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Unassigned
+    )
 }
 
 #[cfg(test)]
@@ -61,6 +71,25 @@ mod tests {
     fn escapes_c1_controls_and_bidi_overrides() {
         assert_eq!(sanitize("a\u{9b}b".as_bytes()), "a\\u{009b}b");
         assert_eq!(sanitize("x\u{202e}y".as_bytes()), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn escapes_every_format_character_and_separator() {
+        // Arabic letter mark, line and paragraph separators, a tag
+        // character, soft hyphen, an unassigned code point.
+        for (c, escaped) in [
+            ('\u{061c}', "\\u{061c}"),
+            ('\u{2028}', "\\u{2028}"),
+            ('\u{2029}', "\\u{2029}"),
+            ('\u{e0041}', "\\u{e0041}"),
+            ('\u{00ad}', "\\u{00ad}"),
+            ('\u{0378}', "\\u{0378}"),
+        ] {
+            let name = format!("a{c}b");
+            assert_eq!(sanitize(name.as_bytes()), format!("a{escaped}b"));
+        }
+        // Printable text of any script stays.
+        assert_eq!(sanitize("日本語 ميزان".as_bytes()), "日本語 ميزان");
     }
 
     #[test]

@@ -10,11 +10,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, execvp, fork, pipe2, read, write, AccessFlags, ForkResult, Pid};
 
-use crate::procfs::process_status;
+use crate::procfs::{has_live_thread, thread_group};
 use crate::signals;
 
 pub struct Target {
@@ -36,15 +36,15 @@ struct Launched {
 impl Target {
     /// An existing process, by its process id.
     pub fn existing(pid: u32) -> Result<Self> {
-        let status = process_status(pid).map_err(|_| anyhow!("no process with pid {pid}"))?;
-        if status.tgid != pid {
-            bail!(
-                "{pid} is a thread of process {}: use --pid {}",
-                status.tgid,
-                status.tgid
-            );
+        if pid == std::process::id() {
+            bail!("{pid} is kernel-delay itself, which cannot trace its own reading");
         }
-        if status.zombie {
+        let tgid = thread_group(pid).map_err(|_| anyhow!("no process with pid {pid}"))?;
+        if tgid != pid {
+            bail!("{pid} is a thread of process {tgid}: use --pid {tgid}");
+        }
+        // Its main thread may have exited while others run on.
+        if !has_live_thread(pid) {
             bail!("process {pid} has already exited");
         }
         let pidfd = pidfd_open(pid).with_context(|| format!("cannot watch process {pid}"))?;
@@ -73,6 +73,7 @@ impl Target {
             ForkResult::Child => {
                 drop(gate_write);
                 drop(report_read);
+                restore_signals();
                 let mut byte = [0u8; 1];
                 if matches!(read(gate_read.as_fd(), &mut byte), Ok(1)) {
                     let errno = execvp(&args[0], &args).unwrap_err();
@@ -202,6 +203,31 @@ impl Drop for Target {
             self.reap();
         }
     }
+}
+
+/// The command starts with every signal at its default disposition (Rust's
+/// runtime ignores SIGPIPE, our parent may have ignored others, and exec
+/// keeps what is ignored) and nothing blocked.
+fn restore_signals() {
+    // The kernel's struct sigaction, all zero: SIG_DFL, no flags, no mask.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == nix::libc::SIGKILL || signal == nix::libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid, zeroed struct; the raw call
+        // also reaches the signals glibc keeps for itself (32, 33).
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null::<u64>(),
+                8usize,
+            );
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 /// Finds `program` as execvp would, so that a typo fails before tracing.

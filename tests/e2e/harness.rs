@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -268,25 +267,24 @@ pub fn thread_by_tid(report: &Value, tid: u64) -> &Value {
 /// Runs kernel-delay in launch mode with `args` and a JSON report to a
 /// file: its output, and the report (whose budgets must add up).
 pub fn launch(args: &[&str]) -> (Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let output = run_tool(&[&["--json", "-o", out.to_str().unwrap()], args].concat());
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_budgets_add_up(&report);
+    (output, report)
+}
+
+/// Runs kernel-delay with `args` to its end, as root.
+pub fn run_tool(args: &[&str]) -> Output {
     require_root();
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("kd-e2e-{}-{run}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("report.json");
     let child = Command::new(TOOL)
-        .args(["--json", "-o"])
-        .arg(&out)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let output = wait_with_timeout(child);
-    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_budgets_add_up(&report);
-    (output, report)
+    wait_with_timeout(child)
 }
 
 pub fn refused(args: &[&str]) -> String {

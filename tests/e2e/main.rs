@@ -6,4 +6,5 @@ mod input;
 mod irq;
 mod sched;
 mod syscalls;
+mod threads;
 mod window;

@@ -21,6 +21,11 @@
 //!                              answers "ready" at start and "done" after each command;
 //!                              exits at end of input
 //!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
+//!   kd-workload leaderless MS  the main thread exits at once; a thread "worker" calls
+//!                              getppid() every 10 ms for MS ms
+//!   kd-workload exec-from-thread N
+//!                              a thread "execer" (not the main thread) execs
+//!                              `kd-workload run N 0`
 //!   kd-workload loop N         N getppid(), then print the mean ns per call
 //!   kd-workload pingpong N     N round trips of a byte between two threads over
 //!                              pipes, then print the mean ns per round trip
@@ -268,6 +273,43 @@ fn demo(seconds: u64) {
     }
 }
 
+/// The main thread leaves; the process lives on in its worker.
+fn leaderless(run_for: Duration) -> ! {
+    thread::Builder::new()
+        .name("worker".into())
+        .spawn(move || {
+            let until = Instant::now() + run_for;
+            while Instant::now() < until {
+                getppid_calls(1);
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .expect("spawning a thread");
+    // The exit system call (not exit_group) ends only the calling thread;
+    // pthread_exit would unwind through Rust's main and abort.
+    // SAFETY: nothing of this thread is used after it.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("the thread has exited")
+}
+
+/// exec() from a thread other than the main one: the kernel ends every
+/// other thread and gives the exec'ing one the process id.
+fn exec_from_thread(calls: u64) -> ! {
+    use std::os::unix::process::CommandExt;
+    let execer = thread::Builder::new()
+        .name("execer".into())
+        .spawn(move || {
+            let err = std::process::Command::new("/proc/self/exe")
+                .arg0("kd-workload")
+                .args(["run", &calls.to_string(), "0"])
+                .exec();
+            panic!("exec failed: {err}");
+        })
+        .expect("spawning a thread");
+    let _ = execer.join();
+    unreachable!("exec ends the main thread")
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str);
@@ -291,8 +333,13 @@ fn main() -> ExitCode {
             println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
         }
         Some("demo") => demo(number(arg(1), "SECONDS")),
+        Some("leaderless") => leaderless(Duration::from_millis(number(arg(1), "MS"))),
+        Some("exec-from-thread") => exec_from_thread(number(arg(1), "N")),
         _ => {
-            eprintln!("usage: kd-workload serve | run N CODE | loop N | pingpong N | demo SECONDS");
+            eprintln!(
+                "usage: kd-workload serve | run N CODE | loop N | pingpong N | demo SECONDS \
+                 | leaderless MS | exec-from-thread N"
+            );
             return ExitCode::from(2);
         }
     }
