@@ -27,9 +27,9 @@ pub fn lower() {
 }
 
 fn set(policy: libc::c_int, priority: libc::c_int) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
+    // SAFETY: plain integers (musl's has more fields than glibc's).
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = priority;
     // SAFETY: plain system call on the calling thread with a valid pointer.
     if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
         Ok(())

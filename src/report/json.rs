@@ -14,13 +14,11 @@ pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
+    use crate::report::tests::{rendered, sample_report};
     use serde_json::Value;
 
     fn render(report: &Report) -> String {
-        let mut out = Vec::new();
-        write(report, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        rendered(report, |report, out| write(report, out))
     }
 
     #[test]

@@ -303,6 +303,16 @@ pub(crate) mod tests {
     use crate::records::{InFlight, IrqSource, Record};
     use time::macros::datetime;
 
+    /// What `write` writes of `report`, as text.
+    pub fn rendered(
+        report: &Report,
+        write: impl Fn(&Report, &mut Vec<u8>) -> std::io::Result<()>,
+    ) -> String {
+        let mut out = Vec::new();
+        write(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     pub fn sample_report() -> Report {
         let mut agg = Aggregator::new(1_000_000);
         for (nr, enter, exit) in [

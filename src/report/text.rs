@@ -346,7 +346,7 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
+    use crate::report::tests::{rendered, sample_report};
 
     #[test]
     fn thousands_separators() {
@@ -382,9 +382,7 @@ mod tests {
     }
 
     fn render(report: &Report) -> String {
-        let mut out = Vec::new();
-        write(report, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        rendered(report, |report, out| write(report, out))
     }
 
     #[test]

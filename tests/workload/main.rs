@@ -29,6 +29,10 @@
 //!   kd-workload loop N         N getppid(), then print the mean ns per call
 //!   kd-workload pingpong N     N round trips of a byte between two threads over
 //!                              pipes, then print the mean ns per round trip
+//!   kd-workload crowd N K      `threads N K`, then print the wall ns per call
+//!   kd-workload churn N K      `churn N K`, then print the wall ns per call
+//!                              (the timing modes also print the process's own CPU
+//!                              seconds after the ns)
 //!   kd-workload demo SECONDS   a few busy threads for SECONDS
 
 use std::io::{BufRead, Write};
@@ -273,6 +277,20 @@ fn demo(seconds: u64) {
     }
 }
 
+/// Runs `work` of `iterations` iterations; prints the wall ns per
+/// iteration and the CPU seconds this process used in all.
+fn timed(iterations: u64, work: impl FnOnce()) {
+    let start = Instant::now();
+    work();
+    let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
+    // SAFETY: rusage is plain integers; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    println!("{ns:.1} {:.3}", cpu(usage.ru_utime) + cpu(usage.ru_stime));
+}
+
 /// The main thread leaves; the process lives on in its worker.
 fn leaderless(run_for: Duration) -> ! {
     thread::Builder::new()
@@ -322,23 +340,27 @@ fn main() -> ExitCode {
         }
         Some("loop") => {
             let n = number(arg(1), "N");
-            let start = Instant::now();
-            getppid_calls(n);
-            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+            timed(n, || getppid_calls(n));
         }
         Some("pingpong") => {
             let n = number(arg(1), "N");
-            let start = Instant::now();
-            ping_pong(n);
-            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+            timed(n, || ping_pong(n));
+        }
+        Some("crowd") => {
+            let (n, k) = (number(arg(1), "N"), number(arg(2), "K"));
+            timed(n * k, || crowd(n, k));
+        }
+        Some("churn") => {
+            let (n, k) = (number(arg(1), "N"), number(arg(2), "K"));
+            timed(n * k, || churn(n, k));
         }
         Some("demo") => demo(number(arg(1), "SECONDS")),
         Some("leaderless") => leaderless(Duration::from_millis(number(arg(1), "MS"))),
         Some("exec-from-thread") => exec_from_thread(number(arg(1), "N")),
         _ => {
             eprintln!(
-                "usage: kd-workload serve | run N CODE | loop N | pingpong N | demo SECONDS \
-                 | leaderless MS | exec-from-thread N"
+                "usage: kd-workload serve | run N CODE | loop N | pingpong N | crowd N K \
+                 | churn N K | demo SECONDS | leaderless MS | exec-from-thread N"
             );
             return ExitCode::from(2);
         }
