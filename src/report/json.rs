@@ -18,7 +18,7 @@ mod tests {
     use serde_json::Value;
 
     fn render(report: &Report) -> String {
-        rendered(report, |report, out| write(report, out))
+        rendered(report, write)
     }
 
     #[test]

@@ -382,7 +382,7 @@ mod tests {
     }
 
     fn render(report: &Report) -> String {
-        rendered(report, |report, out| write(report, out))
+        rendered(report, write)
     }
 
     #[test]
