@@ -20,9 +20,10 @@
 
 /* Set by user space before load. */
 const volatile pid_t targ_tgid = 0;
-/* Pending bytes above which a record wakes the reader: below it the reader
- * drains on its own timer, which is what keeps per-record cost low. */
-const volatile __u64 wakeup_bytes = 0;
+/* log2 of the pending bytes (a quarter of the buffer) whose every multiple
+ * a record crosses wakes the reader early: between them the reader drains
+ * on its own timer, which is what keeps the per-record cost low. */
+const volatile __u32 wakeup_shift = 31;
 /* sched_switch has its prev_state argument (5.18+): set from kernel BTF. */
 const volatile bool has_prev_state = false;
 
@@ -117,11 +118,18 @@ static __always_inline struct thread_key current_thread(__u32 tid)
 	return key;
 }
 
-static __always_inline void submit(void *record)
+/* Only a record that takes the pending data past a mark wakes the reader:
+ * waking it for every record above a mark would interrupt the CPU once per
+ * record while a reader that fell behind catches up. A mark missed in a
+ * race with another CPU is caught at the next one, or by the timer. */
+static __always_inline void submit(void *record, __u64 size)
 {
+	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 taken = ((size + 7) & ~7ULL) + BPF_RINGBUF_HDR_SZ;
+	__u64 before = pending > taken ? pending - taken : 0;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes)
+	if ((pending >> wakeup_shift) != (before >> wakeup_shift))
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(record, flags);
 }
@@ -139,7 +147,7 @@ static __always_inline void emit_sched(__u32 kind, __u32 tid, __u32 state)
 	e->ts_ns = bpf_ktime_get_ns();
 	e->state = state;
 	e->pad = 0;
-	submit(e);
+	submit(e, sizeof(*e));
 }
 
 static __always_inline unsigned int task_state(struct task_struct *task)
@@ -221,7 +229,7 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 	e->tid = task->pid;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->start_ns = task->start_time;
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -298,7 +306,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		e->nr = start->nr;
 		e->enter_ns = start->enter_ns;
 		e->exit_ns = now;
-		submit(e);
+		submit(e, sizeof(*e));
 	}
 	start->enter_ns = 0;
 	return 0;
@@ -325,7 +333,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 		e->tid = tid;
 		e->ts_ns = bpf_ktime_get_ns();
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		submit(e);
+		submit(e, sizeof(*e));
 		return 0;
 	}
 	key = current_thread(tid);
@@ -364,7 +372,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	e->ts_ns = bpf_ktime_get_ns();
 	e->old_tid = old_tid;
 	e->pad = 0;
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -401,7 +409,7 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), name);
 	else
 		e->name[0] = 0;
-	submit(e);
+	submit(e, sizeof(*e));
 }
 
 static __always_inline bool is_ksoftirqd(void)

@@ -71,8 +71,8 @@ impl<'obj> Tracer<'obj> {
             .as_deref_mut()
             .expect("the BPF object has read-only data");
         rodata.targ_tgid = tgid as i32;
-        // Wake the reader early only when a quarter of the buffer is pending.
-        rodata.wakeup_bytes = u64::from(ringbuf_bytes / 4);
+        // Wake the reader early at each quarter of the buffer pending.
+        rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
         rodata.has_prev_state = sched_switch_has_prev_state(&btf);
         open.maps
             .events
