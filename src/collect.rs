@@ -45,14 +45,14 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     } else {
         names(at_start)
     };
+    let mut storage = MaybeUninit::uninit();
+    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
+    signals::install()?;
+    // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();
     if let Err(err) = priority::raise() {
         warnings.push(priority::warning(&err));
     }
-
-    let mut storage = MaybeUninit::uninit();
-    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
-    signals::install()?;
     let start = clock::now();
     let softirqs_at_start = tracer.softirq_totals();
     let deadline = cli.window().map(|window| Instant::now() + window);

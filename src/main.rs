@@ -52,13 +52,18 @@ fn main() -> ExitCode {
     };
     match run(&cli) {
         Ok(code) => code,
-        // As SIGPIPE would end it, but without dying before the report.
-        Err(err) if err.is::<ReaderGone>() => ExitCode::from(128 + 13),
-        Err(err) => {
-            eprintln!("kernel-delay: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => failed(&err),
     }
+}
+
+/// Says why kernel-delay failed; the exit status for it.
+fn failed(err: &anyhow::Error) -> ExitCode {
+    if err.is::<ReaderGone>() {
+        // As SIGPIPE would end it, but without dying before the report.
+        return ExitCode::from(128 + 13);
+    }
+    eprintln!("kernel-delay: {err:#}");
+    ExitCode::FAILURE
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
@@ -81,15 +86,25 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         threads,
         failure,
     } = collect::collect(cli, &mut target, &mut output)?;
-    output.write(&Report::build(measurement, threads))?;
-    if let Some(err) = failure {
-        return Err(err.context("tracing stopped early; the report covers the window until then"));
-    }
+    let reported =
+        output
+            .write(&Report::build(measurement, threads))
+            .and_then(|()| match failure {
+                Some(err) => {
+                    Err(err
+                        .context("tracing stopped early; the report covers the window until then"))
+                }
+                None => Ok(()),
+            });
 
     // A launched command keeps running after a --duration window: wait for
-    // it and exit as it did.
-    Ok(match target.wait()? {
-        Some(code) => ExitCode::from(code),
-        None => ExitCode::SUCCESS,
+    // it (said at once why kernel-delay fails, if it does) and exit as it
+    // did.
+    let failure = reported.err().map(|err| failed(&err));
+    let command = target.wait()?;
+    Ok(match (failure, command) {
+        (Some(failure), _) => failure,
+        (None, Some(code)) => ExitCode::from(code),
+        (None, None) => ExitCode::SUCCESS,
     })
 }

@@ -136,6 +136,24 @@ fn a_write_error_says_what_was_being_written() {
         last,
         "kernel-delay: writing the report to /dev/full failed: No space left on device (os error 28)"
     );
+    // A launched command still runs to its end: kernel-delay waits for it,
+    // then fails.
+    let begun = Instant::now();
+    let output = run_tool(&[
+        "--duration",
+        "0.2",
+        "-o",
+        "/dev/full",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    assert!(begun.elapsed() >= Duration::from_secs(1));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("/dev/full failed"));
 }
 
 #[test]
