@@ -11,7 +11,7 @@ use crate::sched::{Departure, SchedEvent, Timeline};
 use crate::stats::Distribution;
 
 /// What one thread did in the window.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ThreadActivity {
     pub tid: u32,
     /// Set when the thread was created while traced.
@@ -48,7 +48,7 @@ pub struct ThreadExit {
 }
 
 impl ThreadActivity {
-    fn new(tid: u32, born: Option<Birth>, previous: Option<usize>) -> Self {
+    fn new(tid: u32, born: Option<Birth>) -> Self {
         ThreadActivity {
             tid,
             born,
@@ -59,7 +59,7 @@ impl ThreadActivity {
             softirqs: HashMap::new(),
             hardirqs: HashMap::new(),
             exit: None,
-            previous,
+            previous: None,
             newest: true,
         }
     }
@@ -149,7 +149,7 @@ impl Aggregator {
     /// A new thread with id `tid`, which becomes the newest with it.
     fn add_thread(&mut self, tid: u32, born: Option<Birth>) -> usize {
         let index = self.threads.len();
-        self.threads.push(ThreadActivity::new(tid, born, None));
+        self.threads.push(ThreadActivity::new(tid, born));
         self.make_newest(tid, index);
         index
     }
@@ -297,7 +297,7 @@ impl Aggregator {
             Some(index) if start_ns < self.start_ns => index,
             // Its creation record was lost: a thread of its own.
             _ => *self.unseen.entry((tid, start_ns)).or_insert_with(|| {
-                let mut thread = ThreadActivity::new(tid, None, None);
+                let mut thread = ThreadActivity::new(tid, None);
                 thread.newest = false;
                 self.threads.push(thread);
                 self.threads.len() - 1

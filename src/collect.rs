@@ -35,6 +35,12 @@ pub struct Collected {
 /// returned; a failure inside it ends the window early.
 pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Collected> {
     let pid = target.pid();
+    let mut storage = MaybeUninit::uninit();
+    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
+    signals::install()?;
+    // Read once the probes are attached: a thread that changes state after
+    // this read is seen doing so. (Read before, a thread on its way to
+    // sleep was taken for running all window.)
     let at_start = procfs::live_threads(pid);
     let states_at_start = at_start
         .iter()
@@ -45,9 +51,6 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     } else {
         names(at_start)
     };
-    let mut storage = MaybeUninit::uninit();
-    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
-    signals::install()?;
     // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();
     if let Err(err) = priority::raise() {

@@ -165,6 +165,15 @@ impl Trace {
     }
 }
 
+/// Runs `command` in a fresh kd-workload, traced from before it starts
+/// until it is done (Ctrl-C then): what it printed, and the report.
+pub fn traced(command: &str) -> (Vec<String>, Value) {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "300");
+    let printed = workload.run(command);
+    (printed, trace.interrupt())
+}
+
 pub fn wait_with_timeout(child: Child) -> Output {
     let pid = child.id();
     let (done, finished) = mpsc::channel();

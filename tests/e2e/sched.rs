@@ -11,10 +11,7 @@ use crate::harness::*;
 
 #[test]
 fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "60");
-    let printed = workload.run("spin 2 3000");
-    let report = trace.interrupt();
+    let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
     assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
     for (tid, run_ns, wait_ns) in kernel_accounts {
@@ -54,10 +51,7 @@ fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
 
 #[test]
 fn a_sleeping_thread_is_sleeping() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "60");
-    workload.run("sleep 25 40");
-    let report = trace.interrupt();
+    let (_, report) = traced("sleep 25 40");
     let sleeper = only_thread(&report, "sleeper");
     let sleeping = fraction(sleeper, "sleeping_ns");
     assert!(sleeping > 0.95, "sleeping {sleeping}: {sleeper}");
@@ -108,10 +102,7 @@ fn a_stopped_process_is_stopped() {
 
 #[test]
 fn waiting_for_the_disk_is_blocked_time() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "60");
-    let printed = workload.run("fsync 100");
-    let report = trace.interrupt();
+    let (printed, report) = traced("fsync 500");
     let (tid, run_ns, wait_ns) = schedstats(&printed)[0];
     let syncer = thread_by_tid(&report, tid);
     assert_eq!(syncer["comm"], "syncer");
@@ -119,13 +110,16 @@ fn waiting_for_the_disk_is_blocked_time() {
     assert!(field(&syncer["sched"]["block"], "count") > 0, "{syncer}");
     // On a CPU or waiting for one, together, as the kernel counts it. (The
     // kernel splits the two differently when it wakes an idle CPU: it
-    // counts the CPU's wake-up latency as running.)
+    // counts the CPU's wake-up latency as running.) The thread reads its
+    // schedstat just before it exits, and kernel-delay follows it to its
+    // exit: on a loaded machine that last stretch can wait for a CPU for
+    // milliseconds, so kernel-delay may count more, never less.
     let on_or_waiting = field(&syncer["time"], "running_ns") + field(&syncer["time"], "ready_ns");
     let kernel = run_ns + wait_ns;
-    let observed = field(&syncer["time"], "observed_ns");
-    let gap = on_or_waiting.abs_diff(kernel) as f64 / observed as f64;
+    let observed = field(&syncer["time"], "observed_ns") as f64;
+    let gap = (on_or_waiting as f64 - kernel as f64) / observed;
     assert!(
-        gap < 0.05,
+        (-0.02..0.10).contains(&gap),
         "{on_or_waiting} vs schedstat {kernel} over {observed}"
     );
 }

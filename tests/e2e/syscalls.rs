@@ -49,10 +49,7 @@ fn counts_exactly_the_calls_made_in_the_window() {
 
 #[test]
 fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "120");
-    workload.run("burst 3000000");
-    let report = trace.interrupt();
+    let (_, report) = traced("burst 3000000");
     assert_eq!(report["lost_events"], 0);
     assert_eq!(count(only_thread(&report, "burst"), "getppid"), 3_000_000);
     assert!(field(&report, "events") >= 3_000_000);
@@ -116,10 +113,7 @@ fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
 
 #[test]
 fn sleeps_of_known_length() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "60");
-    workload.run("sleep 25 20");
-    let report = trace.interrupt();
+    let (_, report) = traced("sleep 25 20");
     let sleeper = only_thread(&report, "sleeper");
     let sleeps = syscall(sleeper, "clock_nanosleep").expect("clock_nanosleep row");
     assert_eq!(field(sleeps, "count"), 25);

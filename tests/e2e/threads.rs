@@ -21,12 +21,9 @@ fn getppid_counts(report: &Value, name: &str) -> Vec<u64> {
 
 #[test]
 fn five_thousand_threads_at_once_are_counted_exactly_with_nothing_lost() {
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "300");
     // Both CPUs saturated by the target itself: the reader's real-time
     // priority keeps it draining.
-    workload.run("threads 5000 1000");
-    let report = trace.interrupt();
+    let (_, report) = traced("threads 5000 1000");
     assert_eq!(report["lost_events"], 0, "{}", report["lost"]);
     let counts = getppid_counts(&report, "crowd");
     assert_eq!(counts.len(), 5000);
@@ -98,10 +95,7 @@ fn a_thread_id_that_comes_back_is_a_new_thread() {
     // More threads than there are ids: ids are handed out in a cycle, so
     // some of the first threads' ids come back for the last ones.
     let threads = pid_max + 2_000;
-    let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "300");
-    workload.run(&format!("churn {threads} 10"));
-    let report = trace.interrupt();
+    let (_, report) = traced(&format!("churn {threads} 10"));
     assert_eq!(report["lost_events"], 0, "{}", report["lost"]);
     let churned = threads_named(&report, "churn");
     assert_eq!(churned.len() as u64, threads);
