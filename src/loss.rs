@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::text::thousands;
+use crate::thousands::thousands;
 
 /// Counted by the BPF programs (enum lost_cause of bpf/kernel_delay.h).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

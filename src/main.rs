@@ -20,6 +20,7 @@ mod skel;
 mod stats;
 mod syscall_names;
 mod target;
+mod thousands;
 mod tracer;
 
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ use crate::irq::SystemSoftirqs;
 use crate::sched::TimeBudget;
 use crate::stats::Stats;
 use crate::syscall_names::is_poll_family;
+use crate::thousands::thousands;
 
 /// Resource tables start under the THREAD column.
 const INDENT: &str = "          ";
@@ -324,19 +325,6 @@ fn indent_table(out: &mut String, table: Table) {
     }
 }
 
-/// `3393711` -> `3,393,711`
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Seconds without trailing zeros: `10`, `0.5`, `2.125`.
 fn seconds(s: f64) -> String {
     let text = format!("{s:.3}");
@@ -347,15 +335,6 @@ fn seconds(s: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::tests::{rendered, sample_report};
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(3_393_711), "3,393,711");
-        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
-    }
 
     #[test]
     fn budget_line() {
