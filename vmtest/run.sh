@@ -111,12 +111,14 @@ build_initramfs() {
 
 # ---- boot and check ----------------------------------------------------------
 
-# Boots KVER once; the guest writes to $logs/KVER.data.
+# Boots KVER once; the guest writes to $logs/KVER.data. Single-threaded
+# TCG: with one host thread per vCPU, a vCPU can run kernel text another
+# vCPU is patching (attaching a tracepoint does) and die on a stale int3.
 qemu() {
     local kver=$1 dir=$work/kernels/$1 logs=$work/logs
     rm -f "$logs/$kver.console" "$logs/$kver.data"
     timeout "$timeout" qemu-system-x86_64 \
-        -accel tcg,thread=multi -cpu max -smp 2 -m 1G \
+        -accel tcg,thread=single -cpu max -smp 2 -m 1G \
         -display none -monitor none -nic none -no-reboot \
         -serial "file:$logs/$kver.console" -serial "file:$logs/$kver.data" \
         -kernel "$dir/vmlinuz" -initrd "$initramfs" \
