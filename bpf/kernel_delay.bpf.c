@@ -18,8 +18,19 @@
 #define TASK_NOLOAD		0x0400
 #define TASK_RTLOCK_WAIT	0x1000
 
-/* Set by user space before load. */
+/* Set by user space before load: the one process traced, or 0 when a set
+ * of processes is (the traced_pids bitmap). A single target costs other
+ * processes one comparison; the verifier drops the other branch. */
 const volatile pid_t targ_tgid = 0;
+/* Processes forked by traced ones are traced too. */
+const volatile bool follow_forks = false;
+/* Length of traced_pids: pid_max. */
+const volatile __u32 pid_limit = 0;
+
+/* The set of traced processes when targ_tgid is 0: a byte per process id
+ * (an array lookup and a test; bytes, not bits, so that concurrent forks
+ * need no atomic read-modify-write). Resized by user space to pid_limit. */
+__u8 traced_pids[1] SEC(".data.traced_pids");
 /* log2 of the pending bytes (a quarter of the buffer) whose every multiple
  * a record crosses wakes the reader early: between them the reader drains
  * on its own timer, which is what keeps the per-record cost low. */
@@ -86,6 +97,7 @@ struct sched_event _sched_event = {};
 struct thread_new_event _thread_new_event = {};
 struct thread_exit_event _thread_exit_event = {};
 struct exec_event _exec_event = {};
+struct process_new_event _process_new_event = {};
 struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
@@ -97,9 +109,22 @@ struct task_struct___pre_5_14 {
 	long state;
 } __attribute__((preserve_access_index));
 
+static __always_inline bool is_traced(__u32 tgid)
+{
+	if (targ_tgid)
+		return tgid == (__u32)targ_tgid;
+	return tgid < pid_limit && traced_pids[tgid];
+}
+
+static __always_inline void set_traced(__u32 tgid, __u8 traced)
+{
+	if (tgid < pid_limit)
+		traced_pids[tgid] = traced;
+}
+
 static __always_inline bool is_target(__u64 pid_tgid)
 {
-	return (pid_t)(pid_tgid >> 32) == targ_tgid;
+	return is_traced(pid_tgid >> 32);
 }
 
 static __always_inline void count_lost(enum lost_cause cause)
@@ -188,7 +213,7 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	unsigned int state;
 
-	if (prev->tgid == targ_tgid) {
+	if (is_traced(prev->tgid)) {
 		/* A preempted task is still runnable whatever its state says. */
 		if (preempt)
 			state = 0;
@@ -198,7 +223,7 @@ int sched_switch(__u64 *ctx)
 			state = task_state(prev);
 		emit_sched(EVENT_SWITCH_OUT, prev->pid, switch_out_state(state));
 	}
-	if (next->tgid == targ_tgid) {
+	if (is_traced(next->tgid)) {
 		emit_sched(EVENT_SWITCH_IN, next->pid, 0);
 		mark_target_cpu();
 	}
@@ -208,7 +233,7 @@ int sched_switch(__u64 *ctx)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
-	if (task->tgid == targ_tgid)
+	if (is_traced(task->tgid))
 		emit_sched(EVENT_WAKEUP, task->pid, 0);
 	return 0;
 }
@@ -218,7 +243,7 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 {
 	struct thread_new_event *e;
 
-	if (task->tgid != targ_tgid)
+	if (!is_traced(task->tgid))
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -229,6 +254,8 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 	e->tid = task->pid;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->start_ns = task->start_time;
+	e->pid = task->tgid;
+	e->pad = 0;
 	submit(e, sizeof(*e));
 	return 0;
 }
@@ -312,11 +339,19 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/* Whether `task`, exiting, is the last thread of its process: do_exit()
+ * counts live threads down before this tracepoint. */
+static __always_inline bool last_thread(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, signal, live.counter) == 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)pid_tgid, pid = pid_tgid >> 32;
+	bool process_exited = last_thread(task);
 	struct thread_exit_event *e;
 	struct thread_key key;
 	struct kept_exit kept;
@@ -326,6 +361,9 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 
 	/* exit() and exit_group() never return: forget their start. */
 	bpf_map_delete_elem(&syscall_starts, &tid);
+	/* A process that reuses the id later is not this one. */
+	if (process_exited && !targ_tgid)
+		set_traced(pid, 0);
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
@@ -333,14 +371,45 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 		e->tid = tid;
 		e->ts_ns = bpf_ktime_get_ns();
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		e->pid = pid;
+		e->process_exited = process_exited;
 		submit(e, sizeof(*e));
 		return 0;
 	}
 	key = current_thread(tid);
 	kept.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(kept.comm, sizeof(kept.comm));
+	kept.pid = pid;
+	kept.process_exited = process_exited;
 	if (bpf_map_update_elem(&kept_exits, &key, &kept, BPF_ANY))
 		count_lost(LOST_EXIT_MAP_FULL);
+	return 0;
+}
+
+/* fork() by a traced process, followed: the child is traced from its first
+ * instruction (this runs before it is first woken). Threads (clone with
+ * CLONE_THREAD) share the parent's process id and need nothing. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 pid = child->tgid;
+	struct process_new_event *e;
+
+	if (!follow_forks || pid == parent->tgid || !is_traced(parent->tgid))
+		return 0;
+	set_traced(pid, 1);
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = EVENT_PROCESS_NEW;
+	e->pid = pid;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ppid = parent->tgid;
+	e->pad = 0;
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -354,7 +423,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	struct syscall_start *start;
 	struct exec_event *e;
 
-	if (task->tgid != targ_tgid || tid == old_tid)
+	if (!is_traced(task->tgid) || tid == old_tid)
 		return 0;
 	start = bpf_map_lookup_elem(&syscall_starts, &old_tid);
 	if (start) {

@@ -17,6 +17,7 @@ enum event_kind {
 	EVENT_IRQ_VECTOR = 8,	/* an x86 system vector interrupted the thread */
 	EVENT_THREAD_EXIT = 9,	/* the thread exited */
 	EVENT_EXEC = 10,	/* a thread that is not the leader exec'd: it takes the leader's id */
+	EVENT_PROCESS_NEW = 11,	/* a traced process forked a process, traced too */
 };
 
 /* Why a record could not be delivered, or a call not be timed: one
@@ -80,6 +81,8 @@ struct thread_new_event {
 	__u32 tid;
 	__u64 ts_ns;
 	__u64 start_ns;	/* task_struct.start_time (CLOCK_MONOTONIC) */
+	__u32 pid;	/* its process */
+	__u32 pad;
 };
 
 struct thread_exit_event {
@@ -87,6 +90,17 @@ struct thread_exit_event {
 	__u32 tid;
 	__u64 ts_ns;
 	char comm[TASK_COMM_LEN];	/* its name outlives it here, not in /proc */
+	__u32 pid;	/* its process */
+	__u32 process_exited;	/* it was the process's last thread */
+};
+
+/* A process forked by a traced one (followed forks). */
+struct process_new_event {
+	__u32 kind;
+	__u32 pid;
+	__u64 ts_ns;
+	__u32 ppid;
+	__u32 pad;
 };
 
 /* De-threading exec: thread old_tid now has the leader's id, tid. */
@@ -145,6 +159,8 @@ struct spill_value {
 struct kept_exit {
 	__u64 ts_ns;
 	char comm[TASK_COMM_LEN];
+	__u32 pid;
+	__u32 process_exited;
 };
 
 /* Per-thread system call in flight; enter_ns == 0 means none. */

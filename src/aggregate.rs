@@ -14,6 +14,8 @@ use crate::stats::Distribution;
 #[derive(Debug)]
 pub struct ThreadActivity {
     pub tid: u32,
+    /// Its process, once a record or /proc has told.
+    pub pid: Option<u32>,
     /// Set when the thread was created while traced.
     pub born: Option<Birth>,
     pub syscalls: SyscallTable,
@@ -41,6 +43,17 @@ pub struct Birth {
     pub start_ns: u64,
 }
 
+/// A process traced in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessActivity {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    /// Set when a traced process forked it during tracing.
+    pub forked_ns: Option<u64>,
+    /// When its last thread exited.
+    pub exit_ns: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadExit {
     pub ts_ns: u64,
@@ -51,6 +64,7 @@ impl ThreadActivity {
     fn new(tid: u32, born: Option<Birth>) -> Self {
         ThreadActivity {
             tid,
+            pid: None,
             born,
             syscalls: SyscallTable::default(),
             in_flight: Vec::new(),
@@ -111,6 +125,11 @@ pub struct Aggregator {
     /// Threads known only from the kernel's spill maps (their creation
     /// record was lost), by id and task start time.
     unseen: HashMap<(u32, u64), usize>,
+    /// Every process traced, in order of first sight; a process id that
+    /// comes back (forks past pid_max) is a new process.
+    processes: Vec<ProcessActivity>,
+    /// Process id -> the newest process with it.
+    newest_process: HashMap<u32, usize>,
 }
 
 impl Aggregator {
@@ -122,6 +141,8 @@ impl Aggregator {
             threads: Vec::new(),
             newest: HashMap::new(),
             unseen: HashMap::new(),
+            processes: Vec::new(),
+            newest_process: HashMap::new(),
         }
     }
 
@@ -215,6 +236,7 @@ impl Aggregator {
             }
             Record::ThreadNew {
                 tid,
+                pid,
                 ts_ns,
                 start_ns,
             } => {
@@ -222,21 +244,42 @@ impl Aggregator {
                     return;
                 }
                 let index = self.add_thread(tid, Some(Birth { ts_ns, start_ns }));
-                self.threads[index]
+                let thread = &mut self.threads[index];
+                thread.pid = Some(pid);
+                thread
                     .timeline(window_start)
                     .apply(ts_ns, SchedEvent::WakeupNew);
             }
-            Record::ThreadExit { tid, ts_ns, comm } => {
-                self.thread(tid).exit = Some(ThreadExit { ts_ns, comm });
+            Record::ThreadExit {
+                tid,
+                pid,
+                ts_ns,
+                comm,
+                process_exited,
+            } => {
+                let thread = self.thread(tid);
+                thread.exit = Some(ThreadExit { ts_ns, comm });
+                thread.pid.get_or_insert(pid);
+                if process_exited {
+                    self.process(pid).exit_ns = Some(ts_ns);
+                }
+            }
+            Record::ProcessNew { pid, ppid, ts_ns } => {
+                if ts_ns <= self.end_ns {
+                    self.add_process(pid, Some(ppid), Some(ts_ns));
+                }
             }
             Record::Exec { tid, old_tid, .. } => {
-                // The exec'ing thread goes on under the leader's id.
-                match self.newest.remove(&old_tid) {
-                    Some(index) => self.make_newest(tid, index),
-                    None => {
-                        self.add_thread(tid, None);
+                // The exec'ing thread goes on under the leader's id, which
+                // is its process's.
+                let index = match self.newest.remove(&old_tid) {
+                    Some(index) => {
+                        self.make_newest(tid, index);
+                        index
                     }
-                }
+                    None => self.add_thread(tid, None),
+                };
+                self.threads[index].pid = Some(tid);
             }
             Record::Irq {
                 tid,
@@ -258,9 +301,54 @@ impl Aggregator {
         }
     }
 
-    /// A thread /proc listed: reported even if it did nothing.
-    pub fn add_listed_thread(&mut self, tid: u32) {
-        self.thread(tid);
+    /// A thread of process `pid` that /proc listed: reported even if it
+    /// did nothing.
+    pub fn add_listed_thread(&mut self, tid: u32, pid: u32) {
+        self.thread(tid).pid.get_or_insert(pid);
+    }
+
+    /// The newest process with id `pid`, seen for the first time if need be.
+    fn process(&mut self, pid: u32) -> &mut ProcessActivity {
+        let index = match self.newest_process.get(&pid) {
+            Some(&index) => index,
+            None => self.add_process(pid, None, None),
+        };
+        &mut self.processes[index]
+    }
+
+    /// A process traced from the start, with its parent as /proc says.
+    pub fn add_listed_process(&mut self, pid: u32, ppid: Option<u32>) {
+        let process = self.process(pid);
+        process.ppid = process.ppid.or(ppid);
+    }
+
+    fn add_process(&mut self, pid: u32, ppid: Option<u32>, forked_ns: Option<u64>) -> usize {
+        let index = self.processes.len();
+        self.processes.push(ProcessActivity {
+            pid,
+            ppid,
+            forked_ns,
+            exit_ns: None,
+        });
+        self.newest_process.insert(pid, index);
+        index
+    }
+
+    /// The processes not seen to exit.
+    pub fn processes_alive(&self) -> Vec<u32> {
+        self.processes
+            .iter()
+            .filter(|p| p.exit_ns.is_none())
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    /// How many processes forked during tracing are still alive.
+    pub fn forked_processes_alive(&self) -> usize {
+        self.processes
+            .iter()
+            .filter(|p| p.forked_ns.is_some() && p.exit_ns.is_none())
+            .count()
     }
 
     /// The call /proc says `tid` was in when the window closed: unless an
@@ -322,13 +410,32 @@ impl Aggregator {
     }
 
     /// An exit the kernel kept in its map, ring buffer full.
-    pub fn add_kept_exit(&mut self, tid: u32, start_ns: u64, exit: ThreadExit) {
-        self.thread_started(tid, start_ns).exit = Some(exit);
+    pub fn add_kept_exit(&mut self, tid: u32, start_ns: u64, exit: KeptExit) {
+        let KeptExit {
+            exit,
+            pid,
+            process_exited,
+        } = exit;
+        let thread = self.thread_started(tid, start_ns);
+        thread.exit = Some(exit);
+        thread.pid.get_or_insert(pid);
+        if process_exited {
+            self.process(pid).exit_ns = Some(exit.ts_ns);
+        }
     }
 
-    pub fn into_threads(self) -> Vec<ThreadActivity> {
-        self.threads
+    /// The threads and the processes seen.
+    pub fn into_parts(self) -> (Vec<ThreadActivity>, Vec<ProcessActivity>) {
+        (self.threads, self.processes)
     }
+}
+
+/// An exit the kernel kept in its map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptExit {
+    pub exit: ThreadExit,
+    pub pid: u32,
+    pub process_exited: bool,
 }
 
 /// Completed calls of one thread and number, known by their totals only.
@@ -353,9 +460,11 @@ mod tests {
         }
     }
 
+    /// A thread of process 1.
     fn new_thread(tid: u32, ts_ns: u64) -> Record {
         Record::ThreadNew {
             tid,
+            pid: 1,
             ts_ns,
             start_ns: ts_ns - 1,
         }
@@ -364,7 +473,13 @@ mod tests {
     fn exit(tid: u32, ts_ns: u64, name: &[u8]) -> Record {
         let mut comm = [0u8; 16];
         comm[..name.len()].copy_from_slice(name);
-        Record::ThreadExit { tid, ts_ns, comm }
+        Record::ThreadExit {
+            tid,
+            pid: 1,
+            ts_ns,
+            comm,
+            process_exited: false,
+        }
     }
 
     fn sched(tid: u32, ts_ns: u64, event: SchedEvent) -> Record {
@@ -392,7 +507,7 @@ mod tests {
         agg.ingest(call(8, 0, 1_700, 2_700));
         agg.close(10_000);
         assert_eq!(agg.events(), 4);
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         let seven = by_tid(&threads, 7)[0];
         let read7 = seven.syscalls.iter().next().unwrap().1.summary();
         assert_eq!(
@@ -418,7 +533,7 @@ mod tests {
     fn calls_entered_before_the_window_are_dropped() {
         let mut agg = Aggregator::new(1_000);
         agg.ingest(call(7, 0, 900, 1_100));
-        assert!(agg.into_threads().is_empty());
+        assert!(agg.into_parts().0.is_empty());
     }
 
     #[test]
@@ -441,7 +556,7 @@ mod tests {
                 enter_ns: 2_001,
             },
         );
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         assert_eq!(threads[0].syscalls.iter().count(), 0);
         assert_eq!(
             threads[0].in_flight,
@@ -464,7 +579,7 @@ mod tests {
         agg.ingest(sched(7, 2_000, SchedEvent::SwitchIn));
         agg.close(5_000);
         agg.ingest(sched(7, 6_000, SchedEvent::SwitchOut(Departure::Sleep)));
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
         assert_eq!(
@@ -504,7 +619,7 @@ mod tests {
             duration_ns: 10,
             source: disk.clone(),
         });
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         let thread = &threads[0];
         let rx = thread.softirqs[&3].summary();
         assert_eq!((rx.count, rx.total_ns, rx.max_ns), (2, 400, 300));
@@ -528,7 +643,7 @@ mod tests {
         );
         agg.add_call_in_progress(7, 0);
         agg.add_call_in_progress(8, 7);
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         assert_eq!(by_tid(&threads, 7)[0].in_call_since_before, None);
         assert_eq!(by_tid(&threads, 8)[0].in_call_since_before, Some(7));
     }
@@ -544,8 +659,8 @@ mod tests {
         agg.ingest(call(9, 110, 2_100, 2_150));
         agg.ingest(call(9, 110, 2_200, 2_250));
         agg.close(5_000);
-        agg.add_listed_thread(9);
-        let threads = agg.into_threads();
+        agg.add_listed_thread(9, 1);
+        let threads = agg.into_parts().0;
         let nines = by_tid(&threads, 9);
         assert_eq!(nines.len(), 2);
         assert_eq!((count(nines[0], 110), count(nines[1], 110)), (1, 2));
@@ -576,7 +691,7 @@ mod tests {
         agg.ingest(sched(100, 1_360, SchedEvent::SwitchOut(Departure::Exit)));
         agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
         agg.close(5_000);
-        let threads = agg.into_threads();
+        let threads = agg.into_parts().0;
         assert!(by_tid(&threads, 105).is_empty(), "no phantom row");
         let hundreds = by_tid(&threads, 100);
         assert_eq!(hundreds.len(), 2);
@@ -609,17 +724,77 @@ mod tests {
             ts_ns: 3_000,
             comm: *b"young\0\0\0\0\0\0\0\0\0\0\0",
         };
-        agg.add_kept_exit(9, 1_999, kept);
+        agg.add_kept_exit(
+            9,
+            1_999,
+            KeptExit {
+                exit: kept,
+                pid: 1,
+                process_exited: true,
+            },
+        );
         // A thread whose creation record was lost.
         agg.add_spilled(9, 4_000, 110, spilled);
         agg.add_spilled(9, 4_000, 0, spilled);
-        let threads = agg.into_threads();
+        let (threads, processes) = agg.into_parts();
         let nines = by_tid(&threads, 9);
         assert_eq!(nines.len(), 3);
         assert_eq!(count(nines[0], 110), 11);
         assert_eq!(count(nines[1], 110), 20);
         assert_eq!(nines[1].exit, Some(kept));
+        assert_eq!(nines[1].pid, Some(1));
+        assert_eq!(processes.len(), 1);
+        assert_eq!((processes[0].pid, processes[0].exit_ns), (1, Some(3_000)));
         assert_eq!((count(nines[2], 110), count(nines[2], 0)), (10, 10));
         assert_eq!(nines[1].syscalls.iter().next().unwrap().1.unsampled(), 20);
+    }
+
+    #[test]
+    fn processes_forked_and_exited_are_tracked() {
+        let mut agg = Aggregator::new(1_000);
+        agg.add_listed_process(1, Some(0));
+        agg.add_listed_thread(1, 1);
+        agg.ingest(Record::ProcessNew {
+            pid: 2,
+            ppid: 1,
+            ts_ns: 1_100,
+        });
+        agg.ingest(Record::ThreadNew {
+            tid: 2,
+            pid: 2,
+            ts_ns: 1_110,
+            start_ns: 1_105,
+        });
+        assert_eq!(agg.forked_processes_alive(), 1);
+        assert_eq!(agg.processes_alive(), vec![1, 2]);
+        agg.ingest(Record::ThreadExit {
+            tid: 2,
+            pid: 2,
+            ts_ns: 1_500,
+            comm: [0; 16],
+            process_exited: true,
+        });
+        assert_eq!(agg.forked_processes_alive(), 0);
+        assert_eq!(agg.processes_alive(), vec![1]);
+        let (threads, processes) = agg.into_parts();
+        assert_eq!(
+            processes,
+            vec![
+                ProcessActivity {
+                    pid: 1,
+                    ppid: Some(0),
+                    forked_ns: None,
+                    exit_ns: None
+                },
+                ProcessActivity {
+                    pid: 2,
+                    ppid: Some(1),
+                    forked_ns: Some(1_100),
+                    exit_ns: Some(1_500)
+                }
+            ]
+        );
+        let pids: Vec<(u32, Option<u32>)> = threads.iter().map(|t| (t.tid, t.pid)).collect();
+        assert_eq!(pids, vec![(1, Some(1)), (2, Some(2))]);
     }
 }

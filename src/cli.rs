@@ -7,18 +7,36 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-/// Where the threads of one process spend their time in the kernel: system
+/// Where the threads of processes spend their time in the kernel: system
 /// calls, scheduling delay and sleep, and interrupts, traced with eBPF.
 #[derive(Parser, Debug)]
 #[command(
     name = "kernel-delay",
     version,
-    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234 --duration 2.5 --json\n  sudo kernel-delay -o report.txt -- ./my-program --its-args"
+    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234,1240 --duration 2.5 --json\n  sudo kernel-delay --pid 1234 --follow-forks\n  sudo kernel-delay -o report.txt -- ./my-program --its-args"
 )]
 pub struct Cli {
-    /// Trace every thread of the running process PID.
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
-    pub pid: Option<u32>,
+    /// Trace every thread of the running process PID; a comma-separated
+    /// list, and repeatable.
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        value_parser = parse_pid,
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub pid: Vec<u32>,
+
+    /// Trace the processes the traced ones fork during the window, from
+    /// their first instruction, and (with --pid) their descendants alive at
+    /// the start [default with a COMMAND].
+    #[arg(short, long, overrides_with = "no_follow_forks")]
+    pub follow_forks: bool,
+
+    /// Trace the COMMAND's own process only, not the processes it forks.
+    #[arg(long, overrides_with = "follow_forks")]
+    pub no_follow_forks: bool,
 
     /// Length of the sampling window in seconds; fractions allowed
     /// [default: 10 with --pid, until COMMAND exits otherwise].
@@ -69,24 +87,38 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
-    Pid(u32),
+    /// Running processes, each once, in the order given.
+    Pids(Vec<u32>),
     Command(Vec<OsString>),
 }
 
 impl Cli {
     pub fn target(&self) -> TargetSpec {
-        match self.pid {
-            Some(pid) => TargetSpec::Pid(pid),
-            None => TargetSpec::Command(self.command.clone()),
+        if self.pid.is_empty() {
+            return TargetSpec::Command(self.command.clone());
+        }
+        let mut pids = self.pid.clone();
+        let mut seen = std::collections::HashSet::new();
+        pids.retain(|pid| seen.insert(*pid));
+        TargetSpec::Pids(pids)
+    }
+
+    /// Whether processes forked by the traced ones are traced: asked for
+    /// with --pid, by default with a command.
+    pub fn follows_forks(&self) -> bool {
+        if self.pid.is_empty() {
+            !self.no_follow_forks
+        } else {
+            self.follow_forks
         }
     }
 
     /// The window's length; None runs until the launched command exits.
     pub fn window(&self) -> Option<Duration> {
-        match (self.duration, self.pid) {
+        match (self.duration, self.pid.is_empty()) {
             (Some(d), _) => Some(d),
-            (None, Some(_)) => Some(DEFAULT_DURATION),
-            (None, None) => None,
+            (None, false) => Some(DEFAULT_DURATION),
+            (None, true) => None,
         }
     }
 }
@@ -98,7 +130,7 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args)?;
-    match (cli.pid.is_some(), cli.command.is_empty()) {
+    match (!cli.pid.is_empty(), cli.command.is_empty()) {
         (true, false) => Err(usage_error(
             "give either --pid or a command after --, not both",
         )),
@@ -163,7 +195,8 @@ mod tests {
     #[test]
     fn pid_with_default_window() {
         let cli = parse(&["--pid", "42"]).unwrap();
-        assert_eq!(cli.target(), TargetSpec::Pid(42));
+        assert_eq!(cli.target(), TargetSpec::Pids(vec![42]));
+        assert!(!cli.follows_forks());
         assert_eq!(cli.window(), Some(Duration::from_secs(10)));
         assert!(!cli.json);
         assert_eq!(cli.ringbuf_mb, 16);
@@ -181,6 +214,24 @@ mod tests {
     fn sample_time_is_the_open_vswitch_name_of_duration() {
         let cli = parse(&["--pid", "42", "--sample-time", "0.25"]).unwrap();
         assert_eq!(cli.window(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn several_pids_as_a_list_and_repeated_each_once() {
+        let cli = parse(&["-p", "42,43", "--pid", "44", "-p", "42", "-f"]).unwrap();
+        assert_eq!(cli.target(), TargetSpec::Pids(vec![42, 43, 44]));
+        assert!(cli.follows_forks());
+    }
+
+    #[test]
+    fn a_command_follows_forks_unless_told_not_to() {
+        assert!(parse(&["--", "sh"]).unwrap().follows_forks());
+        assert!(!parse(&["--no-follow-forks", "--", "sh"])
+            .unwrap()
+            .follows_forks());
+        assert!(!parse(&["-f", "--no-follow-forks", "--", "sh"])
+            .unwrap()
+            .follows_forks());
     }
 
     #[test]
@@ -210,6 +261,8 @@ mod tests {
             &["--pid", "1", "--duration", "1e-300"],
             &["--pid", "1", "--duration", "inf"],
             &["--pid", "-1"],
+            &["--pid", "1,,2"],
+            &["--pid", "1,x"],
             &["--pid", "1", "--ringbuf-mb", "-1"],
             &["--pid", "1", "--ringbuf-mb", "3"],
             &[],

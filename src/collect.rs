@@ -15,7 +15,7 @@ use crate::cli::Cli;
 use crate::output::Output;
 use crate::report::{Header, Measurement, StopReason, ThreadNames};
 use crate::target::Target;
-use crate::tracer::{drain, Tracer};
+use crate::tracer::{drain, Filter, Tracer};
 use crate::{clock, irq, priority, procfs, sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:
@@ -34,23 +34,21 @@ pub struct Collected {
 /// Traces `target` for one window. Errors before the window opens are
 /// returned; a failure inside it ends the window early.
 pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Collected> {
-    let pid = target.pid();
+    let given = target.pids();
+    let follow_forks = cli.follows_forks();
     let mut storage = MaybeUninit::uninit();
-    let mut tracer = Tracer::attach(&mut storage, pid, cli.ringbuf_mb << 20, cli.verbose)?;
+    let mut tracer = Tracer::attach(
+        &mut storage,
+        &Filter::new(&given, follow_forks),
+        cli.ringbuf_mb << 20,
+        cli.verbose,
+    )?;
     signals::install()?;
+    let traced = traced_from_the_start(&mut tracer, target, follow_forks);
     // Read once the probes are attached: a thread that changes state after
     // this read is seen doing so. (Read before, a thread on its way to
     // sleep was taken for running all window.)
-    let at_start = procfs::live_threads(pid);
-    let states_at_start = at_start
-        .iter()
-        .filter_map(|(&tid, thread)| Some((tid, thread.state?)))
-        .collect();
-    let names_at_start = if target.is_launched() {
-        HashMap::new() // still our own fork, not yet the command
-    } else {
-        names(at_start)
-    };
+    let at_start = procfs::live_threads_of(&traced);
     // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();
     if let Err(err) = priority::raise() {
@@ -60,24 +58,36 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     let softirqs_at_start = tracer.softirq_totals();
     let deadline = cli.window().map(|window| Instant::now() + window);
     let header = Header {
-        pid,
-        comm: sanitize::sanitize(&target.comm()),
+        processes: given
+            .iter()
+            .map(|&pid| (pid, sanitize::sanitize(&target.comm(pid))))
+            .collect(),
+        follow_forks,
         start,
         requested: cli.window(),
     };
 
     let aggregator = RefCell::new(Aggregator::new(start.mono_ns));
+    for &pid in &traced {
+        aggregator
+            .borrow_mut()
+            .add_listed_process(pid, procfs::parent(pid));
+    }
     let ring = tracer.ring_buffer(|record| aggregator.borrow_mut().ingest(record))?;
     output.announce(&header)?;
     target.release()?;
 
-    let (stop_reason, failure) = match read_until_the_end(&ring, target, deadline) {
+    // A launched command's window ends with it; given processes' when they
+    // and the processes they forked have all exited.
+    let forks_gone = || target.is_launched() || aggregator.borrow().forked_processes_alive() == 0;
+    let (stop_reason, failure) = match read_until_the_end(&ring, target, deadline, forks_gone) {
         Ok(reason) => (reason, None),
         Err(err) => (StopReason::Failed, Some(err)),
     };
     let end = clock::now();
-    let names_at_end = names(procfs::live_threads(pid));
-    let calls_at_end = procfs::thread_syscalls(pid);
+    let alive = aggregator.borrow().processes_alive();
+    let at_end = procfs::live_threads_of(&alive);
+    let calls_at_end = procfs::thread_syscalls_of(&alive);
     let softirqs_system =
         irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
     aggregator.borrow_mut().close(end.mono_ns);
@@ -98,12 +108,12 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
             }
         }
         Err(err) => warnings.push(format!(
-            "calls in progress since before the window are not shown: /proc/{pid}/task/TID/syscall \
+            "calls in progress since before the window are not shown: /proc/PID/task/TID/syscall \
              could not be read ({err}; it needs CAP_SYS_PTRACE or the target's user)"
         )),
     }
-    for tid in names_at_start.keys().chain(names_at_end.keys()) {
-        aggregator.add_listed_thread(*tid);
+    for (&tid, (pid, _)) in at_start.iter().chain(&at_end) {
+        aggregator.add_listed_thread(tid, *pid);
     }
     for (tid, start_ns, exit) in tracer.kept_exits() {
         aggregator.add_kept_exit(tid, start_ns, exit);
@@ -116,12 +126,23 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     let lost = tracer.lost();
     warnings.extend(lost.warnings(spilled_calls));
 
+    let states_at_start = at_start
+        .iter()
+        .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
+        .collect();
+    let names_at_start = if target.is_launched() {
+        HashMap::new() // still our own fork, not yet the command
+    } else {
+        names(at_start)
+    };
+    let events = aggregator.events();
+    let (threads, processes) = aggregator.into_parts();
     let measurement = Measurement {
         header,
         kernel: procfs::kernel_release(),
         end,
         stop_reason,
-        events: aggregator.events(),
+        events,
         lost,
         spilled_calls,
         warnings,
@@ -129,36 +150,55 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         softirqs_system,
         names: ThreadNames {
             at_start: names_at_start,
-            at_end: names_at_end,
+            at_end: names(at_end),
             states_at_start,
         },
+        processes,
     };
     Ok(Collected {
         measurement,
-        threads: aggregator.into_threads(),
+        threads,
         failure,
     })
 }
 
-fn names(threads: HashMap<u32, procfs::ThreadInfo>) -> HashMap<u32, Vec<u8>> {
+/// The processes traced from the start: those given and, following forks
+/// of running processes, their descendants (added to the traced set; read
+/// twice, for the children forked while /proc was read).
+fn traced_from_the_start(tracer: &mut Tracer<'_>, target: &Target, follow_forks: bool) -> Vec<u32> {
+    let mut traced = target.pids();
+    if follow_forks && !target.is_launched() {
+        for _ in 0..2 {
+            for pid in procfs::descendants(&traced) {
+                tracer.trace_process(pid);
+                traced.push(pid);
+            }
+        }
+    }
+    traced
+}
+
+fn names(threads: HashMap<u32, (u32, procfs::ThreadInfo)>) -> HashMap<u32, Vec<u8>> {
     threads
         .into_iter()
-        .map(|(tid, thread)| (tid, thread.name))
+        .map(|(tid, (_, thread))| (tid, thread.name))
         .collect()
 }
 
-/// Reads records until the deadline, a signal, or the target's exit.
+/// Reads records until the deadline, a signal, or the target's exit (and,
+/// as `forks_gone` says, that of the processes it forked).
 fn read_until_the_end(
     ring: &RingBuffer<'_>,
     target: &Target,
     deadline: Option<Instant>,
+    forks_gone: impl Fn() -> bool,
 ) -> Result<StopReason> {
     loop {
         if let Some(signal) = signals::take() {
             target.forward(signal);
             return Ok(StopReason::Interrupted);
         }
-        if target.has_exited() {
+        if target.has_exited() && forks_gone() {
             return Ok(StopReason::TargetExited);
         }
         let timeout = match deadline {

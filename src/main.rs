@@ -79,7 +79,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     // its descriptor.
     let mut output = Output::new(cli.json, cli.output.as_deref())?;
     let mut target = match cli.target() {
-        TargetSpec::Pid(pid) => Target::existing(pid)?,
+        TargetSpec::Pids(pids) => Target::existing(&pids)?,
         TargetSpec::Command(command) => Target::launch(&command)?,
     };
     let Collected {

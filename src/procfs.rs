@@ -25,6 +25,43 @@ pub fn has_live_thread(pid: u32) -> bool {
     !live_threads(pid).is_empty()
 }
 
+/// The parent of process `pid`.
+pub fn parent(pid: u32) -> Option<u32> {
+    parse_ppid(&fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The fourth field of a stat line, after the name and the state.
+fn parse_ppid(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let fields = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+    fields.split(' ').nth(1)?.parse().ok()
+}
+
+/// The running descendants of `pids` (children, theirs, and so on), from
+/// one reading of /proc.
+pub fn descendants(pids: &[u32]) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            Some((pid, parent(pid)?))
+        })
+        .collect();
+    let mut found: Vec<u32> = Vec::new();
+    let mut frontier: Vec<u32> = pids.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !pids.contains(&pid) && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
 /// The inode of the initial PID namespace (PROC_PID_INIT_INO), fixed since
 /// Linux 3.8.
 const INIT_PID_NAMESPACE: &str = "pid:[4026531836]";
@@ -56,10 +93,31 @@ pub fn live_threads(pid: u32) -> HashMap<u32, ThreadInfo> {
     })
 }
 
+/// The live threads of each process of `pids`: thread id -> (its process,
+/// what /proc says).
+pub fn live_threads_of(pids: &[u32]) -> HashMap<u32, (u32, ThreadInfo)> {
+    pids.iter()
+        .flat_map(|&pid| {
+            live_threads(pid)
+                .into_iter()
+                .map(move |(tid, thread)| (tid, (pid, thread)))
+        })
+        .collect()
+}
+
+/// The system call each thread of the processes `pids` is in.
+pub fn thread_syscalls_of(pids: &[u32]) -> io::Result<HashMap<u32, i64>> {
+    let mut calls = HashMap::new();
+    for &pid in pids {
+        calls.extend(thread_syscalls(pid)?);
+    }
+    Ok(calls)
+}
+
 /// The system call each thread of `pid` is in, for those in one (the
 /// file says `running`, or -1, otherwise). Err when the files cannot be
 /// read for lack of privilege (they need ptrace access to the target).
-pub fn thread_syscalls(pid: u32) -> io::Result<HashMap<u32, i64>> {
+fn thread_syscalls(pid: u32) -> io::Result<HashMap<u32, i64>> {
     let mut denied = None;
     let calls = per_thread(pid, "syscall", |read| match read {
         Ok(text) => parse_syscall(&text),
@@ -127,6 +185,26 @@ mod tests {
             "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1240\n";
         assert_eq!(parse_tgid(text).unwrap(), 1234);
         assert!(parse_tgid("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn parses_the_parent_after_a_tricky_name() {
+        assert_eq!(parse_ppid(b"42 (a) b) S 17 42 42 0"), Some(17));
+        assert_eq!(parse_ppid(b"42 (x) S"), None);
+    }
+
+    #[test]
+    fn finds_its_own_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        assert_eq!(parent(child.id()), Some(me));
+        assert!(descendants(&[me]).contains(&child.id()));
+        assert!(!descendants(&[me]).contains(&me));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use crate::irq::HardIrq;
 use crate::sched::{Departure, SchedEvent};
 use crate::skel::types::{
-    event_kind, exec_event, irq_event, sched_event, switch_out_state, syscall_event,
-    thread_exit_event, thread_new_event,
+    event_kind, exec_event, irq_event, process_new_event, sched_event, switch_out_state,
+    syscall_event, thread_exit_event, thread_new_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -22,13 +22,25 @@ pub enum Record {
         ts_ns: u64,
         event: SchedEvent,
     },
-    /// A thread was created; `start_ns` is its task start time.
-    ThreadNew { tid: u32, ts_ns: u64, start_ns: u64 },
+    /// A thread of process `pid` was created; `start_ns` is its task start
+    /// time.
+    ThreadNew {
+        tid: u32,
+        pid: u32,
+        ts_ns: u64,
+        start_ns: u64,
+    },
+    /// A thread of process `pid` exited: the process too when it was the
+    /// last one.
     ThreadExit {
         tid: u32,
+        pid: u32,
         ts_ns: u64,
         comm: [u8; 16],
+        process_exited: bool,
     },
+    /// Process `ppid` forked process `pid`, which is traced too.
+    ProcessNew { pid: u32, ppid: u32, ts_ns: u64 },
     /// Thread `old_tid` exec'd and took the leader's id, `tid`.
     Exec { tid: u32, old_tid: u32, ts_ns: u64 },
     /// Interrupt time charged to the thread it interrupted.
@@ -102,6 +114,7 @@ pub fn decode(data: &[u8]) -> Option<Record> {
             let e: &thread_new_event = plain::from_bytes(data).ok()?;
             Record::ThreadNew {
                 tid: e.tid,
+                pid: e.pid,
                 ts_ns: e.ts_ns,
                 start_ns: e.start_ns,
             }
@@ -110,8 +123,18 @@ pub fn decode(data: &[u8]) -> Option<Record> {
             let e: &thread_exit_event = plain::from_bytes(data).ok()?;
             Record::ThreadExit {
                 tid: e.tid,
+                pid: e.pid,
                 ts_ns: e.ts_ns,
                 comm: comm_bytes(&e.comm),
+                process_exited: e.process_exited != 0,
+            }
+        }
+        event_kind::EVENT_PROCESS_NEW => {
+            let e: &process_new_event = plain::from_bytes(data).ok()?;
+            Record::ProcessNew {
+                pid: e.pid,
+                ppid: e.ppid,
+                ts_ns: e.ts_ns,
             }
         }
         event_kind::EVENT_EXEC => {
@@ -236,11 +259,14 @@ mod tests {
             tid: 8,
             ts_ns: 20,
             start_ns: 15,
+            pid: 7,
+            pad: 0,
         };
         assert_eq!(
             decode_aligned(&bytes(&new)),
             Some(Record::ThreadNew {
                 tid: 8,
+                pid: 7,
                 ts_ns: 20,
                 start_ns: 15
             })
@@ -249,6 +275,8 @@ mod tests {
             kind: event_kind::EVENT_THREAD_EXIT.0,
             tid: 8,
             ts_ns: 30,
+            pid: 7,
+            process_exited: 1,
             ..Default::default()
         };
         exit.comm[..3].copy_from_slice(&[b'a' as i8, b'b' as i8, -1]);
@@ -258,8 +286,25 @@ mod tests {
             decode_aligned(&bytes(&exit)),
             Some(Record::ThreadExit {
                 tid: 8,
+                pid: 7,
                 ts_ns: 30,
-                comm
+                comm,
+                process_exited: true
+            })
+        );
+        let fork = process_new_event {
+            kind: event_kind::EVENT_PROCESS_NEW.0,
+            pid: 9,
+            ts_ns: 50,
+            ppid: 7,
+            pad: 0,
+        };
+        assert_eq!(
+            decode_aligned(&bytes(&fork)),
+            Some(Record::ProcessNew {
+                pid: 9,
+                ppid: 7,
+                ts_ns: 50
             })
         );
         let exec = exec_event {

@@ -4,8 +4,8 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    exec_event, irq_event, kept_exit, sched_event, softirq_totals, spill_key, spill_value,
-    syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event,
+    exec_event, irq_event, kept_exit, process_new_event, sched_event, softirq_totals, spill_key,
+    spill_value, syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event,
 };
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
@@ -14,6 +14,7 @@ unsafe impl plain::Plain for sched_event {}
 unsafe impl plain::Plain for thread_new_event {}
 unsafe impl plain::Plain for thread_exit_event {}
 unsafe impl plain::Plain for exec_event {}
+unsafe impl plain::Plain for process_new_event {}
 unsafe impl plain::Plain for irq_event {}
 unsafe impl plain::Plain for softirq_totals {}
 unsafe impl plain::Plain for syscall_start {}

@@ -1,4 +1,4 @@
-//! The process being traced: an existing one (`--pid`), or a command
+//! The processes being traced: existing ones (`--pid`), or a command
 //! started by us and held before exec until the probes are attached.
 
 use std::ffi::{CString, OsStr, OsString};
@@ -18,9 +18,9 @@ use crate::procfs::{has_live_thread, thread_group};
 use crate::signals;
 
 pub struct Target {
-    pid: u32,
-    /// Readable once the process has exited.
-    pidfd: OwnedFd,
+    /// The processes given, or the launched command's, each with a
+    /// descriptor that is readable once it has exited.
+    processes: Vec<(u32, OwnedFd)>,
     child: Option<Launched>,
 }
 
@@ -34,23 +34,14 @@ struct Launched {
 }
 
 impl Target {
-    /// An existing process, by its process id.
-    pub fn existing(pid: u32) -> Result<Self> {
-        if pid == std::process::id() {
-            bail!("{pid} is kernel-delay itself, which cannot trace its own reading");
-        }
-        let tgid = thread_group(pid).map_err(|_| anyhow!("no process with pid {pid}"))?;
-        if tgid != pid {
-            bail!("{pid} is a thread of process {tgid}: use --pid {tgid}");
-        }
-        // Its main thread may have exited while others run on.
-        if !has_live_thread(pid) {
-            bail!("process {pid} has already exited");
-        }
-        let pidfd = pidfd_open(pid).with_context(|| format!("cannot watch process {pid}"))?;
+    /// Existing processes, by their process ids.
+    pub fn existing(pids: &[u32]) -> Result<Self> {
+        let processes = pids
+            .iter()
+            .map(|&pid| Ok((pid, watch_existing(pid)?)))
+            .collect::<Result<_>>()?;
         Ok(Target {
-            pid,
-            pidfd,
+            processes,
             child: None,
         })
     }
@@ -94,30 +85,35 @@ impl Target {
                 };
                 let pidfd = pidfd_open(pid).context("cannot watch the launched command")?;
                 Ok(Target {
-                    pid,
-                    pidfd,
+                    processes: vec![(pid, pidfd)],
                     child: Some(launched),
                 })
             }
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The processes given, or the launched command's.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.iter().map(|(pid, _)| *pid).collect()
+    }
+
+    /// The launched command's process.
+    fn command_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|_| self.processes[0].0)
     }
 
     pub fn is_launched(&self) -> bool {
         self.child.is_some()
     }
 
-    /// The name the process has (or, for a launched command, will have).
-    pub fn comm(&self) -> Vec<u8> {
+    /// The name process `pid` has (or, for a launched command, will have).
+    pub fn comm(&self, pid: u32) -> Vec<u8> {
         match &self.child {
             Some(child) => {
                 let base = child.program.rsplit('/').next().unwrap_or_default();
                 base.as_bytes().iter().take(15).copied().collect()
             }
-            None => std::fs::read(format!("/proc/{}/comm", self.pid))
+            None => std::fs::read(format!("/proc/{pid}/comm"))
                 .map(|mut c| {
                     c.pop();
                     c
@@ -145,26 +141,32 @@ impl Target {
         Ok(())
     }
 
+    /// Whether the processes given have all exited (the launched command:
+    /// whether it has).
     pub fn has_exited(&self) -> bool {
-        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        self.processes.iter().all(|(_, pidfd)| {
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        })
     }
 
     /// Passes SIGINT/SIGTERM on to a launched command, as a shell would.
     pub fn forward(&self, signal: Signal) {
-        if self.child.is_some() && !self.has_exited() {
-            let _ = kill(Pid::from_raw(self.pid as i32), signal);
+        if let Some(pid) = self.command_pid() {
+            if !self.has_exited() {
+                let _ = kill(Pid::from_raw(pid as i32), signal);
+            }
         }
     }
 
     /// Waits for a launched command to end; its exit code as a shell
     /// reports it (128 + signal when killed). None for `--pid`.
     pub fn wait(&mut self) -> Result<Option<u8>> {
-        if self.child.is_none() {
+        let Some(pid) = self.command_pid() else {
             return Ok(None);
-        }
+        };
         let status = loop {
-            match waitpid(Pid::from_raw(self.pid as i32), None) {
+            match waitpid(Pid::from_raw(pid as i32), None) {
                 Err(Errno::EINTR) => {
                     if let Some(signal) = signals::take() {
                         self.forward(signal);
@@ -184,7 +186,9 @@ impl Target {
     }
 
     fn reap(&mut self) {
-        let _ = waitpid(Pid::from_raw(self.pid as i32), None);
+        if let Some(pid) = self.command_pid() {
+            let _ = waitpid(Pid::from_raw(pid as i32), None);
+        }
         if let Some(child) = self.child.as_mut() {
             child.reaped = true;
         }
@@ -198,11 +202,27 @@ impl Drop for Target {
             .child
             .as_ref()
             .is_some_and(|child| child.gate.is_some() && !child.reaped);
-        if unreleased {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        if let (true, Some(pid)) = (unreleased, self.command_pid()) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             self.reap();
         }
     }
+}
+
+/// A running process to trace: checked, and watched for its exit.
+fn watch_existing(pid: u32) -> Result<OwnedFd> {
+    if pid == std::process::id() {
+        bail!("{pid} is kernel-delay itself, which cannot trace its own reading");
+    }
+    let tgid = thread_group(pid).map_err(|_| anyhow!("no process with pid {pid}"))?;
+    if tgid != pid {
+        bail!("{pid} is a thread of process {tgid}: use --pid {tgid}");
+    }
+    // Its main thread may have exited while others run on.
+    if !has_live_thread(pid) {
+        bail!("process {pid} has already exited");
+    }
+    pidfd_open(pid).with_context(|| format!("cannot watch process {pid}"))
 }
 
 /// The command starts with every signal at its default disposition (Rust's

@@ -12,7 +12,7 @@ use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
-use crate::aggregate::{SpilledCalls, ThreadExit};
+use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
 use crate::irq::SoftirqCpu;
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode, InFlight, Record};
@@ -25,7 +25,7 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Tracepoints every supported kernel has; the others (x86 irq_vectors)
 /// are attached where they exist.
-const REQUIRED_TRACEPOINTS: [&str; 11] = [
+const REQUIRED_TRACEPOINTS: [&str; 12] = [
     "sys_enter",
     "sys_exit",
     "sched_switch",
@@ -33,24 +33,50 @@ const REQUIRED_TRACEPOINTS: [&str; 11] = [
     "sched_wakeup_new",
     "sched_process_exit",
     "sched_process_exec",
+    "sched_process_fork",
     "softirq_entry",
     "softirq_exit",
     "irq_handler_entry",
     "irq_handler_exit",
 ];
 
+/// Which processes the programs trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// One process, whose forks are not followed: the cheapest test for
+    /// every other process on the machine (one comparison).
+    One(u32),
+    /// A set of processes (an array lookup and a test for every other
+    /// process), which the kernel grows as they fork when `follow_forks`.
+    Set { pids: Vec<u32>, follow_forks: bool },
+}
+
+impl Filter {
+    pub fn new(pids: &[u32], follow_forks: bool) -> Self {
+        match pids {
+            [pid] if !follow_forks => Filter::One(*pid),
+            _ => Filter::Set {
+                pids: pids.to_vec(),
+                follow_forks,
+            },
+        }
+    }
+}
+
 pub struct Tracer<'obj> {
     skel: KernelDelaySkel<'obj>,
     /// Optional tracepoints this kernel does not have.
     pub skipped: Vec<String>,
+    /// Length of the traced-process set (0 for a single process).
+    pid_limit: u32,
 }
 
 impl<'obj> Tracer<'obj> {
-    /// Loads the programs for process `tgid` and attaches them: tracing
-    /// has begun when this returns.
+    /// Loads the programs for the processes of `filter` and attaches them:
+    /// tracing has begun when this returns.
     pub fn attach(
         storage: &'obj mut MaybeUninit<OpenObject>,
-        tgid: u32,
+        filter: &Filter,
         ringbuf_bytes: u32,
         verbose: bool,
     ) -> Result<Self> {
@@ -70,7 +96,17 @@ impl<'obj> Tracer<'obj> {
             .rodata_data
             .as_deref_mut()
             .expect("the BPF object has read-only data");
-        rodata.targ_tgid = tgid as i32;
+        let pid_limit = match filter {
+            Filter::One(pid) => {
+                rodata.targ_tgid = *pid as i32;
+                0
+            }
+            Filter::Set { follow_forks, .. } => {
+                rodata.follow_forks = *follow_forks;
+                sysctl("pid_max").unwrap_or(PID_MAX_LIMIT)
+            }
+        };
+        rodata.pid_limit = pid_limit;
         // Wake the reader early at each quarter of the buffer pending.
         rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
         rodata.has_prev_state = sched_switch_has_prev_state(&btf);
@@ -82,19 +118,52 @@ impl<'obj> Tracer<'obj> {
             .syscall_starts
             .set_max_entries(max_threads())
             .context("sizing the thread map failed")?;
+        open.maps
+            .data_traced_pids
+            .set_value_size(pid_limit.max(1))
+            .context("sizing the set of traced processes failed")?;
         let skipped = leave_out_missing_tracepoints(open.open_object_mut(), &btf)?;
 
         let skel = open
             .load()
             .map_err(explain)
             .context("loading the BPF programs failed")?;
-        let mut tracer = Tracer { skel, skipped };
+        let mut tracer = Tracer {
+            skel,
+            skipped,
+            pid_limit,
+        };
+        if let Filter::Set { pids, .. } = filter {
+            for pid in pids {
+                tracer.trace_process(*pid);
+            }
+        }
         tracer
             .skel
             .attach()
             .map_err(explain)
             .context("attaching the BPF programs failed")?;
         Ok(tracer)
+    }
+
+    /// Adds process `pid` to the traced set (a running descendant of a
+    /// traced process, found in /proc).
+    pub fn trace_process(&mut self, pid: u32) {
+        if pid >= self.pid_limit {
+            return;
+        }
+        let set = self
+            .skel
+            .maps
+            .data_traced_pids_data
+            .as_deref_mut()
+            .expect("the set of traced processes is mapped");
+        // SAFETY: the map's memory is pid_limit bytes (sized before load),
+        // shared with the BPF programs, which read and write single bytes.
+        unsafe {
+            let base = std::ptr::from_mut(set).cast::<u8>();
+            std::ptr::write_volatile(base.add(pid as usize), 1);
+        }
     }
 
     /// A ring buffer that hands each decoded record to `on_record`.
@@ -204,39 +273,47 @@ impl<'obj> Tracer<'obj> {
 
     /// Exits kept in their map, ring buffer full: (thread, task start
     /// time, exit).
-    pub fn kept_exits(&self) -> Vec<(u32, u64, ThreadExit)> {
+    pub fn kept_exits(&self) -> Vec<(u32, u64, KeptExit)> {
         map_entries(
             &self.skel.maps.kept_exits,
-            |key: &thread_key, exit: &kept_exit| {
-                (
-                    key.tid,
-                    key.start_ns,
-                    ThreadExit {
-                        ts_ns: exit.ts_ns,
-                        comm: comm_bytes(&exit.comm),
-                    },
-                )
+            |key: &thread_key, kept: &kept_exit| {
+                let exit = ThreadExit {
+                    ts_ns: kept.ts_ns,
+                    comm: comm_bytes(&kept.comm),
+                };
+                let kept = KeptExit {
+                    exit,
+                    pid: kept.pid,
+                    process_exited: kept.process_exited != 0,
+                };
+                (key.tid, key.start_ns, kept)
             },
         )
     }
+}
+
+/// The kernel's largest pid_max on 64-bit machines.
+const PID_MAX_LIMIT: u32 = 1 << 22;
+
+/// /proc/sys/kernel/NAME, a number.
+fn sysctl(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Room in the thread map for every thread the kernel can have: no more
 /// than thread ids (pid_max) nor threads (threads-max). The map takes
 /// memory as threads make calls, plus 16 bytes per slot for its table.
 fn max_threads() -> u32 {
-    let read =
-        |path: &str| -> Option<u32> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
-    let limits = [
-        read("/proc/sys/kernel/pid_max"),
-        read("/proc/sys/kernel/threads-max"),
-    ];
-    limits
+    [sysctl("pid_max"), sysctl("threads-max")]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(1 << 22) // PID_MAX_LIMIT
-        .clamp(1 << 10, 1 << 22)
+        .unwrap_or(PID_MAX_LIMIT)
+        .clamp(1 << 10, PID_MAX_LIMIT)
 }
 
 /// Whether the kernel's sched_switch tracepoint passes the state the

@@ -31,7 +31,7 @@ mod tests {
         assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
         assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
         assert_eq!(v["duration_ns"], 3_000_000_000u64);
-        assert_eq!(v["events"], 11);
+        assert_eq!(v["events"], 15);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
         let worker = &v["threads"][2];
@@ -84,5 +84,14 @@ mod tests {
         assert_eq!(v["softirqs_system"]["cpus"], serde_json::json!([0, 1]));
         assert_eq!(v["softirqs_system"]["vectors"][0]["ksoftirqd_ns"], 8_000);
         assert_eq!(v["skipped_tracepoints"][0], "thermal_apic_entry");
+        assert_eq!(
+            v["processes"],
+            serde_json::json!([
+                { "pid": 100, "ppid": 1, "comm": "demo", "forked": false, "exited": false },
+                { "pid": 200, "ppid": 100, "comm": "child", "forked": true, "exited": true }
+            ])
+        );
+        assert_eq!(worker["pid"], 100);
+        assert_eq!(v["threads"][3]["pid"], 200);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::aggregate::ThreadActivity;
+use crate::aggregate::{ProcessActivity, ThreadActivity};
 use crate::clock::{rfc3339, Timestamp};
 use crate::irq::{self, HardIrq, SystemSoftirqs};
 use crate::loss::Lost;
@@ -46,8 +46,10 @@ impl StopReason {
 /// What is known when the window opens; printed before the report.
 #[derive(Debug, Clone)]
 pub struct Header {
-    pub pid: u32,
-    pub comm: String,
+    /// The processes given, or the launched command's, with their names.
+    pub processes: Vec<(u32, String)>,
+    /// The processes they fork are traced too.
+    pub follow_forks: bool,
     pub start: Timestamp,
     /// None: until the launched command exits.
     pub requested: Option<Duration>,
@@ -56,6 +58,7 @@ pub struct Header {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
+    /// The first process given (or the launched command's).
     pub pid: u32,
     pub comm: String,
     pub kernel: String,
@@ -74,6 +77,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Optional tracepoints this kernel lacks (what they see is not counted).
     pub skipped_tracepoints: Vec<String>,
+    /// Every process traced: those given, and those they forked.
+    pub processes: Vec<ProcessReport>,
+    /// Grouped by process, in the order of `processes`.
     pub threads: Vec<ThreadReport>,
     /// All softirq time on the CPUs the target ran on, whoever it ran for.
     pub softirqs_system: SystemSoftirqs,
@@ -84,8 +90,21 @@ pub struct Report {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ProcessReport {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    /// Its main thread's name.
+    pub comm: String,
+    /// Forked by a traced process during the window.
+    pub forked: bool,
+    pub exited: bool,
+}
+
+#[derive(Debug, Serialize)]
 pub struct ThreadReport {
     pub tid: u32,
+    /// Its process (null when no record or /proc listing told).
+    pub pid: Option<u32>,
     pub comm: String,
     /// Created during the window (a thread id can come back: each thread
     /// that had it is a row).
@@ -160,28 +179,46 @@ pub struct Measurement {
     pub skipped_tracepoints: Vec<String>,
     pub softirqs_system: SystemSoftirqs,
     pub names: ThreadNames,
+    pub processes: Vec<ProcessActivity>,
 }
 
 impl Report {
     pub fn build(m: Measurement, activity: Vec<ThreadActivity>) -> Report {
         let window = (m.header.start.mono_ns, m.end.mono_ns);
+        // A thread whose process nothing told is the only process's.
+        let only_process = match m.processes.as_slice() {
+            [only] => Some(only.pid),
+            _ => None,
+        };
         // Each thread's activity is dropped as soon as its row is made.
         let mut threads: Vec<ThreadReport> = activity
             .into_iter()
-            .map(|thread| thread_report(thread, &m.names, window))
+            .map(|thread| {
+                let mut row = thread_report(thread, &m.names, window);
+                row.pid = row.pid.or(only_process);
+                row
+            })
             .collect();
-        threads.sort_by(|a, b| a.comm.cmp(&b.comm).then(a.tid.cmp(&b.tid)));
+        let processes: Vec<ProcessReport> = m
+            .processes
+            .iter()
+            .map(|process| process_report(process, &threads, &m.header, window.1))
+            .collect();
+        // By process, in the order they were seen, then by name.
+        let rank = |pid: Option<u32>| {
+            pid.and_then(|pid| processes.iter().position(|p| p.pid == pid))
+                .unwrap_or(usize::MAX)
+        };
+        threads.sort_by(|a, b| (rank(a.pid), &a.comm, a.tid).cmp(&(rank(b.pid), &b.comm, b.tid)));
 
-        // The process is named after its main thread, as ps shows it (the
-        // live one, when a de-threading exec gave its id to another).
-        let main_threads = || threads.iter().filter(|t| t.tid == m.header.pid);
-        let comm = main_threads()
-            .find(|t| !t.exited)
-            .or_else(|| main_threads().next())
-            .map_or_else(|| m.header.comm.clone(), |t| t.comm.clone());
+        let (pid, comm) = m.header.processes[0].clone();
+        let comm = processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .map_or(comm, |p| p.comm.clone());
         Report {
             schema: SCHEMA,
-            pid: m.header.pid,
+            pid,
             comm,
             kernel: m.kernel,
             start: rfc3339(m.header.start.wall),
@@ -194,11 +231,44 @@ impl Report {
             spilled_calls: m.spilled_calls,
             warnings: m.warnings,
             skipped_tracepoints: m.skipped_tracepoints,
+            processes,
             threads,
             softirqs_system: m.softirqs_system,
             header: m.header,
             end_time: m.end,
         }
+    }
+}
+
+/// A process, named after its main thread as ps shows it (the live one,
+/// when a de-threading exec gave its id to another), else as it was named
+/// when the window opened.
+fn process_report(
+    process: &ProcessActivity,
+    threads: &[ThreadReport],
+    header: &Header,
+    end_ns: u64,
+) -> ProcessReport {
+    let main_threads = || {
+        threads
+            .iter()
+            .filter(|t| t.tid == process.pid && t.pid == Some(process.pid))
+    };
+    let comm = main_threads()
+        .find(|t| !t.exited)
+        .or_else(|| main_threads().next())
+        .map(|t| t.comm.clone())
+        .or_else(|| {
+            let given = header.processes.iter().find(|(pid, _)| *pid == process.pid);
+            given.map(|(_, comm)| comm.clone())
+        })
+        .unwrap_or_else(|| "?".to_string());
+    ProcessReport {
+        pid: process.pid,
+        ppid: process.ppid,
+        comm,
+        forked: process.forked_ns.is_some(),
+        exited: process.exit_ns.is_some_and(|ts| ts <= end_ns),
     }
 }
 
@@ -269,6 +339,7 @@ fn thread_report(
 
     ThreadReport {
         tid,
+        pid: activity.pid,
         comm: sanitize(raw_name),
         created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
         exited: exit.is_some(),
@@ -315,6 +386,7 @@ pub(crate) mod tests {
 
     pub fn sample_report() -> Report {
         let mut agg = Aggregator::new(1_000_000);
+        agg.add_listed_process(100, Some(1));
         for (nr, enter, exit) in [
             (0, 1_000_100, 4_493_811),
             (0, 1_000_200, 1_000_300),
@@ -357,8 +429,35 @@ pub(crate) mod tests {
         }
         agg.ingest(Record::ThreadExit {
             tid: 102,
+            pid: 100,
             ts_ns: 5_000_000,
             comm: *b"short\x1b[2J\0\0\0\0\0\0\0",
+            process_exited: false,
+        });
+        // Process 100 forks 200, which makes one call and exits.
+        agg.ingest(Record::ProcessNew {
+            pid: 200,
+            ppid: 100,
+            ts_ns: 6_000_000,
+        });
+        agg.ingest(Record::ThreadNew {
+            tid: 200,
+            pid: 200,
+            ts_ns: 6_000_100,
+            start_ns: 6_000_050,
+        });
+        agg.ingest(Record::Syscall {
+            tid: 200,
+            nr: 110,
+            enter_ns: 6_100_000,
+            exit_ns: 6_100_500,
+        });
+        agg.ingest(Record::ThreadExit {
+            tid: 200,
+            pid: 200,
+            ts_ns: 7_000_000,
+            comm: *b"child\0\0\0\0\0\0\0\0\0\0\0",
+            process_exited: true,
         });
         agg.close(3_001_000_000);
         agg.add_in_flight(
@@ -370,7 +469,7 @@ pub(crate) mod tests {
         );
         let mut names = ThreadNames::default();
         for tid in [100, 101] {
-            agg.add_listed_thread(tid);
+            agg.add_listed_thread(tid, 100);
         }
         names.at_start.insert(100, b"demo".to_vec());
         names.at_start.insert(101, b"worker".to_vec());
@@ -386,8 +485,8 @@ pub(crate) mod tests {
         };
         let m = Measurement {
             header: Header {
-                pid: 100,
-                comm: "demo".into(),
+                processes: vec![(100, "demo".into())],
+                follow_forks: true,
                 start,
                 requested: Some(Duration::from_secs(3)),
             },
@@ -411,20 +510,48 @@ pub(crate) mod tests {
                 }],
             },
             names,
+            processes: Vec::new(),
         };
-        Report::build(m, agg.into_threads())
+        let (threads, processes) = agg.into_parts();
+        Report::build(Measurement { processes, ..m }, threads)
     }
 
     #[test]
-    fn threads_sorted_by_name_then_tid_with_idle_ones_kept() {
+    fn threads_grouped_by_process_then_sorted_by_name_with_idle_ones_kept() {
         let r = sample_report();
-        let names: Vec<(&str, u32)> = r.threads.iter().map(|t| (t.comm.as_str(), t.tid)).collect();
+        let names: Vec<(Option<u32>, &str, u32)> = r
+            .threads
+            .iter()
+            .map(|t| (t.pid, t.comm.as_str(), t.tid))
+            .collect();
         assert_eq!(
             names,
-            vec![("demo", 100), ("short\\x1b[2J", 102), ("worker", 101)]
+            vec![
+                (Some(100), "demo", 100),
+                (Some(100), "short\\x1b[2J", 102),
+                (Some(100), "worker", 101),
+                (Some(200), "child", 200)
+            ]
         );
         assert!(r.threads[0].syscalls.is_empty());
         assert_eq!(r.comm, "demo");
+    }
+
+    #[test]
+    fn processes_named_after_their_main_thread() {
+        let r = sample_report();
+        let processes: Vec<(u32, Option<u32>, &str, bool, bool)> = r
+            .processes
+            .iter()
+            .map(|p| (p.pid, p.ppid, p.comm.as_str(), p.forked, p.exited))
+            .collect();
+        assert_eq!(
+            processes,
+            vec![
+                (100, Some(1), "demo", false, false),
+                (200, Some(100), "child", true, true)
+            ]
+        );
     }
 
     #[test]

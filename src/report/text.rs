@@ -22,12 +22,21 @@ pub fn render_header(header: &Header) -> String {
         Some(d) => format!("{} seconds", seconds(d.as_secs_f64())),
         None => "until the command exits".to_string(),
     };
+    let pids: Vec<String> = header
+        .processes
+        .iter()
+        .map(|(pid, comm)| format!("{pid} ({comm})"))
+        .collect();
+    let forks = match (header.follow_forks, pids.len()) {
+        (false, _) => "",
+        (true, 1) => " and the processes it forks",
+        (true, _) => " and the processes they fork",
+    };
     format!(
-        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {} ({}), Duration: {}\n",
+        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {}{forks}, Duration: {}\n",
         rfc3339(header.start.wall),
         hms(header.start.wall),
-        header.pid,
-        header.comm,
+        pids.join(", "),
         duration
     )
 }
@@ -35,8 +44,14 @@ pub fn render_header(header: &Header) -> String {
 /// Everything after the header, one thread at a time.
 pub fn write_body(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(render_preamble(report).as_bytes())?;
+    // Threads come grouped by process: each group under its process line.
+    let mut shown = None;
     for thread in &report.threads {
         let mut text = String::new();
+        if shown != Some(thread.pid) {
+            shown = Some(thread.pid);
+            render_process(&mut text, report, thread.pid);
+        }
         render_thread(&mut text, thread);
         out.write_all(text.as_bytes())?;
     }
@@ -83,6 +98,25 @@ fn render_preamble(report: &Report) -> String {
     out.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
     out.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
     out
+}
+
+/// The line before a process's threads: `PROCESS 1234 (nginx), parent 1`.
+fn render_process(out: &mut String, report: &Report, pid: Option<u32>) {
+    let Some(process) = pid.and_then(|pid| report.processes.iter().find(|p| p.pid == pid)) else {
+        let _ = writeln!(out, "PROCESS ? (threads whose process is not known)");
+        return;
+    };
+    let _ = write!(out, "PROCESS {} ({})", process.pid, process.comm);
+    if let Some(ppid) = process.ppid {
+        let _ = write!(out, ", parent {ppid}");
+    }
+    let lifetime = match (process.forked, process.exited) {
+        (true, true) => ", forked and exited during the window",
+        (true, false) => ", forked during the window",
+        (false, true) => ", exited during the window",
+        (false, false) => "",
+    };
+    let _ = writeln!(out, "{lifetime}");
 }
 
 fn render_thread(out: &mut String, thread: &ThreadReport) {
@@ -392,15 +426,26 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "# Monitoring PID: 100 (demo), Duration: 3 seconds"
+            "# Monitoring PID: 100 (demo) and the processes it forks, Duration: 3 seconds"
         );
         assert!(lines[2].starts_with(
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
         assert!(lines[3].starts_with("# Sample dump @"));
-        assert_eq!(lines[4], "# Total events captured: 11, lost: 0");
+        assert_eq!(lines[4], "# Total events captured: 15, lost: 0");
         assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
         assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
+        assert_eq!(lines[8], "PROCESS 100 (demo), parent 1");
+        assert!(lines[9].starts_with("100        demo"));
+        let child = lines
+            .iter()
+            .position(|l| l.starts_with("PROCESS 200"))
+            .expect("the forked process's line");
+        assert_eq!(
+            lines[child],
+            "PROCESS 200 (child), parent 100, forked and exited during the window"
+        );
+        assert!(lines[child + 1].starts_with("200        child"));
         assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));
         assert!(text.contains("102        short\\x1b[2J     [SYSCALL STATISTICS]"));
         assert!(

@@ -35,8 +35,20 @@ pub struct Workload {
 
 impl Workload {
     pub fn start() -> Self {
-        let mut child = Command::new(WORKLOAD)
-            .arg("serve")
+        let mut command = Command::new(WORKLOAD);
+        command.arg("serve");
+        Self::start_with(command)
+    }
+
+    /// `kd-workload serve` as a child of a shell, whose pid `pid()` is.
+    pub fn start_under_shell() -> Self {
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("{WORKLOAD} serve; true")]);
+        Self::start_with(command)
+    }
+
+    fn start_with(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

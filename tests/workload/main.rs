@@ -18,6 +18,9 @@
 //!                                churn N K      N threads "churn", one after another, each
 //!                                               making K getppid(): past pid_max, thread
 //!                                               ids come back
+//!                                fork N K       N child processes, one after another, each
+//!                                               making K getppid(); prints "child PID" for
+//!                                               each
 //!                              answers "ready" at start and "done" after each command;
 //!                              exits at end of input
 //!   kd-workload run N CODE     N getppid() on the main thread, then exit with CODE
@@ -173,6 +176,24 @@ fn churn(threads: u64, calls: u64) {
     }
 }
 
+/// Child processes that make `calls` system calls and exit.
+fn fork_children(children: u64, calls: u64) {
+    for _ in 0..children {
+        // SAFETY: the child only makes system calls and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                getppid_calls(calls);
+                // SAFETY: leaves without running the parent's exit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).expect("waitpid");
+                println!("child {child}");
+            }
+        }
+    }
+}
+
 fn serve() {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
@@ -205,6 +226,7 @@ fn serve() {
             }
             Some("threads") => crowd(number(words.next(), "N"), number(words.next(), "K")),
             Some("churn") => churn(number(words.next(), "N"), number(words.next(), "K")),
+            Some("fork") => fork_children(number(words.next(), "N"), number(words.next(), "K")),
             Some("fsync") => {
                 let n = number(words.next(), "N");
                 on_thread("syncer", move || fsync_writes(n));

@@ -1,0 +1,191 @@
+//! Several processes at once, and the processes they fork.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The rows of process `pid`.
+fn threads_of(report: &Value, pid: u64) -> Vec<&Value> {
+    report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"] == pid)
+        .collect()
+}
+
+fn process(report: &Value, pid: u64) -> Option<&Value> {
+    report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+}
+
+/// The getppid() calls of process `pid`, all its threads.
+fn getppid_of(report: &Value, pid: u64) -> u64 {
+    threads_of(report, pid)
+        .iter()
+        .map(|t| count(t, "getppid"))
+        .sum()
+}
+
+#[test]
+fn several_processes_are_traced_at_once_each_exactly() {
+    let mut first = Workload::start();
+    let mut second = Workload::start();
+    let pids = format!("{},{}", first.pid(), second.pid());
+    let trace = Trace::start(&["--pid", &pids, "--duration", "300"]);
+    first.run("burst 1000");
+    second.run("burst 2345");
+    let report = trace.interrupt();
+    for (workload, calls) in [(&first, 1000), (&second, 2345)] {
+        let pid = u64::from(workload.pid());
+        assert_eq!(getppid_of(&report, pid), calls, "{report:#}");
+        let burst = threads_of(&report, pid)
+            .into_iter()
+            .find(|t| t["comm"] == "burst")
+            .unwrap_or_else(|| panic!("no burst thread of {pid}"));
+        assert_eq!(count(burst, "getppid"), calls);
+        let listed = process(&report, pid).unwrap();
+        assert_eq!(listed["comm"], "kd-workload");
+        assert_eq!(
+            (&listed["forked"], &listed["exited"]),
+            (&Value::Bool(false), &Value::Bool(false))
+        );
+    }
+    assert_eq!(report["processes"].as_array().unwrap().len(), 2);
+    assert_eq!(field(&report, "pid"), u64::from(first.pid()));
+}
+
+#[test]
+fn a_launched_shell_is_traced_with_the_command_it_forks() {
+    let script = format!("{WORKLOAD} run 7000 0; true");
+    let (output, report) = launch(&["--", "sh", "-c", &script]);
+    assert!(output.status.success(), "{output:?}");
+    let shell = field(&report, "pid");
+    let child = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["comm"] == "kd-workload")
+        .unwrap_or_else(|| panic!("no forked process in {report:#}"));
+    assert_eq!(field(child, "ppid"), shell);
+    assert_eq!(
+        (&child["forked"], &child["exited"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    let child = field(child, "pid");
+    assert_eq!(getppid_of(&report, child), 7000);
+    let main = threads_of(&report, child)[0];
+    assert_eq!(
+        (field(main, "tid"), &main["comm"]),
+        (child, &Value::from("kd-workload"))
+    );
+    assert!(
+        count(main, "execve") >= 1,
+        "traced from before its exec: {main}"
+    );
+
+    // Not followed: the shell alone, none of the child's calls.
+    let (_, report) = launch(&["--no-follow-forks", "--", "sh", "-c", &script]);
+    assert_eq!(
+        report["processes"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    for thread in report["threads"].as_array().unwrap() {
+        assert!(count(thread, "getppid") < 7000, "{thread}");
+    }
+}
+
+/// The children kd-workload reported forking ("child PID").
+fn children(printed: &[String]) -> Vec<u64> {
+    printed
+        .iter()
+        .filter_map(|line| line.strip_prefix("child ")?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn follow_forks_traces_the_children_forked_during_the_window() {
+    let mut workload = Workload::start();
+    let parent = u64::from(workload.pid());
+    let trace = Trace::start(&["--pid", &parent.to_string(), "-f", "--duration", "300"]);
+    let printed = workload.run("fork 3 500");
+    let report = trace.interrupt();
+    let forked = children(&printed);
+    assert_eq!(forked.len(), 3);
+    for child in forked {
+        assert_eq!(getppid_of(&report, child), 500, "{report:#}");
+        let listed = process(&report, child).unwrap();
+        assert_eq!(field(listed, "ppid"), parent);
+        // Gone before the window closed, and still reported.
+        assert_eq!(
+            (&listed["forked"], &listed["exited"]),
+            (&Value::Bool(true), &Value::Bool(true))
+        );
+        assert_eq!(threads_of(&report, child)[0]["exited"], true);
+    }
+
+    // Without -f, the parent alone.
+    let trace = Trace::start(&["--pid", &parent.to_string(), "--duration", "300"]);
+    let printed = workload.run("fork 3 500");
+    let report = trace.interrupt();
+    for child in children(&printed) {
+        assert!(threads_of(&report, child).is_empty(), "{report:#}");
+        assert!(process(&report, child).is_none());
+    }
+}
+
+#[test]
+fn follow_forks_includes_the_descendants_running_at_the_start() {
+    let mut workload = Workload::start_under_shell();
+    let shell = workload.pid().to_string();
+    let trace = Trace::start(&["--pid", &shell, "-f", "--duration", "300"]);
+    workload.run("burst 1000");
+    let report = trace.interrupt();
+    let burst = only_thread(&report, "burst");
+    let server = field(burst, "pid");
+    assert_ne!(server, u64::from(workload.pid()));
+    assert_eq!(count(burst, "getppid"), 1000);
+    let listed = process(&report, server).unwrap();
+    assert_eq!(field(listed, "ppid"), u64::from(workload.pid()));
+    assert_eq!(listed["forked"], false, "it ran before the window");
+
+    let trace = Trace::start(&["--pid", &shell, "--duration", "300"]);
+    workload.run("burst 1000");
+    let report = trace.interrupt();
+    assert!(threads_named(&report, "burst").is_empty(), "{report:#}");
+}
+
+#[test]
+fn the_window_ends_when_the_last_traced_process_has_exited() {
+    require_root();
+    // The shell leaves a child behind it that lives on for 1.5 s.
+    let mut shell = Command::new("sh")
+        .args(["-c", "read go; sleep 1.5 & sleep 0.2"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let trace = Trace::start(&["--pid", &shell.id().to_string(), "-f", "--duration", "60"]);
+    let begun = Instant::now();
+    writeln!(shell.stdin.take().unwrap(), "go").unwrap();
+    shell.wait().unwrap();
+    let report = trace.report();
+    assert!(
+        begun.elapsed() >= Duration::from_millis(1_400),
+        "it ended with the shell"
+    );
+    assert_eq!(report["stop_reason"], "target_exited");
+    let processes = report["processes"].as_array().unwrap();
+    assert!(
+        processes.len() >= 3,
+        "the shell and its two sleeps: {report:#}"
+    );
+    assert!(processes.iter().all(|p| p["exited"] == true), "{report:#}");
+}
