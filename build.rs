@@ -1,11 +1,16 @@
-//! Compiles the BPF programs and generates their Rust skeleton.
+//! Compiles the BPF programs and generates their Rust skeletons: the
+//! tool's, and the floors `make bench` measures it against.
 
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCE: &str = "bpf/kernel_delay.bpf.c";
+/// (source, skeleton file)
+const OBJECTS: [(&str, &str); 2] = [
+    ("bpf/kernel_delay.bpf.c", "kernel_delay.skel.rs"),
+    ("benches/bpf/floors.bpf.c", "floors.skel.rs"),
+];
 
 fn vmlinux_dir() -> &'static str {
     match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
@@ -15,13 +20,17 @@ fn vmlinux_dir() -> &'static str {
 }
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("kernel_delay.skel.rs");
-    SkeletonBuilder::new()
-        .source(SOURCE)
-        .clang_args(["-I", vmlinux_dir(), "-I", "bpf", "-Wall", "-Werror"])
-        .build_and_generate(&out)
-        .expect("building the BPF skeleton failed (is clang installed?)");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for (source, skeleton) in OBJECTS {
+        SkeletonBuilder::new()
+            .source(source)
+            .clang_args(["-I", vmlinux_dir(), "-I", "bpf", "-Wall", "-Werror"])
+            .build_and_generate(out_dir.join(skeleton))
+            .unwrap_or_else(|err| {
+                panic!("building the BPF skeleton of {source} failed (is clang installed?): {err}")
+            });
+    }
     println!("cargo:rerun-if-changed=bpf");
+    println!("cargo:rerun-if-changed=benches/bpf");
     println!("cargo:rerun-if-changed={}", vmlinux_dir());
 }

@@ -37,6 +37,8 @@
 //!                              (the timing modes also print the process's own CPU
 //!                              seconds after the ns)
 //!   kd-workload demo SECONDS   a few busy threads for SECONDS
+//!   kd-workload wait MODE ...  reads a line from stdin, then runs MODE (so that
+//!                              a tracer can attach to a known pid first)
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -351,7 +353,12 @@ fn exec_from_thread(calls: u64) -> ! {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("wait") {
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).expect("reading stdin");
+        args.remove(0);
+    }
     let arg = |i: usize| args.get(i).map(String::as_str);
     match arg(0) {
         Some("serve") => serve(),
