@@ -93,7 +93,8 @@ __u64 lost[LOST_CAUSES] = {};
 
 /* Unused instances: they make the skeleton generate the record types. */
 struct syscall_event _syscall_event = {};
-struct sched_event _sched_event = {};
+struct switch_event _switch_event = {};
+struct wakeup_event _wakeup_event = {};
 struct thread_new_event _thread_new_event = {};
 struct thread_exit_event _thread_exit_event = {};
 struct exec_event _exec_event = {};
@@ -159,19 +160,17 @@ static __always_inline void submit(void *record, __u64 size)
 	bpf_ringbuf_submit(record, flags);
 }
 
-static __always_inline void emit_sched(__u32 kind, __u32 tid, __u32 state)
+static __always_inline void emit_wakeup(__u32 tid)
 {
-	struct sched_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct wakeup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
 		count_lost(LOST_RINGBUF_FULL);
 		return;
 	}
-	e->kind = kind;
+	e->kind = EVENT_WAKEUP;
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->state = state;
-	e->pad = 0;
 	submit(e, sizeof(*e));
 }
 
@@ -211,9 +210,24 @@ int sched_switch(__u64 *ctx)
 	bool preempt = (bool)ctx[0];
 	struct task_struct *prev = (struct task_struct *)ctx[1];
 	struct task_struct *next = (struct task_struct *)ctx[2];
+	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
+	struct switch_event *e;
 	unsigned int state;
 
-	if (is_traced(prev->tgid)) {
+	if (!prev_traced && !next_traced)
+		return 0;
+	if (next_traced)
+		mark_target_cpu();
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = EVENT_SWITCH;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->prev_tid = 0;
+	e->prev_state = 0;
+	if (prev_traced) {
 		/* A preempted task is still runnable whatever its state says. */
 		if (preempt)
 			state = 0;
@@ -221,12 +235,11 @@ int sched_switch(__u64 *ctx)
 			state = (unsigned int)ctx[3];
 		else
 			state = task_state(prev);
-		emit_sched(EVENT_SWITCH_OUT, prev->pid, switch_out_state(state));
+		e->prev_tid = prev->pid;
+		e->prev_state = switch_out_state(state);
 	}
-	if (is_traced(next->tgid)) {
-		emit_sched(EVENT_SWITCH_IN, next->pid, 0);
-		mark_target_cpu();
-	}
+	e->next_tid = next_traced ? next->pid : 0;
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -234,7 +247,7 @@ SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
 	if (is_traced(task->tgid))
-		emit_sched(EVENT_WAKEUP, task->pid, 0);
+		emit_wakeup(task->pid);
 	return 0;
 }
 

@@ -8,8 +8,7 @@
 
 enum event_kind {
 	EVENT_SYSCALL = 1,
-	EVENT_SWITCH_IN = 2,	/* got a CPU */
-	EVENT_SWITCH_OUT = 3,	/* left the CPU, in sched_event.state */
+	EVENT_SWITCH = 2,	/* a CPU went from one thread to another */
 	EVENT_WAKEUP = 4,	/* became runnable */
 	EVENT_THREAD_NEW = 5,	/* created, runnable for the first time */
 	EVENT_SOFTIRQ = 6,	/* a softirq ran in the thread's context */
@@ -66,14 +65,20 @@ struct syscall_event {
 	__u64 exit_ns;
 };
 
-struct sched_event {
+/* A context switch that involves a traced thread: one record, one time. */
+struct switch_event {
+	__u32 kind;
+	__u32 prev_tid;		/* left the CPU; 0 when not traced */
+	__u64 ts_ns;
+	__u32 next_tid;		/* got the CPU; 0 when not traced */
+	__u32 prev_state;	/* enum switch_out_state */
+};
+
+struct wakeup_event {
 	__u32 kind;
 	__u32 tid;
 	__u64 ts_ns;
-	__u32 state;	/* enum switch_out_state, for EVENT_SWITCH_OUT */
-	__u32 pad;
 };
-
 /* A new thread: its task start time tells its spilled calls and kept exit
  * apart from those of an earlier thread with the same id. */
 struct thread_new_event {

@@ -224,16 +224,15 @@ impl Aggregator {
                     thread.syscalls.entry(nr).record(duration);
                 }
             }
-            Record::Sched { tid, ts_ns, event } => {
-                if ts_ns > self.end_ns {
-                    return;
+            Record::Switch { ts_ns, out, into } => {
+                if let Some((tid, departure)) = out {
+                    self.sched(tid, ts_ns, SchedEvent::SwitchOut(departure));
                 }
-                let thread = match event {
-                    SchedEvent::SwitchOut(Departure::Exit) => self.dying(tid),
-                    _ => self.thread(tid),
-                };
-                thread.timeline(window_start).apply(ts_ns, event);
+                if let Some(tid) = into {
+                    self.sched(tid, ts_ns, SchedEvent::SwitchIn);
+                }
             }
+            Record::Wakeup { tid, ts_ns } => self.sched(tid, ts_ns, SchedEvent::Wakeup),
             Record::ThreadNew {
                 tid,
                 pid,
@@ -299,6 +298,19 @@ impl Aggregator {
                 series.record(duration_ns);
             }
         }
+    }
+
+    /// A scheduler event of thread `tid`, inside the window.
+    fn sched(&mut self, tid: u32, ts_ns: u64, event: SchedEvent) {
+        if ts_ns > self.end_ns {
+            return;
+        }
+        let window_start = self.start_ns;
+        let thread = match event {
+            SchedEvent::SwitchOut(Departure::Exit) => self.dying(tid),
+            _ => self.thread(tid),
+        };
+        thread.timeline(window_start).apply(ts_ns, event);
     }
 
     /// A thread of process `pid` that /proc listed: reported even if it
@@ -483,7 +495,20 @@ mod tests {
     }
 
     fn sched(tid: u32, ts_ns: u64, event: SchedEvent) -> Record {
-        Record::Sched { tid, ts_ns, event }
+        match event {
+            SchedEvent::SwitchIn => Record::Switch {
+                ts_ns,
+                out: None,
+                into: Some(tid),
+            },
+            SchedEvent::SwitchOut(departure) => Record::Switch {
+                ts_ns,
+                out: Some((tid, departure)),
+                into: None,
+            },
+            SchedEvent::Wakeup => Record::Wakeup { tid, ts_ns },
+            SchedEvent::WakeupNew => unreachable!("a thread's creation is ThreadNew"),
+        }
     }
 
     fn by_tid(threads: &[ThreadActivity], tid: u32) -> Vec<&ThreadActivity> {
@@ -796,5 +821,25 @@ mod tests {
         );
         let pids: Vec<(u32, Option<u32>)> = threads.iter().map(|t| (t.tid, t.pid)).collect();
         assert_eq!(pids, vec![(1, Some(1)), (2, Some(2))]);
+    }
+
+    #[test]
+    fn one_switch_record_moves_both_threads() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(sched(7, 1_100, SchedEvent::SwitchIn));
+        agg.ingest(Record::Switch {
+            ts_ns: 1_500,
+            out: Some((7, Departure::Preempted)),
+            into: Some(8),
+        });
+        agg.close(2_000);
+        let threads = agg.into_parts().0;
+        let budget = |tid: u32| {
+            let thread = by_tid(&threads, tid)[0];
+            thread.timeline.clone().unwrap().finish(2_000, None, None).1
+        };
+        let (seven, eight) = (budget(7), budget(8));
+        assert_eq!((seven.running_ns, seven.ready_ns), (400, 600));
+        assert_eq!((eight.ready_ns, eight.running_ns), (500, 500));
     }
 }

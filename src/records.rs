@@ -2,10 +2,10 @@
 //! of bpf/kernel_delay.h), decoded into what the aggregation reads.
 
 use crate::irq::HardIrq;
-use crate::sched::{Departure, SchedEvent};
+use crate::sched::Departure;
 use crate::skel::types::{
-    event_kind, exec_event, irq_event, process_new_event, sched_event, switch_out_state,
-    syscall_event, thread_exit_event, thread_new_event,
+    event_kind, exec_event, irq_event, process_new_event, switch_event, switch_out_state,
+    syscall_event, thread_exit_event, thread_new_event, wakeup_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -17,11 +17,15 @@ pub enum Record {
         enter_ns: u64,
         exit_ns: u64,
     },
-    Sched {
-        tid: u32,
+    /// A CPU went from thread `out` (traced; how it left) to thread
+    /// `into` (traced), at `ts_ns`.
+    Switch {
         ts_ns: u64,
-        event: SchedEvent,
+        out: Option<(u32, Departure)>,
+        into: Option<u32>,
     },
+    /// Thread `tid` became runnable.
+    Wakeup { tid: u32, ts_ns: u64 },
     /// A thread of process `pid` was created; `start_ns` is its task start
     /// time.
     ThreadNew {
@@ -95,19 +99,23 @@ pub fn decode(data: &[u8]) -> Option<Record> {
                 exit_ns: e.exit_ns,
             }
         }
-        event_kind::EVENT_SWITCH_IN | event_kind::EVENT_SWITCH_OUT | event_kind::EVENT_WAKEUP => {
-            let e: &sched_event = plain::from_bytes(data).ok()?;
-            let event = match kind {
-                event_kind::EVENT_SWITCH_IN => SchedEvent::SwitchIn,
-                event_kind::EVENT_SWITCH_OUT => {
-                    SchedEvent::SwitchOut(departure(switch_out_state(e.state))?)
-                }
-                _ => SchedEvent::Wakeup,
+        event_kind::EVENT_SWITCH => {
+            let e: &switch_event = plain::from_bytes(data).ok()?;
+            let out = match e.prev_tid {
+                0 => None,
+                tid => Some((tid, departure(switch_out_state(e.prev_state))?)),
             };
-            Record::Sched {
+            Record::Switch {
+                ts_ns: e.ts_ns,
+                out,
+                into: (e.next_tid != 0).then_some(e.next_tid),
+            }
+        }
+        event_kind::EVENT_WAKEUP => {
+            let e: &wakeup_event = plain::from_bytes(data).ok()?;
+            Record::Wakeup {
                 tid: e.tid,
                 ts_ns: e.ts_ns,
-                event,
             }
         }
         event_kind::EVENT_THREAD_NEW => {
@@ -211,11 +219,12 @@ mod tests {
     }
 
     #[test]
-    fn switch_out_states() {
-        let mut e = sched_event {
-            kind: event_kind::EVENT_SWITCH_OUT.0,
-            tid: 7,
+    fn switches_and_wakeups() {
+        let mut e = switch_event {
+            kind: event_kind::EVENT_SWITCH.0,
+            prev_tid: 7,
             ts_ns: 5,
+            next_tid: 8,
             ..Default::default()
         };
         for (state, departure) in [
@@ -225,30 +234,40 @@ mod tests {
             (switch_out_state::OUT_STOPPED, Departure::Stop),
             (switch_out_state::OUT_DEAD, Departure::Exit),
         ] {
-            e.state = state.0;
+            e.prev_state = state.0;
             assert_eq!(
                 decode_aligned(&bytes(&e)),
-                Some(Record::Sched {
-                    tid: 7,
+                Some(Record::Switch {
                     ts_ns: 5,
-                    event: SchedEvent::SwitchOut(departure)
+                    out: Some((7, departure)),
+                    into: Some(8)
                 })
             );
         }
-        e.state = 99;
+        e.prev_state = 99;
         assert_eq!(
             decode_aligned(&bytes(&e)),
             None,
             "an unknown state is no guess"
         );
-        e.kind = event_kind::EVENT_WAKEUP.0;
+        // Only one side traced.
+        e.prev_tid = 0;
         assert_eq!(
             decode_aligned(&bytes(&e)),
-            Some(Record::Sched {
-                tid: 7,
+            Some(Record::Switch {
                 ts_ns: 5,
-                event: SchedEvent::Wakeup
+                out: None,
+                into: Some(8)
             })
+        );
+        let wakeup = wakeup_event {
+            kind: event_kind::EVENT_WAKEUP.0,
+            tid: 7,
+            ts_ns: 9,
+        };
+        assert_eq!(
+            decode_aligned(&bytes(&wakeup)),
+            Some(Record::Wakeup { tid: 7, ts_ns: 9 })
         );
     }
 
