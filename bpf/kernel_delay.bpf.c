@@ -53,6 +53,19 @@ struct {
 	__type(value, struct syscall_start);
 } syscall_starts SEC(".maps");
 
+/* Records staged per CPU: a thread's calls and the switch that brought it
+ * to the CPU are staged only on the CPU it runs on, and sent when it leaves
+ * it (or exits, or exec's), so that they come before anything it does
+ * elsewhere. Records that concern other CPUs (wakeups, new threads and
+ * processes, exits) go straight to the ring buffer. What is staged when
+ * tracing stops, user space reads here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct record_batch);
+} batches SEC(".maps");
+
 /* Where a completed call goes when the ring buffer is full: its statistics
  * stay exact, only its percentiles are missing. */
 struct {
@@ -144,20 +157,105 @@ static __always_inline struct thread_key current_thread(__u32 tid)
 	return key;
 }
 
+/* Bytes a record of `size` takes in the ring buffer. */
+static __always_inline __u64 ring_bytes(__u64 size)
+{
+	return ((size + 7) & ~7ULL) + BPF_RINGBUF_HDR_SZ;
+}
+
 /* Only a record that takes the pending data past a mark wakes the reader:
  * waking it for every record above a mark would interrupt the CPU once per
  * record while a reader that fell behind catches up. A mark missed in a
  * race with another CPU is caught at the next one, or by the timer. */
+static __always_inline __u64 wakeup_flags(__u64 pending_before, __u64 pending_after)
+{
+	if ((pending_before >> wakeup_shift) != (pending_after >> wakeup_shift))
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Commits a reserved record of `size` bytes. */
 static __always_inline void submit(void *record, __u64 size)
 {
 	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 taken = ((size + 7) & ~7ULL) + BPF_RINGBUF_HDR_SZ;
-	__u64 before = pending > taken ? pending - taken : 0;
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 taken = ring_bytes(size);
 
-	if ((pending >> wakeup_shift) != (before >> wakeup_shift))
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(record, flags);
+	bpf_ringbuf_submit(record, wakeup_flags(pending > taken ? pending - taken : 0, pending));
+}
+
+static __always_inline struct record_batch *this_cpu_batch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&batches, &zero);
+}
+
+/* Sends the records staged on this CPU to the ring buffer; false when it
+ * is full (they stay staged, and go with the next flush or at the end).
+ * Call with the batch busy, so that an interrupt does not stage meanwhile. */
+static __always_inline bool flush_batch(struct record_batch *batch)
+{
+	__u32 len = batch->len;
+	__u64 pending;
+
+	if (!len)
+		return true;
+	if (len > BATCH_BYTES)
+		len = BATCH_BYTES;
+	pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (bpf_ringbuf_output(&events, batch->data, len,
+			       wakeup_flags(pending, pending + ring_bytes(len))))
+		return false;
+	batch->len = 0;
+	return true;
+}
+
+/* Before the current thread exits or exec's. Nested in a program that is
+ * staging (an interrupt), it leaves the batch alone. */
+static __always_inline void flush_this_cpu(void)
+{
+	struct record_batch *batch = this_cpu_batch();
+
+	if (batch && !batch->busy) {
+		batch->busy = 1;
+		flush_batch(batch);
+		batch->busy = 0;
+	}
+}
+
+/* Room for a record of `size` bytes: at the end of this CPU's batch (sent
+ * first when full; *batch is then set and busy), or, nested in a program
+ * that is staging, in the ring buffer (*batch NULL). NULL when the ring
+ * buffer has no room: the batch waits, and so must the record. */
+static __always_inline void *record_start(struct record_batch **batch, __u32 size)
+{
+	struct record_batch *staged = this_cpu_batch();
+	__u32 len;
+
+	*batch = NULL;
+	if (!staged || staged->busy)
+		return bpf_ringbuf_reserve(&events, size, 0);
+	staged->busy = 1;
+	len = staged->len;
+	if (len > BATCH_BYTES - size) {
+		if (!flush_batch(staged)) {
+			staged->busy = 0;
+			return NULL;
+		}
+		len = 0;
+	}
+	staged->len = len + size;
+	*batch = staged;
+	return staged->data + len;
+}
+
+/* The record of record_start() is written: let it go. */
+static __always_inline void record_end(struct record_batch *batch, void *record, __u32 size)
+{
+	if (batch)
+		batch->busy = 0;
+	else
+		submit(record, size);
 }
 
 static __always_inline void emit_wakeup(__u32 tid)
@@ -211,6 +309,7 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *prev = (struct task_struct *)ctx[1];
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
+	struct record_batch *batch;
 	struct switch_event *e;
 	unsigned int state;
 
@@ -218,7 +317,7 @@ int sched_switch(__u64 *ctx)
 		return 0;
 	if (next_traced)
 		mark_target_cpu();
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = record_start(&batch, sizeof(*e));
 	if (!e) {
 		count_lost(LOST_RINGBUF_FULL);
 		return 0;
@@ -239,7 +338,10 @@ int sched_switch(__u64 *ctx)
 		e->prev_state = switch_out_state(state);
 	}
 	e->next_tid = next_traced ? next->pid : 0;
-	submit(e, sizeof(*e));
+	/* What the thread leaving did here goes before what it does next. */
+	if (prev_traced && batch)
+		flush_batch(batch);
+	record_end(batch, e, sizeof(*e));
 	return 0;
 }
 
@@ -326,6 +428,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct syscall_start *start;
+	struct record_batch *batch;
 	struct syscall_event *e;
 	__u64 now;
 
@@ -337,16 +440,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0; /* entered before tracing began */
 
 	now = bpf_ktime_get_ns();
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		spill_call(tid, start->nr, now - start->enter_ns);
-	} else {
+	e = record_start(&batch, sizeof(*e));
+	if (e) {
 		e->kind = EVENT_SYSCALL;
 		e->tid = tid;
 		e->nr = start->nr;
 		e->enter_ns = start->enter_ns;
 		e->exit_ns = now;
-		submit(e, sizeof(*e));
+		record_end(batch, e, sizeof(*e));
+	} else {
+		spill_call(tid, start->nr, now - start->enter_ns);
 	}
 	start->enter_ns = 0;
 	return 0;
@@ -372,8 +475,10 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	if (!is_target(pid_tgid))
 		return 0;
 
-	/* exit() and exit_group() never return: forget their start. */
+	/* exit() and exit_group() never return: forget their start. Its calls
+	 * go before its exit, ahead of any later thread with its id. */
 	bpf_map_delete_elem(&syscall_starts, &tid);
+	flush_this_cpu();
 	/* A process that reuses the id later is not this one. */
 	if (process_exited && !targ_tgid)
 		set_traced(pid, 0);
@@ -438,6 +543,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 
 	if (!is_traced(task->tgid) || tid == old_tid)
 		return 0;
+	/* Its calls under its old id go before the change of id. */
+	flush_this_cpu();
 	start = bpf_map_lookup_elem(&syscall_starts, &old_tid);
 	if (start) {
 		if (bpf_map_update_elem(&syscall_starts, &tid, start, BPF_ANY))

@@ -168,6 +168,17 @@ struct kept_exit {
 	__u32 process_exited;
 };
 
+/* Records staged on one CPU before they go to the ring buffer, one after
+ * another (completed calls and context switches): a record costs a copy
+ * into memory of its own CPU, and the ring buffer one operation per batch. */
+#define BATCH_BYTES 4096
+
+struct record_batch {
+	__u32 len;	/* bytes staged */
+	__u32 busy;	/* a program is staging (nested ones go direct) */
+	__u8 data[BATCH_BYTES];
+};
+
 /* Per-thread system call in flight; enter_ns == 0 means none. */
 struct syscall_start {
 	__u64 enter_ns;

@@ -98,6 +98,9 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     let failure = failure.or(drained.err());
 
     let mut aggregator = aggregator.into_inner();
+    for record in tracer.staged_records() {
+        aggregator.ingest(record);
+    }
     for (tid, call) in tracer.in_flight() {
         aggregator.add_in_flight(tid, call);
     }

@@ -86,6 +86,61 @@ pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
     comm.map(|c| c as u8)
 }
 
+/// The records of one ring-buffer sample: one record, or a batch of calls
+/// staged on a CPU (records one after another, each a multiple of 8 bytes,
+/// so that all stay aligned).
+pub fn decode_all(data: &[u8]) -> Records<'_> {
+    Records { data, offset: 0 }
+}
+
+pub struct Records<'a> {
+    data: &'a [u8],
+    offset: usize,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    /// Stops at the end, or at a kind this version does not know (its size
+    /// is unknown too).
+    fn next(&mut self) -> Option<Record> {
+        let rest = self.data.get(self.offset..)?;
+        let kind = event_kind(u32::from_ne_bytes(rest.get(..4)?.try_into().ok()?));
+        let size = record_size(kind)?;
+        let record = decode(rest.get(..size)?)?;
+        self.offset += size;
+        Some(record)
+    }
+}
+
+/// The records in `data` wherever it lies in memory: decoded from a copy
+/// aligned as the record structs need (the ring buffer's samples are).
+pub fn decode_unaligned(data: &[u8]) -> Vec<Record> {
+    let mut words = vec![0u64; data.len().div_ceil(8)];
+    // SAFETY: u64s are plain; the byte view covers exactly the allocation.
+    let buffer = unsafe { plain::as_mut_bytes(&mut words[..]) };
+    buffer[..data.len()].copy_from_slice(data);
+    decode_all(&buffer[..data.len()]).collect()
+}
+
+/// The size of a record of `kind`.
+fn record_size(kind: event_kind) -> Option<usize> {
+    use std::mem::size_of;
+    Some(match kind {
+        event_kind::EVENT_SYSCALL => size_of::<syscall_event>(),
+        event_kind::EVENT_SWITCH => size_of::<switch_event>(),
+        event_kind::EVENT_WAKEUP => size_of::<wakeup_event>(),
+        event_kind::EVENT_THREAD_NEW => size_of::<thread_new_event>(),
+        event_kind::EVENT_THREAD_EXIT => size_of::<thread_exit_event>(),
+        event_kind::EVENT_EXEC => size_of::<exec_event>(),
+        event_kind::EVENT_PROCESS_NEW => size_of::<process_new_event>(),
+        event_kind::EVENT_SOFTIRQ | event_kind::EVENT_HARDIRQ | event_kind::EVENT_IRQ_VECTOR => {
+            size_of::<irq_event>()
+        }
+        _ => return None,
+    })
+}
+
 /// The record in `data`; None for a kind or size this version does not know.
 pub fn decode(data: &[u8]) -> Option<Record> {
     let kind = event_kind(u32::from_ne_bytes(data.get(..4)?.try_into().ok()?));
@@ -189,13 +244,45 @@ mod tests {
         unsafe { plain::as_bytes(record) }.to_vec()
     }
 
-    /// Decodes from an 8-aligned copy, as the ring buffer hands records out.
+    /// Decodes one record from an 8-aligned copy, as the ring buffer hands
+    /// records out.
     fn decode_aligned(data: &[u8]) -> Option<Record> {
         let mut words = vec![0u64; data.len().div_ceil(8)];
         // SAFETY: u64s are plain; the slice covers exactly the allocation.
         let buffer = unsafe { plain::as_mut_bytes(&mut words[..]) };
         buffer[..data.len()].copy_from_slice(data);
         decode(&buffer[..data.len()])
+    }
+
+    #[test]
+    fn a_batch_is_records_one_after_another() {
+        let call = |tid: u32| syscall_event {
+            kind: event_kind::EVENT_SYSCALL.0,
+            tid,
+            nr: 110,
+            enter_ns: 1_000,
+            exit_ns: 1_070,
+        };
+        let wakeup = wakeup_event {
+            kind: event_kind::EVENT_WAKEUP.0,
+            tid: 3,
+            ts_ns: 9,
+        };
+        let mut batch = vec![0u8; 4]; // lies at an odd place in memory
+        batch.extend(bytes(&call(1)));
+        batch.extend(bytes(&wakeup));
+        batch.extend(bytes(&call(2)));
+        let tids: Vec<u32> = decode_unaligned(&batch[4..])
+            .into_iter()
+            .map(|record| match record {
+                Record::Syscall { tid, .. } | Record::Wakeup { tid, .. } => tid,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(tids, vec![1, 3, 2]);
+        // A record cut short ends the batch.
+        assert_eq!(decode_unaligned(&batch[4..batch.len() - 8]).len(), 2);
+        assert_eq!(decode_all(&[]).count(), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    exec_event, irq_event, kept_exit, process_new_event, switch_event, softirq_totals, spill_key,
+    record_batch, exec_event, irq_event, kept_exit, process_new_event, switch_event, softirq_totals, spill_key,
     spill_value, syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event, wakeup_event,
 };
 
@@ -19,6 +19,7 @@ unsafe impl plain::Plain for process_new_event {}
 unsafe impl plain::Plain for irq_event {}
 unsafe impl plain::Plain for softirq_totals {}
 unsafe impl plain::Plain for syscall_start {}
+unsafe impl plain::Plain for record_batch {}
 unsafe impl plain::Plain for spill_key {}
 unsafe impl plain::Plain for spill_value {}
 unsafe impl plain::Plain for thread_key {}

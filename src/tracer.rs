@@ -15,9 +15,10 @@ use libbpf_rs::{
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
 use crate::irq::SoftirqCpu;
 use crate::loss::Lost;
-use crate::records::{comm_bytes, decode, InFlight, Record};
+use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
-    kept_exit, lost_cause, softirq_totals, spill_key, spill_value, syscall_start, thread_key,
+    record_batch, kept_exit, lost_cause, softirq_totals, spill_key, spill_value, syscall_start,
+    thread_key,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 
@@ -173,9 +174,7 @@ impl<'obj> Tracer<'obj> {
     ) -> Result<RingBuffer<'cb>> {
         let mut builder = RingBufferBuilder::new();
         builder.add(&self.skel.maps.events, move |data: &[u8]| {
-            if let Some(record) = decode(data) {
-                on_record(record);
-            }
+            decode_all(data).for_each(&mut on_record);
             0
         })?;
         Ok(builder.build()?)
@@ -221,6 +220,26 @@ impl<'obj> Tracer<'obj> {
         .into_iter()
         .filter(|(_, call)| call.enter_ns != 0)
         .collect()
+    }
+
+    /// The records still staged on each CPU (read once tracing has stopped).
+    pub fn staged_records(&self) -> Vec<Record> {
+        let per_cpu = self
+            .skel
+            .maps
+            .batches
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        per_cpu
+            .iter()
+            .filter_map(|bytes| copy_from_bytes::<record_batch>(bytes))
+            .flat_map(|batch| {
+                let len = (batch.len as usize).min(batch.data.len());
+                decode_unaligned(&batch.data[..len])
+            })
+            .collect()
     }
 
     /// Each CPU's softirq counters since attach (index = CPU).
