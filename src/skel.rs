@@ -4,8 +4,9 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    record_batch, exec_event, irq_event, kept_exit, process_new_event, switch_event, softirq_totals, spill_key,
-    spill_value, syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event, wakeup_event,
+    exec_event, irq_event, kept_exit, process_new_event, record_batch, softirq_totals, spill_key,
+    spill_value, switch_event, syscall_event, syscall_start, thread_exit_event, thread_key,
+    thread_new_event, wakeup_event,
 };
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.

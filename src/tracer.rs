@@ -17,7 +17,7 @@ use crate::irq::SoftirqCpu;
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
-    record_batch, kept_exit, lost_cause, softirq_totals, spill_key, spill_value, syscall_start,
+    kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value, syscall_start,
     thread_key,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};

@@ -351,7 +351,9 @@ fn memory_per_thread(others: &Others) {
 
 fn main() {
     let others = Others::start();
-    println!("median of {ROUNDS} rounds, the variants in turn in each round (a different one first)");
+    println!(
+        "median of {ROUNDS} rounds, the variants in turn in each round (a different one first)"
+    );
     costs_against_floors(&others);
     saturated_target(&others);
     memory_per_thread(&others);
