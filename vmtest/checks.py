@@ -227,6 +227,25 @@ def net_rx_charged_to_the_sender(run):
         )
 
 
+CHILDREN, CHILD_CALLS = 3, 500
+
+
+@check("fork", f"fork {CHILDREN} {CHILD_CALLS}")
+def forked_children_traced(run):
+    """Launch mode follows forks: each child process the workload forks is
+    traced from its first instruction, under its own pid."""
+    children = [int(line.split()[1]) for line in run.lines("workload_stdout") if line.startswith("child ")]
+    expect(len(children) == CHILDREN, f"{len(children)} children said, not {CHILDREN}")
+    processes = {p["pid"]: p for p in run.report["processes"]}
+    for child in children:
+        process = processes.get(child)
+        expect(process is not None, f"child {child} not among the processes")
+        expect(process["ppid"] == run.report["pid"], f"child {child}'s parent {process['ppid']}")
+        expect(process["forked"] and process["exited"], f"child {child}: {process}")
+        calls = sum(syscall_count(t, {"getppid"}) for t in run.report["threads"] if t["pid"] == child)
+        expect(calls == CHILD_CALLS, f"child {child} made {calls} getppid, not {CHILD_CALLS}")
+
+
 def verify(path, kernel, note):
     run = Run(path, kernel)
     label = f"{kernel} ({note})" if note else kernel
