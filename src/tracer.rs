@@ -224,17 +224,9 @@ impl<'obj> Tracer<'obj> {
 
     /// The records still staged on each CPU (read once tracing has stopped).
     pub fn staged_records(&self) -> Vec<Record> {
-        let per_cpu = self
-            .skel
-            .maps
-            .batches
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
+        per_cpu::<record_batch>(&self.skel.maps.batches)
+            .into_iter()
             .flatten()
-            .unwrap_or_default();
-        per_cpu
-            .iter()
-            .filter_map(|bytes| copy_from_bytes::<record_batch>(bytes))
             .flat_map(|batch| {
                 let len = (batch.len as usize).min(batch.data.len());
                 decode_unaligned(&batch.data[..len])
@@ -244,27 +236,16 @@ impl<'obj> Tracer<'obj> {
 
     /// Each CPU's softirq counters since attach (index = CPU).
     pub fn softirq_totals(&self) -> Vec<SoftirqCpu> {
-        let per_cpu = self
-            .skel
-            .maps
-            .softirq_cpu
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        per_cpu
-            .iter()
-            .map(|bytes| {
-                plain::from_bytes::<softirq_totals>(bytes).map_or_else(
-                    |_| SoftirqCpu::default(),
-                    |t| SoftirqCpu {
-                        count: t.count,
-                        ns: t.ns,
-                        ksoftirqd_count: t.ksoftirqd_count,
-                        ksoftirqd_ns: t.ksoftirqd_ns,
-                        target_ran: t.target_ran != 0,
-                    },
-                )
+        per_cpu::<softirq_totals>(&self.skel.maps.softirq_cpu)
+            .into_iter()
+            .map(|totals| {
+                totals.map_or_else(SoftirqCpu::default, |t| SoftirqCpu {
+                    count: t.count,
+                    ns: t.ns,
+                    ksoftirqd_count: t.ksoftirqd_count,
+                    ksoftirqd_ns: t.ksoftirqd_ns,
+                    target_ran: t.target_ran != 0,
+                })
             })
             .collect()
     }
@@ -383,16 +364,27 @@ fn map_entries<K: plain::Plain, V: plain::Plain, T>(
         .collect()
 }
 
-/// A copy of the struct in `bytes`, which need not be aligned for it.
+/// Each CPU's value of the one-entry per-CPU array `map` (index = CPU).
+fn per_cpu<T: plain::Plain>(map: &dyn MapCore) -> Vec<Option<T>> {
+    map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .map(|bytes| copy_from_bytes::<T>(bytes))
+        .collect()
+}
+
+/// A copy of the struct at the start of `bytes`, which need not be aligned
+/// for it (a per-CPU value may be padded beyond it).
 fn copy_from_bytes<T: plain::Plain>(bytes: &[u8]) -> Option<T> {
+    let size = std::mem::size_of::<T>();
+    let bytes = bytes.get(..size)?;
     let mut value = MaybeUninit::<T>::uninit();
-    if bytes.len() != std::mem::size_of::<T>() {
-        return None;
-    }
     // SAFETY: T is plain (any bytes are a valid value), and exactly
     // size_of::<T>() bytes are copied into it.
     unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.as_mut_ptr().cast::<u8>(), bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.as_mut_ptr().cast::<u8>(), size);
         Some(value.assume_init())
     }
 }
