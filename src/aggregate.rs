@@ -9,6 +9,7 @@ use crate::irq::HardIrq;
 use crate::records::{InFlight, IrqSource, Record};
 use crate::sched::{Departure, SchedEvent, Timeline};
 use crate::stats::Distribution;
+use crate::syscall_names::is_poll_family_nr;
 
 /// What one thread did in the window.
 #[derive(Debug)]
@@ -19,6 +20,11 @@ pub struct ThreadActivity {
     /// Set when the thread was created while traced.
     pub born: Option<Birth>,
     pub syscalls: SyscallTable,
+    /// From the return of one poll-family call to the entry of the next:
+    /// the iterations of the thread's event loop (LONG POLL).
+    pub poll_intervals: Distribution,
+    /// When its last poll-family call inside the window returned.
+    last_poll_exit: Option<u64>,
     pub in_flight: Vec<InFlight>,
     /// A call the thread was still in at the end that began before the
     /// window (no entry for it was seen).
@@ -67,6 +73,8 @@ impl ThreadActivity {
             pid: None,
             born,
             syscalls: SyscallTable::default(),
+            poll_intervals: Distribution::default(),
+            last_poll_exit: None,
             in_flight: Vec::new(),
             in_call_since_before: None,
             timeline: None,
@@ -82,6 +90,18 @@ impl ThreadActivity {
     /// said then is about it).
     pub fn alive_at_start(&self) -> bool {
         self.born.is_none() && self.previous.is_none()
+    }
+
+    /// A poll-family call entered at `enter_ns` (inside the window) that
+    /// returned at `exit_ns` (None: not before the window closed) ends the
+    /// event-loop iteration that began with the previous one's return. The
+    /// iteration before the first and after the last are not whole.
+    fn poll_called(&mut self, enter_ns: u64, exit_ns: Option<u64>) {
+        if let Some(previous) = self.last_poll_exit {
+            self.poll_intervals
+                .record(enter_ns.saturating_sub(previous));
+        }
+        self.last_poll_exit = exit_ns;
     }
 
     fn timeline(&mut self, window_start: u64) -> &mut Timeline {
@@ -217,11 +237,15 @@ impl Aggregator {
                 }
                 let end_ns = self.end_ns;
                 let thread = self.thread(tid);
-                if exit_ns > end_ns {
-                    thread.in_flight.push(InFlight { nr, enter_ns });
-                } else {
+                let finished = exit_ns <= end_ns;
+                if finished {
                     let duration = exit_ns.saturating_sub(enter_ns);
                     thread.syscalls.entry(nr).record(duration);
+                } else {
+                    thread.in_flight.push(InFlight { nr, enter_ns });
+                }
+                if is_poll_family_nr(nr) {
+                    thread.poll_called(enter_ns, finished.then_some(exit_ns));
                 }
             }
             Record::Switch { ts_ns, out, into } => {
@@ -375,7 +399,11 @@ impl Aggregator {
     /// A call still in the tracer's start map when the window closed.
     pub fn add_in_flight(&mut self, tid: u32, call: InFlight) {
         if call.enter_ns >= self.start_ns && call.enter_ns <= self.end_ns {
-            self.thread(tid).in_flight.push(call);
+            let thread = self.thread(tid);
+            thread.in_flight.push(call);
+            if is_poll_family_nr(call.nr) {
+                thread.poll_called(call.enter_ns, None);
+            }
         }
     }
 
@@ -841,5 +869,35 @@ mod tests {
         let (seven, eight) = (budget(7), budget(8));
         assert_eq!((seven.running_ns, seven.ready_ns), (400, 600));
         assert_eq!((eight.ready_ns, eight.running_ns), (500, 500));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn event_loop_iterations_between_polls() {
+        const POLL: i64 = 7;
+        const EPOLL_WAIT: i64 = 232;
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(call(7, POLL, 900, 1_100)); // entered before the window
+        agg.ingest(call(7, POLL, 1_200, 1_300)); // the first in the window
+        agg.ingest(call(7, 0, 1_400, 1_500)); // work between polls
+        agg.ingest(call(7, EPOLL_WAIT, 2_300, 2_400)); // 1,000 after 1,300
+        agg.ingest(call(7, POLL, 2_900, 3_000)); // 500
+        agg.close(10_000);
+        agg.ingest(call(7, POLL, 9_000, 11_000)); // unfinished: 6,000
+        agg.add_in_flight(
+            8,
+            InFlight {
+                nr: POLL,
+                enter_ns: 9_500,
+            },
+        );
+        let threads = agg.into_parts().0;
+        let seven = by_tid(&threads, 7)[0].poll_intervals.summary();
+        assert_eq!(
+            (seven.count, seven.min_ns, seven.max_ns, seven.total_ns),
+            (3, 500, 6_000, 7_500)
+        );
+        // One poll, no whole iteration.
+        assert_eq!(by_tid(&threads, 8)[0].poll_intervals.summary().count, 0);
     }
 }

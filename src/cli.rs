@@ -28,6 +28,11 @@ pub struct Cli {
     )]
     pub pid: Vec<u32>,
 
+    /// Trace every process named NAME (exactly, as `pgrep -x`: the first 15
+    /// bytes, the kernel's limit); a comma-separated list, and repeatable.
+    #[arg(short = 'n', long, value_name = "NAME", value_delimiter = ',')]
+    pub comm: Vec<String>,
+
     /// Trace the processes the traced ones fork during the window, from
     /// their first instruction, and (with --pid) their descendants alive at
     /// the start [default with a COMMAND].
@@ -59,18 +64,29 @@ pub struct Cli {
     pub output: Option<PathBuf>,
 
     /// Size of the ring buffer between the kernel and kernel-delay, in MiB
-    /// (a power of two); events that do not fit are counted as lost.
+    /// (a power of two) [default: 16].
     #[arg(
         long,
         value_name = "MiB",
-        default_value_t = 16,
         value_parser = parse_ringbuf_mb,
+        allow_negative_numbers = true,
+        conflicts_with = "buffer_page_count"
+    )]
+    pub ringbuf_mb: Option<u32>,
+
+    /// The ring buffer's size in pages, rounded up to a power of two (the
+    /// Open vSwitch tool's option; --ringbuf-mb in MiB).
+    #[arg(
+        long,
+        value_name = "PAGES",
+        value_parser = parse_page_count,
         allow_negative_numbers = true
     )]
-    pub ringbuf_mb: u32,
+    pub buffer_page_count: Option<u32>,
 
-    /// Show libbpf's messages while loading.
-    #[arg(short, long)]
+    /// Show libbpf's messages while loading (-D/--debug, the Open vSwitch
+    /// tool's name, too).
+    #[arg(short, long, visible_alias = "debug", visible_short_alias = 'D')]
     pub verbose: bool,
 
     /// Command to start and trace from its first instruction (after `--`).
@@ -84,41 +100,65 @@ const MIN_DURATION: Duration = Duration::from_millis(1);
 /// A year: longer windows are a typo, and would overflow the clock's sums.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Page size of the ring buffer's --buffer-page-count.
+const PAGE_BYTES: u32 = 4096;
+const DEFAULT_RINGBUF_MB: u32 = 16;
+const MAX_RINGBUF_MB: u32 = 1024;
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
-    /// Running processes, each once, in the order given.
-    Pids(Vec<u32>),
+    /// Running processes: by pid, each once, in the order given, and by
+    /// name.
+    Running {
+        pids: Vec<u32>,
+        names: Vec<String>,
+    },
     Command(Vec<OsString>),
 }
 
 impl Cli {
     pub fn target(&self) -> TargetSpec {
-        if self.pid.is_empty() {
+        if !self.traces_running_processes() {
             return TargetSpec::Command(self.command.clone());
         }
         let mut pids = self.pid.clone();
         let mut seen = std::collections::HashSet::new();
         pids.retain(|pid| seen.insert(*pid));
-        TargetSpec::Pids(pids)
+        TargetSpec::Running {
+            pids,
+            names: self.comm.clone(),
+        }
+    }
+
+    fn traces_running_processes(&self) -> bool {
+        !self.pid.is_empty() || !self.comm.is_empty()
     }
 
     /// Whether processes forked by the traced ones are traced: asked for
-    /// with --pid, by default with a command.
+    /// with --pid or --comm, by default with a command.
     pub fn follows_forks(&self) -> bool {
-        if self.pid.is_empty() {
-            !self.no_follow_forks
-        } else {
+        if self.traces_running_processes() {
             self.follow_forks
+        } else {
+            !self.no_follow_forks
         }
     }
 
     /// The window's length; None runs until the launched command exits.
     pub fn window(&self) -> Option<Duration> {
-        match (self.duration, self.pid.is_empty()) {
+        match (self.duration, self.traces_running_processes()) {
             (Some(d), _) => Some(d),
-            (None, false) => Some(DEFAULT_DURATION),
-            (None, true) => None,
+            (None, true) => Some(DEFAULT_DURATION),
+            (None, false) => None,
+        }
+    }
+
+    /// The ring buffer's size in bytes.
+    pub fn ringbuf_bytes(&self) -> u32 {
+        match (self.buffer_page_count, self.ringbuf_mb) {
+            (Some(pages), _) => pages * PAGE_BYTES,
+            (None, mb) => mb.unwrap_or(DEFAULT_RINGBUF_MB) << 20,
         }
     }
 }
@@ -130,12 +170,12 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args)?;
-    match (!cli.pid.is_empty(), cli.command.is_empty()) {
+    match (cli.traces_running_processes(), cli.command.is_empty()) {
         (true, false) => Err(usage_error(
-            "give either --pid or a command after --, not both",
+            "give either --pid/--comm or a command after --, not both",
         )),
         (false, true) => Err(usage_error(
-            "nothing to trace: give --pid PID or a command after --",
+            "nothing to trace: give --pid PID, --comm NAME or a command after --",
         )),
         _ => Ok(cli),
     }
@@ -178,8 +218,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_ringbuf_mb(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
-        Ok(mb) if mb.is_power_of_two() && mb <= 1024 => Ok(mb),
+        Ok(mb) if mb.is_power_of_two() && mb <= MAX_RINGBUF_MB => Ok(mb),
         _ => Err("the ring buffer size is a power of two from 1 to 1024 MiB".to_string()),
+    }
+}
+
+/// Pages, rounded up to a power of two, as the Open vSwitch tool does.
+fn parse_page_count(text: &str) -> Result<u32, String> {
+    let max_pages = (MAX_RINGBUF_MB << 20) / PAGE_BYTES;
+    match text.parse::<u32>() {
+        Ok(pages) if pages > 0 && pages <= max_pages => Ok(pages.next_power_of_two()),
+        _ => Err(format!(
+            "the page count is from 1 to {max_pages} (1024 MiB of 4 KiB pages)"
+        )),
     }
 }
 
@@ -195,11 +246,17 @@ mod tests {
     #[test]
     fn pid_with_default_window() {
         let cli = parse(&["--pid", "42"]).unwrap();
-        assert_eq!(cli.target(), TargetSpec::Pids(vec![42]));
+        assert_eq!(
+            cli.target(),
+            TargetSpec::Running {
+                pids: vec![42],
+                names: vec![]
+            }
+        );
         assert!(!cli.follows_forks());
         assert_eq!(cli.window(), Some(Duration::from_secs(10)));
         assert!(!cli.json);
-        assert_eq!(cli.ringbuf_mb, 16);
+        assert_eq!(cli.ringbuf_bytes(), 16 << 20);
     }
 
     #[test]
@@ -219,8 +276,54 @@ mod tests {
     #[test]
     fn several_pids_as_a_list_and_repeated_each_once() {
         let cli = parse(&["-p", "42,43", "--pid", "44", "-p", "42", "-f"]).unwrap();
-        assert_eq!(cli.target(), TargetSpec::Pids(vec![42, 43, 44]));
+        assert_eq!(
+            cli.target(),
+            TargetSpec::Running {
+                pids: vec![42, 43, 44],
+                names: vec![]
+            }
+        );
         assert!(cli.follows_forks());
+    }
+
+    #[test]
+    fn processes_by_name() {
+        let cli = parse(&["--comm", "nginx,redis-server", "-n", "postgres"]).unwrap();
+        assert_eq!(
+            cli.target(),
+            TargetSpec::Running {
+                pids: vec![],
+                names: vec!["nginx".into(), "redis-server".into(), "postgres".into()]
+            }
+        );
+        assert_eq!(cli.window(), Some(DEFAULT_DURATION));
+        assert!(!cli.follows_forks());
+        let err = parse(&["-n", "x", "--", "ls"]).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn the_open_vswitch_names() {
+        let cli = parse(&["-p", "1", "--buffer-page-count", "1000", "-D"]).unwrap();
+        assert_eq!(
+            cli.ringbuf_bytes(),
+            1024 * 4096,
+            "1,000 pages round up to 1,024"
+        );
+        assert!(cli.verbose);
+        assert!(parse(&["-p", "1", "--debug"]).unwrap().verbose);
+        assert_eq!(
+            parse(&["-p", "1", "--ringbuf-mb", "2"])
+                .unwrap()
+                .ringbuf_bytes(),
+            2 << 20
+        );
+        for bad in ["0", "-1", "262145", "x"] {
+            let err = parse(&["-p", "1", "--buffer-page-count", bad]).unwrap_err();
+            assert!(err.contains("page count"), "{bad}: {err}");
+        }
+        let err = parse(&["-p", "1", "--ringbuf-mb", "2", "--buffer-page-count", "8"]).unwrap_err();
+        assert!(err.contains("cannot be used with"), "{err}");
     }
 
     #[test]

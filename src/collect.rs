@@ -40,7 +40,7 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     let mut tracer = Tracer::attach(
         &mut storage,
         &Filter::new(&given, follow_forks),
-        cli.ringbuf_mb << 20,
+        cli.ringbuf_bytes(),
         cli.verbose,
     )?;
     signals::install()?;

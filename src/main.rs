@@ -79,7 +79,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     // its descriptor.
     let mut output = Output::new(cli.json, cli.output.as_deref())?;
     let mut target = match cli.target() {
-        TargetSpec::Pids(pids) => Target::existing(&pids)?,
+        TargetSpec::Running { pids, names } => {
+            Target::existing(&target::with_named(pids, &names)?)?
+        }
         TargetSpec::Command(command) => Target::launch(&command)?,
     };
     let Collected {

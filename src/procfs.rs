@@ -37,6 +37,24 @@ fn parse_ppid(stat: &[u8]) -> Option<u32> {
     fields.split(' ').nth(1)?.parse().ok()
 }
 
+/// The processes named `name` (their main thread's name, which the
+/// kernel keeps to 15 bytes: compared with as much of `name`).
+pub fn processes_named(name: &str) -> Vec<u32> {
+    let wanted = &name.as_bytes()[..name.len().min(15)];
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = fs::read(format!("/proc/{pid}/comm")).ok()?;
+            (comm.strip_suffix(b"\n").unwrap_or(&comm) == wanted).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// The running descendants of `pids` (children, theirs, and so on), from
 /// one reading of /proc.
 pub fn descendants(pids: &[u32]) -> Vec<u32> {
@@ -191,6 +209,22 @@ mod tests {
     fn parses_the_parent_after_a_tricky_name() {
         assert_eq!(parse_ppid(b"42 (a) b) S 17 42 42 0"), Some(17));
         assert_eq!(parse_ppid(b"42 (x) S"), None);
+    }
+
+    #[test]
+    fn finds_processes_by_name() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(processes_named("sleep").contains(&child.id()));
+        assert!(
+            !processes_named("slee").contains(&child.id()),
+            "exactly, not a prefix"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(processes_named("no such process name").is_empty());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! System call names for the architecture the tool runs on.
 
+use std::sync::OnceLock;
+
 use syscalls::Sysno;
 
 /// The poll-style waits that `TOTAL( - poll)` leaves out: time a thread
@@ -25,6 +27,20 @@ pub fn name(nr: i64) -> String {
 
 pub fn is_poll_family(name: &str) -> bool {
     POLL_FAMILY.contains(&name)
+}
+
+/// Whether call `nr` is one of the poll family: looked up once, then a few
+/// integer comparisons for every call the aggregation sees.
+pub fn is_poll_family_nr(nr: i64) -> bool {
+    static NUMBERS: OnceLock<Vec<i64>> = OnceLock::new();
+    NUMBERS
+        .get_or_init(|| {
+            Sysno::iter()
+                .filter(|sysno| is_poll_family(sysno.name()))
+                .map(|sysno| sysno.id() as i64)
+                .collect()
+        })
+        .contains(&nr)
 }
 
 #[cfg(test)]
@@ -63,5 +79,16 @@ mod tests {
         }
         assert!(!is_poll_family("read"));
         assert!(!is_poll_family("nanosleep"));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn poll_family_by_number() {
+        // poll, select, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2
+        for nr in [7, 23, 232, 270, 271, 281, 441] {
+            assert!(is_poll_family_nr(nr), "{nr}");
+        }
+        assert!(!is_poll_family_nr(0));
+        assert!(!is_poll_family_nr(-1));
     }
 }

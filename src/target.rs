@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, execvp, fork, pipe2, read, write, AccessFlags, ForkResult, Pid};
 
-use crate::procfs::{has_live_thread, thread_group};
+use crate::procfs::{has_live_thread, processes_named, thread_group};
 use crate::signals;
 
 pub struct Target {
@@ -207,6 +207,26 @@ impl Drop for Target {
             self.reap();
         }
     }
+}
+
+/// The processes `pids` and those named `names`, each once; a name that
+/// no process has is an error (kernel-delay itself is left out).
+pub fn with_named(mut pids: Vec<u32>, names: &[String]) -> Result<Vec<u32>> {
+    for name in names {
+        let named: Vec<u32> = processes_named(name)
+            .into_iter()
+            .filter(|&pid| pid != std::process::id())
+            .collect();
+        if named.is_empty() {
+            bail!("no process is named {name:?}");
+        }
+        for pid in named {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    Ok(pids)
 }
 
 /// A running process to trace: checked, and watched for its exit.

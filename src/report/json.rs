@@ -31,7 +31,7 @@ mod tests {
         assert_eq!(v["start"], "2026-11-26T10:00:00.000000000Z");
         assert_eq!(v["end"], "2026-11-26T10:00:03.000000000Z");
         assert_eq!(v["duration_ns"], 3_000_000_000u64);
-        assert_eq!(v["events"], 15);
+        assert_eq!(v["events"], 16);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
         let worker = &v["threads"][2];
@@ -92,6 +92,8 @@ mod tests {
             ])
         );
         assert_eq!(worker["pid"], 100);
+        assert_eq!(worker["poll_intervals"]["count"], 1);
+        assert_eq!(worker["poll_intervals"]["p90_ns"], 100_000);
         assert_eq!(v["threads"][3]["pid"], 200);
     }
 }

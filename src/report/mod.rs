@@ -111,6 +111,9 @@ pub struct ThreadReport {
     pub created: bool,
     pub exited: bool,
     pub syscalls: Vec<SyscallReport>,
+    /// LONG POLL: from each poll-family call's return to the next one's
+    /// entry, the iterations of the thread's event loop.
+    pub poll_intervals: Stats,
     /// Calls entered in the window that had not returned when it closed.
     pub unfinished: Vec<UnfinishedSyscall>,
     pub sched: SchedStats,
@@ -341,6 +344,7 @@ fn thread_report(
         tid,
         pid: activity.pid,
         comm: sanitize(raw_name),
+        poll_intervals: activity.poll_intervals.summary(),
         created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
         exited: exit.is_some(),
         syscalls,
@@ -391,6 +395,7 @@ pub(crate) mod tests {
             (0, 1_000_100, 4_493_811),
             (0, 1_000_200, 1_000_300),
             (7, 2_000_000, 2_050_000),
+            (7, 2_150_000, 2_160_000), // poll again: one loop iteration of 100 us
             (110, 3_000_000, 3_000_500),
         ] {
             agg.ingest(Record::Syscall {
@@ -592,7 +597,12 @@ pub(crate) mod tests {
             .iter()
             .map(|s| (s.nr, s.stats.count))
             .collect();
-        assert_eq!(rows, vec![(0, 2), (7, 1), (110, 1)]);
+        assert_eq!(rows, vec![(0, 2), (7, 2), (110, 1)]);
+        let poll = &worker.poll_intervals;
+        assert_eq!(
+            (poll.count, poll.min_ns, poll.max_ns),
+            (1, 100_000, 100_000)
+        );
         assert_eq!(worker.syscalls[0].stats.total_ns, 3_493_711 + 100);
         assert_eq!(worker.unfinished.len(), 1);
         assert_eq!(worker.unfinished[0].elapsed_ns, 1_000_000_000);

@@ -147,6 +147,9 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
             );
         }
     }
+    if thread.poll_intervals.count > 0 {
+        render_long_poll(out, &thread.poll_intervals);
+    }
     render_sched(out, thread);
     render_interrupts(out, thread);
     if !thread.unfinished.is_empty() {
@@ -165,24 +168,42 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
     }
 }
 
+/// Each event-loop iteration: from a poll-family call's return to the
+/// next one's entry (the Open vSwitch tool's section, with percentiles).
+fn render_long_poll(out: &mut String, intervals: &Stats) {
+    let _ = writeln!(out, "{INDENT} [LONG POLL STATISTICS]");
+    let mut table = new_table(&[
+        "COUNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P90 ns", "P99 ns", "MAX ns",
+    ]);
+    table.add_row(
+        [
+            intervals.count,
+            intervals.total_ns,
+            intervals.min_ns,
+            intervals.mean_ns,
+            intervals.p50_ns,
+            intervals.p90_ns,
+            intervals.p99_ns,
+            intervals.max_ns,
+        ]
+        .map(thousands),
+    );
+    indent_table(out, table);
+}
+
 fn render_sched(out: &mut String, thread: &ThreadReport) {
     let sched = &thread.sched;
-    for (title, stats) in [
-        ("RUN", &sched.run),
-        ("READY", &sched.ready),
-        ("SLEEP", &sched.sleep),
-        ("BLOCKED", &sched.block),
-        ("STOPPED", &sched.stopped),
+    // The count's name is the Open vSwitch tool's: STOP_CNT for stops.
+    for (title, count, stats) in [
+        ("RUN", "SCHED_CNT", &sched.run),
+        ("READY", "SCHED_CNT", &sched.ready),
+        ("SLEEP", "SCHED_CNT", &sched.sleep),
+        ("BLOCKED", "SCHED_CNT", &sched.block),
+        ("STOPPED", "STOP_CNT", &sched.stopped),
     ] {
         let _ = writeln!(out, "{INDENT} [THREAD {title} STATISTICS]");
         let mut table = new_table(&[
-            "SCHED_CNT",
-            "TOTAL ns",
-            "MIN ns",
-            "AVG ns",
-            "P50 ns",
-            "P99 ns",
-            "MAX ns",
+            count, "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns",
         ]);
         table.add_row(
             [
@@ -201,19 +222,20 @@ fn render_sched(out: &mut String, thread: &ThreadReport) {
     let _ = writeln!(out, "{INDENT} {}", time_budget(&thread.time));
 }
 
+/// Hard, then soft, as the Open vSwitch tool orders them.
 fn render_interrupts(out: &mut String, thread: &ThreadReport) {
-    let _ = writeln!(out, "{INDENT} [SOFT IRQ STATISTICS]");
-    let rows = thread
-        .softirqs
-        .iter()
-        .map(|s| (s.name.clone(), s.vec.to_string(), &s.stats));
-    render_irq_table(out, "VECT_NR", rows);
     let _ = writeln!(out, "{INDENT} [HARD IRQ STATISTICS]");
     let rows = thread.hardirqs.iter().map(|h| {
         let irq = h.irq.map_or_else(|| "-".to_string(), |irq| irq.to_string());
         (h.name.clone(), irq, &h.stats)
     });
     render_irq_table(out, "IRQ", rows);
+    let _ = writeln!(out, "{INDENT} [SOFT IRQ STATISTICS]");
+    let rows = thread
+        .softirqs
+        .iter()
+        .map(|s| (s.name.clone(), s.vec.to_string(), &s.stats));
+    render_irq_table(out, "VECT_NR", rows);
 }
 
 /// NAME, id, COUNT, TOTAL, P50, P99, MAX, and a `TOTAL:` row.
@@ -432,7 +454,7 @@ mod tests {
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
         assert!(lines[3].starts_with("# Sample dump @"));
-        assert_eq!(lines[4], "# Total events captured: 15, lost: 0");
+        assert_eq!(lines[4], "# Total events captured: 16, lost: 0");
         assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
         assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
         assert_eq!(lines[8], "PROCESS 100 (demo), parent 1");
@@ -474,6 +496,25 @@ mod tests {
         assert_eq!(row("TOTAL(")[..4], ["TOTAL(", "-", "poll):", "3"]);
         assert!(text.contains("3,494,311"));
         assert!(text.contains("[UNFINISHED SYSCALLS]"));
+        let long_poll = text
+            .find("[LONG POLL STATISTICS]")
+            .expect("a LONG POLL section");
+        assert!(long_poll < text.find("[THREAD RUN STATISTICS]").unwrap());
+        let long_poll_row: Vec<&str> = text[long_poll..]
+            .lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            long_poll_row,
+            ["1", "100,000", "100,000", "100,000", "100,000", "100,000", "100,000", "100,000"]
+        );
+        assert!(text.contains("STOP_CNT"));
+        assert!(
+            text.find("[HARD IRQ STATISTICS]").unwrap()
+                < text.find("[SOFT IRQ STATISTICS]").unwrap()
+        );
         for title in ["RUN", "READY", "SLEEP", "BLOCKED", "STOPPED"] {
             assert!(
                 text.contains(&format!("[THREAD {title} STATISTICS]")),

@@ -4,6 +4,7 @@
 mod harness;
 mod input;
 mod irq;
+mod ovs;
 mod processes;
 mod sched;
 mod syscalls;

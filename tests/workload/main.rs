@@ -18,6 +18,10 @@
 //!                                churn N K      N threads "churn", one after another, each
 //!                                               making K getppid(): past pid_max, thread
 //!                                               ids come back
+//!                                poll N MS      a thread "poller" loops N times: poll() with
+//!                                               a timeout of 0, then MS ms of spinning
+//!                                epoll N MS     a thread "epoller" loops N times: epoll_wait()
+//!                                               with a timeout of 1 ms, then MS ms of spinning
 //!                                fork N K       N child processes, one after another, each
 //!                                               making K getppid(); prints "child PID" for
 //!                                               each
@@ -84,10 +88,7 @@ fn spin_on_one_cpu(threads: u64, spin: Duration) {
                 .name(format!("spin-{i}"))
                 .spawn(move || {
                     pin_to_last_cpu();
-                    let until = Instant::now() + spin;
-                    while Instant::now() < until {
-                        std::hint::spin_loop();
-                    }
+                    spin_for(spin);
                     own_schedstat()
                 })
                 .expect("spawning a thread")
@@ -178,6 +179,38 @@ fn churn(threads: u64, calls: u64) {
     }
 }
 
+fn spin_for(duration: Duration) {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// An event loop on poll(): each iteration runs `work` after the call.
+fn poll_loop(iterations: u64, work: Duration) {
+    for _ in 0..iterations {
+        // SAFETY: no descriptors to watch: a plain poll() that returns at once.
+        unsafe { libc::poll(std::ptr::null_mut(), 0, 0) };
+        spin_for(work);
+    }
+}
+
+/// An event loop on epoll_wait() with nothing registered: each wait times
+/// out after 1 ms, then `work` runs.
+fn epoll_loop(iterations: u64, work: Duration) {
+    // SAFETY: plain system calls on a descriptor this function owns.
+    unsafe {
+        let epoll = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        assert!(epoll >= 0, "epoll_create1");
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        for _ in 0..iterations {
+            libc::epoll_wait(epoll, events.as_mut_ptr(), 1, 1);
+            spin_for(work);
+        }
+        libc::close(epoll);
+    }
+}
+
 /// Child processes that make `calls` system calls and exit.
 fn fork_children(children: u64, calls: u64) {
     for _ in 0..children {
@@ -229,6 +262,16 @@ fn serve() {
             Some("threads") => crowd(number(words.next(), "N"), number(words.next(), "K")),
             Some("churn") => churn(number(words.next(), "N"), number(words.next(), "K")),
             Some("fork") => fork_children(number(words.next(), "N"), number(words.next(), "K")),
+            Some("poll") => {
+                let n = number(words.next(), "N");
+                let work = Duration::from_millis(number(words.next(), "MS"));
+                on_thread("poller", move || poll_loop(n, work));
+            }
+            Some("epoll") => {
+                let n = number(words.next(), "N");
+                let work = Duration::from_millis(number(words.next(), "MS"));
+                on_thread("epoller", move || epoll_loop(n, work));
+            }
             Some("fsync") => {
                 let n = number(words.next(), "N");
                 on_thread("syncer", move || fsync_writes(n));

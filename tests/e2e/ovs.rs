@@ -1,0 +1,121 @@
+//! What an Open vSwitch user reaches for: LONG POLL, the Open vSwitch
+//! tool's option names, and targets by name.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn poll_intervals(thread: &Value) -> &Value {
+    &thread["poll_intervals"]
+}
+
+#[test]
+fn long_poll_is_each_iteration_of_a_poll_loop() {
+    // 50 iterations: poll() returns at once, then 2 ms of work.
+    let (_, report) = traced("poll 50 2");
+    let poller = only_thread(&report, "poller");
+    assert_eq!(count(poller, "poll"), 50);
+    let intervals = poll_intervals(poller);
+    // Between 50 polls, 49 whole iterations: not the one before the first
+    // poll, nor the one after the last.
+    assert_eq!(field(intervals, "count"), 49, "{poller}");
+    assert!(field(intervals, "min_ns") >= 2 * MS, "{intervals}");
+    assert!(field(intervals, "max_ns") < 500 * MS, "{intervals}");
+    assert!(field(intervals, "total_ns") >= 49 * 2 * MS);
+    let (p50, p90) = (field(intervals, "p50_ns"), field(intervals, "p90_ns"));
+    assert!(2 * MS <= p50 && p50 <= p90, "{intervals}");
+}
+
+#[test]
+fn long_poll_covers_epoll_servers_too() {
+    // 20 iterations: epoll_wait() times out after 1 ms, then 2 ms of work.
+    let (_, report) = traced("epoll 20 2");
+    let epoller = only_thread(&report, "epoller");
+    assert_eq!(count(epoller, "epoll_wait"), 20);
+    let intervals = poll_intervals(epoller);
+    assert_eq!(field(intervals, "count"), 19, "{epoller}");
+    assert!(field(intervals, "min_ns") >= 2 * MS, "{intervals}");
+    // A thread that never polls has no iterations.
+    let main = only_thread(&report, "kd-workload");
+    assert_eq!(field(poll_intervals(main), "count"), 0);
+}
+
+/// `kd-workload serve` under a name of its own (a symbolic link's name is
+/// what exec gives the process).
+fn named_workload(dir: &std::path::Path, name: &str) -> Child {
+    let link = dir.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(WORKLOAD, &link).unwrap();
+    }
+    Command::new(&link)
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn processes_are_found_by_name() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("kdw-{}", std::process::id() % 100_000);
+    let mut first = named_workload(dir.path(), &name);
+    let mut second = named_workload(dir.path(), &name);
+    let mut other = named_workload(dir.path(), "kdw-other");
+    // Both of the name, not the other one.
+    let report = Trace::start(&["--comm", &name, "--duration", "0.5"]).report();
+    let mut pids: Vec<u64> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| field(p, "pid"))
+        .collect();
+    pids.sort_unstable();
+    let mut want = vec![u64::from(first.id()), u64::from(second.id())];
+    want.sort_unstable();
+    assert_eq!(pids, want, "{report:#}");
+    assert_eq!(report["comm"], name.as_str());
+
+    let report = Trace::start(&["-n", "kdw-other", "--duration", "0.5"]).report();
+    assert_eq!(field(&report, "pid"), u64::from(other.id()));
+
+    let err = refused(&["--comm", "kdw-no-such-name", "--duration", "0.5"]);
+    assert!(
+        err.contains("no process is named \"kdw-no-such-name\""),
+        "{err}"
+    );
+    for child in [&mut first, &mut second, &mut other] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn buffer_page_count_sizes_the_ring_buffer_in_pages() {
+    let workload = Workload::start();
+    let trace = Trace::start(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "60",
+        "--buffer-page-count",
+        "1000",
+    ]);
+    let maps = Command::new("bpftool")
+        .args(["map", "list", "--json"])
+        .output()
+        .expect("bpftool");
+    let maps: Value = serde_json::from_slice(&maps.stdout).unwrap();
+    let ring = maps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "events" && m["type"] == "ringbuf")
+        .unwrap_or_else(|| panic!("no ring buffer among {maps:#}"));
+    // 1,000 pages rounded up to 1,024, of 4 KiB.
+    assert_eq!(field(ring, "max_entries"), 1024 * 4096);
+    trace.interrupt();
+}
