@@ -11,32 +11,34 @@ fn poll_intervals(thread: &Value) -> &Value {
     &thread["poll_intervals"]
 }
 
+/// Runs an event loop of `polls` calls to `call`, each followed by 2 ms of
+/// work, on thread `name`: its LONG POLL row (the report with it). Between
+/// `polls` calls, `polls - 1` whole iterations: not the one before the
+/// first call, nor the one after the last.
+fn event_loop(command: &str, name: &str, call: &str, polls: u64) -> (Value, Value) {
+    let (_, report) = traced(command);
+    let thread = only_thread(&report, name);
+    assert_eq!(count(thread, call), polls);
+    let intervals = poll_intervals(thread).clone();
+    assert_eq!(field(&intervals, "count"), polls - 1, "{thread}");
+    assert!(field(&intervals, "min_ns") >= 2 * MS, "{intervals}");
+    (report, intervals)
+}
+
 #[test]
 fn long_poll_is_each_iteration_of_a_poll_loop() {
-    // 50 iterations: poll() returns at once, then 2 ms of work.
-    let (_, report) = traced("poll 50 2");
-    let poller = only_thread(&report, "poller");
-    assert_eq!(count(poller, "poll"), 50);
-    let intervals = poll_intervals(poller);
-    // Between 50 polls, 49 whole iterations: not the one before the first
-    // poll, nor the one after the last.
-    assert_eq!(field(intervals, "count"), 49, "{poller}");
-    assert!(field(intervals, "min_ns") >= 2 * MS, "{intervals}");
-    assert!(field(intervals, "max_ns") < 500 * MS, "{intervals}");
-    assert!(field(intervals, "total_ns") >= 49 * 2 * MS);
-    let (p50, p90) = (field(intervals, "p50_ns"), field(intervals, "p90_ns"));
+    // poll() returns at once, then 2 ms of work.
+    let (_, intervals) = event_loop("poll 50 2", "poller", "poll", 50);
+    assert!(field(&intervals, "max_ns") < 500 * MS, "{intervals}");
+    assert!(field(&intervals, "total_ns") >= 49 * 2 * MS);
+    let (p50, p90) = (field(&intervals, "p50_ns"), field(&intervals, "p90_ns"));
     assert!(2 * MS <= p50 && p50 <= p90, "{intervals}");
 }
 
 #[test]
 fn long_poll_covers_epoll_servers_too() {
-    // 20 iterations: epoll_wait() times out after 1 ms, then 2 ms of work.
-    let (_, report) = traced("epoll 20 2");
-    let epoller = only_thread(&report, "epoller");
-    assert_eq!(count(epoller, "epoll_wait"), 20);
-    let intervals = poll_intervals(epoller);
-    assert_eq!(field(intervals, "count"), 19, "{epoller}");
-    assert!(field(intervals, "min_ns") >= 2 * MS, "{intervals}");
+    // epoll_wait() times out after 1 ms, then 2 ms of work.
+    let (report, _) = event_loop("epoll 20 2", "epoller", "epoll_wait", 20);
     // A thread that never polls has no iterations.
     let main = only_thread(&report, "kd-workload");
     assert_eq!(field(poll_intervals(main), "count"), 0);
