@@ -61,7 +61,8 @@ impl Lost {
             lines.push(format!(
                 "{} system calls found the ring buffer full and were kept in the kernel's \
                  spill map: their counts, totals, min and max are exact, their percentiles \
-                 leave those calls out",
+                 leave those calls out, and the two LONG POLL iterations around such a call \
+                 of the poll family count as one",
                 thousands(spilled_calls)
             ));
         }
@@ -98,5 +99,6 @@ mod tests {
         assert!(lines[2].contains("thread map") && !lines[2].contains("--ringbuf-mb"));
         assert!(lines[3].contains("exit map"));
         assert!(lines[4].starts_with("70 system calls found the ring buffer full"));
+        assert!(lines[4].contains("LONG POLL"));
     }
 }
