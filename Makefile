@@ -8,12 +8,13 @@ BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
 # The tests' independent count of interrupts.
 TEST_PACKAGES := bpftrace
 
-# Installs the Debian packages named in $(1) that are missing.
+# Installs the Debian packages named in $(1) that are missing, with
+# apt-get install's options $(2).
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) $$missing; \
 	fi
 endef
 BIN := target/release/kernel-delay
@@ -76,11 +77,7 @@ static: deps
 # checks its reports there: one PASS/FAIL line per kernel. (Without
 # --no-install-recommends, qemu-system-x86 would pull in a GUI.)
 vmtest: static
-	@missing=$$(for p in $(VMTEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
 	vmtest/run.sh $(KERNELS)
 
 # Regenerates the CO-RE header from the running kernel's BTF (x86 ships in

@@ -9,14 +9,7 @@
 #include <bpf/bpf_core_read.h>
 #include "kernel_delay.h"
 #include "irq_nesting.h"
-
-/* include/linux/sched.h task states (macros, so not in vmlinux.h) */
-#define TASK_UNINTERRUPTIBLE	0x0002
-#define __TASK_STOPPED		0x0004
-#define __TASK_TRACED		0x0008
-#define TASK_DEAD		0x0080
-#define TASK_NOLOAD		0x0400
-#define TASK_RTLOCK_WAIT	0x1000
+#include "core_fixes.bpf.h"
 
 /* Set by user space before load: the one process traced, or 0 when a set
  * of processes is (the traced_pids bitmap). A single target costs other
@@ -117,11 +110,8 @@ struct irq_event _irq_event = {};
 enum event_kind _event_kind = 0;
 enum switch_out_state _switch_out_state = 0;
 enum lost_cause _lost_cause = 0;
-
-/* Kernels before 5.14 call the task state `state`, later ones `__state`. */
-struct task_struct___pre_5_14 {
-	long state;
-} __attribute__((preserve_access_index));
+enum irq_vector _irq_vector = 0;
+enum softirq_vectors _softirq_vectors = 0;
 
 static __always_inline bool is_traced(__u32 tgid)
 {
@@ -270,13 +260,6 @@ static __always_inline void emit_wakeup(__u32 tid)
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
 	submit(e, sizeof(*e));
-}
-
-static __always_inline unsigned int task_state(struct task_struct *task)
-{
-	if (bpf_core_field_exists(task->__state))
-		return BPF_CORE_READ(task, __state);
-	return BPF_CORE_READ((struct task_struct___pre_5_14 *)task, state);
 }
 
 static __always_inline __u32 switch_out_state(unsigned int state)
@@ -455,13 +438,6 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* Whether `task`, exiting, is the last thread of its process: do_exit()
- * counts live threads down before this tracepoint. */
-static __always_inline bool last_thread(struct task_struct *task)
-{
-	return BPF_CORE_READ(task, signal, live.counter) == 0;
-}
-
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
@@ -601,10 +577,14 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	submit(e, sizeof(*e));
 }
 
+/* ksoftirqd/N: a kernel thread of that name. */
 static __always_inline bool is_ksoftirqd(void)
 {
+	struct task_struct *current = (struct task_struct *)bpf_get_current_task();
 	char comm[TASK_COMM_LEN];
 
+	if (!is_kernel_thread(current))
+		return false;
 	bpf_get_current_comm(comm, sizeof(comm));
 	return comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
 	       comm[4] == 't' && comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' &&

@@ -44,8 +44,11 @@ enum irq_vector {
 };
 
 #define IRQ_NAME_LEN 32
-/* Softirq vectors (HI .. RCU); a constant, as it has been since 2.6. */
-#define SOFTIRQ_VECTORS 10
+/* Softirq vectors (HI .. RCU); a constant, as it has been since 2.6. An
+ * enum rather than a macro, so that the skeleton gives it to user space. */
+enum softirq_vectors {
+	SOFTIRQ_VECTORS = 10,
+};
 
 /* What a thread leaving the CPU goes on to do. */
 enum switch_out_state {

@@ -1,7 +1,9 @@
-//! Turns the stream of trace records into per-thread, per-syscall
-//! distributions, keeping only what happened inside the sampling window.
-//! A thread id that exits and comes back is a new thread with its own
-//! activity: the kernel's thread-creation record starts it.
+//! Turns the stream of trace records into what each thread did inside the
+//! sampling window: its system calls (per call, and the event-loop
+//! iterations between poll-family calls), its scheduler timeline, and the
+//! interrupts charged to it; and the processes traced. A thread id that
+//! exits and comes back is a new thread with its own activity: the
+//! kernel's thread-creation record starts it.
 
 use std::collections::HashMap;
 
@@ -331,7 +333,7 @@ impl Aggregator {
         }
         let window_start = self.start_ns;
         let thread = match event {
-            SchedEvent::SwitchOut(Departure::Exit) => self.dying(tid),
+            SchedEvent::SwitchOut(Departure::Dead) => self.dying(tid),
             _ => self.thread(tid),
         };
         thread.timeline(window_start).apply(ts_ns, event);
@@ -631,7 +633,7 @@ mod tests {
         let mut agg = Aggregator::new(1_000);
         agg.ingest(sched(7, 2_000, SchedEvent::SwitchIn));
         agg.close(5_000);
-        agg.ingest(sched(7, 6_000, SchedEvent::SwitchOut(Departure::Sleep)));
+        agg.ingest(sched(7, 6_000, SchedEvent::SwitchOut(Departure::Sleeping)));
         let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
@@ -707,7 +709,7 @@ mod tests {
         agg.ingest(new_thread(9, 1_100));
         agg.ingest(call(9, 110, 1_200, 1_300));
         agg.ingest(exit(9, 1_400, b"first"));
-        agg.ingest(sched(9, 1_450, SchedEvent::SwitchOut(Departure::Exit)));
+        agg.ingest(sched(9, 1_450, SchedEvent::SwitchOut(Departure::Dead)));
         agg.ingest(new_thread(9, 2_000));
         agg.ingest(call(9, 110, 2_100, 2_150));
         agg.ingest(call(9, 110, 2_200, 2_250));
@@ -741,7 +743,7 @@ mod tests {
             ts_ns: 1_350,
         });
         // The old leader's last switch can come after the exec.
-        agg.ingest(sched(100, 1_360, SchedEvent::SwitchOut(Departure::Exit)));
+        agg.ingest(sched(100, 1_360, SchedEvent::SwitchOut(Departure::Dead)));
         agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
         agg.close(5_000);
         let threads = agg.into_parts().0;
@@ -857,7 +859,7 @@ mod tests {
         agg.ingest(sched(7, 1_100, SchedEvent::SwitchIn));
         agg.ingest(Record::Switch {
             ts_ns: 1_500,
-            out: Some((7, Departure::Preempted)),
+            out: Some((7, Departure::Ready)),
             into: Some(8),
         });
         agg.close(2_000);

@@ -3,22 +3,14 @@
 
 use serde::Serialize;
 
-/// include/linux/interrupt.h, in vector order.
-pub const SOFTIRQ_NAMES: [&str; 10] = [
-    "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU",
-];
+use crate::skel::types::{irq_vector, softirq_totals, softirq_vectors};
 
-/// enum irq_vector of bpf/kernel_delay.h.
-pub const VECTOR_NAMES: [&str; 9] = [
-    "LOCAL_TIMER",
-    "RESCHEDULE",
-    "CALL_FUNCTION",
-    "CALL_FUNCTION_SINGLE",
-    "IRQ_WORK",
-    "THERMAL_APIC",
-    "X86_PLATFORM_IPI",
-    "ERROR_APIC",
-    "SPURIOUS_APIC",
+/// Softirq vectors, as bpf/kernel_delay.h counts them.
+const SOFTIRQ_VECTORS: usize = softirq_vectors::SOFTIRQ_VECTORS.0 as usize;
+
+/// include/linux/interrupt.h, in vector order.
+const SOFTIRQ_NAMES: [&str; SOFTIRQ_VECTORS] = [
+    "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU",
 ];
 
 pub fn softirq_name(vec: u32) -> String {
@@ -27,10 +19,22 @@ pub fn softirq_name(vec: u32) -> String {
         .map_or_else(|| format!("softirq_{vec}"), |name| name.to_string())
 }
 
+/// The name of an x86 system vector (enum irq_vector of
+/// bpf/kernel_delay.h), as arch/x86's irq_vectors tracepoints call it.
 pub fn vector_name(id: u32) -> String {
-    VECTOR_NAMES
-        .get(id as usize)
-        .map_or_else(|| format!("vector_{id}"), |name| name.to_string())
+    let name = match irq_vector(id) {
+        irq_vector::VECTOR_LOCAL_TIMER => "LOCAL_TIMER",
+        irq_vector::VECTOR_RESCHEDULE => "RESCHEDULE",
+        irq_vector::VECTOR_CALL_FUNCTION => "CALL_FUNCTION",
+        irq_vector::VECTOR_CALL_FUNCTION_SINGLE => "CALL_FUNCTION_SINGLE",
+        irq_vector::VECTOR_IRQ_WORK => "IRQ_WORK",
+        irq_vector::VECTOR_THERMAL_APIC => "THERMAL_APIC",
+        irq_vector::VECTOR_X86_PLATFORM_IPI => "X86_PLATFORM_IPI",
+        irq_vector::VECTOR_ERROR_APIC => "ERROR_APIC",
+        irq_vector::VECTOR_SPURIOUS_APIC => "SPURIOUS_APIC",
+        _ => return format!("vector_{id}"),
+    };
+    name.to_string()
 }
 
 /// What interrupted a thread, as its report lists it.
@@ -40,16 +44,6 @@ pub enum HardIrq {
     Line { irq: i32, handler: Vec<u8> },
     /// An x86 system vector (enum irq_vector).
     Vector(u32),
-}
-
-/// One CPU's softirq counters since the probes were attached.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SoftirqCpu {
-    pub count: [u64; 10],
-    pub ns: [u64; 10],
-    pub ksoftirqd_count: [u64; 10],
-    pub ksoftirqd_ns: [u64; 10],
-    pub target_ran: bool,
 }
 
 /// Softirq time per vector over the window, on the CPUs the target ran on.
@@ -72,24 +66,25 @@ pub struct SystemSoftirq {
 }
 
 impl SystemSoftirqs {
-    /// The difference between two snapshots (index = CPU), over the CPUs
-    /// the target ran on by the end; vectors that never ran are left out.
-    pub fn between(start: &[SoftirqCpu], end: &[SoftirqCpu]) -> Self {
+    /// The difference between two snapshots of the BPF side's per-CPU
+    /// counters (index = CPU), over the CPUs the target ran on by the end;
+    /// vectors that never ran are left out.
+    pub fn between(start: &[softirq_totals], end: &[softirq_totals]) -> Self {
         let cpus: Vec<usize> = end
             .iter()
             .enumerate()
-            .filter(|(_, cpu)| cpu.target_ran)
+            .filter(|(_, cpu)| cpu.target_ran != 0)
             .map(|(i, _)| i)
             .collect();
-        let zero = SoftirqCpu::default();
-        let delta = |vec: usize, field: fn(&SoftirqCpu) -> &[u64; 10]| -> u64 {
+        let zero = softirq_totals::default();
+        let delta = |vec: usize, field: fn(&softirq_totals) -> &[u64; SOFTIRQ_VECTORS]| -> u64 {
             cpus.iter()
                 .map(|&i| {
                     field(&end[i])[vec].saturating_sub(field(start.get(i).unwrap_or(&zero))[vec])
                 })
                 .sum()
         };
-        let vectors = (0..SOFTIRQ_NAMES.len())
+        let vectors = (0..SOFTIRQ_VECTORS)
             .map(|vec| SystemSoftirq {
                 vec: vec as u32,
                 name: SOFTIRQ_NAMES[vec].to_string(),
@@ -120,7 +115,7 @@ mod tests {
 
     #[test]
     fn system_softirqs_over_the_target_cpus_only() {
-        let mut start = vec![SoftirqCpu::default(); 3];
+        let mut start = vec![softirq_totals::default(); 3];
         start[0].count[3] = 10;
         start[0].ns[3] = 1_000;
         let mut end = start.clone();
@@ -128,11 +123,11 @@ mod tests {
         end[0].ns[3] = 1_600;
         end[0].ksoftirqd_count[3] = 2;
         end[0].ksoftirqd_ns[3] = 300;
-        end[0].target_ran = true;
+        end[0].target_ran = 1;
         end[1].count[1] = 99; // the target never ran on CPU 1
         end[2].count[9] = 4;
         end[2].ns[9] = 40;
-        end[2].target_ran = true;
+        end[2].target_ran = 1;
         let system = SystemSoftirqs::between(&start, &end);
         assert_eq!(system.cpus, vec![0, 2]);
         assert_eq!(

@@ -89,16 +89,15 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         threads,
         failure,
     } = collect::collect(cli, &mut target, &mut output)?;
-    let reported =
-        output
-            .write(&Report::build(measurement, threads))
-            .and_then(|()| match failure {
-                Some(err) => {
-                    Err(err
-                        .context("tracing stopped early; the report covers the window until then"))
-                }
-                None => Ok(()),
-            });
+    let report = Report::build(&measurement, threads);
+    let reported = output
+        .write(&report, &measurement.header, &measurement.end)
+        .and_then(|()| match failure {
+            Some(err) => {
+                Err(err.context("tracing stopped early; the report covers the window until then"))
+            }
+            None => Ok(()),
+        });
 
     // A launched command keeps running after a --duration window: wait for
     // it (said at once why kernel-delay fails, if it does) and exit as it

@@ -21,6 +21,7 @@ use nix::sys::stat::SFlag;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use tempfile::NamedTempFile;
 
+use crate::clock::Timestamp;
 use crate::report::{json, text, Header, Report};
 
 /// Room to batch the report's many small writes.
@@ -97,18 +98,24 @@ impl Output {
         }
     }
 
-    /// Writes the report, and puts a report file in place.
-    pub fn write(self, report: &Report) -> Result<()> {
+    /// Writes the report (framed, in text, by the window's header and end),
+    /// and puts a report file in place.
+    pub fn write(self, report: &Report, header: &Header, end: &Timestamp) -> Result<()> {
         let json = self.json;
         let header_shown = self.report_on_stdout_as_text();
+        let frame = text::Frame {
+            header,
+            end: end.wall,
+            dumped: time::OffsetDateTime::now_utc(),
+        };
         let render = |out: &mut dyn Write| -> io::Result<()> {
             let mut out = BufWriter::with_capacity(BUFFER, out);
             if json {
                 json::write(report, &mut out)?;
             } else if header_shown {
-                text::write_body(report, &mut out)?; // the header is on the terminal already
+                text::write_body(report, &frame, &mut out)?; // the header is on the terminal already
             } else {
-                text::write(report, &mut out)?;
+                text::write(report, &frame, &mut out)?;
             }
             out.flush()
         };

@@ -72,11 +72,11 @@ pub struct InFlight {
 
 fn departure(state: switch_out_state) -> Option<Departure> {
     Some(match state {
-        switch_out_state::OUT_READY => Departure::Preempted,
-        switch_out_state::OUT_SLEEPING => Departure::Sleep,
-        switch_out_state::OUT_BLOCKED => Departure::Block,
-        switch_out_state::OUT_STOPPED => Departure::Stop,
-        switch_out_state::OUT_DEAD => Departure::Exit,
+        switch_out_state::OUT_READY => Departure::Ready,
+        switch_out_state::OUT_SLEEPING => Departure::Sleeping,
+        switch_out_state::OUT_BLOCKED => Departure::Blocked,
+        switch_out_state::OUT_STOPPED => Departure::Stopped,
+        switch_out_state::OUT_DEAD => Departure::Dead,
         _ => return None,
     })
 }
@@ -244,6 +244,12 @@ mod tests {
         unsafe { plain::as_bytes(record) }.to_vec()
     }
 
+    /// `record`, decoded from an 8-aligned copy as the ring buffer hands
+    /// records out, is `want`.
+    fn decodes_to<T>(record: &T, want: Record) {
+        assert_eq!(decode_aligned(&bytes(record)), Some(want));
+    }
+
     /// Decodes one record from an 8-aligned copy, as the ring buffer hands
     /// records out.
     fn decode_aligned(data: &[u8]) -> Option<Record> {
@@ -294,14 +300,14 @@ mod tests {
             enter_ns: 1_000,
             exit_ns: 1_070,
         };
-        assert_eq!(
-            decode_aligned(&bytes(&e)),
-            Some(Record::Syscall {
+        decodes_to(
+            &e,
+            Record::Syscall {
                 tid: 42,
                 nr: 110,
                 enter_ns: 1_000,
-                exit_ns: 1_070
-            })
+                exit_ns: 1_070,
+            },
         );
     }
 
@@ -315,20 +321,20 @@ mod tests {
             ..Default::default()
         };
         for (state, departure) in [
-            (switch_out_state::OUT_READY, Departure::Preempted),
-            (switch_out_state::OUT_SLEEPING, Departure::Sleep),
-            (switch_out_state::OUT_BLOCKED, Departure::Block),
-            (switch_out_state::OUT_STOPPED, Departure::Stop),
-            (switch_out_state::OUT_DEAD, Departure::Exit),
+            (switch_out_state::OUT_READY, Departure::Ready),
+            (switch_out_state::OUT_SLEEPING, Departure::Sleeping),
+            (switch_out_state::OUT_BLOCKED, Departure::Blocked),
+            (switch_out_state::OUT_STOPPED, Departure::Stopped),
+            (switch_out_state::OUT_DEAD, Departure::Dead),
         ] {
             e.prev_state = state.0;
-            assert_eq!(
-                decode_aligned(&bytes(&e)),
-                Some(Record::Switch {
+            decodes_to(
+                &e,
+                Record::Switch {
                     ts_ns: 5,
                     out: Some((7, departure)),
-                    into: Some(8)
-                })
+                    into: Some(8),
+                },
             );
         }
         e.prev_state = 99;
@@ -339,23 +345,20 @@ mod tests {
         );
         // Only one side traced.
         e.prev_tid = 0;
-        assert_eq!(
-            decode_aligned(&bytes(&e)),
-            Some(Record::Switch {
+        decodes_to(
+            &e,
+            Record::Switch {
                 ts_ns: 5,
                 out: None,
-                into: Some(8)
-            })
+                into: Some(8),
+            },
         );
         let wakeup = wakeup_event {
             kind: event_kind::EVENT_WAKEUP.0,
             tid: 7,
             ts_ns: 9,
         };
-        assert_eq!(
-            decode_aligned(&bytes(&wakeup)),
-            Some(Record::Wakeup { tid: 7, ts_ns: 9 })
-        );
+        decodes_to(&wakeup, Record::Wakeup { tid: 7, ts_ns: 9 });
     }
 
     #[test]
@@ -368,14 +371,14 @@ mod tests {
             pid: 7,
             pad: 0,
         };
-        assert_eq!(
-            decode_aligned(&bytes(&new)),
-            Some(Record::ThreadNew {
+        decodes_to(
+            &new,
+            Record::ThreadNew {
                 tid: 8,
                 pid: 7,
                 ts_ns: 20,
-                start_ns: 15
-            })
+                start_ns: 15,
+            },
         );
         let mut exit = thread_exit_event {
             kind: event_kind::EVENT_THREAD_EXIT.0,
@@ -388,15 +391,15 @@ mod tests {
         exit.comm[..3].copy_from_slice(&[b'a' as i8, b'b' as i8, -1]);
         let mut comm = [0u8; 16];
         comm[..3].copy_from_slice(b"ab\xff");
-        assert_eq!(
-            decode_aligned(&bytes(&exit)),
-            Some(Record::ThreadExit {
+        decodes_to(
+            &exit,
+            Record::ThreadExit {
                 tid: 8,
                 pid: 7,
                 ts_ns: 30,
                 comm,
-                process_exited: true
-            })
+                process_exited: true,
+            },
         );
         let fork = process_new_event {
             kind: event_kind::EVENT_PROCESS_NEW.0,
@@ -405,13 +408,13 @@ mod tests {
             ppid: 7,
             pad: 0,
         };
-        assert_eq!(
-            decode_aligned(&bytes(&fork)),
-            Some(Record::ProcessNew {
+        decodes_to(
+            &fork,
+            Record::ProcessNew {
                 pid: 9,
                 ppid: 7,
-                ts_ns: 50
-            })
+                ts_ns: 50,
+            },
         );
         let exec = exec_event {
             kind: event_kind::EVENT_EXEC.0,
@@ -420,13 +423,13 @@ mod tests {
             old_tid: 105,
             pad: 0,
         };
-        assert_eq!(
-            decode_aligned(&bytes(&exec)),
-            Some(Record::Exec {
+        decodes_to(
+            &exec,
+            Record::Exec {
                 tid: 100,
                 old_tid: 105,
-                ts_ns: 40
-            })
+                ts_ns: 40,
+            },
         );
     }
 
@@ -459,14 +462,14 @@ mod tests {
         ] {
             e.kind = kind.0;
             e.id = id;
-            assert_eq!(
-                decode_aligned(&bytes(&e)),
-                Some(Record::Irq {
+            decodes_to(
+                &e,
+                Record::Irq {
                     tid: 9,
                     exit_ns: 100,
                     duration_ns: 30,
-                    source
-                })
+                    source,
+                },
             );
         }
     }

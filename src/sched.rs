@@ -23,8 +23,29 @@ pub enum ThreadState {
 const STATES: usize = 5;
 
 impl ThreadState {
+    /// Every state, in the order of the time budget's parts.
+    pub const ALL: [ThreadState; STATES] = [
+        ThreadState::Running,
+        ThreadState::Ready,
+        ThreadState::Sleeping,
+        ThreadState::Blocked,
+        ThreadState::Stopped,
+    ];
+
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The word for time spent in this state (`running`, ... as in the
+    /// JSON budget's `running_ns`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadState::Running => "running",
+            ThreadState::Ready => "ready",
+            ThreadState::Sleeping => "sleeping",
+            ThreadState::Blocked => "blocked",
+            ThreadState::Stopped => "stopped",
+        }
     }
 
     fn is_off_cpu_wait(self) -> bool {
@@ -46,15 +67,17 @@ impl ThreadState {
     }
 }
 
-/// How a thread left its CPU.
+/// The state a thread left its CPU in (enum switch_out_state of
+/// bpf/kernel_delay.h, named as [`ThreadState`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Departure {
     /// Preempted, or yielded: still runnable.
-    Preempted,
-    Sleep,
-    Block,
-    Stop,
-    Exit,
+    Ready,
+    Sleeping,
+    Blocked,
+    Stopped,
+    /// Its last switch.
+    Dead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +100,7 @@ pub struct SchedStats {
 }
 
 /// All of the observed time, split by state.
+/// Its fields are named after [`ThreadState::name`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TimeBudget {
     pub observed_ns: u64,
@@ -88,7 +112,7 @@ pub struct TimeBudget {
 }
 
 impl TimeBudget {
-    /// The parts in the order of [`ThreadState`].
+    /// The parts in the order of [`ThreadState::ALL`].
     pub fn parts(&self) -> [u64; STATES] {
         [
             self.running_ns,
@@ -259,11 +283,11 @@ impl Timeline {
 
 fn departure_state(departure: Departure) -> Option<ThreadState> {
     match departure {
-        Departure::Preempted => Some(ThreadState::Ready),
-        Departure::Sleep => Some(ThreadState::Sleeping),
-        Departure::Block => Some(ThreadState::Blocked),
-        Departure::Stop => Some(ThreadState::Stopped),
-        Departure::Exit => None,
+        Departure::Ready => Some(ThreadState::Ready),
+        Departure::Sleeping => Some(ThreadState::Sleeping),
+        Departure::Blocked => Some(ThreadState::Blocked),
+        Departure::Stopped => Some(ThreadState::Stopped),
+        Departure::Dead => None,
     }
 }
 
@@ -311,7 +335,7 @@ mod tests {
     #[test]
     fn first_event_tells_what_came_before() {
         // Switched out first: it was running.
-        let (stats, time) = run(&[(3_000, SwitchOut(Sleep))]);
+        let (stats, time) = run(&[(3_000, SwitchOut(Sleeping))]);
         assert_eq!((time.running_ns, time.sleeping_ns), (2_000, 98_000));
         assert_eq!(stats.run.count, 0, "partial stretches are not statistics");
         // Switched in first, no wakeup: it was ready.
@@ -329,12 +353,12 @@ mod tests {
     fn complete_stretches_become_statistics() {
         let (stats, time) = run(&[
             (2_000, SwitchIn),
-            (12_000, SwitchOut(Preempted)),
+            (12_000, SwitchOut(Ready)),
             (15_000, SwitchIn),
-            (25_000, SwitchOut(Sleep)),
+            (25_000, SwitchOut(Sleeping)),
             (45_000, Wakeup),
             (46_000, SwitchIn),
-            (50_000, SwitchOut(Block)),
+            (50_000, SwitchOut(Blocked)),
             (70_000, Wakeup),
             (71_000, SwitchIn),
         ]);
@@ -359,7 +383,7 @@ mod tests {
     fn stopped_then_continued() {
         let (stats, time) = run(&[
             (2_000, SwitchIn),
-            (3_000, SwitchOut(Stop)),
+            (3_000, SwitchOut(Stopped)),
             (53_000, Wakeup),
             (54_000, SwitchIn),
         ]);
@@ -371,7 +395,7 @@ mod tests {
     fn switched_in_after_a_sleep_without_wakeup_was_ready() {
         let (stats, time) = run(&[
             (2_000, SwitchIn),
-            (3_000, SwitchOut(Sleep)),
+            (3_000, SwitchOut(Sleeping)),
             (4_000, SwitchIn),
         ]);
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 1_000));
@@ -383,7 +407,7 @@ mod tests {
         let (stats, time) = run(&[
             (2_000, SwitchIn),
             (3_000, Wakeup),
-            (4_000, SwitchOut(Preempted)),
+            (4_000, SwitchOut(Ready)),
             (5_000, Wakeup),
             (6_000, SwitchIn),
         ]);
@@ -397,7 +421,7 @@ mod tests {
         let (stats, time) = run(&[
             (10_000, WakeupNew),
             (12_000, SwitchIn),
-            (20_000, SwitchOut(Exit)),
+            (20_000, SwitchOut(Dead)),
             (30_000, SwitchIn),
         ]);
         assert_eq!(time.observed_ns, 10_000);
@@ -416,7 +440,7 @@ mod tests {
     fn events_before_the_window_set_the_starting_state() {
         let (stats, time) = run(&[
             (500, SwitchIn),
-            (900, SwitchOut(Block)),
+            (900, SwitchOut(Blocked)),
             (11_000, Wakeup),
             (11_500, SwitchIn),
         ]);
@@ -432,10 +456,24 @@ mod tests {
     fn out_of_order_timestamps_cannot_break_the_budget() {
         let (_, time) = run(&[
             (5_000, SwitchIn),
-            (4_000, SwitchOut(Preempted)),
+            (4_000, SwitchOut(Ready)),
             (6_000, SwitchIn),
         ]);
         assert_eq!(time.observed_ns, 100_000);
+    }
+
+    #[test]
+    fn budget_parts_are_named_after_the_states() {
+        let budget = serde_json::to_value(TimeBudget::default()).unwrap();
+        for state in ThreadState::ALL {
+            let key = format!("{}_ns", state.name());
+            assert!(budget.get(&key).is_some(), "no {key} in {budget}");
+        }
+        assert_eq!(
+            budget.as_object().unwrap().len(),
+            STATES + 1,
+            "and observed_ns"
+        );
     }
 
     #[test]

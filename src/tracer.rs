@@ -13,7 +13,6 @@ use libbpf_rs::{
 };
 
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
-use crate::irq::SoftirqCpu;
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
@@ -235,18 +234,10 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// Each CPU's softirq counters since attach (index = CPU).
-    pub fn softirq_totals(&self) -> Vec<SoftirqCpu> {
+    pub fn softirq_totals(&self) -> Vec<softirq_totals> {
         per_cpu::<softirq_totals>(&self.skel.maps.softirq_cpu)
             .into_iter()
-            .map(|totals| {
-                totals.map_or_else(SoftirqCpu::default, |t| SoftirqCpu {
-                    count: t.count,
-                    ns: t.ns,
-                    ksoftirqd_count: t.ksoftirqd_count,
-                    ksoftirqd_ns: t.ksoftirqd_ns,
-                    target_ran: t.target_ran != 0,
-                })
-            })
+            .map(Option::unwrap_or_default)
             .collect()
     }
 
@@ -390,21 +381,21 @@ fn copy_from_bytes<T: plain::Plain>(bytes: &[u8]) -> Option<T> {
 }
 
 /// Waits up to `timeout` for the kernel to wake us, then reads every
-/// pending record (the programs wake the reader only when the buffer fills
-/// up, so reading after a plain timeout is the normal case).
+/// pending record (the programs wake the reader only when the pending data
+/// crosses a quarter of the buffer, so reading after a plain timeout is the
+/// normal case).
 pub fn drain(ring: &RingBuffer<'_>, timeout: Duration) -> Result<()> {
-    let polled = ring.poll_raw(timeout);
-    if polled < 0 && polled != -nix::libc::EINTR {
+    ring_result(ring.poll_raw(timeout))?;
+    ring_result(ring.consume_raw())
+}
+
+/// A ring-buffer call's return value: a negative errno is a failure, but
+/// for a signal (which ends the window elsewhere).
+fn ring_result(ret: i32) -> Result<()> {
+    if ret < 0 && ret != -nix::libc::EINTR {
         bail!(
             "reading the ring buffer failed: {}",
-            nix::errno::Errno::from_raw(-polled)
-        );
-    }
-    let consumed = ring.consume_raw();
-    if consumed < 0 && consumed != -nix::libc::EINTR {
-        bail!(
-            "reading the ring buffer failed: {}",
-            nix::errno::Errno::from_raw(-consumed)
+            nix::errno::Errno::from_raw(-ret)
         );
     }
     Ok(())

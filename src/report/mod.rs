@@ -83,10 +83,6 @@ pub struct Report {
     pub threads: Vec<ThreadReport>,
     /// All softirq time on the CPUs the target ran on, whoever it ran for.
     pub softirqs_system: SystemSoftirqs,
-    #[serde(skip)]
-    pub header: Header,
-    #[serde(skip)]
-    pub end_time: Timestamp,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,7 +182,7 @@ pub struct Measurement {
 }
 
 impl Report {
-    pub fn build(m: Measurement, activity: Vec<ThreadActivity>) -> Report {
+    pub fn build(m: &Measurement, activity: Vec<ThreadActivity>) -> Report {
         let window = (m.header.start.mono_ns, m.end.mono_ns);
         // A thread whose process nothing told is the only process's.
         let only_process = match m.processes.as_slice() {
@@ -223,7 +219,7 @@ impl Report {
             schema: SCHEMA,
             pid,
             comm,
-            kernel: m.kernel,
+            kernel: m.kernel.clone(),
             start: rfc3339(m.header.start.wall),
             end: rfc3339(m.end.wall),
             duration_ns: m.end.mono_ns.saturating_sub(m.header.start.mono_ns),
@@ -232,13 +228,11 @@ impl Report {
             lost_events: m.lost.total(),
             lost: m.lost,
             spilled_calls: m.spilled_calls,
-            warnings: m.warnings,
-            skipped_tracepoints: m.skipped_tracepoints,
+            warnings: m.warnings.clone(),
+            skipped_tracepoints: m.skipped_tracepoints.clone(),
             processes,
             threads,
-            softirqs_system: m.softirqs_system,
-            header: m.header,
-            end_time: m.end,
+            softirqs_system: m.softirqs_system.clone(),
         }
     }
 }
@@ -388,7 +382,8 @@ pub(crate) mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    pub fn sample_report() -> Report {
+    /// A report, and the header and end the text report frames it with.
+    pub fn sample() -> (Report, Header, Timestamp) {
         let mut agg = Aggregator::new(1_000_000);
         agg.add_listed_process(100, Some(1));
         for (nr, enter, exit) in [
@@ -518,7 +513,12 @@ pub(crate) mod tests {
             processes: Vec::new(),
         };
         let (threads, processes) = agg.into_parts();
-        Report::build(Measurement { processes, ..m }, threads)
+        let m = Measurement { processes, ..m };
+        (Report::build(&m, threads), m.header, m.end)
+    }
+
+    pub fn sample_report() -> Report {
+        sample().0
     }
 
     #[test]

@@ -3,12 +3,14 @@
 use std::fmt::Write as _;
 use std::io;
 
+use time::OffsetDateTime;
+
 use comfy_table::{presets, CellAlignment, Table};
 
 use super::{Header, Report, SyscallReport, ThreadReport};
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
-use crate::sched::TimeBudget;
+use crate::sched::{ThreadState, TimeBudget};
 use crate::stats::Stats;
 use crate::syscall_names::is_poll_family;
 use crate::thousands::thousands;
@@ -41,9 +43,18 @@ pub fn render_header(header: &Header) -> String {
     )
 }
 
+/// What the text report shows around the report itself.
+pub struct Frame<'a> {
+    /// The lines printed when the window opened.
+    pub header: &'a Header,
+    /// When the window closed, and when the report was made.
+    pub end: OffsetDateTime,
+    pub dumped: OffsetDateTime,
+}
+
 /// Everything after the header, one thread at a time.
-pub fn write_body(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
-    out.write_all(render_preamble(report).as_bytes())?;
+pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
+    out.write_all(render_preamble(report, frame).as_bytes())?;
     // Threads come grouped by process: each group under its process line.
     let mut shown = None;
     for thread in &report.threads {
@@ -60,25 +71,29 @@ pub fn write_body(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(text.as_bytes())
 }
 
-pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
-    out.write_all(render_header(&report.header).as_bytes())?;
-    write_body(report, out)
+pub fn write(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
+    out.write_all(render_header(frame.header).as_bytes())?;
+    write_body(report, frame, out)
 }
 
 /// The lines about the whole window, down to the table heading.
-fn render_preamble(report: &Report) -> String {
+fn render_preamble(report: &Report, frame: &Frame) -> String {
     let mut out = String::new();
-    let end = report.end_time.wall;
     let _ = writeln!(
         out,
         "# Stop sampling @{} ({} UTC), after {} seconds ({})",
         report.end,
-        hms(end),
+        hms(frame.end),
         seconds(report.duration_ns as f64 / 1e9),
         report.stop_reason.describe()
     );
-    let dump = time::OffsetDateTime::now_utc();
-    let _ = writeln!(out, "# Sample dump @{} ({} UTC)", rfc3339(dump), hms(dump));
+    let dumped = frame.dumped;
+    let _ = writeln!(
+        out,
+        "# Sample dump @{} ({} UTC)",
+        rfc3339(dumped),
+        hms(dumped)
+    );
     let _ = writeln!(
         out,
         "# Total events captured: {}, lost: {}",
@@ -301,13 +316,13 @@ fn render_system_softirqs(out: &mut String, system: &SystemSoftirqs) {
 
 /// `TIME BUDGET: observed N ns = running N (P%) + ready ... + stopped N (P%)`
 fn time_budget(time: &TimeBudget) -> String {
-    let names = ["running", "ready", "sleeping", "blocked", "stopped"];
-    let parts: Vec<String> = names
+    let parts: Vec<String> = ThreadState::ALL
         .iter()
         .zip(time.parts())
-        .map(|(name, ns)| {
+        .map(|(state, ns)| {
             format!(
-                "{name} {} ({})",
+                "{} {} ({})",
+                state.name(),
                 thousands(ns),
                 percent(ns, time.observed_ns)
             )
@@ -390,7 +405,8 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::{rendered, sample_report};
+    use crate::report::tests::{rendered, sample, sample_report};
+    use time::macros::datetime;
 
     #[test]
     fn budget_line() {
@@ -416,8 +432,16 @@ mod tests {
         assert_eq!(seconds(2.1254), "2.125");
     }
 
+    /// The sample report in text, framed as it would be at its end, made
+    /// a second later.
     fn render(report: &Report) -> String {
-        rendered(report, write)
+        let (_, header, end) = sample();
+        let frame = Frame {
+            header: &header,
+            end: end.wall,
+            dumped: datetime!(2026-11-26 10:00:04 UTC),
+        };
+        rendered(report, |report, out| write(report, &frame, out))
     }
 
     #[test]
@@ -453,7 +477,10 @@ mod tests {
         assert!(lines[2].starts_with(
             "# Stop sampling @2026-11-26T10:00:03.000000000Z (10:00:03 UTC), after 3 seconds"
         ));
-        assert!(lines[3].starts_with("# Sample dump @"));
+        assert_eq!(
+            lines[3],
+            "# Sample dump @2026-11-26T10:00:04.000000000Z (10:00:04 UTC)"
+        );
         assert_eq!(lines[4], "# Total events captured: 16, lost: 0");
         assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
         assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn bad_input_gets_one_clear_line() {
     require_root();
     assert!(refused(&["--pid", "2147483647"]).contains("no process with pid 2147483647"));
@@ -28,6 +29,7 @@ fn bad_input_gets_one_clear_line() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn inside_a_pid_namespace_it_says_so() {
     require_root();
     // Its pid 1 is not the host's: tracing it would silently see nothing.
@@ -46,6 +48,7 @@ fn inside_a_pid_namespace_it_says_so() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn without_privileges_it_says_so() {
     require_root();
     let workload = Workload::start();
@@ -63,6 +66,7 @@ fn without_privileges_it_says_so() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_failed_run_never_destroys_the_report_file() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
@@ -78,6 +82,7 @@ fn a_failed_run_never_destroys_the_report_file() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_symlink_at_the_report_path_is_replaced_not_followed() {
     // A world-writable, sticky directory, as /tmp is: another user could
     // plant a link to a file of root's there.
@@ -110,6 +115,7 @@ fn a_symlink_at_the_report_path_is_replaced_not_followed() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn an_output_that_cannot_take_a_report_fails_before_the_window() {
     let workload = Workload::start();
     let pid = workload.pid().to_string();
@@ -125,6 +131,7 @@ fn an_output_that_cannot_take_a_report_fails_before_the_window() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_write_error_says_what_was_being_written() {
     let workload = Workload::start();
     let pid = workload.pid().to_string();
@@ -157,6 +164,7 @@ fn a_write_error_says_what_was_being_written() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn it_will_not_trace_itself() {
     require_root();
     let mut command = Command::new("sh");
@@ -165,6 +173,7 @@ fn it_will_not_trace_itself() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_closed_standard_output_is_an_error_before_the_window() {
     let workload = Workload::start();
     let mut command = Command::new("sh");
@@ -196,6 +205,7 @@ fn with_reader_gone(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_reader_that_goes_away_ends_it_quietly_wherever_it_writes() {
     let workload = Workload::start();
     let pid = workload.pid().to_string();
@@ -214,6 +224,7 @@ fn a_reader_that_goes_away_ends_it_quietly_wherever_it_writes() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_launched_command_starts_with_default_signals_and_priority() {
     let (output, _) = launch(&["--", "cat", "/proc/self/status", "/proc/self/stat"]);
     assert!(output.status.success());
@@ -237,6 +248,7 @@ fn the_launched_command_starts_with_default_signals_and_priority() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn with_only_cap_bpf_and_cap_perfmon_the_report_says_what_it_cannot_see() {
     let workload = Workload::start();
     // nobody, with the capabilities to trace and no more: the target is

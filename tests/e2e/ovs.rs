@@ -26,6 +26,7 @@ fn event_loop(command: &str, name: &str, call: &str, polls: u64) -> (Value, Valu
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn long_poll_is_each_iteration_of_a_poll_loop() {
     // poll() returns at once, then 2 ms of work.
     let (_, intervals) = event_loop("poll 50 2", "poller", "poll", 50);
@@ -36,6 +37,7 @@ fn long_poll_is_each_iteration_of_a_poll_loop() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn long_poll_covers_epoll_servers_too() {
     // epoll_wait() times out after 1 ms, then 2 ms of work.
     let (report, _) = event_loop("epoll 20 2", "epoller", "epoll_wait", 20);
@@ -60,6 +62,7 @@ fn named_workload(dir: &std::path::Path, name: &str) -> Child {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn processes_are_found_by_name() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
@@ -96,6 +99,7 @@ fn processes_are_found_by_name() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn buffer_page_count_sizes_the_ring_buffer_in_pages() {
     let workload = Workload::start();
     let trace = Trace::start(&[

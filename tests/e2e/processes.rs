@@ -35,6 +35,7 @@ fn getppid_of(report: &Value, pid: u64) -> u64 {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn several_processes_are_traced_at_once_each_exactly() {
     let mut first = Workload::start();
     let mut second = Workload::start();
@@ -63,6 +64,7 @@ fn several_processes_are_traced_at_once_each_exactly() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_launched_shell_is_traced_with_the_command_it_forks() {
     let script = format!("{WORKLOAD} run 7000 0; true");
     let (output, report) = launch(&["--", "sh", "-c", &script]);
@@ -112,6 +114,7 @@ fn children(printed: &[String]) -> Vec<u64> {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn follow_forks_traces_the_children_forked_during_the_window() {
     let mut workload = Workload::start();
     let parent = u64::from(workload.pid());
@@ -143,6 +146,7 @@ fn follow_forks_traces_the_children_forked_during_the_window() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn follow_forks_includes_the_descendants_running_at_the_start() {
     let mut workload = Workload::start_under_shell();
     let shell = workload.pid().to_string();
@@ -164,6 +168,7 @@ fn follow_forks_includes_the_descendants_running_at_the_start() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_when_the_last_traced_process_has_exited() {
     require_root();
     // The shell leaves a child behind it that lives on for 1.5 s.

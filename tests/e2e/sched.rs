@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use crate::harness::*;
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
     let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
@@ -50,6 +51,7 @@ fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_sleeping_thread_is_sleeping() {
     let (_, report) = traced("sleep 25 40");
     let sleeper = only_thread(&report, "sleeper");
@@ -61,6 +63,7 @@ fn a_sleeping_thread_is_sleeping() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
     let workload = Workload::start();
     // Nothing to read: the main thread waits in read() on its stdin pipe.
@@ -83,6 +86,7 @@ fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_stopped_process_is_stopped() {
     let workload = Workload::start();
     let trace = Trace::of(&workload, "60");
@@ -101,6 +105,7 @@ fn a_stopped_process_is_stopped() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn waiting_for_the_disk_is_blocked_time() {
     let (printed, report) = traced("fsync 500");
     let (tid, run_ns, wait_ns) = schedstats(&printed)[0];

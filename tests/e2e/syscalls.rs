@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use crate::harness::*;
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn counts_exactly_the_calls_made_in_the_window() {
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "60");
@@ -48,6 +49,7 @@ fn counts_exactly_the_calls_made_in_the_window() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
     let (_, report) = traced("burst 3000000");
     assert_eq!(report["lost_events"], 0);
@@ -56,6 +58,7 @@ fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
     let mut workload = Workload::start();
     let trace = Trace::start(&[
@@ -112,6 +115,7 @@ fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn sleeps_of_known_length() {
     let (_, report) = traced("sleep 25 20");
     let sleeper = only_thread(&report, "sleeper");
@@ -129,6 +133,7 @@ fn sleeps_of_known_length() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_call_in_progress_when_the_window_closes_is_unfinished() {
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "60");

@@ -20,6 +20,7 @@ fn getppid_counts(report: &Value, name: &str) -> Vec<u64> {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn five_thousand_threads_at_once_are_counted_exactly_with_nothing_lost() {
     // Both CPUs saturated by the target itself: the reader's real-time
     // priority keeps it draining.
@@ -85,6 +86,7 @@ fn highest_pid_in_use() -> u64 {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_thread_id_that_comes_back_is_a_new_thread() {
     require_root();
     let (_pid_max, pid_max) = PidMax::small();
@@ -117,6 +119,7 @@ fn a_thread_id_that_comes_back_is_a_new_thread() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn exec_from_a_thread_other_than_the_leader_is_counted_under_its_new_id() {
     let (output, report) = launch(&["--", WORKLOAD, "exec-from-thread", "500"]);
     assert!(output.status.success(), "{output:?}");
@@ -158,6 +161,7 @@ fn wait_for_zombie_leader(child: &Child) {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_process_whose_main_thread_exited_is_still_traced() {
     require_root();
     let mut leaderless = Command::new(WORKLOAD)

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use crate::harness::*;
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn ctrl_c_ends_the_window_early_with_a_report() {
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
@@ -22,6 +23,7 @@ fn ctrl_c_ends_the_window_early_with_a_report() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn sigterm_ends_the_window_early_with_a_report() {
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
@@ -32,6 +34,7 @@ fn sigterm_ends_the_window_early_with_a_report() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
     let begun = Instant::now();
     let (output, report) = launch(&["--duration", "0.3", "--", "sh", "-c", "sleep 1.5; exit 7"]);
@@ -47,6 +50,7 @@ fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_after_the_duration() {
     let workload = Workload::start();
     let report = Trace::of(&workload, "0.5").report();
@@ -66,6 +70,7 @@ fn the_window_ends_after_the_duration() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_when_the_target_exits() {
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
@@ -78,6 +83,7 @@ fn the_window_ends_when_the_target_exits() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn launch_mode_traces_the_command_until_it_exits() {
     let (output, report) = launch(&["--", WORKLOAD, "run", "5000", "3"]);
     // The command's output passes through and its exit code comes back.
@@ -99,6 +105,7 @@ fn launch_mode_traces_the_command_until_it_exits() {
 }
 
 #[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_text_report_has_the_classic_layout() {
     require_root();
     let output = wait_with_timeout(
