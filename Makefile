@@ -31,7 +31,7 @@ MUSL_TARGET := $(shell uname -m)-unknown-linux-musl
 STATIC_DIR := target/$(MUSL_TARGET)/release
 # `make vmtest`: the emulator and the guest's shell and tools.
 VMTEST_PACKAGES := qemu-system-x86 busybox-static python3 file
-# Kernel packages for `make vmtest` (default: the current Debian 6.1 and 6.12).
+# Kernel packages for `make vmtest` (default: the current Debian 5.10, 6.1 and 6.12).
 KERNELS ?=
 
 .PHONY: deps build run test lint bench vmlinux clean static vmtest
@@ -73,7 +73,7 @@ static: deps
 	vmtest/build-static.sh
 	$(SUDO) vmtest/check-static.sh $(STATIC_DIR)
 
-# Boots Debian's 6.1 and 6.12 kernels under QEMU with the static binary and
+# Boots Debian's 5.10, 6.1 and 6.12 kernels under QEMU with the static binary and
 # checks its reports there: one PASS/FAIL line per kernel. (Without
 # --no-install-recommends, qemu-system-x86 would pull in a GUI.)
 vmtest: static

@@ -7,11 +7,15 @@
 # Prints one "PASS <kernel>" or "FAIL <kernel>: reason" line per kernel and
 # exits 1 if any failed.
 #
-# Usage: vmtest/run.sh [PACKAGE...]
+# Usage: vmtest/run.sh [[SUITE:]PACKAGE...]
 #   PACKAGE: a linux-image package, either a meta package, resolved to the
 #   concrete one it currently depends on, or a concrete one such as
-#   linux-image-6.1.0-50-amd64. Default: linux-image-amd64 (bookworm's 6.1)
-#   and linux-image-6.12-amd64 (6.12 from bookworm-security).
+#   linux-image-6.1.0-50-amd64. SUITE: another Debian release to take it
+#   from (e.g. bullseye), through an apt configuration of its own under
+#   target/vmtest/apt/SUITE: the machine's apt sources are not touched.
+#   Default: linux-image-amd64 (bookworm's 6.1), linux-image-6.12-amd64
+#   (6.12 from bookworm-security) and bullseye:linux-image-amd64 (Debian
+#   11's 5.10).
 # Environment: BIN_DIR (the static binaries; default
 #   target/x86_64-unknown-linux-musl/release), VMTEST_TIMEOUT (seconds per
 #   boot, default 120).
@@ -41,16 +45,36 @@ for bin in kernel-delay kd-workload; do
     file -L "$bin_dir/$bin" | grep -Eq 'statically linked|static-pie linked' ||
         die "$bin_dir/$bin is not static"
 done
-[[ $# -gt 0 ]] || set -- linux-image-amd64 linux-image-6.12-amd64
+[[ $# -gt 0 ]] || set -- linux-image-amd64 linux-image-6.12-amd64 bullseye:linux-image-amd64
 
 # ---- kernels ----------------------------------------------------------------
 
-updated=no
+# Another Debian release's packages: an apt configuration of its own
+# (sources, lists and cache under target/vmtest/apt/SUITE), for the apt
+# commands below through APT_CONFIG. Signed by Debian's archive keyring.
+private_apt() {
+    local suite=$1 dir=$work/apt/$1
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    cat >"$dir/sources.list" <<SOURCES
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security $suite-security main
+SOURCES
+    cat >"$dir/apt.conf" <<CONF
+Dir::Etc::SourceList "$dir/sources.list";
+Dir::Etc::SourceParts "/dev/null";
+Dir::State::Lists "$dir/lists";
+Dir::Cache "$dir/cache";
+CONF
+    echo "$dir/apt.conf"
+}
+
+updated=()
 apt_update() {
-    [[ $updated == no ]] || return 1
-    say "apt-get update" >&2
-    as_root apt-get update -qq
-    updated=yes
+    local key=${APT_CONFIG:-default}
+    [[ " ${updated[*]} " != *" $key "* ]] || return 1
+    say "apt-get update${APT_CONFIG:+ ($APT_CONFIG)}" >&2
+    as_root env ${APT_CONFIG:+APT_CONFIG=$APT_CONFIG} apt-get update -qq
+    updated+=("$key")
 }
 
 # Sets $resolved to the concrete linux-image package that a meta package
@@ -161,9 +185,12 @@ build_initramfs
 say "initramfs $(du -h "$initramfs" | cut -f1) ($(python3 vmtest/checks.py commands | paste -sd, -))"
 failed=0
 kernels=()
-for package in "$@"; do
+for spec in "$@"; do
+    package=${spec#*:}
+    unset APT_CONFIG
+    [[ $spec != *:* ]] || export APT_CONFIG=$(private_apt "${spec%%:*}")
     if ! resolve "$package"; then
-        echo "FAIL $package: no such package in the apt sources"
+        echo "FAIL $spec: no such package in the apt sources"
         failed=1
         continue
     fi
