@@ -39,7 +39,8 @@ pub struct ThreadActivity {
     pub exit: Option<ThreadExit>,
     /// The thread that had this id before, if it was seen.
     previous: Option<usize>,
-    /// Whether this is the newest thread with its id.
+    /// Whether this is the newest thread with its id (set when the
+    /// aggregator hands its threads over).
     pub newest: bool,
 }
 
@@ -84,7 +85,7 @@ impl ThreadActivity {
             hardirqs: HashMap::new(),
             exit: None,
             previous: None,
-            newest: true,
+            newest: false,
         }
     }
 
@@ -200,9 +201,6 @@ impl Aggregator {
     /// Thread `index` now holds id `tid`, after the thread that had it.
     fn make_newest(&mut self, tid: u32, index: usize) {
         let previous = self.newest.insert(tid, index);
-        if let Some(previous) = previous {
-            self.threads[previous].newest = false;
-        }
         let thread = &mut self.threads[index];
         thread.tid = tid;
         thread.previous = previous;
@@ -427,9 +425,7 @@ impl Aggregator {
             Some(index) if start_ns < self.start_ns => index,
             // Its creation record was lost: a thread of its own.
             _ => *self.unseen.entry((tid, start_ns)).or_insert_with(|| {
-                let mut thread = ThreadActivity::new(tid, None);
-                thread.newest = false;
-                self.threads.push(thread);
+                self.threads.push(ThreadActivity::new(tid, None));
                 self.threads.len() - 1
             }),
         };
@@ -467,7 +463,10 @@ impl Aggregator {
     }
 
     /// The threads and the processes seen.
-    pub fn into_parts(self) -> (Vec<ThreadActivity>, Vec<ProcessActivity>) {
+    pub fn into_parts(mut self) -> (Vec<ThreadActivity>, Vec<ProcessActivity>) {
+        for &index in self.newest.values() {
+            self.threads[index].newest = true;
+        }
         (self.threads, self.processes)
     }
 }
