@@ -116,11 +116,16 @@ impl Iterator for Records<'_> {
 /// The records in `data` wherever it lies in memory: decoded from a copy
 /// aligned as the record structs need (the ring buffer's samples are).
 pub fn decode_unaligned(data: &[u8]) -> Vec<Record> {
+    with_aligned_copy(data, |aligned| decode_all(aligned).collect())
+}
+
+/// `read` applied to a copy of `data` that starts on an 8-byte boundary.
+fn with_aligned_copy<T>(data: &[u8], read: impl FnOnce(&[u8]) -> T) -> T {
     let mut words = vec![0u64; data.len().div_ceil(8)];
     // SAFETY: u64s are plain; the byte view covers exactly the allocation.
     let buffer = unsafe { plain::as_mut_bytes(&mut words[..]) };
     buffer[..data.len()].copy_from_slice(data);
-    decode_all(&buffer[..data.len()]).collect()
+    read(&buffer[..data.len()])
 }
 
 /// The size of a record of `kind`.
@@ -142,7 +147,7 @@ fn record_size(kind: event_kind) -> Option<usize> {
 }
 
 /// The record in `data`; None for a kind or size this version does not know.
-pub fn decode(data: &[u8]) -> Option<Record> {
+fn decode(data: &[u8]) -> Option<Record> {
     let kind = event_kind(u32::from_ne_bytes(data.get(..4)?.try_into().ok()?));
     Some(match kind {
         event_kind::EVENT_SYSCALL => {
@@ -253,11 +258,7 @@ mod tests {
     /// Decodes one record from an 8-aligned copy, as the ring buffer hands
     /// records out.
     fn decode_aligned(data: &[u8]) -> Option<Record> {
-        let mut words = vec![0u64; data.len().div_ceil(8)];
-        // SAFETY: u64s are plain; the slice covers exactly the allocation.
-        let buffer = unsafe { plain::as_mut_bytes(&mut words[..]) };
-        buffer[..data.len()].copy_from_slice(data);
-        decode(&buffer[..data.len()])
+        with_aligned_copy(data, decode)
     }
 
     #[test]
