@@ -203,9 +203,14 @@ impl Report {
             .iter()
             .map(|process| process_report(process, &threads, &m.header, window.1))
             .collect();
-        // By process, in the order they were seen, then by name.
+        // By process, in the order they were seen (a pid that came back
+        // ranks where it was first seen), then by name.
+        let mut ranks: HashMap<u32, usize> = HashMap::new();
+        for (rank, process) in processes.iter().enumerate() {
+            ranks.entry(process.pid).or_insert(rank);
+        }
         let rank = |pid: Option<u32>| {
-            pid.and_then(|pid| processes.iter().position(|p| p.pid == pid))
+            pid.and_then(|pid| ranks.get(&pid).copied())
                 .unwrap_or(usize::MAX)
         };
         threads.sort_by(|a, b| (rank(a.pid), &a.comm, a.tid).cmp(&(rank(b.pid), &b.comm, b.tid)));
