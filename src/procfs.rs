@@ -1,6 +1,6 @@
 //! What /proc tells about the target: its threads and their names.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 
@@ -41,14 +41,10 @@ fn parse_ppid(stat: &[u8]) -> Option<u32> {
 /// kernel keeps to 15 bytes: compared with as much of `name`).
 pub fn processes_named(name: &str) -> Vec<u32> {
     let wanted = &name.as_bytes()[..name.len().min(15)];
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let comm = fs::read(format!("/proc/{pid}/comm")).ok()?;
-            (comm.strip_suffix(b"\n").unwrap_or(&comm) == wanted).then_some(pid)
+    let mut pids: Vec<u32> = numbered_entries("/proc")
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == wanted)
         })
         .collect();
     pids.sort_unstable();
@@ -56,24 +52,23 @@ pub fn processes_named(name: &str) -> Vec<u32> {
 }
 
 /// The running descendants of `pids` (children, theirs, and so on), from
-/// one reading of /proc.
+/// one reading of /proc; linear in the processes there, so that following
+/// the forks of pid 1 on a busy host starts at once.
 pub fn descendants(pids: &[u32]) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let parents: Vec<(u32, u32)> = entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            Some((pid, parent(pid)?))
-        })
-        .collect();
-    let mut found: Vec<u32> = Vec::new();
-    let mut frontier: Vec<u32> = pids.to_vec();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for pid in numbered_entries("/proc") {
+        if let Some(ppid) = parent(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut seen: HashSet<u32> = pids.iter().copied().collect();
+    let mut found = Vec::new();
+    let mut frontier = pids.to_vec();
     while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &parents {
-            if ppid == parent && !pids.contains(&pid) && !found.contains(&pid) {
-                found.push(pid);
-                frontier.push(pid);
+        for &child in children.get(&parent).into_iter().flatten() {
+            if seen.insert(child) {
+                found.push(child);
+                frontier.push(child);
             }
         }
     }
@@ -174,16 +169,21 @@ fn per_thread<T>(
     file: &str,
     mut parse: impl FnMut(io::Result<Vec<u8>>) -> Option<T>,
 ) -> HashMap<u32, T> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return HashMap::new();
-    };
-    tasks
-        .filter_map(|entry| {
-            let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+    numbered_entries(&format!("/proc/{pid}/task"))
+        .filter_map(|tid| {
             let content = fs::read(format!("/proc/{pid}/task/{tid}/{file}"));
             Some((tid, parse(content)?))
         })
         .collect()
+}
+
+/// The numbered entries of directory `dir` (processes in /proc, threads in
+/// a task directory); none when it cannot be read.
+fn numbered_entries(dir: &str) -> impl Iterator<Item = u32> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
 }
 
 /// The running kernel's release, e.g. `6.18.44`.
