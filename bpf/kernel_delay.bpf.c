@@ -136,6 +136,17 @@ static __always_inline void count_lost(enum lost_cause cause)
 	__sync_fetch_and_add(&lost[cause], 1);
 }
 
+/* Room in the ring buffer for a record sent at once; counted as lost when
+ * there is none. */
+static __always_inline void *reserve(__u64 size)
+{
+	void *record = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!record)
+		count_lost(LOST_RINGBUF_FULL);
+	return record;
+}
+
 /* The current thread, told apart from an earlier one with its id (read
  * only when the ring buffer is full). */
 static __always_inline struct thread_key current_thread(__u32 tid)
@@ -250,12 +261,10 @@ static __always_inline void record_end(struct record_batch *batch, void *record,
 
 static __always_inline void emit_wakeup(__u32 tid)
 {
-	struct wakeup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct wakeup_event *e = reserve(sizeof(*e));
 
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	if (!e)
 		return;
-	}
 	e->kind = EVENT_WAKEUP;
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
@@ -343,11 +352,9 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 
 	if (!is_traced(task->tgid))
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_THREAD_NEW;
 	e->tid = task->pid;
 	e->ts_ns = bpf_ktime_get_ns();
@@ -493,11 +500,9 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 		return 0;
 	set_traced(pid, 1);
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_PROCESS_NEW;
 	e->pid = pid;
 	e->ts_ns = bpf_ktime_get_ns();
@@ -527,11 +532,9 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 			count_lost(LOST_SYSCALL_MAP_FULL);
 		bpf_map_delete_elem(&syscall_starts, &old_tid);
 	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_EXEC;
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
@@ -559,11 +562,9 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	if (!is_target(pid_tgid))
 		return;
 	mark_target_cpu();
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
 	e->kind = kind;
 	e->tid = (__u32)pid_tgid;
 	e->exit_ns = exit_ns;
