@@ -450,13 +450,14 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, pid = pid_tgid >> 32;
-	bool process_exited = last_thread(task);
 	struct thread_exit_event *e;
 	struct thread_key key;
 	struct kept_exit kept;
+	bool process_exited;
 
 	if (!is_target(pid_tgid))
 		return 0;
+	process_exited = last_thread(task);
 
 	/* exit() and exit_group() never return: forget their start. Its calls
 	 * go before its exit, ahead of any later thread with its id. */
