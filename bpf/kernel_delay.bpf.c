@@ -11,6 +11,9 @@
 #include "irq_nesting.h"
 #include "core_fixes.bpf.h"
 
+/* The largest errno a system call returns (negated), as in linux/err.h. */
+#define MAX_ERRNO 4095
+
 /* Set by user space before load: the one process traced, or 0 when a set
  * of processes is (the traced_pids bitmap). A single target costs other
  * processes one comparison; the verifier drops the other branch. */
@@ -109,6 +112,7 @@ struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
 enum switch_out_state _switch_out_state = 0;
+enum switch_flags _switch_flags = 0;
 enum lost_cause _lost_cause = 0;
 enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
@@ -301,6 +305,8 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *prev = (struct task_struct *)ctx[1];
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
+	__u32 prev_tid = prev->pid;
+	struct syscall_start *start;
 	struct record_batch *batch;
 	struct switch_event *e;
 	unsigned int state;
@@ -318,6 +324,7 @@ int sched_switch(__u64 *ctx)
 	e->ts_ns = bpf_ktime_get_ns();
 	e->prev_tid = 0;
 	e->prev_state = 0;
+	e->flags = 0;
 	if (prev_traced) {
 		/* A preempted task is still runnable whatever its state says. */
 		if (preempt)
@@ -326,10 +333,19 @@ int sched_switch(__u64 *ctx)
 			state = (unsigned int)ctx[3];
 		else
 			state = task_state(prev);
-		e->prev_tid = prev->pid;
+		e->prev_tid = prev_tid;
 		e->prev_state = switch_out_state(state);
+		start = bpf_map_lookup_elem(&syscall_starts, &prev_tid);
+		if (start && start->enter_ns)
+			e->flags |= SWITCH_PREV_IN_CALL;
 	}
-	e->next_tid = next_traced ? next->pid : 0;
+	e->next_tid = 0;
+	if (next_traced) {
+		e->next_tid = next->pid;
+		/* The idle task is the only one with id 0 (one per CPU). */
+		if (!prev->pid)
+			e->flags |= SWITCH_NEXT_AFTER_IDLE;
+	}
 	/* What the thread leaving did here goes before what it does next. */
 	if (prev_traced && batch)
 		flush_batch(batch);
@@ -389,11 +405,17 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* The errno of a call that returned `ret`; 0 when it did not fail. */
+static __always_inline __s32 call_errno(long ret)
+{
+	return ret < 0 && ret >= -MAX_ERRNO ? (__s32)-ret : 0;
+}
+
 /* A completed call the ring buffer had no room for. Only the thread itself
  * updates its entries, one call at a time: no atomics needed. */
-static __always_inline void spill_call(__u32 tid, __s64 nr, __u64 duration)
+static __always_inline void spill_call(__u32 tid, __s32 nr, __s32 err, __u64 duration)
 {
-	struct spill_key key = { .thread = current_thread(tid), .nr = nr };
+	struct spill_key key = { .thread = current_thread(tid), .nr = nr, .err = err };
 	struct spill_value *spilled, first = {
 		.count = 1, .total_ns = duration, .min_ns = duration, .max_ns = duration,
 	};
@@ -435,11 +457,12 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		e->kind = EVENT_SYSCALL;
 		e->tid = tid;
 		e->nr = start->nr;
+		e->err = call_errno(ret);
 		e->enter_ns = start->enter_ns;
 		e->exit_ns = now;
 		record_end(batch, e, sizeof(*e));
 	} else {
-		spill_call(tid, start->nr, now - start->enter_ns);
+		spill_call(tid, start->nr, call_errno(ret), now - start->enter_ns);
 	}
 	start->enter_ns = 0;
 	return 0;

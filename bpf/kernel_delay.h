@@ -63,9 +63,20 @@ enum switch_out_state {
 struct syscall_event {
 	__u32 kind;
 	__u32 tid;
-	__s64 nr;
+	__s32 nr;
+	__s32 err;	/* the errno it failed with; 0 when it did not fail */
 	__u64 enter_ns;
 	__u64 exit_ns;
+};
+
+/* What else a context switch tells (switch_event.flags). */
+enum switch_flags {
+	/* The thread leaving is inside a system call: the time until it
+	 * returns belongs to that call. */
+	SWITCH_PREV_IN_CALL = 1,
+	/* The CPU was idle before the thread got it: the thread's wait for
+	 * it was the CPU waking up, not other tasks. */
+	SWITCH_NEXT_AFTER_IDLE = 2,
 };
 
 /* A context switch that involves a traced thread: one record, one time. */
@@ -74,7 +85,8 @@ struct switch_event {
 	__u32 prev_tid;		/* left the CPU; 0 when not traced */
 	__u64 ts_ns;
 	__u32 next_tid;		/* got the CPU; 0 when not traced */
-	__u32 prev_state;	/* enum switch_out_state */
+	__u16 prev_state;	/* enum switch_out_state */
+	__u16 flags;		/* enum switch_flags */
 };
 
 struct wakeup_event {
@@ -153,7 +165,8 @@ struct thread_key {
  * exact count, total, min and max (no percentiles). */
 struct spill_key {
 	struct thread_key thread;
-	__s64 nr;
+	__s32 nr;
+	__s32 err;	/* as in syscall_event */
 };
 
 struct spill_value {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::irq::HardIrq;
 use crate::records::{InFlight, IrqSource, Record};
-use crate::sched::{Departure, SchedEvent, Timeline};
+use crate::sched::{Departure, SchedEvent, StateTimes, Timeline};
 use crate::stats::Distribution;
 use crate::syscall_names::is_poll_family_nr;
 
@@ -113,25 +113,53 @@ impl ThreadActivity {
     }
 }
 
+/// One thread's calls of one number.
+#[derive(Debug, Clone, Default)]
+pub struct SyscallCalls {
+    pub durations: Distribution,
+    /// The calls' time by the thread's state (those the spill map kept
+    /// are not in it: it knows their totals only).
+    pub by_state: StateTimes,
+    /// (errno, calls that failed with it), sorted by errno.
+    pub errnos: Vec<(u32, u64)>,
+}
+
+impl SyscallCalls {
+    fn failed(&mut self, errno: u32, count: u64) {
+        if errno == 0 || count == 0 {
+            return;
+        }
+        match self.errnos.binary_search_by_key(&errno, |&(e, _)| e) {
+            Ok(i) => self.errnos[i].1 += count,
+            Err(i) => self.errnos.insert(i, (errno, count)),
+        }
+    }
+
+    /// How many calls failed.
+    pub fn errors(&self) -> u64 {
+        self.errnos.iter().map(|&(_, n)| n).sum()
+    }
+}
+
 /// One thread's system calls by number, sorted: a thread uses a few dozen
 /// at most, and a sorted list costs less than a hash map per thread.
 #[derive(Debug, Clone, Default)]
-pub struct SyscallTable(Vec<(i64, Distribution)>);
+pub struct SyscallTable(Vec<(i64, SyscallCalls)>);
 
 impl SyscallTable {
-    pub fn entry(&mut self, nr: i64) -> &mut Distribution {
+    pub fn entry(&mut self, nr: i64) -> &mut SyscallCalls {
         let i = match self.0.binary_search_by_key(&nr, |&(n, _)| n) {
             Ok(i) => i,
             Err(i) => {
-                self.0.insert(i, (nr, Distribution::default()));
+                self.0.insert(i, (nr, SyscallCalls::default()));
                 i
             }
         };
         &mut self.0[i].1
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&i64, &Distribution)> {
-        self.0.iter().map(|(nr, d)| (nr, d))
+    pub fn iter(&self) -> impl Iterator<Item = (&i64, &SyscallCalls)> {
+        self.0.iter().map(|(nr, calls)| (nr, calls))
     }
 }
 
@@ -229,6 +257,7 @@ impl Aggregator {
             Record::Syscall {
                 tid,
                 nr,
+                errno,
                 enter_ns,
                 exit_ns,
             } => {
@@ -239,8 +268,18 @@ impl Aggregator {
                 let thread = self.thread(tid);
                 let finished = exit_ns <= end_ns;
                 if finished {
-                    let duration = exit_ns.saturating_sub(enter_ns);
-                    thread.syscalls.entry(nr).record(duration);
+                    let by_state = match thread.timeline.as_mut() {
+                        Some(timeline) => timeline.call_returned(enter_ns, exit_ns),
+                        // The scheduler never moved it: on the CPU throughout.
+                        None => StateTimes {
+                            running_ns: exit_ns.saturating_sub(enter_ns),
+                            ..StateTimes::default()
+                        },
+                    };
+                    let calls = thread.syscalls.entry(nr);
+                    calls.durations.record(by_state.total_ns());
+                    calls.by_state.accumulate(&by_state);
+                    calls.failed(errno, 1);
                 } else {
                     thread.in_flight.push(InFlight { nr, enter_ns });
                 }
@@ -249,11 +288,18 @@ impl Aggregator {
                 }
             }
             Record::Switch { ts_ns, out, into } => {
-                if let Some((tid, departure)) = out {
-                    self.sched(tid, ts_ns, SchedEvent::SwitchOut(departure));
+                if let Some(out) = out {
+                    let event = SchedEvent::SwitchOut {
+                        departure: out.departure,
+                        in_call: out.in_call,
+                    };
+                    self.sched(out.tid, ts_ns, event);
                 }
-                if let Some(tid) = into {
-                    self.sched(tid, ts_ns, SchedEvent::SwitchIn);
+                if let Some(into) = into {
+                    let event = SchedEvent::SwitchIn {
+                        after_idle: into.after_idle,
+                    };
+                    self.sched(into.tid, ts_ns, event);
                 }
             }
             Record::Wakeup { tid, ts_ns } => self.sched(tid, ts_ns, SchedEvent::Wakeup),
@@ -331,7 +377,10 @@ impl Aggregator {
         }
         let window_start = self.start_ns;
         let thread = match event {
-            SchedEvent::SwitchOut(Departure::Dead) => self.dying(tid),
+            SchedEvent::SwitchOut {
+                departure: Departure::Dead,
+                ..
+            } => self.dying(tid),
             _ => self.thread(tid),
         };
         thread.timeline(window_start).apply(ts_ns, event);
@@ -440,11 +489,13 @@ impl Aggregator {
             total_ns,
             min_ns,
             max_ns,
+            errno,
         } = spilled;
-        self.thread_started(tid, start_ns)
-            .syscalls
-            .entry(nr)
+        let calls = self.thread_started(tid, start_ns).syscalls.entry(nr);
+        calls
+            .durations
             .add_unsampled(count, total_ns, min_ns, max_ns);
+        calls.failed(errno, count);
     }
 
     /// An exit the kernel kept in its map, ring buffer full.
@@ -479,23 +530,28 @@ pub struct KeptExit {
     pub process_exited: bool,
 }
 
-/// Completed calls of one thread and number, known by their totals only.
+/// Completed calls of one thread, number and errno, known by their totals
+/// only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpilledCalls {
     pub count: u64,
     pub total_ns: u64,
     pub min_ns: u64,
     pub max_ns: u64,
+    /// 0: they did not fail.
+    pub errno: u32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::{Arriving, Leaving};
 
     fn call(tid: u32, nr: i64, enter_ns: u64, exit_ns: u64) -> Record {
         Record::Syscall {
             tid,
             nr,
+            errno: 0,
             enter_ns,
             exit_ns,
         }
@@ -523,20 +579,27 @@ mod tests {
         }
     }
 
-    fn sched(tid: u32, ts_ns: u64, event: SchedEvent) -> Record {
-        match event {
-            SchedEvent::SwitchIn => Record::Switch {
-                ts_ns,
-                out: None,
-                into: Some(tid),
-            },
-            SchedEvent::SwitchOut(departure) => Record::Switch {
-                ts_ns,
-                out: Some((tid, departure)),
-                into: None,
-            },
-            SchedEvent::Wakeup => Record::Wakeup { tid, ts_ns },
-            SchedEvent::WakeupNew => unreachable!("a thread's creation is ThreadNew"),
+    fn switch_in(tid: u32, ts_ns: u64) -> Record {
+        Record::Switch {
+            ts_ns,
+            out: None,
+            into: Some(Arriving {
+                tid,
+                after_idle: false,
+            }),
+        }
+    }
+
+    /// Thread `tid` leaves its CPU, `in_call` or not.
+    fn switch_out(tid: u32, ts_ns: u64, departure: Departure, in_call: bool) -> Record {
+        Record::Switch {
+            ts_ns,
+            out: Some(Leaving {
+                tid,
+                departure,
+                in_call,
+            }),
+            into: None,
         }
     }
 
@@ -549,7 +612,7 @@ mod tests {
             .syscalls
             .iter()
             .find(|(&n, _)| n == nr)
-            .map_or(0, |(_, d)| d.summary().count)
+            .map_or(0, |(_, calls)| calls.durations.summary().count)
     }
 
     #[test]
@@ -563,7 +626,7 @@ mod tests {
         assert_eq!(agg.events(), 4);
         let threads = agg.into_parts().0;
         let seven = by_tid(&threads, 7)[0];
-        let read7 = seven.syscalls.iter().next().unwrap().1.summary();
+        let read7 = seven.syscalls.iter().next().unwrap().1.durations.summary();
         assert_eq!(
             (read7.count, read7.total_ns, read7.min_ns, read7.max_ns),
             (2, 300, 100, 200)
@@ -576,6 +639,7 @@ mod tests {
                 .next()
                 .unwrap()
                 .1
+                .durations
                 .summary()
                 .total_ns,
             1_000
@@ -630,9 +694,9 @@ mod tests {
     #[test]
     fn sched_events_feed_the_thread_timeline_until_the_end() {
         let mut agg = Aggregator::new(1_000);
-        agg.ingest(sched(7, 2_000, SchedEvent::SwitchIn));
+        agg.ingest(switch_in(7, 2_000));
         agg.close(5_000);
-        agg.ingest(sched(7, 6_000, SchedEvent::SwitchOut(Departure::Sleeping)));
+        agg.ingest(switch_out(7, 6_000, Departure::Sleeping, false));
         let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
@@ -708,7 +772,7 @@ mod tests {
         agg.ingest(new_thread(9, 1_100));
         agg.ingest(call(9, 110, 1_200, 1_300));
         agg.ingest(exit(9, 1_400, b"first"));
-        agg.ingest(sched(9, 1_450, SchedEvent::SwitchOut(Departure::Dead)));
+        agg.ingest(switch_out(9, 1_450, Departure::Dead, false));
         agg.ingest(new_thread(9, 2_000));
         agg.ingest(call(9, 110, 2_100, 2_150));
         agg.ingest(call(9, 110, 2_200, 2_250));
@@ -742,7 +806,7 @@ mod tests {
             ts_ns: 1_350,
         });
         // The old leader's last switch can come after the exec.
-        agg.ingest(sched(100, 1_360, SchedEvent::SwitchOut(Departure::Dead)));
+        agg.ingest(switch_out(100, 1_360, Departure::Dead, false));
         agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
         agg.close(5_000);
         let threads = agg.into_parts().0;
@@ -770,6 +834,7 @@ mod tests {
             total_ns: 1_000,
             min_ns: 50,
             max_ns: 300,
+            errno: 0,
         };
         agg.add_spilled(9, 500, 110, spilled);
         agg.add_spilled(9, 1_999, 110, spilled);
@@ -800,7 +865,17 @@ mod tests {
         assert_eq!(processes.len(), 1);
         assert_eq!((processes[0].pid, processes[0].exit_ns), (1, Some(3_000)));
         assert_eq!((count(nines[2], 110), count(nines[2], 0)), (10, 10));
-        assert_eq!(nines[1].syscalls.iter().next().unwrap().1.unsampled(), 20);
+        assert_eq!(
+            nines[1]
+                .syscalls
+                .iter()
+                .next()
+                .unwrap()
+                .1
+                .durations
+                .unsampled(),
+            20
+        );
     }
 
     #[test]
@@ -855,11 +930,18 @@ mod tests {
     #[test]
     fn one_switch_record_moves_both_threads() {
         let mut agg = Aggregator::new(1_000);
-        agg.ingest(sched(7, 1_100, SchedEvent::SwitchIn));
+        agg.ingest(switch_in(7, 1_100));
         agg.ingest(Record::Switch {
             ts_ns: 1_500,
-            out: Some((7, Departure::Ready)),
-            into: Some(8),
+            out: Some(Leaving {
+                tid: 7,
+                departure: Departure::Ready,
+                in_call: false,
+            }),
+            into: Some(Arriving {
+                tid: 8,
+                after_idle: true,
+            }),
         });
         agg.close(2_000);
         let threads = agg.into_parts().0;
@@ -870,6 +952,58 @@ mod tests {
         let (seven, eight) = (budget(7), budget(8));
         assert_eq!((seven.running_ns, seven.ready_ns), (400, 600));
         assert_eq!((eight.ready_ns, eight.running_ns), (500, 500));
+        assert_eq!(eight.ready_idle_cpu_ns, 500);
+    }
+
+    #[test]
+    fn calls_are_split_by_state_and_their_errors_counted() {
+        let mut agg = Aggregator::new(1_000);
+        agg.ingest(switch_in(7, 1_100));
+        // read: on CPU 1,200-1,300, asleep until 2,000, ready until 2,100,
+        // on CPU until its return at 2,150.
+        agg.ingest(switch_out(7, 1_300, Departure::Sleeping, true));
+        agg.ingest(Record::Wakeup {
+            tid: 7,
+            ts_ns: 2_000,
+        });
+        agg.ingest(switch_in(7, 2_100));
+        agg.ingest(call(7, 0, 1_200, 2_150));
+        for (errno, enter) in [(11, 2_200), (11, 2_300), (9, 2_400), (0, 2_500)] {
+            agg.ingest(Record::Syscall {
+                tid: 7,
+                nr: 0,
+                errno,
+                enter_ns: enter,
+                exit_ns: enter + 10,
+            });
+        }
+        agg.close(5_000);
+        agg.add_spilled(
+            7,
+            500,
+            0,
+            SpilledCalls {
+                count: 5,
+                total_ns: 50,
+                min_ns: 10,
+                max_ns: 10,
+                errno: 11,
+            },
+        );
+        let threads = agg.into_parts().0;
+        let (_, read) = threads[0].syscalls.iter().next().unwrap();
+        assert_eq!(
+            read.by_state,
+            StateTimes {
+                running_ns: 100 + 50 + 40,
+                ready_busy_cpu_ns: 100,
+                sleeping_ns: 700,
+                ..StateTimes::default()
+            }
+        );
+        assert_eq!(read.durations.summary().total_ns, 950 + 40 + 50);
+        assert_eq!(read.errnos, vec![(9, 1), (11, 7)]);
+        assert_eq!(read.errors(), 8);
     }
 
     #[cfg(target_arch = "x86_64")]

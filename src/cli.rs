@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
+use crate::report::text::View;
+
 /// Where the threads of processes spend their time in the kernel: system
 /// calls, scheduling delay and sleep, and interrupts, traced with eBPF.
 #[derive(Parser, Debug)]
@@ -84,6 +86,28 @@ pub struct Cli {
     )]
     pub buffer_page_count: Option<u32>,
 
+    /// Text report: show every section and row, also those where nothing
+    /// happened (by default an idle thread is one line, and empty
+    /// sections are left out).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Text report: add log2 latency histograms (as bcc's tools print
+    /// them) of each system call, and of the stretches ready, asleep and
+    /// blocked. The JSON report always has them (`hist`).
+    #[arg(long)]
+    pub histogram: bool,
+
+    /// Text report: details of these threads only: a comma-separated list
+    /// of thread ids, or a regular expression their names match (the
+    /// summary still lists all).
+    #[arg(long, value_name = "REGEX|TID,...", value_parser = parse_thread_filter)]
+    pub threads: Option<ThreadFilter>,
+
+    /// Text report: the N threads with the most kernel delay only.
+    #[arg(long, value_name = "N", value_parser = parse_top)]
+    pub top: Option<usize>,
+
     /// Show libbpf's messages while loading (-D/--debug, the Open vSwitch
     /// tool's name, too).
     #[arg(short, long, visible_alias = "debug", visible_short_alias = 'D')]
@@ -104,6 +128,22 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 const PAGE_BYTES: u32 = 4096;
 const DEFAULT_RINGBUF_MB: u32 = 16;
 const MAX_RINGBUF_MB: u32 = 1024;
+
+/// The threads --threads asks for.
+#[derive(Debug, Clone)]
+pub enum ThreadFilter {
+    Tids(Vec<u32>),
+    Name(regex_lite::Regex),
+}
+
+impl ThreadFilter {
+    pub fn matches(&self, tid: u32, name: &str) -> bool {
+        match self {
+            ThreadFilter::Tids(tids) => tids.contains(&tid),
+            ThreadFilter::Name(regex) => regex.is_match(name),
+        }
+    }
+}
 
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +194,16 @@ impl Cli {
         }
     }
 
+    /// What the text report shows.
+    pub fn view(&self) -> View {
+        View {
+            all: self.all,
+            histogram: self.histogram,
+            threads: self.threads.clone(),
+            top: self.top,
+        }
+    }
+
     /// The ring buffer's size in bytes.
     pub fn ringbuf_bytes(&self) -> u32 {
         match (self.buffer_page_count, self.ringbuf_mb) {
@@ -196,6 +246,28 @@ fn parse_pid(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
         Ok(pid) if pid > 0 && pid <= i32::MAX as u32 => Ok(pid),
         _ => Err("a process id is a positive integer".to_string()),
+    }
+}
+
+/// Thread ids if it is a list of numbers, else a regular expression.
+fn parse_thread_filter(text: &str) -> Result<ThreadFilter, String> {
+    let tids: Result<Vec<u32>, _> = text.split(',').map(|t| t.trim().parse::<u32>()).collect();
+    match tids {
+        Ok(tids) => Ok(ThreadFilter::Tids(tids)),
+        Err(_) => regex_lite::Regex::new(text)
+            .map(ThreadFilter::Name)
+            .map_err(|err| {
+                let reason = err.to_string();
+                let first = reason.lines().last().unwrap_or("invalid").trim();
+                format!("neither thread ids nor a valid regular expression ({first})")
+            }),
+    }
+}
+
+fn parse_top(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("--top takes a positive number of threads".to_string()),
     }
 }
 
@@ -350,6 +422,24 @@ mod tests {
     }
 
     #[test]
+    fn threads_by_id_or_by_name() {
+        let filter = |arg: &str| {
+            parse(&["--pid", "1", "--threads", arg])
+                .unwrap()
+                .threads
+                .unwrap()
+        };
+        let ids = filter("12,34");
+        assert!(ids.matches(34, "x") && !ids.matches(3, "12"));
+        let names = filter("^worker-[0-9]+$");
+        assert!(names.matches(1, "worker-7") && !names.matches(7, "main"));
+        // A name made of digits is asked for as ids.
+        assert!(matches!(filter("7"), ThreadFilter::Tids(_)));
+        let cli = parse(&["--pid", "1", "--top", "3", "--all", "--histogram"]).unwrap();
+        assert_eq!((cli.top, cli.all, cli.histogram), (Some(3), true, true));
+    }
+
+    #[test]
     fn bad_values_are_one_line_errors() {
         for args in [
             &["--pid", "0"][..],
@@ -368,6 +458,9 @@ mod tests {
             &["--pid", "1,x"],
             &["--pid", "1", "--ringbuf-mb", "-1"],
             &["--pid", "1", "--ringbuf-mb", "3"],
+            &["--pid", "1", "--threads", "work(er"],
+            &["--pid", "1", "--top", "0"],
+            &["--pid", "1", "--top", "-2"],
             &[],
             &["--pid", "1", "--", "ls"],
             &["--bogus"],

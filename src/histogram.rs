@@ -118,6 +118,25 @@ impl Histogram {
         counts
     }
 
+    /// The counts by power of two, as bcc's log2 histograms show them:
+    /// [lowest, highest, count] for [0, 1], [2, 3], [4, 7], ..., the
+    /// non-empty ones only. Each bucket here lies within one of them.
+    pub fn log2_buckets(&self) -> Vec<[u64; 3]> {
+        let mut powers: Vec<[u64; 3]> = Vec::new();
+        for (bucket, count) in self.counts() {
+            let log2 = 63 - highest_in(bucket).max(1).leading_zeros();
+            let (lowest, highest) = match log2 {
+                0 => (0, 1),
+                _ => (1u64 << log2, (1u64 << log2) - 1 + (1u64 << log2)),
+            };
+            match powers.last_mut() {
+                Some(last) if last[0] == lowest => last[2] += count,
+                _ => powers.push([lowest, highest, count]),
+            }
+        }
+        powers
+    }
+
     /// How many values were recorded.
     pub fn len(&self) -> u64 {
         self.counts().iter().map(|&(_, n)| n).sum()
@@ -175,6 +194,31 @@ fn widen(first: &mut u16, counts: &mut Vec<u32>, bucket: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log2_buckets_are_powers_of_two_and_add_up() {
+        let mut histogram = Histogram::default();
+        let values = [0, 1, 2, 3, 4, 7, 8, 300, 511, 512, 1_000_000, u64::MAX];
+        for v in values {
+            histogram.record(v);
+        }
+        assert_eq!(
+            histogram.log2_buckets(),
+            vec![
+                [0, 1, 2],
+                [2, 3, 2],
+                [4, 7, 2],
+                [8, 15, 1],
+                [256, 511, 2],
+                [512, 1_023, 1],
+                [524_288, 1_048_575, 1],
+                [1 << 63, u64::MAX, 1],
+            ]
+        );
+        let total: u64 = histogram.log2_buckets().iter().map(|b| b[2]).sum();
+        assert_eq!(total, values.len() as u64);
+        assert!(Histogram::default().log2_buckets().is_empty());
+    }
 
     #[test]
     fn small_values_are_exact() {

@@ -77,7 +77,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     // Before anything opens a file: a closed standard output would take
     // its descriptor.
-    let mut output = Output::new(cli.json, cli.output.as_deref())?;
+    let mut output = Output::new(cli.json, cli.view(), cli.output.as_deref())?;
     let mut target = match cli.target() {
         TargetSpec::Running { pids, names } => {
             Target::existing(&target::with_named(pids, &names)?)?

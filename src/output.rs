@@ -29,6 +29,8 @@ const BUFFER: usize = 64 << 10;
 
 pub struct Output {
     json: bool,
+    /// What the text report shows.
+    view: text::View,
     destination: Destination,
 }
 
@@ -64,7 +66,7 @@ impl Output {
     /// Checks that the report can be written where asked, before anything
     /// is traced: call it before any file is opened, so that a closed
     /// standard output is not mistaken for one of ours.
-    pub fn new(json: bool, path: Option<&Path>) -> Result<Self> {
+    pub fn new(json: bool, view: text::View, path: Option<&Path>) -> Result<Self> {
         let destination = match path {
             None => {
                 if stdout_was_closed() {
@@ -74,7 +76,11 @@ impl Output {
             }
             Some(path) => open(path).with_context(|| format!("cannot write {}", path.display()))?,
         };
-        Ok(Output { json, destination })
+        Ok(Output {
+            json,
+            view,
+            destination,
+        })
     }
 
     fn report_on_stdout_as_text(&self) -> bool {
@@ -107,6 +113,7 @@ impl Output {
             header,
             end: end.wall,
             dumped: time::OffsetDateTime::now_utc(),
+            view: &self.view,
         };
         let render = |out: &mut dyn Write| -> io::Result<()> {
             let mut out = BufWriter::with_capacity(BUFFER, out);

@@ -4,8 +4,8 @@
 use crate::irq::HardIrq;
 use crate::sched::Departure;
 use crate::skel::types::{
-    event_kind, exec_event, irq_event, process_new_event, switch_event, switch_out_state,
-    syscall_event, thread_exit_event, thread_new_event, wakeup_event,
+    event_kind, exec_event, irq_event, process_new_event, switch_event, switch_flags,
+    switch_out_state, syscall_event, thread_exit_event, thread_new_event, wakeup_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -14,15 +14,17 @@ pub enum Record {
     Syscall {
         tid: u32,
         nr: i64,
+        /// The errno it failed with; 0 when it did not fail.
+        errno: u32,
         enter_ns: u64,
         exit_ns: u64,
     },
-    /// A CPU went from thread `out` (traced; how it left) to thread
-    /// `into` (traced), at `ts_ns`.
+    /// A CPU went from thread `out` (traced) to thread `into` (traced), at
+    /// `ts_ns`.
     Switch {
         ts_ns: u64,
-        out: Option<(u32, Departure)>,
-        into: Option<u32>,
+        out: Option<Leaving>,
+        into: Option<Arriving>,
     },
     /// Thread `tid` became runnable.
     Wakeup { tid: u32, ts_ns: u64 },
@@ -54,6 +56,23 @@ pub enum Record {
         duration_ns: u64,
         source: IrqSource,
     },
+}
+
+/// The traced thread a context switch takes off its CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaving {
+    pub tid: u32,
+    pub departure: Departure,
+    /// It is inside a system call.
+    pub in_call: bool,
+}
+
+/// The traced thread a context switch gives the CPU to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arriving {
+    pub tid: u32,
+    /// The CPU was idle before: the thread waited for it to wake up.
+    pub after_idle: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,21 +173,31 @@ fn decode(data: &[u8]) -> Option<Record> {
             let e: &syscall_event = plain::from_bytes(data).ok()?;
             Record::Syscall {
                 tid: e.tid,
-                nr: e.nr,
+                nr: i64::from(e.nr),
+                errno: e.err.max(0) as u32,
                 enter_ns: e.enter_ns,
                 exit_ns: e.exit_ns,
             }
         }
         event_kind::EVENT_SWITCH => {
             let e: &switch_event = plain::from_bytes(data).ok()?;
+            let flag = |flag: switch_flags| e.flags & flag.0 as u16 != 0;
             let out = match e.prev_tid {
                 0 => None,
-                tid => Some((tid, departure(switch_out_state(e.prev_state))?)),
+                tid => Some(Leaving {
+                    tid,
+                    departure: departure(switch_out_state(u32::from(e.prev_state)))?,
+                    in_call: flag(switch_flags::SWITCH_PREV_IN_CALL),
+                }),
             };
+            let into = (e.next_tid != 0).then_some(Arriving {
+                tid: e.next_tid,
+                after_idle: flag(switch_flags::SWITCH_NEXT_AFTER_IDLE),
+            });
             Record::Switch {
                 ts_ns: e.ts_ns,
                 out,
-                into: (e.next_tid != 0).then_some(e.next_tid),
+                into,
             }
         }
         event_kind::EVENT_WAKEUP => {
@@ -267,6 +296,7 @@ mod tests {
             kind: event_kind::EVENT_SYSCALL.0,
             tid,
             nr: 110,
+            err: 0,
             enter_ns: 1_000,
             exit_ns: 1_070,
         };
@@ -298,6 +328,7 @@ mod tests {
             kind: event_kind::EVENT_SYSCALL.0,
             tid: 42,
             nr: 110,
+            err: 9,
             enter_ns: 1_000,
             exit_ns: 1_070,
         };
@@ -306,6 +337,7 @@ mod tests {
             Record::Syscall {
                 tid: 42,
                 nr: 110,
+                errno: 9,
                 enter_ns: 1_000,
                 exit_ns: 1_070,
             },
@@ -328,16 +360,41 @@ mod tests {
             (switch_out_state::OUT_STOPPED, Departure::Stopped),
             (switch_out_state::OUT_DEAD, Departure::Dead),
         ] {
-            e.prev_state = state.0;
+            e.prev_state = state.0 as u16;
             decodes_to(
                 &e,
                 Record::Switch {
                     ts_ns: 5,
-                    out: Some((7, departure)),
-                    into: Some(8),
+                    out: Some(Leaving {
+                        tid: 7,
+                        departure,
+                        in_call: false,
+                    }),
+                    into: Some(Arriving {
+                        tid: 8,
+                        after_idle: false,
+                    }),
                 },
             );
         }
+        e.flags =
+            (switch_flags::SWITCH_PREV_IN_CALL.0 | switch_flags::SWITCH_NEXT_AFTER_IDLE.0) as u16;
+        decodes_to(
+            &e,
+            Record::Switch {
+                ts_ns: 5,
+                out: Some(Leaving {
+                    tid: 7,
+                    departure: Departure::Dead,
+                    in_call: true,
+                }),
+                into: Some(Arriving {
+                    tid: 8,
+                    after_idle: true,
+                }),
+            },
+        );
+        e.flags = 0;
         e.prev_state = 99;
         assert_eq!(
             decode_aligned(&bytes(&e)),
@@ -351,7 +408,10 @@ mod tests {
             Record::Switch {
                 ts_ns: 5,
                 out: None,
-                into: Some(8),
+                into: Some(Arriving {
+                    tid: 8,
+                    after_idle: false,
+                }),
             },
         );
         let wakeup = wakeup_event {

@@ -82,11 +82,71 @@ pub enum Departure {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchedEvent {
-    SwitchIn,
-    SwitchOut(Departure),
+    /// Got a CPU; `after_idle`: the CPU was idle before.
+    SwitchIn {
+        after_idle: bool,
+    },
+    /// Left its CPU; `in_call`: inside a system call.
+    SwitchOut {
+        departure: Departure,
+        in_call: bool,
+    },
     Wakeup,
     /// Newly created and runnable.
     WakeupNew,
+}
+
+/// Time by state, the time ready split by what the CPU the thread was
+/// waiting for did meanwhile: ran other tasks, or was idle and woke up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateTimes {
+    pub running_ns: u64,
+    pub ready_busy_cpu_ns: u64,
+    pub ready_idle_cpu_ns: u64,
+    pub sleeping_ns: u64,
+    pub blocked_ns: u64,
+    pub stopped_ns: u64,
+}
+
+impl StateTimes {
+    /// `ns` in `state`; a stretch ready ended `after_idle` or not.
+    fn add(&mut self, state: ThreadState, after_idle: bool, ns: u64) {
+        let part = match state {
+            ThreadState::Running => &mut self.running_ns,
+            ThreadState::Ready if after_idle => &mut self.ready_idle_cpu_ns,
+            ThreadState::Ready => &mut self.ready_busy_cpu_ns,
+            ThreadState::Sleeping => &mut self.sleeping_ns,
+            ThreadState::Blocked => &mut self.blocked_ns,
+            ThreadState::Stopped => &mut self.stopped_ns,
+        };
+        *part = part.saturating_add(ns);
+    }
+
+    pub fn ready_ns(&self) -> u64 {
+        self.ready_busy_cpu_ns + self.ready_idle_cpu_ns
+    }
+
+    pub fn total_ns(&self) -> u64 {
+        self.running_ns + self.ready_ns() + self.sleeping_ns + self.blocked_ns + self.stopped_ns
+    }
+
+    /// Adds `other`, part by part.
+    pub fn accumulate(&mut self, other: &StateTimes) {
+        for (state, after_idle, ns) in other.parts() {
+            self.add(state, after_idle, ns);
+        }
+    }
+
+    fn parts(&self) -> [(ThreadState, bool, u64); 6] {
+        [
+            (ThreadState::Running, false, self.running_ns),
+            (ThreadState::Ready, false, self.ready_busy_cpu_ns),
+            (ThreadState::Ready, true, self.ready_idle_cpu_ns),
+            (ThreadState::Sleeping, false, self.sleeping_ns),
+            (ThreadState::Blocked, false, self.blocked_ns),
+            (ThreadState::Stopped, false, self.stopped_ns),
+        ]
+    }
 }
 
 /// The statistics sections: completed stretches in each state.
@@ -94,6 +154,10 @@ pub enum SchedEvent {
 pub struct SchedStats {
     pub run: Stats,
     pub ready: Stats,
+    /// The stretches ready that ended with the CPU leaving another task.
+    pub ready_busy_cpu: Stats,
+    /// ... and those that ended with the CPU leaving idle.
+    pub ready_idle_cpu: Stats,
     pub sleep: Stats,
     pub block: Stats,
     pub stopped: Stats,
@@ -105,13 +169,31 @@ pub struct SchedStats {
 pub struct TimeBudget {
     pub observed_ns: u64,
     pub running_ns: u64,
+    /// ready_busy_cpu_ns + ready_idle_cpu_ns
     pub ready_ns: u64,
+    /// Waiting while the CPU ran other tasks: CPU contention.
+    pub ready_busy_cpu_ns: u64,
+    /// Waiting while the CPU came out of idle: wake-up latency.
+    pub ready_idle_cpu_ns: u64,
     pub sleeping_ns: u64,
     pub blocked_ns: u64,
     pub stopped_ns: u64,
 }
 
 impl TimeBudget {
+    fn new(observed_ns: u64, times: &StateTimes) -> Self {
+        TimeBudget {
+            observed_ns,
+            running_ns: times.running_ns,
+            ready_ns: times.ready_ns(),
+            ready_busy_cpu_ns: times.ready_busy_cpu_ns,
+            ready_idle_cpu_ns: times.ready_idle_cpu_ns,
+            sleeping_ns: times.sleeping_ns,
+            blocked_ns: times.blocked_ns,
+            stopped_ns: times.stopped_ns,
+        }
+    }
+
     /// The parts in the order of [`ThreadState::ALL`].
     pub fn parts(&self) -> [u64; STATES] {
         [
@@ -122,6 +204,14 @@ impl TimeBudget {
             self.stopped_ns,
         ]
     }
+}
+
+/// A system call the thread left its CPU in: its time off the CPU so far.
+#[derive(Debug, Clone)]
+struct CallOffCpu {
+    /// When the thread first left the CPU in it.
+    since_ns: u64,
+    times: StateTimes,
 }
 
 /// One thread's scheduler history within the window [start, end].
@@ -139,8 +229,11 @@ pub struct Timeline {
     born_ns: Option<u64>,
     /// Set when the thread's last switch was seen.
     died_ns: Option<u64>,
-    budget: [u64; STATES],
+    budget: StateTimes,
     stretches: [Distribution; STATES],
+    /// The ready stretches again, by what the CPU did: [busy, idle].
+    ready_stretches: [Distribution; 2],
+    call: Option<CallOffCpu>,
 }
 
 impl Timeline {
@@ -152,8 +245,10 @@ impl Timeline {
             since_event: false,
             born_ns: None,
             died_ns: None,
-            budget: [0; STATES],
+            budget: StateTimes::default(),
             stretches: Default::default(),
+            ready_stretches: Default::default(),
+            call: None,
         }
     }
 
@@ -176,22 +271,32 @@ impl Timeline {
                 Some(ThreadState::Running | ThreadState::Ready) => {} // already runnable
                 waiting => {
                     // A first event that is a wakeup means it was asleep.
-                    self.close(ts, waiting.unwrap_or(ThreadState::Sleeping));
+                    self.close(ts, waiting.unwrap_or(ThreadState::Sleeping), false);
                     self.begin(ts, ThreadState::Ready);
                 }
             },
-            SchedEvent::SwitchIn => {
+            SchedEvent::SwitchIn { after_idle } => {
                 // Switched in without a wakeup seen: it was runnable all
                 // along (e.g. a sleep cut short by a pending signal).
                 let was = match self.state {
                     Some(ThreadState::Running) => ThreadState::Running,
                     _ => ThreadState::Ready,
                 };
-                self.close(ts, was);
+                self.close(ts, was, after_idle);
                 self.begin(ts, ThreadState::Running);
             }
-            SchedEvent::SwitchOut(departure) => {
-                self.close(ts, self.state.unwrap_or(ThreadState::Running));
+            SchedEvent::SwitchOut { departure, in_call } => {
+                self.close(ts, self.state.unwrap_or(ThreadState::Running), false);
+                // A call whose return was not seen (its record lost) ends
+                // here at the latest.
+                if !in_call {
+                    self.call = None;
+                } else if self.call.is_none() {
+                    self.call = Some(CallOffCpu {
+                        since_ns: ts,
+                        times: StateTimes::default(),
+                    });
+                }
                 match departure_state(departure) {
                     Some(next) => self.begin(ts, next),
                     None => self.died_ns = Some(ts),
@@ -200,12 +305,27 @@ impl Timeline {
         }
     }
 
+    /// The call entered at `enter_ns` returned at `exit_ns`: its time by
+    /// state, adding up to its duration. The thread runs when a call
+    /// returns, so all but its time off the CPU was on it.
+    pub fn call_returned(&mut self, enter_ns: u64, exit_ns: u64) -> StateTimes {
+        let duration = exit_ns.saturating_sub(enter_ns);
+        let mut times = match self.call.take() {
+            Some(call) if call.since_ns >= enter_ns && call.times.total_ns() <= duration => {
+                call.times
+            }
+            _ => StateTimes::default(), // never left the CPU in it
+        };
+        times.running_ns = duration - times.total_ns();
+        times
+    }
+
     /// Events from while the probes were attaching only tell the state the
     /// window starts in.
     fn learn_state_before_window(&mut self, event: SchedEvent) {
         self.state = match event {
-            SchedEvent::SwitchIn => Some(ThreadState::Running),
-            SchedEvent::SwitchOut(departure) => match departure_state(departure) {
+            SchedEvent::SwitchIn { .. } => Some(ThreadState::Running),
+            SchedEvent::SwitchOut { departure, .. } => match departure_state(departure) {
                 Some(state) => Some(state),
                 None => {
                     self.died_ns = Some(self.window_start);
@@ -219,11 +339,19 @@ impl Timeline {
         };
     }
 
-    fn close(&mut self, ts: u64, state: ThreadState) {
+    /// Ends the current stretch, in `state`, at `ts`; a stretch ready ends
+    /// `after_idle` or not.
+    fn close(&mut self, ts: u64, state: ThreadState, after_idle: bool) {
         let elapsed = ts - self.since_ns;
-        self.budget[state.index()] += elapsed;
+        self.budget.add(state, after_idle, elapsed);
         if self.since_event {
             self.stretches[state.index()].record(elapsed);
+            if state == ThreadState::Ready {
+                self.ready_stretches[usize::from(after_idle)].record(elapsed);
+            }
+        }
+        if let Some(call) = self.call.as_mut().filter(|_| state != ThreadState::Running) {
+            call.times.add(state, after_idle, elapsed);
         }
     }
 
@@ -235,7 +363,8 @@ impl Timeline {
 
     /// Closes the window at `end_ns`. `exit_ns`: when the thread exited, if
     /// its last switch was not seen. `state_at_start`: what /proc said, for
-    /// a thread that had no event at all.
+    /// a thread that had no event at all. A stretch ready still open counts
+    /// as waiting behind other tasks.
     pub fn finish(
         mut self,
         end_ns: u64,
@@ -252,26 +381,22 @@ impl Timeline {
                     .state
                     .or(state_at_start)
                     .unwrap_or(ThreadState::Running);
-                self.budget[state.index()] += end - self.since_ns;
+                self.budget.add(state, false, end - self.since_ns);
                 end
             }
         };
         let begin = self.born_ns.unwrap_or(self.window_start);
-        let [running_ns, ready_ns, sleeping_ns, blocked_ns, stopped_ns] = self.budget;
-        let time = TimeBudget {
-            observed_ns: end.saturating_sub(begin),
-            running_ns,
-            ready_ns,
-            sleeping_ns,
-            blocked_ns,
-            stopped_ns,
-        };
+        let time = TimeBudget::new(end.saturating_sub(begin), &self.budget);
         let [run, ready, sleep, block, stopped] =
             self.stretches.each_ref().map(Distribution::summary);
+        let [ready_busy_cpu, ready_idle_cpu] =
+            self.ready_stretches.each_ref().map(Distribution::summary);
         (
             SchedStats {
                 run,
                 ready,
+                ready_busy_cpu,
+                ready_idle_cpu,
                 sleep,
                 block,
                 stopped,
@@ -296,6 +421,17 @@ mod tests {
     use super::*;
     use Departure::*;
     use SchedEvent::*;
+
+    /// Switched in from another task.
+    const IN: SchedEvent = SwitchIn { after_idle: false };
+
+    /// Switched out outside any system call.
+    fn out(departure: Departure) -> SchedEvent {
+        SwitchOut {
+            departure,
+            in_call: false,
+        }
+    }
 
     const START: u64 = 1_000;
     const END: u64 = 101_000;
@@ -335,14 +471,14 @@ mod tests {
     #[test]
     fn first_event_tells_what_came_before() {
         // Switched out first: it was running.
-        let (stats, time) = run(&[(3_000, SwitchOut(Sleeping))]);
+        let (stats, time) = run(&[(3_000, out(Sleeping))]);
         assert_eq!((time.running_ns, time.sleeping_ns), (2_000, 98_000));
         assert_eq!(stats.run.count, 0, "partial stretches are not statistics");
         // Switched in first, no wakeup: it was ready.
-        let (_, time) = run(&[(4_000, SwitchIn)]);
+        let (_, time) = run(&[(4_000, IN)]);
         assert_eq!((time.ready_ns, time.running_ns), (3_000, 97_000));
         // Woken first: it was asleep.
-        let (_, time) = run(&[(5_000, Wakeup), (6_000, SwitchIn)]);
+        let (_, time) = run(&[(5_000, Wakeup), (6_000, IN)]);
         assert_eq!(
             (time.sleeping_ns, time.ready_ns, time.running_ns),
             (4_000, 1_000, 95_000)
@@ -352,15 +488,15 @@ mod tests {
     #[test]
     fn complete_stretches_become_statistics() {
         let (stats, time) = run(&[
-            (2_000, SwitchIn),
-            (12_000, SwitchOut(Ready)),
-            (15_000, SwitchIn),
-            (25_000, SwitchOut(Sleeping)),
+            (2_000, IN),
+            (12_000, out(Ready)),
+            (15_000, IN),
+            (25_000, out(Sleeping)),
             (45_000, Wakeup),
-            (46_000, SwitchIn),
-            (50_000, SwitchOut(Blocked)),
+            (46_000, IN),
+            (50_000, out(Blocked)),
             (70_000, Wakeup),
-            (71_000, SwitchIn),
+            (71_000, IN),
         ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (3, 24_000));
         assert_eq!((stats.ready.count, stats.ready.total_ns), (3, 5_000));
@@ -372,6 +508,8 @@ mod tests {
                 observed_ns: 100_000,
                 running_ns: 24_000 + 30_000,
                 ready_ns: 1_000 + 5_000,
+                ready_busy_cpu_ns: 1_000 + 5_000,
+                ready_idle_cpu_ns: 0,
                 sleeping_ns: 20_000,
                 blocked_ns: 20_000,
                 stopped_ns: 0,
@@ -382,10 +520,10 @@ mod tests {
     #[test]
     fn stopped_then_continued() {
         let (stats, time) = run(&[
-            (2_000, SwitchIn),
-            (3_000, SwitchOut(Stopped)),
+            (2_000, IN),
+            (3_000, out(Stopped)),
             (53_000, Wakeup),
-            (54_000, SwitchIn),
+            (54_000, IN),
         ]);
         assert_eq!((stats.stopped.count, stats.stopped.total_ns), (1, 50_000));
         assert_eq!(time.stopped_ns, 50_000);
@@ -393,11 +531,7 @@ mod tests {
 
     #[test]
     fn switched_in_after_a_sleep_without_wakeup_was_ready() {
-        let (stats, time) = run(&[
-            (2_000, SwitchIn),
-            (3_000, SwitchOut(Sleeping)),
-            (4_000, SwitchIn),
-        ]);
+        let (stats, time) = run(&[(2_000, IN), (3_000, out(Sleeping)), (4_000, IN)]);
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 1_000));
         assert_eq!(time.sleeping_ns, 0);
     }
@@ -405,11 +539,11 @@ mod tests {
     #[test]
     fn wakeups_of_runnable_threads_change_nothing() {
         let (stats, time) = run(&[
-            (2_000, SwitchIn),
+            (2_000, IN),
             (3_000, Wakeup),
-            (4_000, SwitchOut(Ready)),
+            (4_000, out(Ready)),
             (5_000, Wakeup),
-            (6_000, SwitchIn),
+            (6_000, IN),
         ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (1, 2_000));
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 2_000));
@@ -420,9 +554,9 @@ mod tests {
     fn born_and_dead_inside_the_window() {
         let (stats, time) = run(&[
             (10_000, WakeupNew),
-            (12_000, SwitchIn),
-            (20_000, SwitchOut(Dead)),
-            (30_000, SwitchIn),
+            (12_000, IN),
+            (20_000, out(Dead)),
+            (30_000, IN),
         ]);
         assert_eq!(time.observed_ns, 10_000);
         assert_eq!((time.ready_ns, time.running_ns), (2_000, 8_000));
@@ -431,7 +565,7 @@ mod tests {
 
     #[test]
     fn exit_without_its_last_switch_ends_at_the_exit() {
-        let (_, time) = run_with(&[(2_000, SwitchIn)], Some(50_000), None);
+        let (_, time) = run_with(&[(2_000, IN)], Some(50_000), None);
         assert_eq!(time.observed_ns, 49_000);
         assert_eq!((time.ready_ns, time.running_ns), (1_000, 48_000));
     }
@@ -439,10 +573,10 @@ mod tests {
     #[test]
     fn events_before_the_window_set_the_starting_state() {
         let (stats, time) = run(&[
-            (500, SwitchIn),
-            (900, SwitchOut(Blocked)),
+            (500, IN),
+            (900, out(Blocked)),
             (11_000, Wakeup),
-            (11_500, SwitchIn),
+            (11_500, IN),
         ]);
         assert_eq!(
             (time.blocked_ns, time.ready_ns, time.running_ns),
@@ -454,11 +588,7 @@ mod tests {
 
     #[test]
     fn out_of_order_timestamps_cannot_break_the_budget() {
-        let (_, time) = run(&[
-            (5_000, SwitchIn),
-            (4_000, SwitchOut(Ready)),
-            (6_000, SwitchIn),
-        ]);
+        let (_, time) = run(&[(5_000, IN), (4_000, out(Ready)), (6_000, IN)]);
         assert_eq!(time.observed_ns, 100_000);
     }
 
@@ -471,9 +601,107 @@ mod tests {
         }
         assert_eq!(
             budget.as_object().unwrap().len(),
-            STATES + 1,
-            "and observed_ns"
+            STATES + 3,
+            "and observed_ns, and the two parts of ready"
         );
+    }
+
+    #[test]
+    fn ready_time_is_split_by_what_the_cpu_did() {
+        let after_idle = SwitchIn { after_idle: true };
+        let (stats, time) = run(&[
+            (2_000, IN),
+            (3_000, out(Sleeping)),
+            (10_000, Wakeup),
+            (10_400, after_idle), // woke an idle CPU: 400
+            (20_000, out(Ready)),
+            (23_000, IN), // behind another task: 3,000
+            (30_000, out(Sleeping)),
+            (40_000, Wakeup),
+            (41_000, IN), // 1,000
+            (50_000, out(Sleeping)),
+            (60_000, Wakeup), // ready until the end: counted as busy
+        ]);
+        assert_eq!(
+            (time.ready_busy_cpu_ns, time.ready_idle_cpu_ns),
+            (1_000 + 3_000 + 1_000 + 41_000, 400)
+        );
+        assert_eq!(
+            time.ready_ns,
+            time.ready_busy_cpu_ns + time.ready_idle_cpu_ns
+        );
+        assert_eq!(
+            (stats.ready_busy_cpu.count, stats.ready_busy_cpu.total_ns),
+            (2, 4_000)
+        );
+        assert_eq!(
+            (stats.ready_idle_cpu.count, stats.ready_idle_cpu.total_ns),
+            (1, 400)
+        );
+        assert_eq!(stats.ready.count, 3);
+    }
+
+    /// A call from `enter` to `exit` in which the thread left its CPU at
+    /// `left` and came back at `back` (woken at `woken`).
+    fn call_split(enter: u64, left: u64, woken: u64, back: u64, exit: u64) -> StateTimes {
+        let mut timeline = Timeline::new(START);
+        timeline.apply(1_500, IN);
+        timeline.apply(
+            left,
+            SwitchOut {
+                departure: Blocked,
+                in_call: true,
+            },
+        );
+        timeline.apply(woken, Wakeup);
+        timeline.apply(back, SwitchIn { after_idle: true });
+        timeline.call_returned(enter, exit)
+    }
+
+    #[test]
+    fn a_calls_time_is_split_by_state_to_the_nanosecond() {
+        let times = call_split(2_000, 2_500, 9_500, 9_700, 10_000);
+        assert_eq!(
+            times,
+            StateTimes {
+                running_ns: 500 + 300,
+                ready_busy_cpu_ns: 0,
+                ready_idle_cpu_ns: 200,
+                sleeping_ns: 0,
+                blocked_ns: 7_000,
+                stopped_ns: 0,
+            }
+        );
+        assert_eq!(times.total_ns(), 8_000);
+    }
+
+    #[test]
+    fn a_call_that_never_left_the_cpu_was_on_it() {
+        let mut timeline = Timeline::new(START);
+        timeline.apply(1_500, IN);
+        timeline.apply(2_500, out(Ready)); // outside any call
+        timeline.apply(2_600, IN);
+        let times = timeline.call_returned(3_000, 3_900);
+        assert_eq!((times.running_ns, times.total_ns()), (900, 900));
+    }
+
+    #[test]
+    fn time_off_cpu_of_an_earlier_call_is_not_this_ones() {
+        // The earlier call's return was lost: its time off the CPU began
+        // before this call's entry.
+        let mut timeline = Timeline::new(START);
+        timeline.apply(1_500, IN);
+        timeline.apply(
+            2_000,
+            SwitchOut {
+                departure: Sleeping,
+                in_call: true,
+            },
+        );
+        timeline.apply(3_000, Wakeup);
+        timeline.apply(3_100, IN);
+        let times = timeline.call_returned(4_000, 4_500);
+        assert_eq!((times.running_ns, times.sleeping_ns), (500, 0));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Stats {
     pub p90_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
+    /// [lowest_ns, highest_ns, count] per power of two, non-empty ones
+    /// only: the sampled values (not those known by their totals only).
+    pub hist: Vec<[u64; 3]>,
 }
 
 /// Accumulates one series of durations in nanoseconds.
@@ -87,6 +90,7 @@ impl Distribution {
             p90_ns: p90,
             p99_ns: p99,
             max_ns: self.max_ns,
+            hist: self.histogram.log2_buckets(),
         }
     }
 }

@@ -25,6 +25,14 @@ pub fn name(nr: i64) -> String {
         .unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
+/// Name of errno `errno` (`EAGAIN`), or `errno_<n>` when unknown.
+pub fn errno_name(errno: u32) -> String {
+    match nix::errno::Errno::from_raw(errno as i32) {
+        nix::errno::Errno::UnknownErrno => format!("errno_{errno}"),
+        known => format!("{known:?}"),
+    }
+}
+
 pub fn is_poll_family(name: &str) -> bool {
     POLL_FAMILY.contains(&name)
 }
@@ -70,6 +78,14 @@ mod tests {
         assert_eq!(name(4_294_967_285), "syscall_4294967285");
         assert_eq!(name(100_000), "syscall_100000");
         assert_eq!(name(i64::MIN), format!("syscall_{}", i64::MIN));
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(9), "EBADF");
+        assert_eq!(errno_name(11), "EAGAIN");
+        assert_eq!(errno_name(2), "ENOENT");
+        assert_eq!(errno_name(4_000), "errno_4000");
     }
 
     #[test]

@@ -250,12 +250,13 @@ impl<'obj> Tracer<'obj> {
                 (
                     key.thread.tid,
                     key.thread.start_ns,
-                    key.nr,
+                    i64::from(key.nr),
                     SpilledCalls {
                         count: value.count,
                         total_ns: value.total_ns,
                         min_ns: value.min_ns,
                         max_ns: value.max_ns,
+                        errno: key.err.max(0) as u32,
                     },
                 )
             },

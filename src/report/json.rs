@@ -34,8 +34,16 @@ mod tests {
         assert_eq!(v["events"], 16);
         assert_eq!(v["lost_events"], 0);
         assert_eq!(v["stop_reason"], "duration");
-        let worker = &v["threads"][2];
-        assert_eq!(worker["tid"], 101);
+        let thread = |tid: u64| {
+            v["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tid"] == tid)
+                .unwrap()
+        };
+        let worker = thread(101);
+        assert_eq!(worker["kernel_delay_ns"], 19_500, "its interrupts");
         assert_eq!(worker["comm"], "worker");
         assert_eq!(worker["exited"], false);
         let read = &worker["syscalls"][0];
@@ -47,11 +55,37 @@ mod tests {
         }
         assert_eq!(read["name"], "read");
         assert_eq!(read["count"], 2);
+        assert_eq!(
+            (read["errors"].as_u64(), &read["errnos"]),
+            (Some(1), &serde_json::json!({"EBADF": 1}))
+        );
+        let parts = [
+            "oncpu_ns",
+            "ready_ns",
+            "sleeping_ns",
+            "blocked_ns",
+            "stopped_ns",
+        ];
+        let sum: u64 = parts.iter().map(|p| read[p].as_u64().unwrap()).sum();
+        assert_eq!(sum, read["total_ns"].as_u64().unwrap());
+        assert_eq!(
+            read["ready_ns"].as_u64(),
+            Some(
+                read["ready_busy_cpu_ns"].as_u64().unwrap()
+                    + read["ready_idle_cpu_ns"].as_u64().unwrap()
+            )
+        );
+        let hist = read["hist"].as_array().unwrap();
+        let in_hist: u64 = hist.iter().map(|b| b[2].as_u64().unwrap()).sum();
+        assert_eq!(in_hist, 2);
+        assert_eq!(hist[0], serde_json::json!([64, 127, 1]));
         assert_eq!(worker["unfinished"][0]["elapsed_ns"], 1_000_000_000u64);
-        assert_eq!(v["threads"][1]["exited"], true);
+        assert_eq!(thread(102)["exited"], true);
         for (section, stats) in [
             ("sched", "run"),
             ("sched", "ready"),
+            ("sched", "ready_busy_cpu"),
+            ("sched", "ready_idle_cpu"),
             ("sched", "sleep"),
             ("sched", "block"),
             ("sched", "stopped"),
@@ -65,6 +99,8 @@ mod tests {
             "observed_ns",
             "running_ns",
             "ready_ns",
+            "ready_busy_cpu_ns",
+            "ready_idle_cpu_ns",
             "sleeping_ns",
             "blocked_ns",
             "stopped_ns",
@@ -87,13 +123,13 @@ mod tests {
         assert_eq!(
             v["processes"],
             serde_json::json!([
-                { "pid": 100, "ppid": 1, "comm": "demo", "forked": false, "exited": false },
-                { "pid": 200, "ppid": 100, "comm": "child", "forked": true, "exited": true }
+                { "pid": 200, "ppid": 100, "comm": "child", "forked": true, "exited": true },
+                { "pid": 100, "ppid": 1, "comm": "demo", "forked": false, "exited": false }
             ])
         );
         assert_eq!(worker["pid"], 100);
         assert_eq!(worker["poll_intervals"]["count"], 1);
         assert_eq!(worker["poll_intervals"]["p90_ns"], 100_000);
-        assert_eq!(v["threads"][3]["pid"], 200);
+        assert_eq!(thread(200)["pid"], 200);
     }
 }

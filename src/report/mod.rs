@@ -2,9 +2,13 @@
 //! (text and JSON) read.
 
 pub mod json;
+mod log2_hist;
+mod summary;
 pub mod text;
+mod units;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,7 +18,7 @@ use crate::clock::{rfc3339, Timestamp};
 use crate::irq::{self, HardIrq, SystemSoftirqs};
 use crate::loss::Lost;
 use crate::sanitize::sanitize;
-use crate::sched::{SchedStats, ThreadState, TimeBudget, Timeline};
+use crate::sched::{SchedStats, StateTimes, ThreadState, TimeBudget, Timeline};
 use crate::stats::{Distribution, Stats};
 use crate::syscall_names;
 
@@ -77,9 +81,11 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Optional tracepoints this kernel lacks (what they see is not counted).
     pub skipped_tracepoints: Vec<String>,
-    /// Every process traced: those given, and those they forked.
+    /// Every process traced: those given, and those they forked; the one
+    /// with the worst thread (see `kernel_delay_ns`) first.
     pub processes: Vec<ProcessReport>,
-    /// Grouped by process, in the order of `processes`.
+    /// Grouped by process, in the order of `processes`; in each, the
+    /// worst first.
     pub threads: Vec<ThreadReport>,
     /// All softirq time on the CPUs the target ran on, whoever it ran for.
     pub softirqs_system: SystemSoftirqs,
@@ -106,6 +112,9 @@ pub struct ThreadReport {
     /// that had it is a row).
     pub created: bool,
     pub exited: bool,
+    /// What the ranking goes by: time ready, blocked, and taken by
+    /// interrupts, the delays the kernel is answerable for.
+    pub kernel_delay_ns: u64,
     pub syscalls: Vec<SyscallReport>,
     /// LONG POLL: from each poll-family call's return to the next one's
     /// entry, the iterations of the thread's event loop.
@@ -142,8 +151,59 @@ pub struct SyscallReport {
     #[serde(flatten)]
     pub stats: Stats,
     /// Of `count`, the calls kept in the kernel's spill map: in count,
-    /// total, min and max, not in the percentiles.
+    /// total, min and max, not in the percentiles or the split by state.
     pub spilled: u64,
+    /// Calls that failed, and how many with each errno.
+    pub errors: u64,
+    pub errnos: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    pub by_state: CallTimes,
+}
+
+impl SyscallReport {
+    /// The errno most calls failed with, and how many.
+    pub fn top_errno(&self) -> Option<(&str, u64)> {
+        self.errnos
+            .iter()
+            .max_by_key(|&(name, &count)| (count, Reverse(name)))
+            .map(|(name, &count)| (name.as_str(), count))
+    }
+}
+
+/// Where the calls' time went, by the thread's state while in them: the
+/// parts add up to `total_ns` (less the spilled calls').
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CallTimes {
+    pub oncpu_ns: u64,
+    /// ready_busy_cpu_ns + ready_idle_cpu_ns
+    pub ready_ns: u64,
+    pub ready_busy_cpu_ns: u64,
+    pub ready_idle_cpu_ns: u64,
+    pub sleeping_ns: u64,
+    pub blocked_ns: u64,
+    pub stopped_ns: u64,
+}
+
+impl From<&StateTimes> for CallTimes {
+    fn from(times: &StateTimes) -> Self {
+        CallTimes {
+            oncpu_ns: times.running_ns,
+            ready_ns: times.ready_ns(),
+            ready_busy_cpu_ns: times.ready_busy_cpu_ns,
+            ready_idle_cpu_ns: times.ready_idle_cpu_ns,
+            sleeping_ns: times.sleeping_ns,
+            blocked_ns: times.blocked_ns,
+            stopped_ns: times.stopped_ns,
+        }
+    }
+}
+
+impl CallTimes {
+    /// Time in calls not spent asleep: on the CPU, waiting for it, or
+    /// blocked (D): the part of a call's time that is the kernel's.
+    pub fn not_asleep_ns(&self) -> u64 {
+        self.oncpu_ns + self.ready_ns + self.blocked_ns
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -198,13 +258,21 @@ impl Report {
                 row
             })
             .collect();
-        let processes: Vec<ProcessReport> = m
+        let mut processes: Vec<ProcessReport> = m
             .processes
             .iter()
             .map(|process| process_report(process, &threads, &m.header, window.1))
             .collect();
-        // By process, in the order they were seen (a pid that came back
-        // ranks where it was first seen), then by name.
+        // The process with the worst thread first (a pid that came back
+        // ranks as its worst), then the order they were seen; in each, the
+        // worst thread first.
+        let mut worst: HashMap<Option<u32>, u64> = HashMap::new();
+        for thread in &threads {
+            let delay = worst.entry(thread.pid).or_default();
+            *delay = (*delay).max(thread.kernel_delay_ns);
+        }
+        let worst_of = |pid: u32| worst.get(&Some(pid)).copied().unwrap_or(0);
+        processes.sort_by_key(|process| Reverse(worst_of(process.pid)));
         let mut ranks: HashMap<u32, usize> = HashMap::new();
         for (rank, process) in processes.iter().enumerate() {
             ranks.entry(process.pid).or_insert(rank);
@@ -213,7 +281,7 @@ impl Report {
             pid.and_then(|pid| ranks.get(&pid).copied())
                 .unwrap_or(usize::MAX)
         };
-        threads.sort_by(|a, b| (rank(a.pid), &a.comm, a.tid).cmp(&(rank(b.pid), &b.comm, b.tid)));
+        threads.sort_by_key(|t| (rank(t.pid), Reverse(t.kernel_delay_ns), t.tid));
 
         let (pid, comm) = m.header.processes[0].clone();
         let comm = processes
@@ -294,12 +362,23 @@ fn thread_report(
         .or(at_start.map(Vec::as_slice))
         .unwrap_or(b"?");
 
-    let syscalls = rows_by_total(activity.syscalls.iter(), |&nr, dist, stats| SyscallReport {
-        nr,
-        name: syscall_names::name(nr),
-        stats,
-        spilled: dist.unsampled(),
-    });
+    let syscalls = rows_by_total(
+        activity.syscalls.iter(),
+        |calls| &calls.durations,
+        |&nr, calls, stats| SyscallReport {
+            nr,
+            name: syscall_names::name(nr),
+            stats,
+            spilled: calls.durations.unsampled(),
+            errors: calls.errors(),
+            errnos: calls
+                .errnos
+                .iter()
+                .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
+                .collect(),
+            by_state: CallTimes::from(&calls.by_state),
+        },
+    );
 
     let mut unfinished: Vec<UnfinishedSyscall> = activity
         .in_flight
@@ -326,23 +405,37 @@ fn thread_report(
         .timeline
         .unwrap_or_else(|| Timeline::new(start_ns))
         .finish(end_ns, exit.map(|e| e.ts_ns), state_at_start);
-    let softirqs = rows_by_total(activity.softirqs.iter(), |&vec, _, stats| SoftirqReport {
-        vec,
-        name: irq::softirq_name(vec),
-        stats,
-    });
-    let hardirqs = rows_by_total(activity.hardirqs.iter(), |source, _, stats| {
-        let (irq, name) = match source {
-            HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
-            HardIrq::Vector(id) => (None, irq::vector_name(*id)),
-        };
-        HardirqReport { irq, name, stats }
-    });
+    let softirqs = rows_by_total(
+        activity.softirqs.iter(),
+        |dist| dist,
+        |&vec, _, stats| SoftirqReport {
+            vec,
+            name: irq::softirq_name(vec),
+            stats,
+        },
+    );
+    let hardirqs = rows_by_total(
+        activity.hardirqs.iter(),
+        |dist| dist,
+        |source, _, stats| {
+            let (irq, name) = match source {
+                HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
+                HardIrq::Vector(id) => (None, irq::vector_name(*id)),
+            };
+            HardirqReport { irq, name, stats }
+        },
+    );
 
+    let irq_ns = softirqs
+        .iter()
+        .map(|s| s.stats.total_ns)
+        .chain(hardirqs.iter().map(|h| h.stats.total_ns))
+        .fold(0u64, u64::saturating_add);
     ThreadReport {
         tid,
         pid: activity.pid,
         comm: sanitize(raw_name),
+        kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns,
         poll_intervals: activity.poll_intervals.summary(),
         created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
         exited: exit.is_some(),
@@ -356,12 +449,13 @@ fn thread_report(
 }
 
 /// One report row per series, the largest total first (ties by key).
-fn rows_by_total<'a, K: Ord + 'a, R>(
-    series: impl Iterator<Item = (&'a K, &'a Distribution)>,
-    row: impl Fn(&K, &Distribution, Stats) -> R,
+fn rows_by_total<'a, K: Ord + 'a, V: 'a, R>(
+    series: impl Iterator<Item = (&'a K, &'a V)>,
+    durations: impl Fn(&V) -> &Distribution,
+    row: impl Fn(&K, &V, Stats) -> R,
 ) -> Vec<R> {
-    let mut summaries: Vec<(&K, &Distribution, Stats)> = series
-        .map(|(key, dist)| (key, dist, dist.summary()))
+    let mut summaries: Vec<(&K, &V, Stats)> = series
+        .map(|(key, value)| (key, value, durations(value).summary()))
         .collect();
     summaries.sort_by(|(ka, _, a), (kb, _, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
     summaries
@@ -401,6 +495,8 @@ pub(crate) mod tests {
             agg.ingest(Record::Syscall {
                 tid: 101,
                 nr,
+                // The short read failed.
+                errno: if exit == 1_000_300 { 9 } else { 0 },
                 enter_ns: enter,
                 exit_ns: exit,
             });
@@ -408,6 +504,7 @@ pub(crate) mod tests {
         agg.ingest(Record::Syscall {
             tid: 102,
             nr: 1,
+            errno: 0,
             enter_ns: 4_000_000,
             exit_ns: 4_010_000,
         });
@@ -454,6 +551,7 @@ pub(crate) mod tests {
         agg.ingest(Record::Syscall {
             tid: 200,
             nr: 110,
+            errno: 0,
             enter_ns: 6_100_000,
             exit_ns: 6_100_500,
         });
@@ -527,7 +625,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn threads_grouped_by_process_then_sorted_by_name_with_idle_ones_kept() {
+    fn processes_and_threads_worst_first_with_idle_ones_kept() {
         let r = sample_report();
         let names: Vec<(Option<u32>, &str, u32)> = r
             .threads
@@ -537,13 +635,17 @@ pub(crate) mod tests {
         assert_eq!(
             names,
             vec![
+                (Some(200), "child", 200),
+                (Some(100), "worker", 101),
                 (Some(100), "demo", 100),
                 (Some(100), "short\\x1b[2J", 102),
-                (Some(100), "worker", 101),
-                (Some(200), "child", 200)
             ]
         );
-        assert!(r.threads[0].syscalls.is_empty());
+        // The child was ready from its creation to its exit; the worker's
+        // interrupts took 19,500 ns; the others waited for nothing.
+        let delays: Vec<u64> = r.threads.iter().map(|t| t.kernel_delay_ns).collect();
+        assert_eq!(delays, vec![999_900, 19_500, 0, 0]);
+        assert!(r.threads[2].syscalls.is_empty());
         assert_eq!(r.comm, "demo");
     }
 
@@ -558,8 +660,8 @@ pub(crate) mod tests {
         assert_eq!(
             processes,
             vec![
-                (100, Some(1), "demo", false, false),
-                (200, Some(100), "child", true, true)
+                (200, Some(100), "child", true, true),
+                (100, Some(1), "demo", false, false)
             ]
         );
     }

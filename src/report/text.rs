@@ -1,5 +1,6 @@
 //! The text report, in the layout of Open vSwitch's kernel_delay.py.
 
+use std::cmp::Reverse;
 use std::fmt::Write as _;
 use std::io;
 
@@ -7,7 +8,9 @@ use time::OffsetDateTime;
 
 use comfy_table::{presets, CellAlignment, Table};
 
-use super::{Header, Report, SyscallReport, ThreadReport};
+use super::units::{human_ns, percent};
+use super::{log2_hist, summary, CallTimes, Header, Report, SyscallReport, ThreadReport};
+use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
 use crate::sched::{ThreadState, TimeBudget};
@@ -17,6 +20,8 @@ use crate::thousands::thousands;
 
 /// Resource tables start under the THREAD column.
 const INDENT: &str = "          ";
+/// Histograms a little further in, under their table.
+const HIST_INDENT: &str = "            ";
 
 /// The lines printed when the window opens.
 pub fn render_header(header: &Header) -> String {
@@ -43,6 +48,19 @@ pub fn render_header(header: &Header) -> String {
     )
 }
 
+/// What the text report shows of the report (the JSON report has it all).
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Every section and row, also where nothing happened.
+    pub all: bool,
+    /// Log2 histograms of calls and of stretches ready, asleep, blocked.
+    pub histogram: bool,
+    /// Details of these threads only.
+    pub threads: Option<ThreadFilter>,
+    /// The N threads with the most kernel delay only.
+    pub top: Option<usize>,
+}
+
 /// What the text report shows around the report itself.
 pub struct Frame<'a> {
     /// The lines printed when the window opened.
@@ -50,20 +68,38 @@ pub struct Frame<'a> {
     /// When the window closed, and when the report was made.
     pub end: OffsetDateTime,
     pub dumped: OffsetDateTime,
+    pub view: &'a View,
 }
 
-/// Everything after the header, one thread at a time.
+/// Everything after the header: the summary, then each thread's details
+/// in the same order.
 pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
-    out.write_all(render_preamble(report, frame).as_bytes())?;
+    let view = frame.view;
+    let ranked = ranked(report, view.top);
+    let mut text = render_preamble(report, frame);
+    summary::render(
+        &mut text,
+        report,
+        &ranked,
+        report.threads.len() - ranked.len(),
+    );
+    text.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
+    text.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
+    out.write_all(text.as_bytes())?;
     // Threads come grouped by process: each group under its process line.
     let mut shown = None;
-    for thread in &report.threads {
+    let detailed = ranked.iter().filter(|thread| {
+        view.threads
+            .as_ref()
+            .is_none_or(|filter| filter.matches(thread.tid, &thread.comm))
+    });
+    for thread in detailed {
         let mut text = String::new();
         if shown != Some(thread.pid) {
             shown = Some(thread.pid);
-            render_process(&mut text, report, thread.pid);
+            let _ = writeln!(text, "{}", process_line(report, thread.pid));
         }
-        render_thread(&mut text, thread);
+        render_thread(&mut text, thread, view);
         out.write_all(text.as_bytes())?;
     }
     let mut text = String::new();
@@ -76,7 +112,20 @@ pub fn write(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Re
     write_body(report, frame, out)
 }
 
-/// The lines about the whole window, down to the table heading.
+/// The report's threads, in its order; with `top`, only the `top` with the
+/// most kernel delay.
+fn ranked(report: &Report, top: Option<usize>) -> Vec<&ThreadReport> {
+    let Some(top) = top.filter(|&top| top < report.threads.len()) else {
+        return report.threads.iter().collect();
+    };
+    let mut worst: Vec<usize> = (0..report.threads.len()).collect();
+    worst.sort_by_key(|&i| Reverse(report.threads[i].kernel_delay_ns));
+    worst.truncate(top);
+    worst.sort_unstable();
+    worst.into_iter().map(|i| &report.threads[i]).collect()
+}
+
+/// The lines about the whole window, before the summary.
 fn render_preamble(report: &Report, frame: &Frame) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -110,31 +159,49 @@ fn render_preamble(report: &Report, frame: &Frame) -> String {
             report.skipped_tracepoints.join(", ")
         );
     }
-    out.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
-    out.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
     out
 }
 
-/// The line before a process's threads: `PROCESS 1234 (nginx), parent 1`.
-fn render_process(out: &mut String, report: &Report, pid: Option<u32>) {
+/// `PROCESS 1234 (nginx), parent 1`, and what happened to it.
+pub(super) fn process_line(report: &Report, pid: Option<u32>) -> String {
     let Some(process) = pid.and_then(|pid| report.processes.iter().find(|p| p.pid == pid)) else {
-        let _ = writeln!(out, "PROCESS ? (threads whose process is not known)");
-        return;
+        return "PROCESS ? (threads whose process is not known)".to_string();
     };
-    let _ = write!(out, "PROCESS {} ({})", process.pid, process.comm);
+    let mut line = format!("PROCESS {} ({})", process.pid, process.comm);
     if let Some(ppid) = process.ppid {
-        let _ = write!(out, ", parent {ppid}");
+        let _ = write!(line, ", parent {ppid}");
     }
-    let lifetime = match (process.forked, process.exited) {
+    line.push_str(match (process.forked, process.exited) {
         (true, true) => ", forked and exited during the window",
         (true, false) => ", forked during the window",
         (false, true) => ", exited during the window",
         (false, false) => "",
-    };
-    let _ = writeln!(out, "{lifetime}");
+    });
+    line
 }
 
-fn render_thread(out: &mut String, thread: &ThreadReport) {
+/// Nothing completed in the window: no call, no stretch, no interrupt.
+fn is_idle(thread: &ThreadReport) -> bool {
+    let sched = &thread.sched;
+    thread.syscalls.is_empty()
+        && thread.softirqs.is_empty()
+        && thread.hardirqs.is_empty()
+        && [
+            &sched.run,
+            &sched.ready,
+            &sched.sleep,
+            &sched.block,
+            &sched.stopped,
+        ]
+        .iter()
+        .all(|stats| stats.count == 0)
+}
+
+fn render_thread(out: &mut String, thread: &ThreadReport, view: &View) {
+    if is_idle(thread) && !view.all {
+        render_idle_thread(out, thread);
+        return;
+    }
     let _ = writeln!(
         out,
         "{:<10} {:<16} [SYSCALL STATISTICS]",
@@ -152,21 +219,13 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
     if thread.syscalls.is_empty() {
         let _ = writeln!(out, "{INDENT} (no system call completed in the window)");
     } else {
-        indent_table(out, syscall_table(&thread.syscalls));
-        let spilled: u64 = thread.syscalls.iter().map(|s| s.spilled).sum();
-        if spilled > 0 {
-            let _ = writeln!(
-                out,
-                "{INDENT} ({} of these calls went to the kernel's spill map: counted in COUNT, TOTAL, MIN and MAX, not in percentiles)",
-                thousands(spilled)
-            );
-        }
+        render_syscalls(out, &thread.syscalls, view);
     }
-    if thread.poll_intervals.count > 0 {
+    if thread.poll_intervals.count > 0 || view.all {
         render_long_poll(out, &thread.poll_intervals);
     }
-    render_sched(out, thread);
-    render_interrupts(out, thread);
+    render_sched(out, thread, view);
+    render_interrupts(out, thread, view);
     if !thread.unfinished.is_empty() {
         let _ = writeln!(out, "{INDENT} [UNFINISHED SYSCALLS]");
         let mut table = new_table(&["NAME", "NUMBER", "ELAPSED ns"]);
@@ -183,84 +242,237 @@ fn render_thread(out: &mut String, thread: &ThreadReport) {
     }
 }
 
+/// One line: where its time went, and the call it is in.
+fn render_idle_thread(out: &mut String, thread: &ThreadReport) {
+    let time = &thread.time;
+    let parts: Vec<String> = ThreadState::ALL
+        .iter()
+        .zip(time.parts())
+        .filter(|&(_, ns)| ns > 0)
+        .map(|(state, ns)| format!("{} {}", state.name(), percent(ns, time.observed_ns)))
+        .collect();
+    let mut line = format!(
+        "{:<10} {:<16} idle: nothing completed in {} ({})",
+        thread.tid,
+        thread.comm,
+        human_ns(time.observed_ns),
+        parts.join(", ")
+    );
+    if let Some(call) = thread.unfinished.first() {
+        let since = if call.entered_before_window {
+            "since before the window"
+        } else {
+            "unfinished"
+        };
+        let _ = write!(line, "; in {} ({since})", call.name);
+    }
+    let _ = writeln!(out, "{line}");
+}
+
+/// The call table (the Open vSwitch tool's, with errors and p90), its
+/// totals, and where the calls' time went by thread state.
+fn render_syscalls(out: &mut String, syscalls: &[SyscallReport], view: &View) {
+    indent_table(out, syscall_table(syscalls));
+    let by_state = syscalls.iter().fold(CallTimes::default(), |mut sum, s| {
+        add_call_times(&mut sum, &s.by_state);
+        sum
+    });
+    let _ = writeln!(
+        out,
+        "{INDENT} Not asleep in calls: {} ns = on CPU {} + ready {} + blocked {}",
+        thousands(by_state.not_asleep_ns()),
+        thousands(by_state.oncpu_ns),
+        thousands(by_state.ready_ns),
+        thousands(by_state.blocked_ns)
+    );
+    let spilled: u64 = syscalls.iter().map(|s| s.spilled).sum();
+    if spilled > 0 {
+        let _ = writeln!(
+            out,
+            "{INDENT} ({} of these calls went to the kernel's spill map: counted in COUNT, ERRORS, TOTAL, MIN and MAX, not in percentiles or the split by state)",
+            thousands(spilled)
+        );
+    }
+    // Calls that ran on the CPU from entry to return have nothing to split.
+    let left_cpu: Vec<&SyscallReport> = syscalls
+        .iter()
+        .filter(|s| view.all || s.by_state.oncpu_ns < s.stats.total_ns)
+        .collect();
+    if !left_cpu.is_empty() {
+        let _ = writeln!(
+            out,
+            "{INDENT} [SYSCALL TIME BY THREAD STATE]{}",
+            if view.all {
+                ""
+            } else {
+                " (calls that left the CPU)"
+            }
+        );
+        let mut table = new_table(&[
+            "NAME",
+            "ON CPU ns",
+            "READY ns",
+            "BUSY CPU ns",
+            "IDLE CPU ns",
+            "SLEEPING ns",
+            "BLOCKED ns",
+            "STOPPED ns",
+        ]);
+        for s in left_cpu {
+            let t = &s.by_state;
+            table.add_row(row(
+                [s.name.clone()],
+                [
+                    t.oncpu_ns,
+                    t.ready_ns,
+                    t.ready_busy_cpu_ns,
+                    t.ready_idle_cpu_ns,
+                    t.sleeping_ns,
+                    t.blocked_ns,
+                    t.stopped_ns,
+                ],
+            ));
+        }
+        indent_table(out, table);
+    }
+    if view.histogram {
+        let _ = writeln!(out, "{INDENT} [SYSCALL LATENCY HISTOGRAMS]");
+        for s in syscalls {
+            let _ = writeln!(out, "{INDENT} {} ({}):", s.name, s.nr);
+            log2_hist::render(out, HIST_INDENT, &s.stats.hist);
+        }
+    }
+}
+
+fn add_call_times(sum: &mut CallTimes, t: &CallTimes) {
+    sum.oncpu_ns += t.oncpu_ns;
+    sum.ready_ns += t.ready_ns;
+    sum.ready_busy_cpu_ns += t.ready_busy_cpu_ns;
+    sum.ready_idle_cpu_ns += t.ready_idle_cpu_ns;
+    sum.sleeping_ns += t.sleeping_ns;
+    sum.blocked_ns += t.blocked_ns;
+    sum.stopped_ns += t.stopped_ns;
+}
+
+/// The columns of a latency series: COUNT, TOTAL, MIN, AVG, P50, P90, P99,
+/// MAX.
+const STATS_COLUMNS: [&str; 7] = [
+    "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P90 ns", "P99 ns", "MAX ns",
+];
+
+fn stats_figures(stats: &Stats) -> [u64; 7] {
+    [
+        stats.total_ns,
+        stats.min_ns,
+        stats.mean_ns,
+        stats.p50_ns,
+        stats.p90_ns,
+        stats.p99_ns,
+        stats.max_ns,
+    ]
+}
+
+/// A table of one series per row: `lead` columns, the count column, then
+/// the statistics.
+fn stats_table(lead: &[&str], count: &str) -> Table {
+    let header: Vec<&str> = lead
+        .iter()
+        .copied()
+        .chain([count])
+        .chain(STATS_COLUMNS)
+        .collect();
+    new_table(&header)
+}
+
 /// Each event-loop iteration: from a poll-family call's return to the
 /// next one's entry (the Open vSwitch tool's section, with percentiles).
 fn render_long_poll(out: &mut String, intervals: &Stats) {
     let _ = writeln!(out, "{INDENT} [LONG POLL STATISTICS]");
-    let mut table = new_table(&[
-        "COUNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P90 ns", "P99 ns", "MAX ns",
-    ]);
-    table.add_row(
-        [
-            intervals.count,
-            intervals.total_ns,
-            intervals.min_ns,
-            intervals.mean_ns,
-            intervals.p50_ns,
-            intervals.p90_ns,
-            intervals.p99_ns,
-            intervals.max_ns,
-        ]
-        .map(thousands),
-    );
+    let mut table = stats_table(&[], "COUNT");
+    table.add_row(stats_row(intervals));
     indent_table(out, table);
 }
 
-fn render_sched(out: &mut String, thread: &ThreadReport) {
+fn render_sched(out: &mut String, thread: &ThreadReport, view: &View) {
     let sched = &thread.sched;
     // The count's name is the Open vSwitch tool's: STOP_CNT for stops.
-    for (title, count, stats) in [
-        ("RUN", "SCHED_CNT", &sched.run),
-        ("READY", "SCHED_CNT", &sched.ready),
-        ("SLEEP", "SCHED_CNT", &sched.sleep),
-        ("BLOCKED", "SCHED_CNT", &sched.block),
-        ("STOPPED", "STOP_CNT", &sched.stopped),
+    for (title, count, stats, histogram) in [
+        ("RUN", "SCHED_CNT", &sched.run, false),
+        ("READY", "SCHED_CNT", &sched.ready, true),
+        ("SLEEP", "SCHED_CNT", &sched.sleep, true),
+        ("BLOCKED", "SCHED_CNT", &sched.block, true),
+        ("STOPPED", "STOP_CNT", &sched.stopped, false),
     ] {
+        if stats.count == 0 && !view.all {
+            continue;
+        }
         let _ = writeln!(out, "{INDENT} [THREAD {title} STATISTICS]");
-        let mut table = new_table(&[
-            count, "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns",
-        ]);
-        table.add_row(
-            [
-                stats.count,
-                stats.total_ns,
-                stats.min_ns,
-                stats.mean_ns,
-                stats.p50_ns,
-                stats.p99_ns,
-                stats.max_ns,
-            ]
-            .map(thousands),
-        );
-        indent_table(out, table);
+        if title == "READY" {
+            // Split by what the CPU did meanwhile: ran others, or idled.
+            let mut table = stats_table(&["WAITING"], count);
+            for (label, part) in [
+                ("all", stats),
+                ("behind others", &sched.ready_busy_cpu),
+                ("for idle CPU", &sched.ready_idle_cpu),
+            ] {
+                table.add_row(series_row(label, part));
+            }
+            indent_table(out, table);
+        } else {
+            let mut table = stats_table(&[], count);
+            table.add_row(stats_row(stats));
+            indent_table(out, table);
+        }
+        if histogram && view.histogram {
+            log2_hist::render(out, HIST_INDENT, &stats.hist);
+        }
     }
-    let _ = writeln!(out, "{INDENT} {}", time_budget(&thread.time));
+    let _ = writeln!(out, "{INDENT} {}", time_budget(thread.tid, &thread.time));
+}
+
+/// The count, then the statistics of `stats`.
+fn stats_row(stats: &Stats) -> Vec<String> {
+    std::iter::once(stats.count)
+        .chain(stats_figures(stats))
+        .map(thousands)
+        .collect()
+}
+
+/// `label`, then [`stats_row`].
+fn series_row(label: &str, stats: &Stats) -> Vec<String> {
+    std::iter::once(label.to_string())
+        .chain(stats_row(stats))
+        .collect()
 }
 
 /// Hard, then soft, as the Open vSwitch tool orders them.
-fn render_interrupts(out: &mut String, thread: &ThreadReport) {
-    let _ = writeln!(out, "{INDENT} [HARD IRQ STATISTICS]");
-    let rows = thread.hardirqs.iter().map(|h| {
-        let irq = h.irq.map_or_else(|| "-".to_string(), |irq| irq.to_string());
-        (h.name.clone(), irq, &h.stats)
-    });
-    render_irq_table(out, "IRQ", rows);
-    let _ = writeln!(out, "{INDENT} [SOFT IRQ STATISTICS]");
-    let rows = thread
-        .softirqs
-        .iter()
-        .map(|s| (s.name.clone(), s.vec.to_string(), &s.stats));
-    render_irq_table(out, "VECT_NR", rows);
+fn render_interrupts(out: &mut String, thread: &ThreadReport, view: &View) {
+    if !thread.hardirqs.is_empty() || view.all {
+        let _ = writeln!(out, "{INDENT} [HARD IRQ STATISTICS]");
+        let rows = thread.hardirqs.iter().map(|h| {
+            let irq = h.irq.map_or_else(|| "-".to_string(), |irq| irq.to_string());
+            (h.name.clone(), irq, &h.stats)
+        });
+        render_irq_table(out, "IRQ", rows);
+    }
+    if !thread.softirqs.is_empty() || view.all {
+        let _ = writeln!(out, "{INDENT} [SOFT IRQ STATISTICS]");
+        let rows = thread
+            .softirqs
+            .iter()
+            .map(|s| (s.name.clone(), s.vec.to_string(), &s.stats));
+        render_irq_table(out, "VECT_NR", rows);
+    }
 }
 
-/// NAME, id, COUNT, TOTAL, P50, P99, MAX, and a `TOTAL:` row.
+/// NAME, id, COUNT, TOTAL, P50, P90, P99, MAX, and a `TOTAL:` row.
 fn render_irq_table<'a>(
     out: &mut String,
     id_column: &str,
     rows: impl Iterator<Item = (String, String, &'a Stats)>,
 ) {
     let mut table = new_table(&[
-        "NAME", id_column, "COUNT", "TOTAL ns", "P50 ns", "P99 ns", "MAX ns",
+        "NAME", id_column, "COUNT", "TOTAL ns", "P50 ns", "P90 ns", "P99 ns", "MAX ns",
     ]);
     let (mut count, mut total) = (0u64, 0u64);
     for (name, id, stats) in rows {
@@ -270,6 +482,7 @@ fn render_irq_table<'a>(
                 stats.count,
                 stats.total_ns,
                 stats.p50_ns,
+                stats.p90_ns,
                 stats.p99_ns,
                 stats.max_ns,
             ],
@@ -314,14 +527,23 @@ fn render_system_softirqs(out: &mut String, system: &SystemSoftirqs) {
     indent_table(out, table);
 }
 
-/// `TIME BUDGET: observed N ns = running N (P%) + ready ... + stopped N (P%)`
-fn time_budget(time: &TimeBudget) -> String {
+/// `TIME BUDGET (tid N): observed N ns = running N (P%) + ready N (P%:
+/// busy CPU N, idle CPU N) + ... + stopped N (P%)`
+fn time_budget(tid: u32, time: &TimeBudget) -> String {
     let parts: Vec<String> = ThreadState::ALL
         .iter()
         .zip(time.parts())
         .map(|(state, ns)| {
+            let split = match state {
+                ThreadState::Ready => format!(
+                    ": busy CPU {}, idle CPU {}",
+                    thousands(time.ready_busy_cpu_ns),
+                    thousands(time.ready_idle_cpu_ns)
+                ),
+                _ => String::new(),
+            };
             format!(
-                "{} {} ({})",
+                "{} {} ({}{split})",
                 state.name(),
                 thousands(ns),
                 percent(ns, time.observed_ns)
@@ -329,47 +551,40 @@ fn time_budget(time: &TimeBudget) -> String {
         })
         .collect();
     format!(
-        "TIME BUDGET: observed {} ns = {}",
+        "TIME BUDGET (tid {tid}): observed {} ns = {}",
         thousands(time.observed_ns),
         parts.join(" + ")
     )
 }
 
-fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        return "-".to_string();
-    }
-    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-}
-
 fn syscall_table(syscalls: &[SyscallReport]) -> Table {
-    let mut table = new_table(&[
-        "NAME", "NUMBER", "COUNT", "TOTAL ns", "MIN ns", "AVG ns", "P50 ns", "P99 ns", "MAX ns",
-    ]);
+    let mut table = stats_table(&["NAME", "NUMBER", "COUNT"], "ERRORS");
     let (mut count, mut total) = (0u64, 0u64);
     for s in syscalls {
         let st = &s.stats;
-        table.add_row(row(
-            [s.name.clone(), s.nr.to_string()],
-            [
-                st.count,
-                st.total_ns,
-                st.min_ns,
-                st.mean_ns,
-                st.p50_ns,
-                st.p99_ns,
-                st.max_ns,
-            ],
-        ));
+        let errors = match s.top_errno() {
+            Some((name, _)) => format!("{} {name}", thousands(s.errors)),
+            None => "0".to_string(),
+        };
+        let lead = [
+            s.name.clone(),
+            s.nr.to_string(),
+            thousands(st.count),
+            errors,
+        ];
+        table.add_row(row(lead, stats_figures(st)));
         if !is_poll_family(&s.name) {
             count += st.count;
             total = total.saturating_add(st.total_ns);
         }
     }
-    table.add_row(row(
-        ["TOTAL( - poll):".to_string(), String::new()],
-        [count, total],
-    ));
+    table.add_row(vec![
+        "TOTAL( - poll):".to_string(),
+        String::new(),
+        thousands(count),
+        String::new(),
+        thousands(total),
+    ]);
     table
 }
 
@@ -379,7 +594,7 @@ fn row<const T: usize, const N: usize>(text: [String; T], figures: [u64; N]) -> 
 }
 
 /// A borderless table, first column left-aligned, the numbers right-aligned.
-fn new_table(header: &[&str]) -> Table {
+pub(super) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -414,15 +629,16 @@ mod tests {
             observed_ns: 2_000,
             running_ns: 1_000,
             ready_ns: 500,
+            ready_busy_cpu_ns: 400,
+            ready_idle_cpu_ns: 100,
             sleeping_ns: 500,
             blocked_ns: 0,
             stopped_ns: 0,
         };
         assert_eq!(
-            time_budget(&time),
-            "TIME BUDGET: observed 2,000 ns = running 1,000 (50.0%) + ready 500 (25.0%) + sleeping 500 (25.0%) + blocked 0 (0.0%) + stopped 0 (0.0%)"
+            time_budget(7, &time),
+            "TIME BUDGET (tid 7): observed 2,000 ns = running 1,000 (50.0%) + ready 500 (25.0%: busy CPU 400, idle CPU 100) + sleeping 500 (25.0%) + blocked 0 (0.0%) + stopped 0 (0.0%)"
         );
-        assert_eq!(percent(1, 0), "-");
     }
 
     #[test]
@@ -435,21 +651,30 @@ mod tests {
     /// The sample report in text, framed as it would be at its end, made
     /// a second later.
     fn render(report: &Report) -> String {
+        render_with(report, &View::default())
+    }
+
+    fn render_with(report: &Report, view: &View) -> String {
         let (_, header, end) = sample();
         let frame = Frame {
             header: &header,
             end: end.wall,
             dumped: datetime!(2026-11-26 10:00:04 UTC),
+            view,
         };
         rendered(report, |report, out| write(report, &frame, out))
+    }
+
+    fn thread_mut(report: &mut Report, tid: u32) -> &mut ThreadReport {
+        report.threads.iter_mut().find(|t| t.tid == tid).unwrap()
     }
 
     #[test]
     fn warnings_and_new_threads_are_shown() {
         let mut report = sample_report();
         report.warnings = vec!["something to know".into()];
-        report.threads[1].created = true;
-        report.threads[2].syscalls[0].spilled = 1;
+        thread_mut(&mut report, 102).created = true;
+        thread_mut(&mut report, 101).syscalls[0].spilled = 1;
         let text = render(&report);
         assert!(text.contains("\n# WARNING: something to know\n"), "{text}");
         assert!(
@@ -483,20 +708,53 @@ mod tests {
         );
         assert_eq!(lines[4], "# Total events captured: 16, lost: 0");
         assert!(lines[5].starts_with("# Not traced (no such tracepoint in this kernel): "));
-        assert!(lines[6].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
-        assert_eq!(lines[8], "PROCESS 100 (demo), parent 1");
-        assert!(lines[9].starts_with("100        demo"));
-        let child = lines
+        // The summary: processes by their worst thread, each with its
+        // verdict, then its threads worst first.
+        assert!(lines[6].starts_with("# SUMMARY: threads worst first by kernel delay"));
+        assert!(lines[7].starts_with(
+            "PROCESS 200 (child), parent 100, forked and exited during the window: thread 200 \
+             (child) waited for a CPU 100.0% of its time"
+        ));
+        assert!(lines[8].split_whitespace().eq([
+            "TID", "THREAD", "OBSERVED", "RUNNING", "READY", "BUSY", "CPU", "IDLE", "CPU",
+            "SLEEPING", "BLOCKED", "IRQ", "KERNEL", "DELAY", "MOST", "TIME", "IN"
+        ]));
+        assert!(
+            lines[9].trim_start().starts_with("200  child    1.00 ms"),
+            "{}",
+            lines[9]
+        );
+        assert!(lines[10].starts_with(
+            "PROCESS 100 (demo), parent 1: thread 101 (worker): interrupts took 0.0% of its CPU time"
+        ));
+        let tids: Vec<&str> = lines[12..15]
             .iter()
-            .position(|l| l.starts_with("PROCESS 200"))
-            .expect("the forked process's line");
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(tids, ["101", "100", "102"]);
+        // The details, in the same order.
+        assert!(lines[15].starts_with("TID        THREAD           <RESOURCE SPECIFIC>"));
         assert_eq!(
-            lines[child],
+            lines[17],
             "PROCESS 200 (child), parent 100, forked and exited during the window"
         );
-        assert!(lines[child + 1].starts_with("200        child"));
+        assert!(lines[18].starts_with("200        child"));
+        let demo = lines
+            .iter()
+            .position(|l| l.starts_with("PROCESS 100"))
+            .unwrap();
+        let details: Vec<&str> = lines[demo..]
+            .iter()
+            .filter(|l| l.starts_with("10"))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(details, ["101", "100", "102"]);
         assert!(text.contains("101        worker           [SYSCALL STATISTICS]"));
         assert!(text.contains("102        short\\x1b[2J     [SYSCALL STATISTICS]"));
+        // Nothing completed: one line.
+        assert!(text.contains(
+            "\n100        demo             idle: nothing completed in 3.000 s (running 100.0%)\n"
+        ));
         assert!(
             !text.contains('\x1b'),
             "terminal escapes must not reach the output"
@@ -504,8 +762,98 @@ mod tests {
     }
 
     #[test]
+    fn empty_sections_are_left_out_unless_all_are_asked_for() {
+        let compact = render(&sample_report());
+        let all = render_with(
+            &sample_report(),
+            &View {
+                all: true,
+                ..View::default()
+            },
+        );
+        for title in ["RUN", "READY", "SLEEP", "BLOCKED", "STOPPED"] {
+            let section = format!("[THREAD {title} STATISTICS]");
+            assert!(!compact.contains(&section), "{title}");
+            assert!(all.contains(&section), "{title}");
+        }
+        assert!(all.contains("100        demo             [SYSCALL STATISTICS]"));
+        assert!(!compact.contains("[SYSCALL TIME BY THREAD STATE]"));
+        assert!(all.contains("[SYSCALL TIME BY THREAD STATE]\n"));
+        assert!(all.lines().count() > compact.lines().count() + 40);
+    }
+
+    #[test]
+    fn top_and_thread_filters_choose_what_is_shown() {
+        let view = |threads: Option<ThreadFilter>, top: Option<usize>| View {
+            threads,
+            top,
+            ..View::default()
+        };
+        let detailed = |text: &str| -> Vec<u32> {
+            let details = &text[text.find("<RESOURCE SPECIFIC>").unwrap()..];
+            // Thread lines start at the margin, tables are indented.
+            details
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+                .collect()
+        };
+        let top = render_with(&sample_report(), &view(None, Some(2)));
+        assert_eq!(detailed(&top), [200, 101]);
+        assert!(top.contains("  (2 more threads with less delay: see --top)\n"));
+        assert!(!top.contains("  102  short"));
+        let by_id = render_with(
+            &sample_report(),
+            &view(Some(ThreadFilter::Tids(vec![102, 100])), None),
+        );
+        assert_eq!(detailed(&by_id), [100, 102]);
+        assert!(by_id.contains("  200  child"), "the summary lists all");
+        let by_name = regex_lite::Regex::new("^(wor|chi)").unwrap();
+        let by_name = render_with(
+            &sample_report(),
+            &view(Some(ThreadFilter::Name(by_name)), None),
+        );
+        assert_eq!(detailed(&by_name), [200, 101]);
+    }
+
+    #[test]
+    fn histograms_when_asked_for() {
+        let mut report = sample_report();
+        thread_mut(&mut report, 101).sched.ready = Stats {
+            count: 1,
+            hist: vec![[1_024, 2_047, 1]],
+            ..Stats::default()
+        };
+        let plain = render(&report);
+        let text = render_with(
+            &report,
+            &View {
+                histogram: true,
+                ..View::default()
+            },
+        );
+        assert!(!plain.contains("distribution"));
+        assert!(text.contains("[SYSCALL LATENCY HISTOGRAMS]\n           read (0):\n"));
+        let bar = |text: &str, range: &str| {
+            text.lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .any(|l| l == format!("{range} : 1 |****************************************|"))
+        };
+        let read = &text[text.find("read (0):").unwrap()..];
+        assert!(bar(read, "64 -> 127"), "{read}");
+        let ready = &text[text.find("[THREAD READY STATISTICS]").unwrap()..];
+        assert!(bar(ready, "1024 -> 2047"), "{ready}");
+    }
+
+    #[test]
     fn rows_are_aggregated_and_totalled() {
-        let full = render(&sample_report());
+        let full = render_with(
+            &sample_report(),
+            &View {
+                all: true,
+                ..View::default()
+            },
+        );
         let text = &full[full.find("101        worker").unwrap()..];
         let row = |name: &str| {
             text.lines()
@@ -514,14 +862,24 @@ mod tests {
                 .split_whitespace()
                 .collect::<Vec<_>>()
         };
-        assert_eq!(row("read")[..4], ["read", "0", "2", "3,493,811"]);
-        assert_eq!(row("getppid")[..4], ["getppid", "110", "1", "500"]);
+        // COUNT, ERRORS (with the errno most failed with), TOTAL, ..., P90
+        assert_eq!(
+            row("read")[..6],
+            ["read", "0", "2", "1", "EBADF", "3,493,811"]
+        );
+        assert_eq!(row("read")[10], "3,493,711", "p90");
+        assert_eq!(row("getppid")[..5], ["getppid", "110", "1", "0", "500"]);
         // Sorted by total: read before poll before getppid.
         let pos = |needle: &str| text.find(needle).unwrap();
         assert!(pos(" read ") < pos(" poll ") && pos(" poll ") < pos(" getppid "));
         // poll (nr 7) is left out of the total.
-        assert_eq!(row("TOTAL(")[..4], ["TOTAL(", "-", "poll):", "3"]);
-        assert!(text.contains("3,494,311"));
+        assert_eq!(
+            row("TOTAL(")[..5],
+            ["TOTAL(", "-", "poll):", "3", "3,494,311"]
+        );
+        assert!(text.contains(
+            "Not asleep in calls: 3,554,311 ns = on CPU 3,554,311 + ready 0 + blocked 0"
+        ));
         assert!(text.contains("[UNFINISHED SYSCALLS]"));
         let long_poll = text
             .find("[LONG POLL STATISTICS]")
@@ -548,7 +906,7 @@ mod tests {
                 "{title}"
             );
         }
-        assert!(text.contains("TIME BUDGET: observed 3,000,000,000 ns = running "));
+        assert!(text.contains("TIME BUDGET (tid 101): observed 3,000,000,000 ns = running "));
         assert_eq!(row("NET_RX")[..4], ["NET_RX", "3", "2", "6,000"]);
         assert_eq!(row("LOCAL_TIMER")[..4], ["LOCAL_TIMER", "-", "1", "3,000"]);
         assert_eq!(
