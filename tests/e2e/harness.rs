@@ -127,9 +127,22 @@ impl Trace {
 
     /// `command` runs kernel-delay (possibly through a wrapper).
     pub fn spawn(mut command: Command) -> Self {
+        command.arg("--json");
+        Self::begin(command)
+    }
+
+    /// Starts tracing with a text report to `out`.
+    pub fn start_text(args: &[&str], out: &std::path::Path) -> Self {
+        let mut command = Command::new(TOOL);
+        command.args(args).arg("-o").arg(out);
+        Self::begin(command)
+    }
+
+    /// Runs `command` and returns once its start line (on stderr: the
+    /// report does not go to a terminal) says the window has begun.
+    fn begin(mut command: Command) -> Self {
         require_root();
         let mut child = command
-            .arg("--json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -160,20 +173,30 @@ impl Trace {
     }
 
     pub fn stop(self, signal: Signal) -> Value {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        self.signal(signal);
         self.report()
     }
 
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
     pub fn report(self) -> Value {
+        let output = self.finish();
+        let report = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+        assert_budgets_add_up(&report);
+        report
+    }
+
+    /// Waits for the end of a successful run.
+    pub fn finish(self) -> Output {
         let output = wait_with_timeout(self.child);
         assert!(
             output.status.success(),
             "kernel-delay failed: {:?}",
             output.status
         );
-        let report = serde_json::from_slice(&output.stdout).expect("the report is JSON");
-        assert_budgets_add_up(&report);
-        report
+        output
     }
 }
 
@@ -235,24 +258,65 @@ pub fn field(value: &Value, key: &str) -> u64 {
 
 pub const MS: u64 = 1_000_000;
 
+/// The sum of `value`'s fields `keys`.
+fn sum(value: &Value, keys: &[&str]) -> u64 {
+    keys.iter().map(|key| field(value, key)).sum()
+}
+
 /// Every thread's time budget adds up to its observed time, to the ns, and
-/// no thread is observed for longer than the window.
+/// no thread is observed for longer than the window; its ready time is its
+/// two parts; each of its calls' time adds up by thread state, and their
+/// histogram holds every sampled call.
 pub fn assert_budgets_add_up(report: &Value) {
     let window = field(report, "duration_ns");
     for thread in report["threads"].as_array().unwrap() {
         let time = &thread["time"];
-        let parts: u64 = [
-            "running_ns",
-            "ready_ns",
-            "sleeping_ns",
-            "blocked_ns",
-            "stopped_ns",
-        ]
-        .iter()
-        .map(|part| field(time, part))
-        .sum();
+        let parts = sum(
+            time,
+            &[
+                "running_ns",
+                "ready_ns",
+                "sleeping_ns",
+                "blocked_ns",
+                "stopped_ns",
+            ],
+        );
         assert_eq!(parts, field(time, "observed_ns"), "{thread}");
         assert!(field(time, "observed_ns") <= window, "{thread}");
+        let ready = sum(time, &["ready_busy_cpu_ns", "ready_idle_cpu_ns"]);
+        assert_eq!(ready, field(time, "ready_ns"), "{thread}");
+        for call in thread["syscalls"].as_array().unwrap() {
+            if field(call, "spilled") > 0 {
+                continue; // known by their totals only
+            }
+            let by_state = sum(
+                call,
+                &[
+                    "oncpu_ns",
+                    "ready_ns",
+                    "sleeping_ns",
+                    "blocked_ns",
+                    "stopped_ns",
+                ],
+            );
+            assert_eq!(by_state, field(call, "total_ns"), "{call}");
+            let ready = sum(call, &["ready_busy_cpu_ns", "ready_idle_cpu_ns"]);
+            assert_eq!(ready, field(call, "ready_ns"), "{call}");
+            let in_hist: u64 = call["hist"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|bucket| bucket[2].as_u64().unwrap())
+                .sum();
+            assert_eq!(in_hist, field(call, "count"), "{call}");
+            let errnos: u64 = call["errnos"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|n| n.as_u64().unwrap())
+                .sum();
+            assert_eq!(errnos, field(call, "errors"), "{call}");
+        }
     }
 }
 

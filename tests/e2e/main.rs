@@ -1,6 +1,7 @@
 //! End-to-end tests: the real kernel-delay, as root, against workloads with
 //! a known answer, checked through its JSON report. One module per topic.
 
+mod delays;
 mod harness;
 mod input;
 mod irq;

@@ -8,6 +8,12 @@
 //!                                               spinning MS ms; each then prints
 //!                                               "schedstat TID RUN_NS WAIT_NS" (the kernel's
 //!                                               own account of its life)
+//!                                spin-read N MS as spin, but each spins inside the kernel:
+//!                                               read()s of 1 MiB from /dev/zero
+//!                                idle N         N threads "idler" that wait, forever, in
+//!                                               futex()
+//!                                badfd N        N read() of fd -1 (EBADF) on a new thread
+//!                                               "bad-reader"
 //!                                udp N          N datagrams over loopback from a new thread
 //!                                               "udp-sender" (NET_RX runs in its context)
 //!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
@@ -81,14 +87,26 @@ fn pin_to_last_cpu() {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pinning");
 }
 
-fn spin_on_one_cpu(threads: u64, spin: Duration) {
+/// Where a spinner keeps its CPU busy.
+#[derive(Clone, Copy)]
+enum Busy {
+    User,
+    /// In read(): the kernel copies zeroes, and lets others run (on a
+    /// kernel without full preemption too) from inside the call.
+    InRead,
+}
+
+fn spin_on_one_cpu(threads: u64, spin: Duration, busy: Busy) {
     let spinners: Vec<_> = (0..threads)
         .map(|i| {
             thread::Builder::new()
                 .name(format!("spin-{i}"))
                 .spawn(move || {
                     pin_to_last_cpu();
-                    spin_for(spin);
+                    match busy {
+                        Busy::User => spin_for(spin),
+                        Busy::InRead => read_zeroes_for(spin),
+                    }
                     own_schedstat()
                 })
                 .expect("spawning a thread")
@@ -179,6 +197,38 @@ fn churn(threads: u64, calls: u64) {
     }
 }
 
+fn read_zeroes_for(duration: Duration) {
+    use std::io::Read;
+    let mut zeroes = std::fs::File::open("/dev/zero").expect("opening /dev/zero");
+    let mut buffer = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        zeroes.read_exact(&mut buffer).expect("reading /dev/zero");
+    }
+}
+
+/// Threads that wait until the process ends.
+fn idle_threads(n: u64) {
+    for _ in 0..n {
+        thread::Builder::new()
+            .name("idler".to_string())
+            .stack_size(CROWD_STACK)
+            .spawn(|| loop {
+                thread::park();
+            })
+            .expect("spawning a thread");
+    }
+}
+
+fn bad_reads(n: u64) {
+    let mut byte = 0u8;
+    for _ in 0..n {
+        // SAFETY: fd -1 is never open: each call fails with EBADF.
+        let read = unsafe { libc::read(-1, (&raw mut byte).cast(), 1) };
+        assert_eq!(read, -1);
+    }
+}
+
 fn spin_for(duration: Duration) {
     let until = Instant::now() + duration;
     while Instant::now() < until {
@@ -253,7 +303,17 @@ fn serve() {
             Some("spin") => {
                 let n = number(words.next(), "N");
                 let ms = number(words.next(), "MS");
-                spin_on_one_cpu(n, Duration::from_millis(ms));
+                spin_on_one_cpu(n, Duration::from_millis(ms), Busy::User);
+            }
+            Some("spin-read") => {
+                let n = number(words.next(), "N");
+                let ms = number(words.next(), "MS");
+                spin_on_one_cpu(n, Duration::from_millis(ms), Busy::InRead);
+            }
+            Some("idle") => idle_threads(number(words.next(), "N")),
+            Some("badfd") => {
+                let n = number(words.next(), "N");
+                on_thread("bad-reader", move || bad_reads(n));
             }
             Some("udp") => {
                 let n = number(words.next(), "N");

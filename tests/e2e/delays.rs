@@ -1,0 +1,214 @@
+//! Where each thread's delay came from: ready time split by what the CPU
+//! did, each call's time by thread state, failed calls by errno, and a
+//! text report that puts the worst threads first.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// A share of a thread's time ready.
+fn share_of_ready(thread: &Value, part: &str) -> f64 {
+    field(&thread["time"], part) as f64 / field(&thread["time"], "ready_ns") as f64
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn waits_that_end_on_an_idle_cpu_are_told_apart_as_bpftrace_sees_them() {
+    // A thread that naps 1 ms at a time: alone on the machine, it is woken
+    // on an idle CPU nearly every time (296 of 302 here); on a busy one,
+    // less often. Either way each wait that ended with the CPU leaving the
+    // idle task is one bpftrace sees.
+    let mut workload = Workload::start();
+    let independent = Bpftrace::start(
+        "tracepoint:sched:sched_switch /args->prev_pid == 0 && args->next_comm == \"sleeper\"/ \
+         { @[args->next_pid] = count(); }",
+    );
+    let trace = Trace::of(&workload, "300");
+    workload.run("sleep 300 1");
+    let report = trace.interrupt();
+    let counted_by_bpftrace = independent.stop();
+    let sleeper = only_thread(&report, "sleeper");
+    let sched = &sleeper["sched"];
+    let (idle, busy) = (
+        field(&sched["ready_idle_cpu"], "count"),
+        field(&sched["ready_busy_cpu"], "count"),
+    );
+    assert_eq!(idle + busy, field(&sched["ready"], "count"));
+    assert!(idle + busy >= 300, "{sleeper}");
+    let theirs = bpftrace_count(&counted_by_bpftrace, field(sleeper, "tid"));
+    assert!(
+        idle.abs_diff(theirs) <= 2 + theirs / 50,
+        "kernel-delay {idle} idle-CPU waits vs bpftrace {theirs}"
+    );
+    assert_eq!(
+        field(&sleeper["time"], "ready_idle_cpu_ns") > 0,
+        theirs > 0,
+        "{sleeper}"
+    );
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn threads_sharing_a_cpu_wait_behind_each_other_as_schedstat_says() {
+    let (printed, report) = traced("spin 2 3000");
+    let kernel_accounts = schedstats(&printed);
+    assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
+    for (tid, _, wait_ns) in kernel_accounts {
+        let spinner = thread_by_tid(&report, tid);
+        let busy = share_of_ready(spinner, "ready_busy_cpu_ns");
+        assert!(busy >= 0.95, "busy-CPU share of ready {busy}: {spinner}");
+        // Contention dominates: the busy-CPU part is the kernel's
+        // run-queue wait.
+        let observed = field(&spinner["time"], "observed_ns") as f64;
+        let busy_ready = field(&spinner["time"], "ready_busy_cpu_ns") as f64 / observed;
+        let kernel_wait = wait_ns as f64 / observed;
+        assert!(
+            (busy_ready - kernel_wait).abs() < 0.02,
+            "busy-CPU ready {busy_ready} vs schedstat wait {kernel_wait}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_sleep_call_is_asleep() {
+    let (_, report) = traced("sleep 100 2");
+    let sleeper = only_thread(&report, "sleeper");
+    let nanosleep = syscall(sleeper, "clock_nanosleep").expect("clock_nanosleep");
+    assert_eq!(field(nanosleep, "count"), 100);
+    // Asleep for at least what was asked (less the few microseconds from
+    // arming the timer to leaving the CPU); the rest of the call is on the
+    // CPU or waiting for it (on a quiet machine, 99 % asleep).
+    let asleep = field(nanosleep, "sleeping_ns");
+    assert!(asleep >= 100 * 19 * MS / 10, "{nanosleep}");
+    let awake = field(nanosleep, "oncpu_ns") + field(nanosleep, "ready_ns");
+    assert_eq!(asleep + awake, field(nanosleep, "total_ns"), "{nanosleep}");
+    assert_eq!(field(nanosleep, "blocked_ns"), 0, "{nanosleep}");
+    assert_eq!(field(nanosleep, "errors"), 0);
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_call_that_spins_in_the_kernel_waits_for_the_cpu_inside_it() {
+    // Two threads on one CPU, each in read() from /dev/zero nearly all the
+    // time: the kernel hands the CPU over from inside the call.
+    let (_, report) = traced("spin-read 2 2000");
+    for spinner in threads_named(&report, "spin-0")
+        .into_iter()
+        .chain(threads_named(&report, "spin-1"))
+    {
+        let read = syscall(spinner, "read").expect("read");
+        let in_read = field(read, "ready_ns") as f64;
+        let ready = field(&spinner["time"], "ready_ns") as f64;
+        assert!(
+            in_read > 0.5 * ready,
+            "ready in read {in_read} of {ready}: {spinner}"
+        );
+        assert!(field(read, "ready_busy_cpu_ns") > 0, "{read}");
+        assert_eq!(field(read, "sleeping_ns"), 0, "{read}");
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_call_waiting_for_the_disk_is_blocked() {
+    let (_, report) = traced("fsync 200");
+    let syncer = only_thread(&report, "syncer");
+    let fsync = syscall(syncer, "fsync").expect("fsync");
+    assert_eq!(field(fsync, "count"), 200);
+    assert!(field(fsync, "blocked_ns") > 0, "{fsync}");
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn failed_calls_are_counted_by_errno() {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "300");
+    workload.run("badfd 1000");
+    workload.run("burst 500");
+    let report = trace.interrupt();
+    let read = syscall(only_thread(&report, "bad-reader"), "read").expect("read");
+    assert_eq!(field(read, "count"), 1_000);
+    assert_eq!(field(read, "errors"), 1_000);
+    assert_eq!(read["errnos"], json!({ "EBADF": 1_000 }));
+    let getppid = syscall(only_thread(&report, "burst"), "getppid").expect("getppid");
+    assert_eq!(
+        (field(getppid, "count"), field(getppid, "errors")),
+        (500, 0)
+    );
+    assert_eq!(getppid["errnos"], json!({}));
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
+    let mut workload = Workload::start();
+    workload.run("idle 50");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.txt");
+    let pid = workload.pid().to_string();
+    let trace = Trace::start_text(&["--pid", &pid, "--duration", "300"], &out);
+    workload.run("spin 2 1500");
+    trace.signal(nix::sys::signal::Signal::SIGINT);
+    let output = trace.finish();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(output.stdout.is_empty());
+    let lines: Vec<&str> = text.lines().collect();
+
+    // The summary: the spinners first.
+    let summary = lines
+        .iter()
+        .position(|l| l.starts_with("# SUMMARY"))
+        .expect("a summary");
+    assert!(lines[summary + 1].starts_with(&format!("PROCESS {pid} (kd-workload)")));
+    assert!(
+        lines[summary + 1].contains(": thread "),
+        "a verdict: {}",
+        lines[summary + 1]
+    );
+    assert!(
+        lines[summary + 1].contains(" waited for a CPU "),
+        "{}",
+        lines[summary + 1]
+    );
+    let names = |rows: &[&str]| -> Vec<String> {
+        rows.iter()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect()
+    };
+    let ranked = names(&lines[summary + 3..summary + 3 + 52 + 1]);
+    assert_eq!(ranked.len(), 53, "{text}");
+    let mut first_two = ranked[..2].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, ["spin-0", "spin-1"], "{text}");
+    assert_eq!(ranked.iter().filter(|n| *n == "idler").count(), 50);
+
+    // The details, in the same order; an idle thread is one line.
+    let details = lines
+        .iter()
+        .position(|l| l.contains("<RESOURCE SPECIFIC>"))
+        .expect("the details");
+    let detailed: Vec<&str> = lines[details..]
+        .iter()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .copied()
+        .collect();
+    let mut first_two: Vec<&str> = detailed[..2]
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    first_two.sort();
+    assert_eq!(first_two, ["spin-0", "spin-1"]);
+    let idle_lines: Vec<&&str> = detailed.iter().filter(|l| l.contains(" idler ")).collect();
+    assert_eq!(idle_lines.len(), 50);
+    for line in idle_lines {
+        assert!(line.contains("idle: nothing completed in"), "{line}");
+        assert!(
+            line.contains("; in futex (since before the window)"),
+            "{line}"
+        );
+    }
+    // Two spinners and the main thread in detail, 50 one-liners: short
+    // (every section of every thread would be some 1,500 lines).
+    assert!(lines.len() < 300, "{} lines:\n{text}", lines.len());
+}
