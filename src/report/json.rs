@@ -2,13 +2,108 @@
 
 use std::io;
 
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
+
 use super::Report;
 
 /// Streams the report: a report of many thousand threads is never held
 /// as one string.
 pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
+    let formatter = InlineNestedArrays {
+        pretty: PrettyFormatter::new(),
+        open: Vec::new(),
+    };
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
+    report.serialize(&mut serializer)?;
     out.write_all(b"\n")
+}
+
+/// Pretty JSON, but an array inside an array is written on one line: a
+/// histogram bucket `[1024, 2047, 3]` is one line, not five.
+struct InlineNestedArrays {
+    pretty: PrettyFormatter<'static>,
+    /// The containers open: whether each is an array written inline.
+    open: Vec<Container>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Object,
+    Array,
+    InlineArray,
+}
+
+impl InlineNestedArrays {
+    fn inline(&self) -> bool {
+        self.open.last() == Some(&Container::InlineArray)
+    }
+}
+
+impl Formatter for InlineNestedArrays {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if matches!(
+            self.open.last(),
+            Some(Container::Array | Container::InlineArray)
+        ) {
+            self.open.push(Container::InlineArray);
+            return out.write_all(b"[");
+        }
+        self.open.push(Container::Array);
+        self.pretty.begin_array(out)
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        match self.open.pop() {
+            Some(Container::InlineArray) => out.write_all(b"]"),
+            _ => self.pretty.end_array(out),
+        }
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        match (self.inline(), first) {
+            (true, true) => Ok(()),
+            (true, false) => out.write_all(b", "),
+            (false, _) => self.pretty.begin_array_value(out, first),
+        }
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.inline() {
+            return Ok(());
+        }
+        self.pretty.end_array_value(out)
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open.push(Container::Object);
+        self.pretty.begin_object(out)
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open.pop();
+        self.pretty.end_object(out)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_object_key(out, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.pretty.begin_object_value(out)
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.pretty.end_object_value(out)
+    }
 }
 
 #[cfg(test)]
@@ -19,6 +114,18 @@ mod tests {
 
     fn render(report: &Report) -> String {
         rendered(report, write)
+    }
+
+    #[test]
+    fn histogram_buckets_take_a_line_each() {
+        let json = render(&sample_report());
+        assert!(json.contains("\"hist\": [\n"), "{json}");
+        assert!(json.contains("[64, 127, 1],\n"), "{json}");
+        assert!(json.contains("\"hist\": []"), "{json}");
+        assert!(
+            json.contains("\"cpus\": [\n"),
+            "an outer array stays pretty"
+        );
     }
 
     #[test]
