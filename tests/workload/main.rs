@@ -392,15 +392,33 @@ fn demo(seconds: u64) {
             }),
         thread::Builder::new()
             .name("pipe-reader".into())
-            .spawn(move || {
-                let mut buf = [0u8; 4096];
-                while matches!(nix::unistd::read(&reader, &mut buf), Ok(n) if n > 0) {}
-            }),
+            .spawn(move || event_loop_reader(reader)),
     ];
     for t in threads {
         t.expect("spawning a thread")
             .join()
             .expect("demo thread panicked");
+    }
+}
+
+/// Reads `pipe` as an event loop does (nginx, redis): non-blocking reads
+/// until EAGAIN, then poll() until there is more; ends at end of file.
+fn event_loop_reader(pipe: std::os::fd::OwnedFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("O_NONBLOCK");
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(&pipe, &mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut ready = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+                poll(&mut ready, PollTimeout::from(100u16)).expect("poll");
+            }
+            Err(err) => panic!("reading the pipe: {err}"),
+        }
     }
 }
 
