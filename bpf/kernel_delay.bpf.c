@@ -33,6 +33,15 @@ __u8 traced_pids[1] SEC(".data.traced_pids");
 const volatile __u32 wakeup_shift = 31;
 /* sched_switch has its prev_state argument (5.18+): set from kernel BTF. */
 const volatile bool has_prev_state = false;
+/* --syscall-events: calls that take at least event_min_ns become events,
+ * with their stacks when capture_stacks (and a poll-family call only
+ * unless skip_poll_events: its numbers are poll_nrs, -1 for none). */
+const volatile bool syscall_events = false;
+const volatile __u64 event_min_ns = 0;
+const volatile bool capture_stacks = false;
+const volatile bool skip_poll_events = false;
+#define POLL_NRS 8
+const volatile __s32 poll_nrs[POLL_NRS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -97,8 +106,19 @@ struct {
 	__type(value, struct softirq_totals);
 } softirq_cpu SEC(".maps");
 
+/* The stacks of slow calls (--stack-trace-size entries, resized by user
+ * space; a stack seen again takes no room). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
+/* Stacks of events that could not be recorded (map full, collisions). */
+__u64 stacks_missed = 0;
 
 /* Unused instances: they make the skeleton generate the record types. */
 struct syscall_event _syscall_event = {};
@@ -108,6 +128,7 @@ struct thread_new_event _thread_new_event = {};
 struct thread_exit_event _thread_exit_event = {};
 struct exec_event _exec_event = {};
 struct process_new_event _process_new_event = {};
+struct slow_call_event _slow_call_event = {};
 struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
@@ -116,6 +137,8 @@ enum switch_flags _switch_flags = 0;
 enum lost_cause _lost_cause = 0;
 enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
+enum stack_depth _stack_depth = 0;
+enum stack_id _stack_id = 0;
 
 static __always_inline bool is_traced(__u32 tgid)
 {
@@ -336,8 +359,14 @@ int sched_switch(__u64 *ctx)
 		e->prev_tid = prev_tid;
 		e->prev_state = switch_out_state(state);
 		start = bpf_map_lookup_elem(&syscall_starts, &prev_tid);
-		if (start && start->enter_ns)
+		if (start && start->enter_ns) {
 			e->flags |= SWITCH_PREV_IN_CALL;
+			/* Where it waits: the stack that says why a call was slow. */
+			if (capture_stacks && !preempt && !start->kernel_stack_taken) {
+				start->kernel_stack = bpf_get_stackid(ctx, &stacks, 0);
+				start->kernel_stack_taken = 1;
+			}
+		}
 	}
 	e->next_tid = 0;
 	if (next_traced) {
@@ -395,10 +424,14 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	start = bpf_map_lookup_elem(&syscall_starts, &tid);
 	if (start) {
 		start->nr = id;
+		if (capture_stacks)
+			start->kernel_stack_taken = 0;
 		start->enter_ns = bpf_ktime_get_ns();
 		return 0;
 	}
 	fresh.nr = id;
+	fresh.kernel_stack = NO_STACK;
+	fresh.kernel_stack_taken = 0;
 	fresh.enter_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST))
 		count_lost(LOST_SYSCALL_MAP_FULL);
@@ -434,6 +467,69 @@ static __always_inline void spill_call(__u32 tid, __s32 nr, __s32 err, __u64 dur
 		spilled->max_ns = duration;
 }
 
+/* Whether call `nr` is one of the poll family (--skip-syscall-poll-events). */
+static __always_inline bool is_poll_family(__s32 nr)
+{
+	for (int i = 0; i < POLL_NRS; i++)
+		if (poll_nrs[i] == nr)
+			return true;
+	return false;
+}
+
+static __always_inline bool is_event(__s32 nr, __u64 duration)
+{
+	return syscall_events && duration >= event_min_ns &&
+	       !(skip_poll_events && is_poll_family(nr));
+}
+
+/* A stack of the current task into the stack map; a failure is counted. */
+static __always_inline __s32 take_stack(void *ctx, __u64 flags)
+{
+	__s32 id;
+
+	if (!capture_stacks)
+		return NO_STACK;
+	id = bpf_get_stackid(ctx, &stacks, flags);
+	if (id < 0)
+		__sync_fetch_and_add(&stacks_missed, 1);
+	return id;
+}
+
+/* The event of a slow call, in place of its syscall_event; false when the
+ * ring buffer has no room (the call is then spilled, its event lost). */
+static __always_inline bool emit_slow_call(void *ctx, __u32 tid, __u32 pid,
+					   struct syscall_start *start, long ret, __u64 now)
+{
+	struct record_batch *batch;
+	struct slow_call_event *e;
+	__s32 kernel_stack, user_stack;
+
+	/* Taken before the record is started: nothing else stages meanwhile. */
+	if (!start->kernel_stack_taken)
+		kernel_stack = take_stack(ctx, 0);
+	else if ((kernel_stack = start->kernel_stack) < 0 && capture_stacks)
+		__sync_fetch_and_add(&stacks_missed, 1);
+	user_stack = take_stack(ctx, BPF_F_USER_STACK);
+	e = record_start(&batch, sizeof(*e));
+	if (!e) {
+		count_lost(LOST_SYSCALL_EVENT);
+		return false;
+	}
+	e->kind = EVENT_SLOW_CALL;
+	e->tid = tid;
+	e->nr = start->nr;
+	e->err = call_errno(ret);
+	e->enter_ns = start->enter_ns;
+	e->exit_ns = now;
+	e->ret = ret;
+	e->pid = pid;
+	e->kernel_stack = kernel_stack;
+	e->user_stack = user_stack;
+	e->pad = 0;
+	record_end(batch, e, sizeof(*e));
+	return true;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
@@ -452,6 +548,12 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0; /* entered before tracing began */
 
 	now = bpf_ktime_get_ns();
+	if (is_event(start->nr, now - start->enter_ns)) {
+		if (!emit_slow_call(ctx, tid, pid_tgid >> 32, start, ret, now))
+			spill_call(tid, start->nr, call_errno(ret), now - start->enter_ns);
+		start->enter_ns = 0;
+		return 0;
+	}
 	e = record_start(&batch, sizeof(*e));
 	if (e) {
 		e->kind = EVENT_SYSCALL;

@@ -17,6 +17,7 @@ enum event_kind {
 	EVENT_THREAD_EXIT = 9,	/* the thread exited */
 	EVENT_EXEC = 10,	/* a thread that is not the leader exec'd: it takes the leader's id */
 	EVENT_PROCESS_NEW = 11,	/* a traced process forked a process, traced too */
+	EVENT_SLOW_CALL = 12,	/* a completed call past the event threshold */
 };
 
 /* Why a record could not be delivered, or a call not be timed: one
@@ -27,6 +28,7 @@ enum lost_cause {
 	LOST_SYSCALL_MAP_FULL,	/* a call's entry found no room: not timed */
 	LOST_SPILL_MAP_FULL,	/* a completed call found room in neither */
 	LOST_EXIT_MAP_FULL,	/* an exit found room in neither */
+	LOST_SYSCALL_EVENT,	/* a slow call's event (the call itself is spilled) */
 	LOST_CAUSES,
 };
 
@@ -77,6 +79,35 @@ enum switch_flags {
 	/* The CPU was idle before the thread got it: the thread's wait for
 	 * it was the CPU waking up, not other tasks. */
 	SWITCH_NEXT_AFTER_IDLE = 2,
+};
+
+/* A call that took at least the event threshold (--syscall-events): the
+ * call's record, and where it was made from. It replaces the call's
+ * syscall_event. */
+struct slow_call_event {
+	__u32 kind;
+	__u32 tid;
+	__s32 nr;
+	__s32 err;	/* as in syscall_event */
+	__u64 enter_ns;
+	__u64 exit_ns;
+	__s64 ret;	/* what it returned */
+	__u32 pid;	/* its process */
+	/* Ids in the stack map, or -errno when it could not be recorded
+	 * (NO_STACK: none was asked for). The kernel stack is where the
+	 * thread first waited in the call, else where the call returned. */
+	__s32 kernel_stack;
+	__s32 user_stack;
+	__u32 pad;
+};
+
+/* A stack id that stands for no stack taken. */
+enum stack_id {
+	NO_STACK = -1,
+};
+/* Frames per stack in the stack map (the kernel's PERF_MAX_STACK_DEPTH). */
+enum stack_depth {
+	MAX_STACK_DEPTH = 127,
 };
 
 /* A context switch that involves a traced thread: one record, one time. */
@@ -199,6 +230,10 @@ struct record_batch {
 struct syscall_start {
 	__u64 enter_ns;
 	__s64 nr;
+	/* With --syscall-events: the kernel stack where it first waited (a
+	 * stack id or -errno), once kernel_stack_taken is set. */
+	__s32 kernel_stack;
+	__u32 kernel_stack_taken;
 };
 
 #endif /* __KERNEL_DELAY_H */

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::irq::HardIrq;
-use crate::records::{InFlight, IrqSource, Record};
+use crate::records::{InFlight, IrqSource, Record, SlowCall};
 use crate::sched::{Departure, SchedEvent, StateTimes, Timeline};
 use crate::stats::Distribution;
 use crate::syscall_names::is_poll_family_nr;
@@ -181,6 +181,8 @@ pub struct Aggregator {
     processes: Vec<ProcessActivity>,
     /// Process id -> the newest process with it.
     newest_process: HashMap<u32, usize>,
+    /// Slow calls inside the window (--syscall-events), in arrival order.
+    slow_calls: Vec<SlowCall>,
 }
 
 impl Aggregator {
@@ -194,6 +196,7 @@ impl Aggregator {
             unseen: HashMap::new(),
             processes: Vec::new(),
             newest_process: HashMap::new(),
+            slow_calls: Vec::new(),
         }
     }
 
@@ -260,31 +263,11 @@ impl Aggregator {
                 errno,
                 enter_ns,
                 exit_ns,
-            } => {
-                if enter_ns < self.start_ns || enter_ns > self.end_ns {
-                    return; // entered while probes were still attaching, or after the window
-                }
-                let end_ns = self.end_ns;
-                let thread = self.thread(tid);
-                let finished = exit_ns <= end_ns;
-                if finished {
-                    let by_state = match thread.timeline.as_mut() {
-                        Some(timeline) => timeline.call_returned(enter_ns, exit_ns),
-                        // The scheduler never moved it: on the CPU throughout.
-                        None => StateTimes {
-                            running_ns: exit_ns.saturating_sub(enter_ns),
-                            ..StateTimes::default()
-                        },
-                    };
-                    let calls = thread.syscalls.entry(nr);
-                    calls.durations.record(by_state.total_ns());
-                    calls.by_state.accumulate(&by_state);
-                    calls.failed(errno, 1);
-                } else {
-                    thread.in_flight.push(InFlight { nr, enter_ns });
-                }
-                if is_poll_family_nr(nr) {
-                    thread.poll_called(enter_ns, finished.then_some(exit_ns));
+            } => self.call(tid, nr, errno, enter_ns, exit_ns),
+            Record::SlowCall(call) => {
+                self.call(call.tid, call.nr, call.errno, call.enter_ns, call.exit_ns);
+                if call.enter_ns >= self.start_ns && call.exit_ns <= self.end_ns {
+                    self.slow_calls.push(call);
                 }
             }
             Record::Switch { ts_ns, out, into } => {
@@ -367,6 +350,36 @@ impl Aggregator {
                 };
                 series.record(duration_ns);
             }
+        }
+    }
+
+    /// A call of thread `tid` that returned (or, past the window's end,
+    /// is unfinished).
+    fn call(&mut self, tid: u32, nr: i64, errno: u32, enter_ns: u64, exit_ns: u64) {
+        if enter_ns < self.start_ns || enter_ns > self.end_ns {
+            return; // entered while probes were still attaching, or after the window
+        }
+        let end_ns = self.end_ns;
+        let thread = self.thread(tid);
+        let finished = exit_ns <= end_ns;
+        if finished {
+            let by_state = match thread.timeline.as_mut() {
+                Some(timeline) => timeline.call_returned(enter_ns, exit_ns),
+                // The scheduler never moved it: on the CPU throughout.
+                None => StateTimes {
+                    running_ns: exit_ns.saturating_sub(enter_ns),
+                    ..StateTimes::default()
+                },
+            };
+            let calls = thread.syscalls.entry(nr);
+            calls.durations.record(by_state.total_ns());
+            calls.by_state.accumulate(&by_state);
+            calls.failed(errno, 1);
+        } else {
+            thread.in_flight.push(InFlight { nr, enter_ns });
+        }
+        if is_poll_family_nr(nr) {
+            thread.poll_called(enter_ns, finished.then_some(exit_ns));
         }
     }
 
@@ -511,6 +524,13 @@ impl Aggregator {
         if process_exited {
             self.process(pid).exit_ns = Some(exit.ts_ns);
         }
+    }
+
+    /// The slow calls seen in the window (--syscall-events), by entry time.
+    pub fn take_slow_calls(&mut self) -> Vec<SlowCall> {
+        let mut calls = std::mem::take(&mut self.slow_calls);
+        calls.sort_by_key(|call| (call.enter_ns, call.tid));
+        calls
     }
 
     /// The threads and the processes seen.

@@ -86,6 +86,33 @@ pub struct Cli {
     )]
     pub buffer_page_count: Option<u32>,
 
+    /// After the statistics, list each system call that took at least NS
+    /// nanoseconds (every call when NS is left out), with its kernel and
+    /// user stacks, symbolized (the Open vSwitch tool's option).
+    #[arg(
+        short = 's',
+        long,
+        value_name = "NS",
+        num_args = 0..=1,
+        default_missing_value = "0",
+        value_parser = parse_event_threshold
+    )]
+    pub syscall_events: Option<u64>,
+
+    /// Leave the poll family (poll, select, epoll_wait...) out of
+    /// --syscall-events.
+    #[arg(long, requires = "syscall_events")]
+    pub skip_syscall_poll_events: bool,
+
+    /// How many distinct stacks --syscall-events can record (0: none).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_STACK_TRACES,
+        value_parser = parse_stack_trace_size
+    )]
+    pub stack_trace_size: u32,
+
     /// Text report: show every section and row, also those where nothing
     /// happened (by default an idle thread is one line, and empty
     /// sections are left out).
@@ -124,10 +151,26 @@ const MIN_DURATION: Duration = Duration::from_millis(1);
 /// A year: longer windows are a typo, and would overflow the clock's sums.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Distinct stacks --syscall-events records by default, as the Open
+/// vSwitch tool; each entry holds up to 127 frames (1 KiB).
+const DEFAULT_STACK_TRACES: u32 = 4096;
+const MAX_STACK_TRACES: u32 = 1 << 20;
+
 /// Page size of the ring buffer's --buffer-page-count.
 const PAGE_BYTES: u32 = 4096;
 const DEFAULT_RINGBUF_MB: u32 = 16;
 const MAX_RINGBUF_MB: u32 = 1024;
+
+/// --syscall-events and its companions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventOptions {
+    /// Calls that take at least this long are events.
+    pub min_ns: u64,
+    /// Room for distinct stacks; 0: no stacks.
+    pub stack_traces: u32,
+    /// Leave the poll family out.
+    pub skip_poll: bool,
+}
 
 /// The threads --threads asks for.
 #[derive(Debug, Clone)]
@@ -192,6 +235,15 @@ impl Cli {
             (None, true) => Some(DEFAULT_DURATION),
             (None, false) => None,
         }
+    }
+
+    /// What --syscall-events asks for; None without it.
+    pub fn events(&self) -> Option<EventOptions> {
+        Some(EventOptions {
+            min_ns: self.syscall_events?,
+            stack_traces: self.stack_trace_size,
+            skip_poll: self.skip_syscall_poll_events,
+        })
     }
 
     /// What the text report shows.
@@ -261,6 +313,20 @@ fn parse_thread_filter(text: &str) -> Result<ThreadFilter, String> {
                 let first = reason.lines().last().unwrap_or("invalid").trim();
                 format!("neither thread ids nor a valid regular expression ({first})")
             }),
+    }
+}
+
+fn parse_event_threshold(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| "the event threshold is a number of nanoseconds".to_string())
+}
+
+fn parse_stack_trace_size(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n <= MAX_STACK_TRACES => Ok(n),
+        _ => Err(format!(
+            "the stack trace size is a number of stacks from 0 to {MAX_STACK_TRACES}"
+        )),
     }
 }
 
@@ -422,6 +488,36 @@ mod tests {
     }
 
     #[test]
+    fn syscall_events_with_or_without_a_threshold() {
+        let events = |args: &[&str]| parse(&[&["--pid", "1"], args].concat()).unwrap().events();
+        assert_eq!(events(&[]), None);
+        let all = events(&["--syscall-events"]).unwrap();
+        assert_eq!(
+            (all.min_ns, all.stack_traces, all.skip_poll),
+            (0, 4096, false)
+        );
+        let slow = events(&[
+            "-s",
+            "4000000",
+            "--skip-syscall-poll-events",
+            "--stack-trace-size",
+            "0",
+        ]);
+        assert_eq!(
+            slow,
+            Some(EventOptions {
+                min_ns: 4_000_000,
+                stack_traces: 0,
+                skip_poll: true
+            })
+        );
+        // The command after -- is not taken for a threshold.
+        let cli = parse(&["--syscall-events", "--", "ls"]).unwrap();
+        assert_eq!(cli.events().map(|e| e.min_ns), Some(0));
+        assert_eq!(cli.command, ["ls"]);
+    }
+
+    #[test]
     fn threads_by_id_or_by_name() {
         let filter = |arg: &str| {
             parse(&["--pid", "1", "--threads", arg])
@@ -460,6 +556,10 @@ mod tests {
             &["--pid", "1", "--ringbuf-mb", "3"],
             &["--pid", "1", "--threads", "work(er"],
             &["--pid", "1", "--top", "0"],
+            &["--pid", "1", "--syscall-events", "-5"],
+            &["--pid", "1", "--syscall-events", "5ms"],
+            &["--pid", "1", "--stack-trace-size", "99999999"],
+            &["--pid", "1", "--skip-syscall-poll-events"],
             &["--pid", "1", "--top", "-2"],
             &[],
             &["--pid", "1", "--", "ls"],

@@ -13,8 +13,11 @@ use libbpf_rs::RingBuffer;
 use crate::aggregate::{Aggregator, ThreadActivity};
 use crate::cli::Cli;
 use crate::output::Output;
+use crate::records::Record;
 use crate::report::{Header, Measurement, StopReason, ThreadNames};
+use crate::symbolize::{self, AddressSpaces};
 use crate::target::Target;
+use crate::thousands::thousands;
 use crate::tracer::{drain, Filter, Tracer};
 use crate::{clock, irq, priority, procfs, sanitize, signals};
 
@@ -41,6 +44,7 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         &mut storage,
         &Filter::new(&given, follow_forks),
         cli.ringbuf_bytes(),
+        cli.events(),
         cli.verbose,
     )?;
     signals::install()?;
@@ -73,7 +77,14 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
             .borrow_mut()
             .add_listed_process(pid, procfs::parent(pid));
     }
-    let ring = tracer.ring_buffer(|record| aggregator.borrow_mut().ingest(record))?;
+    // A slow call's process has its memory map read while it lives.
+    let spaces = RefCell::new(AddressSpaces::default());
+    let ring = tracer.ring_buffer(|record| {
+        if let Record::SlowCall(call) = &record {
+            spaces.borrow_mut().note(call.pid);
+        }
+        aggregator.borrow_mut().ingest(record)
+    })?;
     output.announce(&header)?;
     target.release()?;
 
@@ -128,6 +139,18 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
     }
     let lost = tracer.lost();
     warnings.extend(lost.warnings(spilled_calls));
+    let syscall_events = cli.events().map(|_| {
+        let calls = aggregator.take_slow_calls();
+        symbolize::symbolize(calls, |id| tracer.stack(id), &mut spaces.borrow_mut())
+    });
+    let stacks_missed = tracer.stacks_missed();
+    if stacks_missed > 0 {
+        warnings.push(format!(
+            "{} stacks of slow calls could not be recorded (the stack map was full, or two \
+             stacks collided in it): raise --stack-trace-size",
+            thousands(stacks_missed)
+        ));
+    }
 
     let states_at_start = at_start
         .iter()
@@ -151,6 +174,7 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         warnings,
         skipped_tracepoints: tracer.skipped.clone(),
         softirqs_system,
+        syscall_events,
         names: ThreadNames {
             at_start: names_at_start,
             at_end: names(at_end),

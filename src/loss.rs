@@ -17,11 +17,18 @@ pub struct Lost {
     pub spill_map_full: u64,
     /// Exits (the thread's name) that found no room in either.
     pub exit_map_full: u64,
+    /// Slow calls' events (--syscall-events): the ring buffer was full
+    /// (the calls themselves went to the spill map).
+    pub syscall_events: u64,
 }
 
 impl Lost {
     pub fn total(&self) -> u64 {
-        self.ring_buffer_full + self.thread_map_full + self.spill_map_full + self.exit_map_full
+        self.ring_buffer_full
+            + self.thread_map_full
+            + self.spill_map_full
+            + self.exit_map_full
+            + self.syscall_events
     }
 
     /// One line per cause that lost something, and one for the calls that
@@ -57,6 +64,14 @@ impl Lost {
                 thousands(self.exit_map_full)
             ));
         }
+        if self.syscall_events > 0 {
+            lines.push(format!(
+                "{} slow system calls are missing from the SYSCALL EVENTS: the ring buffer was \
+                 full (their statistics are kept); try a larger --ringbuf-mb or a higher \
+                 --syscall-events threshold",
+                thousands(self.syscall_events)
+            ));
+        }
         if spilled_calls > 0 {
             lines.push(format!(
                 "{} system calls found the ring buffer full and were kept in the kernel's \
@@ -87,10 +102,11 @@ mod tests {
             thread_map_full: 2,
             spill_map_full: 3,
             exit_map_full: 4,
+            syscall_events: 5,
         };
-        assert_eq!(lost.total(), 1_509);
+        assert_eq!(lost.total(), 1_514);
         let lines = lost.warnings(70);
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.len(), 6);
         assert!(lines[0].starts_with(
             "1,500 scheduler and interrupt records were lost: the ring buffer was full"
         ));
@@ -98,7 +114,8 @@ mod tests {
         assert!(lines[1].contains("spill map"));
         assert!(lines[2].contains("thread map") && !lines[2].contains("--ringbuf-mb"));
         assert!(lines[3].contains("exit map"));
-        assert!(lines[4].starts_with("70 system calls found the ring buffer full"));
-        assert!(lines[4].contains("LONG POLL"));
+        assert!(lines[4].starts_with("5 slow system calls are missing from the SYSCALL EVENTS"));
+        assert!(lines[5].starts_with("70 system calls found the ring buffer full"));
+        assert!(lines[5].contains("LONG POLL"));
     }
 }

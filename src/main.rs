@@ -18,6 +18,7 @@ mod sched;
 mod signals;
 mod skel;
 mod stats;
+mod symbolize;
 mod syscall_names;
 mod target;
 mod thousands;

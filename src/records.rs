@@ -4,8 +4,9 @@
 use crate::irq::HardIrq;
 use crate::sched::Departure;
 use crate::skel::types::{
-    event_kind, exec_event, irq_event, process_new_event, switch_event, switch_flags,
-    switch_out_state, syscall_event, thread_exit_event, thread_new_event, wakeup_event,
+    event_kind, exec_event, irq_event, process_new_event, slow_call_event, stack_id, switch_event,
+    switch_flags, switch_out_state, syscall_event, thread_exit_event, thread_new_event,
+    wakeup_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -19,6 +20,8 @@ pub enum Record {
         enter_ns: u64,
         exit_ns: u64,
     },
+    /// A call that took at least the event threshold (--syscall-events).
+    SlowCall(SlowCall),
     /// A CPU went from thread `out` (traced) to thread `into` (traced), at
     /// `ts_ns`.
     Switch {
@@ -56,6 +59,25 @@ pub enum Record {
         duration_ns: u64,
         source: IrqSource,
     },
+}
+
+/// A stack id that stands for no stack taken (none was asked for).
+pub const NO_STACK: i32 = stack_id::NO_STACK.0 as i32;
+
+/// One slow call, and the ids of its stacks in the kernel's stack map
+/// (negative: NO_STACK, or the errno that kept it from being recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowCall {
+    pub tid: u32,
+    pub pid: u32,
+    pub nr: i64,
+    /// The errno it failed with; 0 when it did not fail.
+    pub errno: u32,
+    pub enter_ns: u64,
+    pub exit_ns: u64,
+    pub ret: i64,
+    pub kernel_stack: i32,
+    pub user_stack: i32,
 }
 
 /// The traced thread a context switch takes off its CPU.
@@ -152,6 +174,7 @@ fn record_size(kind: event_kind) -> Option<usize> {
     use std::mem::size_of;
     Some(match kind {
         event_kind::EVENT_SYSCALL => size_of::<syscall_event>(),
+        event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),
         event_kind::EVENT_SWITCH => size_of::<switch_event>(),
         event_kind::EVENT_WAKEUP => size_of::<wakeup_event>(),
         event_kind::EVENT_THREAD_NEW => size_of::<thread_new_event>(),
@@ -178,6 +201,20 @@ fn decode(data: &[u8]) -> Option<Record> {
                 enter_ns: e.enter_ns,
                 exit_ns: e.exit_ns,
             }
+        }
+        event_kind::EVENT_SLOW_CALL => {
+            let e: &slow_call_event = plain::from_bytes(data).ok()?;
+            Record::SlowCall(SlowCall {
+                tid: e.tid,
+                pid: e.pid,
+                nr: i64::from(e.nr),
+                errno: e.err.max(0) as u32,
+                enter_ns: e.enter_ns,
+                exit_ns: e.exit_ns,
+                ret: e.ret,
+                kernel_stack: e.kernel_stack,
+                user_stack: e.user_stack,
+            })
         }
         event_kind::EVENT_SWITCH => {
             let e: &switch_event = plain::from_bytes(data).ok()?;
@@ -341,6 +378,37 @@ mod tests {
                 enter_ns: 1_000,
                 exit_ns: 1_070,
             },
+        );
+    }
+
+    #[test]
+    fn slow_call_record() {
+        let e = slow_call_event {
+            kind: event_kind::EVENT_SLOW_CALL.0,
+            tid: 42,
+            nr: 230,
+            err: 4,
+            enter_ns: 1_000,
+            exit_ns: 5_001_000,
+            ret: -4,
+            pid: 40,
+            kernel_stack: 7,
+            user_stack: -17,
+            pad: 0,
+        };
+        decodes_to(
+            &e,
+            Record::SlowCall(SlowCall {
+                tid: 42,
+                pid: 40,
+                nr: 230,
+                errno: 4,
+                enter_ns: 1_000,
+                exit_ns: 5_001_000,
+                ret: -4,
+                kernel_stack: 7,
+                user_stack: -17,
+            }),
         );
     }
 

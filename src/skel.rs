@@ -4,13 +4,14 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    exec_event, irq_event, kept_exit, process_new_event, record_batch, softirq_totals, spill_key,
-    spill_value, switch_event, syscall_event, syscall_start, thread_exit_event, thread_key,
-    thread_new_event, wakeup_event,
+    exec_event, irq_event, kept_exit, process_new_event, record_batch, slow_call_event,
+    softirq_totals, spill_key, spill_value, switch_event, syscall_event, syscall_start,
+    thread_exit_event, thread_key, thread_new_event, wakeup_event,
 };
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
 unsafe impl plain::Plain for syscall_event {}
+unsafe impl plain::Plain for slow_call_event {}
 unsafe impl plain::Plain for switch_event {}
 unsafe impl plain::Plain for wakeup_event {}
 unsafe impl plain::Plain for thread_new_event {}

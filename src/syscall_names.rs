@@ -40,15 +40,18 @@ pub fn is_poll_family(name: &str) -> bool {
 /// Whether call `nr` is one of the poll family: looked up once, then a few
 /// integer comparisons for every call the aggregation sees.
 pub fn is_poll_family_nr(nr: i64) -> bool {
+    poll_family_numbers().contains(&nr)
+}
+
+/// The numbers of the poll family on this architecture.
+pub fn poll_family_numbers() -> &'static [i64] {
     static NUMBERS: OnceLock<Vec<i64>> = OnceLock::new();
-    NUMBERS
-        .get_or_init(|| {
-            Sysno::iter()
-                .filter(|sysno| is_poll_family(sysno.name()))
-                .map(|sysno| sysno.id() as i64)
-                .collect()
-        })
-        .contains(&nr)
+    NUMBERS.get_or_init(|| {
+        Sysno::iter()
+            .filter(|sysno| is_poll_family(sysno.name()))
+            .map(|sysno| sysno.id() as i64)
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use libbpf_rs::{
 };
 
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
+use crate::cli::EventOptions;
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
@@ -20,6 +21,7 @@ use crate::skel::types::{
     thread_key,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
+use crate::syscall_names;
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -78,6 +80,7 @@ impl<'obj> Tracer<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         filter: &Filter,
         ringbuf_bytes: u32,
+        events: Option<EventOptions>,
         verbose: bool,
     ) -> Result<Self> {
         if !Path::new(KERNEL_BTF).exists() {
@@ -110,6 +113,24 @@ impl<'obj> Tracer<'obj> {
         // Wake the reader early at each quarter of the buffer pending.
         rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
         rodata.has_prev_state = sched_switch_has_prev_state(&btf);
+        let stack_traces = match events {
+            Some(events) => {
+                rodata.syscall_events = true;
+                rodata.event_min_ns = events.min_ns;
+                rodata.capture_stacks = events.stack_traces > 0;
+                rodata.skip_poll_events = events.skip_poll;
+                let numbers = syscall_names::poll_family_numbers();
+                for (slot, &nr) in rodata.poll_nrs.iter_mut().zip(numbers) {
+                    *slot = nr as i32;
+                }
+                events.stack_traces
+            }
+            None => 0,
+        };
+        open.maps
+            .stacks
+            .set_max_entries(stack_traces.max(1))
+            .context("sizing the stack map failed")?;
         open.maps
             .events
             .set_max_entries(ringbuf_bytes)
@@ -201,7 +222,33 @@ impl<'obj> Tracer<'obj> {
             thread_map_full: cause(lost_cause::LOST_SYSCALL_MAP_FULL),
             spill_map_full: cause(lost_cause::LOST_SPILL_MAP_FULL),
             exit_map_full: cause(lost_cause::LOST_EXIT_MAP_FULL),
+            syscall_events: cause(lost_cause::LOST_SYSCALL_EVENT),
         }
+    }
+
+    /// The frames of stack `id` of the stack map, innermost first.
+    pub fn stack(&self, id: i32) -> Option<Vec<u64>> {
+        let key = u32::try_from(id).ok()?.to_ne_bytes();
+        let value = self.skel.maps.stacks.lookup(&key, MapFlags::ANY).ok()??;
+        Some(
+            value
+                .chunks_exact(8)
+                .map(|frame| u64::from_ne_bytes(frame.try_into().expect("8 bytes")))
+                .take_while(|&address| address != 0)
+                .collect(),
+        )
+    }
+
+    /// Stacks of events the kernel could not record (map full, collisions).
+    pub fn stacks_missed(&self) -> u64 {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("the BPF object has a .bss");
+        // SAFETY: a valid, aligned field of the mmapped .bss.
+        unsafe { std::ptr::read_volatile(&bss.stacks_missed) }
     }
 
     /// System calls entered and not yet returned, per thread id.

@@ -1,6 +1,7 @@
 //! The report: what was measured, per thread, in the form both renderers
 //! (text and JSON) read.
 
+mod events;
 pub mod json;
 mod log2_hist;
 mod summary;
@@ -20,6 +21,7 @@ use crate::loss::Lost;
 use crate::sanitize::sanitize;
 use crate::sched::{SchedStats, StateTimes, ThreadState, TimeBudget, Timeline};
 use crate::stats::{Distribution, Stats};
+use crate::symbolize::SymbolizedCall;
 use crate::syscall_names;
 
 pub const SCHEMA: &str = "kernel-delay/1";
@@ -89,6 +91,28 @@ pub struct Report {
     pub threads: Vec<ThreadReport>,
     /// All softirq time on the CPUs the target ran on, whoever it ran for.
     pub softirqs_system: SystemSoftirqs,
+    /// With --syscall-events: each call that took at least the threshold,
+    /// by entry time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_events: Option<Vec<SyscallEventReport>>,
+}
+
+/// One slow call (--syscall-events), its stacks innermost frame first.
+#[derive(Debug, Serialize)]
+pub struct SyscallEventReport {
+    pub tid: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub nr: i64,
+    pub name: String,
+    pub entry_ns: u64,
+    pub exit_ns: u64,
+    pub duration_ns: u64,
+    pub ret: i64,
+    /// The errno's name when the call failed.
+    pub errno: Option<String>,
+    pub kernel_stack: Vec<String>,
+    pub user_stack: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -237,6 +261,8 @@ pub struct Measurement {
     pub warnings: Vec<String>,
     pub skipped_tracepoints: Vec<String>,
     pub softirqs_system: SystemSoftirqs,
+    /// With --syscall-events: the slow calls, by entry time.
+    pub syscall_events: Option<Vec<SymbolizedCall>>,
     pub names: ThreadNames,
     pub processes: Vec<ProcessActivity>,
 }
@@ -288,6 +314,12 @@ impl Report {
             .iter()
             .find(|p| p.pid == pid)
             .map_or(comm, |p| p.comm.clone());
+        let syscall_events = m.syscall_events.as_ref().map(|calls| {
+            calls
+                .iter()
+                .map(|call| event_report(call, &threads))
+                .collect()
+        });
         Report {
             schema: SCHEMA,
             pid,
@@ -306,7 +338,33 @@ impl Report {
             processes,
             threads,
             softirqs_system: m.softirqs_system.clone(),
+            syscall_events,
         }
+    }
+}
+
+/// A slow call, named after its thread (the row with its id that was
+/// alive when the call returned).
+fn event_report(symbolized: &SymbolizedCall, threads: &[ThreadReport]) -> SyscallEventReport {
+    let call = &symbolized.call;
+    let comm = threads
+        .iter()
+        .filter(|t| t.tid == call.tid)
+        .min_by_key(|t| t.exited)
+        .map_or_else(|| "?".to_string(), |t| t.comm.clone());
+    SyscallEventReport {
+        tid: call.tid,
+        pid: call.pid,
+        comm,
+        nr: call.nr,
+        name: syscall_names::name(call.nr),
+        entry_ns: call.enter_ns,
+        exit_ns: call.exit_ns,
+        duration_ns: call.exit_ns.saturating_sub(call.enter_ns),
+        ret: call.ret,
+        errno: (call.errno != 0).then(|| syscall_names::errno_name(call.errno)),
+        kernel_stack: symbolized.kernel_stack.clone(),
+        user_stack: symbolized.user_stack.clone(),
     }
 }
 
@@ -612,6 +670,7 @@ pub(crate) mod tests {
                     ksoftirqd_ns: 8_000,
                 }],
             },
+            syscall_events: None,
             names,
             processes: Vec::new(),
         };

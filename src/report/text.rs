@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use comfy_table::{presets, CellAlignment, Table};
 
 use super::units::{human_ns, percent};
-use super::{log2_hist, summary, CallTimes, Header, Report, SyscallReport, ThreadReport};
+use super::{events, log2_hist, summary, CallTimes, Header, Report, SyscallReport, ThreadReport};
 use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
@@ -104,6 +104,9 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     }
     let mut text = String::new();
     render_system_softirqs(&mut text, &report.softirqs_system);
+    if let Some(calls) = &report.syscall_events {
+        events::render(&mut text, calls);
+    }
     out.write_all(text.as_bytes())
 }
 
