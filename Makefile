@@ -36,7 +36,7 @@ AARCH64_TARGET := aarch64-unknown-linux-musl
 AARCH64_DIR := target/$(AARCH64_TARGET)/release
 AARCH64_PACKAGES := gcc-aarch64-linux-gnu qemu-user-static
 # `make vmtest`: the emulator and the guest's shell and tools.
-VMTEST_PACKAGES := qemu-system-x86 busybox-static python3 file
+VMTEST_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file xz-utils
 # Kernel packages for `make vmtest` (default: the current Debian 5.10, 6.1 and 6.12).
 KERNELS ?=
 
