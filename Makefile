@@ -40,7 +40,7 @@ VMTEST_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file x
 # Kernel packages for `make vmtest` (default: the current Debian 5.10, 6.1 and 6.12).
 KERNELS ?=
 
-.PHONY: deps build run test lint bench vmlinux vmlinux-arm64 clean static static-aarch64 vmtest
+.PHONY: deps build run test lint bench vmlinux vmlinux-arm64 clean static static-aarch64 vmtest image
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -88,12 +88,23 @@ static-aarch64: deps
 	vmtest/build-static.sh aarch64
 	vmtest/check-static.sh $(AARCH64_DIR)
 
-# Boots Debian's 5.10, 6.1 and 6.12 kernels under QEMU with the static binary and
-# checks its reports there: one PASS/FAIL line per kernel. (Without
-# --no-install-recommends, qemu-system-x86 would pull in a GUI.)
-vmtest: static
+# Boots Debian's 5.10, 6.1 and 6.12 amd64 kernels and 6.1 and 6.12 arm64
+# kernels under QEMU with the static binaries of their architecture and
+# checks their reports there: one PASS/FAIL line per kernel. (Without
+# --no-install-recommends, qemu-system-x86/-arm would pull in a GUI.)
+vmtest: static static-aarch64
 	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
 	vmtest/run.sh $(KERNELS)
+
+# The container image for amd64 and arm64: a manifest list
+# localhost/kernel-delay:latest in podman's (root's) store and an OCI archive
+# under target/image/, checked by vmtest/check-image.sh. (Without
+# --no-install-recommends, podman would pull in tools it does not need here.)
+IMAGE_PACKAGES := podman
+image: static static-aarch64
+	$(call apt_install,$(IMAGE_PACKAGES),--no-install-recommends)
+	$(SUDO) vmtest/image.sh
+	$(SUDO) vmtest/check-image.sh
 
 # Regenerates the CO-RE header from the running kernel's BTF (x86 and arm64
 # ship in the repository).

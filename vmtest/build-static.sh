@@ -82,7 +82,9 @@ elif [[ $arch == aarch64 && $host == x86_64 ]]; then
     ln -sfn "$sysroot/usr/include/asm-generic" "$include/asm-generic"
     # cc (libbpf-sys' C compiler) reads CC_/AR_<triple>; zlib's configure,
     # elfutils' and libbpf's makefiles read AR and RANLIB (the machine's own
-    # ar cannot index aarch64 objects). Rust links through the cross gcc.
+    # ar cannot index aarch64 objects; the cross ar's generic ELF reader
+    # indexes the x86-64 objects of the build scripts' own libbpf too).
+    # Rust links through the cross gcc.
     triple=${target//-/_}
     build_env=(
         "CC_$triple=$cc"
