@@ -4,10 +4,11 @@
     checks.py commands
         the kd-workload commands the guest runs, one a line (vmtest/run.sh
         puts them in the initramfs as /commands)
-    checks.py verify DATA KERNEL [NOTE]
-        reads what the guest wrote to its second serial port (DATA), runs
-        every check and prints one line, "PASS KERNEL (NOTE; checks)" or
-        "FAIL KERNEL (NOTE): what went wrong"; exits 1 on FAIL
+    checks.py verify DATA KERNEL CONFIG [NOTE]
+        reads what the guest wrote to its data port (DATA), runs every check
+        against it and the kernel's build configuration (CONFIG, the
+        package's /boot/config-*) and prints one line, "PASS KERNEL (NOTE;
+        checks)" or "FAIL KERNEL (NOTE): what went wrong"; exits 1 on FAIL
 
 Each check is a function registered with @check(name, workload_command).
 The guest traces one `kd-workload serve` session that runs the commands of
@@ -16,7 +17,8 @@ command that gives it a known answer (kd-workload serve's command list is in
 tests/workload/main.rs).
 
 TCG is slow and its clock is coarse, so time ranges are wide; counts are
-exact.
+exact. The checks are the same on every architecture; where the kernels
+differ (the timer interrupt), a table says how.
 """
 
 import json
@@ -46,8 +48,14 @@ def expect(condition, message):
 class Run:
     """What one boot reported: single values and framed files."""
 
-    def __init__(self, path, kernel):
+    def __init__(self, path, kernel, config):
         self.kernel = kernel
+        self.config = {}
+        with open(config, encoding="utf-8") as lines:
+            for line in lines:
+                key, equals, value = line.strip().partition("=")
+                if equals and key.startswith("CONFIG_"):
+                    self.config[key] = value
         self.values = {}
         self.files = {}
         current = None
@@ -80,6 +88,20 @@ class Run:
             except json.JSONDecodeError as error:
                 raise Failed(f"the report is not JSON: {error}") from None
         return self._report
+
+    def interrupts(self, name):
+        """A /proc/interrupts snapshot (interrupts_before or _after) as
+        {first field: (per-CPU counts, other fields)}."""
+        lines = self.lines(name)
+        expect(lines, f"no {name}")
+        cpus = len(lines[0].split())
+        table = {}
+        for line in lines[1:]:
+            fields = line.split()
+            counts = fields[1 : 1 + cpus]
+            if all(count.isdigit() for count in counts):
+                table[fields[0]] = ([int(count) for count in counts], fields[1 + cpus :])
+        return table
 
     def threads(self, comm):
         return [t for t in self.report["threads"] if t["comm"] == comm]
@@ -200,6 +222,50 @@ def ready_time_on_a_shared_cpu(run):
             )
 
 
+# The timer tick, as each architecture's kernel reports it: on x86 the
+# local APIC timer, a system vector (the report's LOCAL_TIMER, no IRQ
+# number; "LOC:" in /proc/interrupts); on arm64 the architected timer, a
+# per-CPU device IRQ line named arch_timer.
+TIMERS = {
+    "x86_64": {"name": "LOCAL_TIMER", "device_irq": False, "line": lambda key, rest: key == "LOC:"},
+    "aarch64": {"name": "arch_timer", "device_irq": True, "line": lambda key, rest: rest[-1:] == ["arch_timer"]},
+}
+
+
+@check("timer-irq")
+def timer_ticks_on_the_spinners(run):
+    """The shared-cpu spinners keep the last CPU busy: the periodic tick
+    (CONFIG_HZ a second) interrupts them about HZ times a second of their
+    running time, and they cannot have seen more ticks than the kernel
+    counted on that CPU over the session (/proc/interrupts)."""
+    machine = run.values.get("machine")
+    expect(machine in TIMERS, f"no timer known for machine {machine!r}")
+    timer = TIMERS[machine]
+    spinners = [t for t in run.report["threads"] if t["comm"].startswith("spin-")]
+    expect(len(spinners) == SPINNERS, f"{len(spinners)} spinners, not {SPINNERS}")
+    ticks = [h for t in spinners for h in t["hardirqs"] if h["name"] == timer["name"]]
+    count = sum(h["count"] for h in ticks)
+    running_s = sum(t["time"]["running_ns"] for t in spinners) / 1e9
+    hz = int(run.config.get("CONFIG_HZ", 0))
+    expect(hz > 0, "the kernel's configuration has no CONFIG_HZ")
+    expect(
+        0.5 * hz * running_s <= count <= 1.1 * hz * running_s + 2,
+        f"{count} {timer['name']} interrupts on the spinners in {running_s:.2f} s running, HZ={hz}",
+    )
+    before, after = run.interrupts("interrupts_before"), run.interrupts("interrupts_after")
+    lines = [key for key, (_, rest) in after.items() if timer["line"](key, rest)]
+    expect(len(lines) == 1, f"timer lines in /proc/interrupts: {lines}")
+    key = lines[0]
+    last = len(after[key][0]) - 1
+    kernel = after[key][0][last] - before.get(key, ([0] * (last + 1), []))[0][last]
+    expect(count <= kernel, f"{count} {timer['name']} on the spinners, {kernel} on CPU {last} in /proc/interrupts")
+    # A device IRQ is reported with its number, as /proc/interrupts has it;
+    # a system vector has none.
+    numbers = {h["irq"] for h in ticks}
+    wanted = {int(key.rstrip(":"))} if timer["device_irq"] else {None}
+    expect(numbers == wanted, f"{timer['name']} reported as IRQ {numbers}, /proc/interrupts says {key}")
+
+
 DATAGRAMS = 5_000
 
 
@@ -246,9 +312,13 @@ def forked_children_traced(run):
         expect(calls == CHILD_CALLS, f"child {child} made {calls} getppid, not {CHILD_CALLS}")
 
 
-def verify(path, kernel, note):
-    run = Run(path, kernel)
+def verify(path, kernel, config, note):
     label = f"{kernel} ({note})" if note else kernel
+    try:
+        run = Run(path, kernel, config)
+    except OSError as error:
+        print(f"FAIL {label}: cannot read {error.filename}: {error.strerror}")
+        return 1
     details = f"{note}; " if note else ""
     if run.values.get("finished") != "yes":
         print(f"FAIL {label}: the guest did not finish (no output, crash or timeout)")
@@ -275,8 +345,8 @@ def main(argv):
             if command:
                 print(command)
         return 0
-    if argv[1:2] == ["verify"] and len(argv) in (4, 5):
-        return verify(argv[2], argv[3], argv[4] if len(argv) == 5 else "")
+    if argv[1:2] == ["verify"] and len(argv) in (5, 6):
+        return verify(argv[2], argv[3], argv[4], argv[5] if len(argv) == 6 else "")
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# `make vmtest`: proves the static kernel-delay on other kernels. For each
-# Debian kernel package it downloads the package (apt-get download, cached
-# under target/vmtest), boots its vmlinuz under QEMU (TCG: no KVM needed)
-# with an initramfs holding busybox, kernel-delay, kd-workload and
-# vmtest/init, and checks what the guest reports (vmtest/checks.py).
-# Prints one "PASS <kernel>" or "FAIL <kernel>: reason" line per kernel and
-# exits 1 if any failed.
+# `make vmtest`: proves the static kernel-delay on other kernels and on
+# another architecture. For each Debian kernel package it downloads the
+# package (apt-get download, cached under target/vmtest), boots its vmlinuz
+# under QEMU (TCG: no KVM needed) with an initramfs holding busybox,
+# kernel-delay, kd-workload and vmtest/init, and checks what the guest
+# reports (vmtest/checks.py). amd64 kernels boot in qemu-system-x86_64 with
+# the x86_64 binaries, arm64 kernels in qemu-system-aarch64 (-M virt) with
+# the aarch64 ones. Prints one "PASS <kernel> (<arch>: ...)" or
+# "FAIL <kernel> (<arch>: ...): reason" line per kernel and exits 1 if any
+# failed.
 #
 # Usage: vmtest/run.sh [[SUITE:]PACKAGE...]
 #   PACKAGE: a linux-image package, either a meta package, resolved to the
 #   concrete one it currently depends on, or a concrete one such as
-#   linux-image-6.1.0-50-amd64. SUITE: another Debian release to take it
-#   from (e.g. bullseye), through an apt configuration of its own under
-#   target/vmtest/apt/SUITE: the machine's apt sources are not touched.
+#   linux-image-6.1.0-50-amd64. Its name ends in its architecture (Debian's
+#   flavours: -amd64, -cloud-amd64, -arm64, ...). SUITE: another Debian
+#   release to take it from (e.g. bullseye). Packages of another release or
+#   architecture come through apt configurations of their own
+#   (vmtest/debian.sh): the machine's apt sources are not touched.
 #   Default: linux-image-amd64 (bookworm's 6.1), linux-image-6.12-amd64
-#   (6.12 from bookworm-security) and bullseye:linux-image-amd64 (Debian
-#   11's 5.10).
-# Environment: BIN_DIR (the static binaries; default
-#   target/x86_64-unknown-linux-musl/release), VMTEST_TIMEOUT (seconds per
-#   boot, default 120).
+#   (6.12 from bookworm-security), bullseye:linux-image-amd64 (Debian 11's
+#   5.10), linux-image-arm64 and linux-image-6.12-arm64 (the same two for
+#   arm64).
+# Environment: BIN_DIR, BIN_DIR_AARCH64 (the static binaries; default
+#   target/x86_64-unknown-linux-musl/release and
+#   target/aarch64-unknown-linux-musl/release), VMTEST_TIMEOUT (seconds
+#   per boot, default 120 on amd64, 240 on arm64: emulating another
+#   architecture is slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bin_dir=${BIN_DIR:-$root/target/x86_64-unknown-linux-musl/release}
-timeout=${VMTEST_TIMEOUT:-120}
 work=$root/target/vmtest
 
 say() { echo "vmtest: $*"; }
@@ -31,97 +37,144 @@ die() {
     echo "vmtest: $*" >&2
     exit 1
 }
-as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=vmtest/debian.sh
+. vmtest/debian.sh
 
-[[ $(uname -m) == x86_64 ]] || die "boots amd64 kernels with qemu-system-x86_64: x86_64 hosts only"
-for tool in qemu-system-x86_64 busybox python3 file apt-get dpkg-deb; do
+[[ $(uname -m) == x86_64 ]] || die "boots kernels with x86_64 builds of QEMU and binaries: x86_64 hosts only"
+for tool in python3 file apt-get dpkg-deb xz; do
     command -v "$tool" >/dev/null || die "$tool is missing (make vmtest installs it)"
 done
-busybox=$(command -v busybox)
-file -L "$busybox" | grep -Eq 'statically linked|static-pie linked' ||
-    die "$busybox is not static: install busybox-static"
-for bin in kernel-delay kd-workload; do
-    [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run make static"
-    file -L "$bin_dir/$bin" | grep -Eq 'statically linked|static-pie linked' ||
-        die "$bin_dir/$bin is not static"
-done
-[[ $# -gt 0 ]] || set -- linux-image-amd64 linux-image-6.12-amd64 bullseye:linux-image-amd64
+[[ $# -gt 0 ]] || set -- linux-image-amd64 linux-image-6.12-amd64 bullseye:linux-image-amd64 \
+    linux-image-arm64 linux-image-6.12-arm64
+
+is_static() { file -L "$1" | grep -Eq 'statically linked|static-pie linked'; }
+
+# ---- architectures -------------------------------------------------------------
+
+# What differs between the guests, by Debian architecture: the emulator and
+# its machine, the console, the port the guest writes its data to (a second
+# serial port on x86; on arm64's virt machine, which has one UART, a virtio
+# console), the kernel modules that port needs where Debian builds its
+# drivers as modules, and the binaries.
+arch_setup() {
+    arch=$1
+    case $arch in
+        amd64)
+            machine=x86_64
+            # Single-threaded TCG: with one host thread per vCPU, a vCPU can
+            # run kernel text another vCPU is patching (attaching a
+            # tracepoint does) and die on a stale int3.
+            qemu_cmd=(qemu-system-x86_64 -accel tcg,thread=single -cpu max)
+            console=ttyS0
+            data_port=ttyS1
+            data_args() { echo -serial "file:$1"; }
+            data_modules=()
+            bin_dir=${BIN_DIR:-$root/target/x86_64-unknown-linux-musl/release}
+            boot_timeout=${VMTEST_TIMEOUT:-120}
+            ;;
+        arm64)
+            machine=aarch64
+            # -cpu max with the cheap pointer-authentication algorithm: the
+            # architected one (QARMA) is slow to emulate. arm64 patches
+            # kernel text with instructions that are safe to change under
+            # a running CPU: multi-threaded TCG.
+            qemu_cmd=(qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu max,pauth-impdef=on)
+            console=ttyAMA0
+            data_port=hvc0
+            data_args() {
+                echo -device virtio-serial-pci -chardev "file,id=data,path=$1" -device virtconsole,chardev=data
+            }
+            # Dependencies first; those built into a kernel are not in its
+            # package and are skipped.
+            data_modules=(virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console)
+            bin_dir=${BIN_DIR_AARCH64:-$root/target/aarch64-unknown-linux-musl/release}
+            boot_timeout=${VMTEST_TIMEOUT:-240}
+            ;;
+        *) return 1 ;;
+    esac
+}
+
+# The architecture a kernel package is built for, from its name.
+package_arch() {
+    case $1 in
+        *-amd64) echo amd64 ;;
+        *-arm64) echo arm64 ;;
+        *) return 1 ;;
+    esac
+}
+
+# A static busybox for the guest: the machine's own for amd64, the
+# busybox-static package of the machine's release for another architecture
+# (downloaded and unpacked, not installed).
+busybox_for() {
+    local arch=$1 dir=$work/busybox/$1
+    if [[ $arch == "$debian_host_arch" ]]; then
+        command -v busybox || return 1
+        return 0
+    fi
+    if [[ ! -x $dir/bin/busybox ]]; then
+        rm -rf "$dir" && mkdir -p "$dir/deb"
+        (
+            APT_CONFIG=$(debian_apt "$debian_host_suite" "$arch")
+            export APT_CONFIG
+            say "downloading busybox-static:$arch" >&2
+            debian_download busybox-static "$dir/deb" >&2
+        ) || return 1
+        dpkg-deb -x "$dir"/deb/*.deb "$dir"
+    fi
+    echo "$dir/bin/busybox"
+}
 
 # ---- kernels ----------------------------------------------------------------
 
-# Another Debian release's packages: an apt configuration of its own
-# (sources, lists and cache under target/vmtest/apt/SUITE), for the apt
-# commands below through APT_CONFIG. Signed by Debian's archive keyring.
-private_apt() {
-    local suite=$1 dir=$work/apt/$1
-    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-    cat >"$dir/sources.list" <<SOURCES
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security $suite-security main
-SOURCES
-    cat >"$dir/apt.conf" <<CONF
-Dir::Etc::SourceList "$dir/sources.list";
-Dir::Etc::SourceParts "/dev/null";
-Dir::State::Lists "$dir/lists";
-Dir::Cache "$dir/cache";
-CONF
-    echo "$dir/apt.conf"
-}
-
-updated=()
-apt_update() {
-    local key=${APT_CONFIG:-default}
-    [[ " ${updated[*]} " != *" $key "* ]] || return 1
-    say "apt-get update${APT_CONFIG:+ ($APT_CONFIG)}" >&2
-    as_root env ${APT_CONFIG:+APT_CONFIG=$APT_CONFIG} apt-get update -qq
-    updated+=("$key")
-}
-
-# Sets $resolved to the concrete linux-image package that a meta package
-# depends on now (mirror versions move); a package that is not a meta
-# package stands for itself.
-resolve() {
-    local package=$1 candidate depends
-    candidate=$(apt-cache policy "$package" 2>/dev/null | sed -n 's/^ *Candidate: //p')
-    if [[ -z $candidate || $candidate == "(none)" ]]; then
-        apt_update || return 1
-        candidate=$(apt-cache policy "$package" 2>/dev/null | sed -n 's/^ *Candidate: //p')
-        [[ -n $candidate && $candidate != "(none)" ]] || return 1
-    fi
-    depends=$(apt-cache show "$package=$candidate" |
-        sed -n 's/^Depends: \(linux-image-[0-9][^ ,]*\).*/\1/p' | head -1)
-    resolved=${depends:-$package}
-}
-
-# Puts vmlinuz, config and the package version in target/vmtest/kernels/KVER/.
+# Puts vmlinuz, config, the package version and the data port's modules
+# (modules/N-NAME.ko, decompressed, N their load order) in
+# target/vmtest/kernels/KVER/.
 fetch() {
-    local package=$1 kver=$2 dir=$work/kernels/$2 tmp deb
-    [[ -s $dir/vmlinuz && -s $dir/version ]] && return 0
+    local package=$1 kver=$2 dir=$work/kernels/$2 tmp deb n=0 module path wanted=()
+    [[ -s $dir/vmlinuz && -s $dir/version && -s $dir/arch ]] && return 0
     tmp=$work/download
-    rm -rf "$tmp" && mkdir -p "$tmp"
+    rm -rf "$tmp" && mkdir -p "$tmp/tree"
     say "downloading $package"
-    # As root, apt would hand the download to its sandbox user _apt, which
-    # cannot write here.
-    local apt_opts=()
-    [[ $(id -u) -ne 0 ]] || apt_opts=(-o APT::Sandbox::User=root)
-    if ! (cd "$tmp" && apt-get download -qq "${apt_opts[@]}" "$package"); then
-        apt_update || return 1
-        (cd "$tmp" && apt-get download -qq "${apt_opts[@]}" "$package") || return 1
-    fi
+    debian_download "$package" "$tmp" || return 1
     deb=$(echo "$tmp"/*.deb)
-    mkdir -p "$dir.new"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" "./boot/vmlinuz-$kver" "./boot/config-$kver"
-    mv "$tmp/boot/vmlinuz-$kver" "$dir.new/vmlinuz"
-    mv "$tmp/boot/config-$kver" "$dir.new/config"
+    rm -rf "$dir.new" && mkdir -p "$dir.new/modules"
+    for module in "${data_modules[@]}"; do
+        wanted+=("*/modules/$kver/*/$module.ko*")
+    done
+    dpkg-deb --fsys-tarfile "$deb" |
+        tar -x -C "$tmp/tree" --wildcards "./boot/vmlinuz-$kver" "./boot/config-$kver" "${wanted[@]}" 2>/dev/null
+    # (tar fails on the modules a kernel has built in: they are not there.)
+    [[ -s $tmp/tree/boot/vmlinuz-$kver && -s $tmp/tree/boot/config-$kver ]] || return 1
+    mv "$tmp/tree/boot/vmlinuz-$kver" "$dir.new/vmlinuz"
+    mv "$tmp/tree/boot/config-$kver" "$dir.new/config"
+    for module in "${data_modules[@]}"; do
+        n=$((n + 1))
+        path=$(find "$tmp/tree" -name "$module.ko*" | head -1)
+        [[ -n $path ]] || continue
+        case $path in
+            *.ko.xz) xz -dc "$path" ;;
+            *.ko) cat "$path" ;;
+            *) return 1 ;;
+        esac >"$dir.new/modules/$n-$module.ko"
+    done
     dpkg-deb -f "$deb" Version >"$dir.new/version"
+    echo "$arch" >"$dir.new/arch"
     rm -rf "$dir" "$tmp" && mv "$dir.new" "$dir"
 }
 
-# ---- initramfs (one for all kernels) ----------------------------------------
+# ---- initramfs: one per architecture, plus each kernel's modules ---------------
 
-initramfs=$work/initramfs.cpio.gz
+# Builds target/vmtest/initramfs-ARCH.cpio.gz (of the current arch_setup).
 build_initramfs() {
-    local tree=$work/initramfs
+    local tree=$work/initramfs-$arch busybox bin
+    busybox=$(busybox_for "$arch") || die "no static busybox for $arch"
+    is_static "$busybox" || die "$busybox is not static: install busybox-static"
+    for bin in kernel-delay kd-workload; do
+        [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run $([[ $machine == x86_64 ]] && echo make static || echo make static-aarch64)"
+        is_static "$bin_dir/$bin" || die "$bin_dir/$bin is not static"
+        file -L "$bin_dir/$bin" | grep -q "${machine/_/-}" || die "$bin_dir/$bin is not built for $machine"
+    done
     rm -rf "$tree"
     mkdir -p "$tree"/{bin,dev,proc,sys,tmp}
     cp "$busybox" "$tree/bin/busybox"
@@ -130,23 +183,40 @@ build_initramfs() {
     cp vmtest/init "$tree/init"
     chmod 755 "$tree/init"
     python3 vmtest/checks.py commands >"$tree/commands"
-    (cd "$tree" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$initramfs"
+    cpio_gz "$tree" >"$work/initramfs-$arch.cpio.gz"
+}
+
+# The directory $1 as a gzip'ed newc cpio archive, on stdout.
+cpio_gz() {
+    (cd "$1" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -1
+}
+
+# The initrd for KVER: its architecture's initramfs, then (the kernel
+# unpacks concatenated archives in turn) its modules under /modules.
+initrd_for() {
+    local kver=$1 dir=$work/kernels/$1 initrd=$work/initrd-$1
+    cp "$work/initramfs-$arch.cpio.gz" "$initrd"
+    if compgen -G "$dir/modules/*.ko" >/dev/null; then
+        rm -rf "$work/modules-tree" && mkdir -p "$work/modules-tree"
+        cp -r "$dir/modules" "$work/modules-tree/modules"
+        cpio_gz "$work/modules-tree" >>"$initrd"
+        rm -rf "$work/modules-tree"
+    fi
+    echo "$initrd"
 }
 
 # ---- boot and check ----------------------------------------------------------
 
-# Boots KVER once; the guest writes to $logs/KVER.data. Single-threaded
-# TCG: with one host thread per vCPU, a vCPU can run kernel text another
-# vCPU is patching (attaching a tracepoint does) and die on a stale int3.
+# Boots KVER once; the guest writes to $logs/KVER.data.
 qemu() {
     local kver=$1 dir=$work/kernels/$1 logs=$work/logs
     rm -f "$logs/$kver.console" "$logs/$kver.data"
-    timeout "$timeout" qemu-system-x86_64 \
-        -accel tcg,thread=single -cpu max -smp 2 -m 1G \
+    # shellcheck disable=SC2046 # data_args prints separate arguments
+    timeout "$boot_timeout" "${qemu_cmd[@]}" -smp 2 -m 1G \
         -display none -monitor none -nic none -no-reboot \
-        -serial "file:$logs/$kver.console" -serial "file:$logs/$kver.data" \
-        -kernel "$dir/vmlinuz" -initrd "$initramfs" \
-        -append 'console=ttyS0 panic=-1' \
+        -serial "file:$logs/$kver.console" $(data_args "$logs/$kver.data") \
+        -kernel "$dir/vmlinuz" -initrd "$(initrd_for "$kver")" \
+        -append "console=$console panic=-1 kd_data=$data_port" \
         >"$logs/$kver.qemu" 2>&1
 }
 
@@ -157,7 +227,7 @@ boot() {
     rm -f "$logs/$kver.console.first"
     start=$(date +%s%N)
     qemu "$kver" || status=$?
-    note="Debian $(cat "$work/kernels/$kver/version")"
+    note="$machine: Debian $(cat "$work/kernels/$kver/version")"
     # Under TCG on a busy host, a kernel can trip over its own boot-time
     # code patching (an int3 Oops before user space starts): that says
     # nothing about kernel-delay, so such a boot is tried once more. A crash
@@ -172,8 +242,8 @@ boot() {
     fi
     elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
     note="$note, $((elapsed / 1000)).$(( (elapsed % 1000) / 100 )) s"
-    [[ $status -ne 124 ]] || note="$note, timed out after ${timeout} s"
-    if python3 vmtest/checks.py verify "$logs/$kver.data" "$kver" "$note"; then
+    [[ $status -ne 124 ]] || note="$note, timed out after ${boot_timeout} s"
+    if python3 vmtest/checks.py verify "$logs/$kver.data" "$kver" "$work/kernels/$kver/config" "$note"; then
         return 0
     fi
     echo "  console: $logs/$kver.console, guest data: $logs/$kver.data; console tail:"
@@ -181,15 +251,21 @@ boot() {
     return 1
 }
 
-build_initramfs
-say "initramfs $(du -h "$initramfs" | cut -f1) ($(python3 vmtest/checks.py commands | paste -sd, -))"
 failed=0
 kernels=()
 for spec in "$@"; do
     package=${spec#*:}
+    suite=$debian_host_suite
+    [[ $spec != *:* ]] || suite=${spec%%:*}
+    if ! arch_setup "$(package_arch "$package")"; then
+        echo "FAIL $spec: not an amd64 or arm64 kernel package (its name ends in neither)"
+        failed=1
+        continue
+    fi
     unset APT_CONFIG
-    [[ $spec != *:* ]] || export APT_CONFIG=$(private_apt "${spec%%:*}")
-    if ! resolve "$package"; then
+    apt_config=$(debian_apt "$suite" "$arch")
+    [[ -z $apt_config ]] || export APT_CONFIG=$apt_config
+    if ! debian_resolve "$package"; then
         echo "FAIL $spec: no such package in the apt sources"
         failed=1
         continue
@@ -204,7 +280,19 @@ for spec in "$@"; do
         say "note: $kver is built without BTF: kernel-delay cannot trace there"
     kernels+=("$kver")
 done
+unset APT_CONFIG
+
+# One initramfs per architecture among the kernels, then the boots.
+built=()
 for kver in "${kernels[@]}"; do
+    arch_setup "$(cat "$work/kernels/$kver/arch")"
+    command -v "${qemu_cmd[0]}" >/dev/null || die "${qemu_cmd[0]} is missing (make vmtest installs it)"
+    if [[ " ${built[*]} " != *" $arch "* ]]; then
+        build_initramfs
+        say "initramfs for $arch: $(du -h "$work/initramfs-$arch.cpio.gz" | cut -f1)" \
+            "($(python3 vmtest/checks.py commands | paste -sd, -))"
+        built+=("$arch")
+    fi
     boot "$kver" || failed=1
 done
 exit "$failed"
