@@ -197,6 +197,26 @@ def sleep_latency(run):
 SPINNERS, SPIN_MS = 2, 2000
 
 
+@check("syscall-event")
+def slow_sleeps_are_events_with_their_kernel_stack(run):
+    """The guest traces with --syscall-events 15 ms (vmtest/init): each of
+    the sleeper's sleeps is an event whose kernel stack shows where it
+    slept, symbolized from the guest's kallsyms."""
+    events = [
+        e
+        for e in run.report.get("syscall_events", [])
+        if e["comm"] == "sleeper" and e["name"] in ("nanosleep", "clock_nanosleep")
+    ]
+    expect(len(events) == SLEEPS, f"{len(events)} sleep events, not {SLEEPS}")
+    for event in events:
+        expect(event["duration_ns"] >= 15 * MS, f"an event of {event['duration_ns']} ns")
+        stack = event["kernel_stack"]
+        expect(
+            any("nanosleep+" in frame for frame in stack),
+            f"no nanosleep frame in the kernel stack {stack}",
+        )
+
+
 @check("shared-cpu", f"spin {SPINNERS} {SPIN_MS}")
 def ready_time_on_a_shared_cpu(run):
     """Two threads pinned to one CPU: each waits (ready) while the other

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::SyscallEventReport;
 use crate::thousands::thousands;
 
-pub fn render(out: &mut String, events: &[SyscallEventReport]) {
+pub fn render(out: &mut String, events: &[&SyscallEventReport]) {
     let _ = writeln!(out, "# SYSCALL EVENTS:");
     let _ = writeln!(
         out,
@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn a_line_per_call_and_its_stacks_under_it() {
         let mut out = String::new();
-        render(&mut out, &[event(None), event(Some("EINTR"))]);
+        render(&mut out, &[&event(None), &event(Some("EINTR"))]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "# SYSCALL EVENTS:");
         assert!(lines[1].starts_with("ENTRY (ns)"));

@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 use comfy_table::{presets, CellAlignment, Table};
 
 use super::units::{human_ns, percent};
-use super::{events, log2_hist, summary, CallTimes, Header, Report, SyscallReport, ThreadReport};
+use super::{
+    events, log2_hist, summary, CallTimes, Header, Report, SyscallEventReport, SyscallReport,
+    ThreadReport,
+};
 use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
@@ -88,11 +91,9 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     out.write_all(text.as_bytes())?;
     // Threads come grouped by process: each group under its process line.
     let mut shown = None;
-    let detailed = ranked.iter().filter(|thread| {
-        view.threads
-            .as_ref()
-            .is_none_or(|filter| filter.matches(thread.tid, &thread.comm))
-    });
+    let detailed = ranked
+        .iter()
+        .filter(|thread| chosen(view, thread.tid, &thread.comm));
     for thread in detailed {
         let mut text = String::new();
         if shown != Some(thread.pid) {
@@ -105,7 +106,11 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     let mut text = String::new();
     render_system_softirqs(&mut text, &report.softirqs_system);
     if let Some(calls) = &report.syscall_events {
-        events::render(&mut text, calls);
+        let shown: Vec<&SyscallEventReport> = calls
+            .iter()
+            .filter(|call| chosen(view, call.tid, &call.comm))
+            .collect();
+        events::render(&mut text, &shown);
     }
     out.write_all(text.as_bytes())
 }
@@ -113,6 +118,13 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
 pub fn write(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(render_header(frame.header).as_bytes())?;
     write_body(report, frame, out)
+}
+
+/// Whether --threads (if given) asks for the details of this thread.
+fn chosen(view: &View, tid: u32, name: &str) -> bool {
+    view.threads
+        .as_ref()
+        .is_none_or(|filter| filter.matches(tid, name))
 }
 
 /// The report's threads, in its order; with `top`, only the `top` with the

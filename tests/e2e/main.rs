@@ -2,6 +2,7 @@
 //! a known answer, checked through its JSON report. One module per topic.
 
 mod delays;
+mod events;
 mod harness;
 mod input;
 mod irq;

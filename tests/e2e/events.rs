@@ -1,0 +1,189 @@
+//! --syscall-events: slow calls one by one, with their kernel and user
+//! stacks symbolized, against a workload whose calls and code are known.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// tests/workload/slow_sleep.c built with frame pointers and debug info
+/// into `dir`.
+fn slow_sleep(dir: &Path) -> PathBuf {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workload/slow_sleep.c");
+    let binary = dir.join("slow_sleep");
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let status = Command::new(compiler)
+        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-o"])
+        .arg(&binary)
+        .arg(source)
+        .status()
+        .expect("running the C compiler");
+    assert!(status.success(), "building {source} failed");
+    binary
+}
+
+fn events<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    report["syscall_events"]
+        .as_array()
+        .expect("syscall_events")
+        .iter()
+        .filter(|e| e["name"] == name)
+        .collect()
+}
+
+fn frames(event: &Value, stack: &str) -> Vec<String> {
+    event[stack]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = slow_sleep(dir.path());
+    let (_, report) = launch(&[
+        "--syscall-events",
+        "4000000",
+        "--",
+        binary.to_str().unwrap(),
+        "20",
+    ]);
+    let sleeps = events(&report, "clock_nanosleep");
+    assert_eq!(sleeps.len(), 20, "{:#}", report["syscall_events"]);
+    let all = report["syscall_events"].as_array().unwrap();
+    for event in all {
+        assert!(
+            field(event, "duration_ns") >= 4 * MS,
+            "under the threshold: {event}"
+        );
+    }
+    let entries: Vec<u64> = all.iter().map(|e| field(e, "entry_ns")).collect();
+    assert!(entries.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    let thread = only_thread(&report, "slow_sleep");
+    assert_eq!(
+        count(thread, "clock_nanosleep"),
+        20,
+        "the statistics stay whole"
+    );
+    for sleep in sleeps {
+        let duration = field(sleep, "duration_ns");
+        assert!((5 * MS..500 * MS).contains(&duration), "{sleep}");
+        assert_eq!(field(sleep, "exit_ns") - field(sleep, "entry_ns"), duration);
+        assert_eq!(
+            (sleep["tid"].clone(), sleep["ret"].as_i64()),
+            (thread["tid"].clone(), Some(0))
+        );
+        assert_eq!(sleep["comm"], "slow_sleep");
+        let user = frames(sleep, "user_stack");
+        assert!(
+            user[0].starts_with("kd_slow_sleep+0x") && user[0].contains("(slow_sleep.c:"),
+            "{user:?}"
+        );
+        assert!(
+            user[0].ends_with(&format!("[{}]", binary.display())),
+            "{user:?}"
+        );
+        assert!(user[1].starts_with("main+0x"), "{user:?}");
+        let kernel = frames(sleep, "kernel_stack");
+        assert!(
+            kernel
+                .iter()
+                .any(|f| f.starts_with("do_nanosleep+") || f.starts_with("hrtimer_nanosleep+")),
+            "{kernel:?}"
+        );
+        assert!(kernel.iter().all(|f| f.ends_with("[kernel]")), "{kernel:?}");
+        assert!(
+            !kernel[0].starts_with("bpf_"),
+            "the tracer's own frames: {kernel:?}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn the_text_report_lists_the_events_under_their_heading() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = slow_sleep(dir.path());
+    let out = dir.path().join("report.txt");
+    let output = run_tool(&[
+        "-o",
+        out.to_str().unwrap(),
+        "--syscall-events",
+        "4000000",
+        "--",
+        binary.to_str().unwrap(),
+        "20",
+    ]);
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let events = &text[text.find("# SYSCALL EVENTS:\n").expect("the section")..];
+    let lines: Vec<&str> = events.lines().collect();
+    assert!(lines[1].starts_with("ENTRY (ns)"));
+    let calls = lines
+        .iter()
+        .filter(|l| l.ends_with("  clock_nanosleep"))
+        .count();
+    assert_eq!(calls, 20, "{events}");
+    assert_eq!(
+        lines.iter().filter(|l| **l == "  kernel stack:").count(),
+        20
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.trim_start().starts_with("kd_slow_sleep+0x")));
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn poll_waits_are_events_unless_left_out_and_stacks_can_be_off() {
+    // 50 epoll_wait() of 1 ms each: all past a 0.5 ms threshold.
+    for (options, want) in [
+        (&[][..], 50),
+        (&["--skip-syscall-poll-events"][..], 0),
+        (&["--stack-trace-size", "0"][..], 50),
+    ] {
+        let mut workload = Workload::start();
+        let pid = workload.pid().to_string();
+        let args = [
+            &[
+                "--pid",
+                &pid,
+                "--duration",
+                "300",
+                "--syscall-events",
+                "500000",
+            ][..],
+            options,
+        ]
+        .concat();
+        let trace = Trace::start(&args);
+        workload.run("epoll 50 0");
+        let report = trace.interrupt();
+        let waits = events(&report, "epoll_wait");
+        assert_eq!(waits.len(), want, "{options:?}");
+        assert_eq!(count(only_thread(&report, "epoller"), "epoll_wait"), 50);
+        for wait in waits {
+            let no_stacks = options.contains(&"--stack-trace-size");
+            assert_eq!(frames(wait, "kernel_stack").is_empty(), no_stacks, "{wait}");
+            assert_eq!(frames(wait, "user_stack").is_empty(), no_stacks, "{wait}");
+        }
+        assert!(
+            report["warnings"].as_array().unwrap().is_empty(),
+            "{}",
+            report["warnings"]
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn without_the_option_there_are_no_events() {
+    let (_, report) = traced("sleep 3 5");
+    assert!(report.get("syscall_events").is_none());
+}
