@@ -117,27 +117,69 @@ impl ThreadActivity {
 #[derive(Debug, Clone, Default)]
 pub struct SyscallCalls {
     pub durations: Distribution,
-    /// The calls' time by the thread's state (those the spill map kept
-    /// are not in it: it knows their totals only).
-    pub by_state: StateTimes,
+    /// Of the calls' time (those the spill map kept aside: it knows their
+    /// totals only), what was on the CPU.
+    oncpu_ns: u64,
+    /// What few calls have, allocated at the first: most rows never
+    /// leave the CPU nor fail, and thousands of threads hold a dozen rows.
+    extras: Option<Box<CallExtras>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct CallExtras {
+    /// Time off the CPU (its running_ns stays 0).
+    off_cpu: StateTimes,
     /// (errno, calls that failed with it), sorted by errno.
-    pub errnos: Vec<(u32, u64)>,
+    errnos: Vec<(u32, u64)>,
 }
 
 impl SyscallCalls {
+    /// A call returned after `times`, with `errno` (0: it did not fail).
+    fn returned(&mut self, times: &StateTimes, errno: u32) {
+        self.durations.record(times.total_ns());
+        self.oncpu_ns += times.running_ns;
+        let off_cpu = StateTimes {
+            running_ns: 0,
+            ..*times
+        };
+        if off_cpu != StateTimes::default() {
+            self.extras().off_cpu.accumulate(&off_cpu);
+        }
+        self.failed(errno, 1);
+    }
+
+    fn extras(&mut self) -> &mut CallExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
     fn failed(&mut self, errno: u32, count: u64) {
         if errno == 0 || count == 0 {
             return;
         }
-        match self.errnos.binary_search_by_key(&errno, |&(e, _)| e) {
-            Ok(i) => self.errnos[i].1 += count,
-            Err(i) => self.errnos.insert(i, (errno, count)),
+        let errnos = &mut self.extras().errnos;
+        match errnos.binary_search_by_key(&errno, |&(e, _)| e) {
+            Ok(i) => errnos[i].1 += count,
+            Err(i) => errnos.insert(i, (errno, count)),
         }
+    }
+
+    /// The calls' time by thread state (spilled calls left out).
+    pub fn by_state(&self) -> StateTimes {
+        let off_cpu = self.extras.as_ref().map(|e| e.off_cpu).unwrap_or_default();
+        StateTimes {
+            running_ns: self.oncpu_ns,
+            ..off_cpu
+        }
+    }
+
+    /// (errno, calls that failed with it), sorted by errno.
+    pub fn errnos(&self) -> &[(u32, u64)] {
+        self.extras.as_ref().map_or(&[], |e| &e.errnos)
     }
 
     /// How many calls failed.
     pub fn errors(&self) -> u64 {
-        self.errnos.iter().map(|&(_, n)| n).sum()
+        self.errnos().iter().map(|&(_, n)| n).sum()
     }
 }
 
@@ -371,10 +413,7 @@ impl Aggregator {
                     ..StateTimes::default()
                 },
             };
-            let calls = thread.syscalls.entry(nr);
-            calls.durations.record(by_state.total_ns());
-            calls.by_state.accumulate(&by_state);
-            calls.failed(errno, 1);
+            thread.syscalls.entry(nr).returned(&by_state, errno);
         } else {
             thread.in_flight.push(InFlight { nr, enter_ns });
         }
@@ -1013,7 +1052,7 @@ mod tests {
         let threads = agg.into_parts().0;
         let (_, read) = threads[0].syscalls.iter().next().unwrap();
         assert_eq!(
-            read.by_state,
+            read.by_state(),
             StateTimes {
                 running_ns: 100 + 50 + 40,
                 ready_busy_cpu_ns: 100,
@@ -1022,7 +1061,7 @@ mod tests {
             }
         );
         assert_eq!(read.durations.summary().total_ns, 950 + 40 + 50);
-        assert_eq!(read.errnos, vec![(9, 1), (11, 7)]);
+        assert_eq!(read.errnos(), [(9, 1), (11, 7)]);
         assert_eq!(read.errors(), 8);
     }
 

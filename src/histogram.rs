@@ -54,35 +54,55 @@ fn highest_in(bucket: u16) -> u64 {
 
 impl Histogram {
     pub fn record(&mut self, value: u64) {
-        let bucket = bucket_of(value);
-        let count = match &mut self.buckets {
-            Buckets::Empty => {
-                self.buckets = Buckets::Sparse(vec![(bucket, 1)]);
-                return;
+        self.add(bucket_of(value), 1);
+    }
+
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (bucket, count) in other.counts() {
+            self.add(bucket, count);
+        }
+    }
+
+    /// Adds `n` values to `bucket`.
+    fn add(&mut self, bucket: u16, n: u64) {
+        let count = self.slot(bucket);
+        let sum = u64::from(*count) + n;
+        *count = sum as u32; // the low 32 bits; multiples of 2^32 carry
+        for _ in 0..sum >> 32 {
+            self.carry(bucket);
+        }
+    }
+
+    /// The count of `bucket`, made room for.
+    fn slot(&mut self, bucket: u16) -> &mut u32 {
+        match &self.buckets {
+            Buckets::Empty => self.buckets = Buckets::Sparse(Vec::with_capacity(1)),
+            Buckets::Sparse(list)
+                if list.len() >= SPARSE_MAX
+                    && list.binary_search_by_key(&bucket, |&(b, _)| b).is_err() =>
+            {
+                self.buckets = Buckets::dense_from(list, bucket);
             }
-            Buckets::Sparse(list) => match list.binary_search_by_key(&bucket, |&(b, _)| b) {
-                Ok(i) => &mut list[i].1,
-                Err(i) if list.len() < SPARSE_MAX => {
-                    list.insert(i, (bucket, 1));
-                    return;
-                }
-                Err(_) => {
-                    self.buckets = Buckets::dense_from(list, bucket);
-                    return self.record(value);
-                }
-            },
+            _ => {}
+        }
+        match &mut self.buckets {
+            Buckets::Empty => unreachable!("made sparse above"),
+            Buckets::Sparse(list) => {
+                let i = match list.binary_search_by_key(&bucket, |&(b, _)| b) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        list.insert(i, (bucket, 0));
+                        i
+                    }
+                };
+                &mut list[i].1
+            }
             Buckets::Dense { first, counts } => {
                 if bucket < *first || usize::from(bucket - *first) >= counts.len() {
                     widen(first, counts, bucket);
                 }
                 &mut counts[usize::from(bucket - *first)]
-            }
-        };
-        match count.checked_add(1) {
-            Some(next) => *count = next,
-            None => {
-                *count = 0;
-                self.carry(bucket);
             }
         }
     }
@@ -194,6 +214,28 @@ fn widen(first: &mut u16, counts: &mut Vec<u32>, bucket: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_histograms_hold_both() {
+        let (mut a, mut b) = (Histogram::default(), Histogram::default());
+        for v in 0..100u64 {
+            a.record(v * 1_000);
+            b.record(v * 7_919 + 3);
+        }
+        b.record(u64::MAX);
+        let mut both = a.clone();
+        both.merge(&b);
+        let mut want = a.clone();
+        for v in 0..100u64 {
+            want.record(v * 7_919 + 3);
+        }
+        want.record(u64::MAX);
+        assert_eq!(both.counts(), want.counts());
+        assert_eq!(both.len(), 201);
+        let mut empty = Histogram::default();
+        empty.merge(&Histogram::default());
+        assert_eq!(empty.len(), 0);
+    }
 
     #[test]
     fn log2_buckets_are_powers_of_two_and_add_up() {

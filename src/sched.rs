@@ -230,10 +230,13 @@ pub struct Timeline {
     /// Set when the thread's last switch was seen.
     died_ns: Option<u64>,
     budget: StateTimes,
+    /// Complete stretches by state; those ready that ended with the CPU
+    /// leaving another task (busy), the idle ones apart.
     stretches: [Distribution; STATES],
-    /// The ready stretches again, by what the CPU did: [busy, idle].
-    ready_stretches: [Distribution; 2],
-    call: Option<CallOffCpu>,
+    ready_after_idle: Distribution,
+    /// Boxed: a thread is in few calls that leave the CPU at a time, and
+    /// thousands of threads hold a timeline.
+    call: Option<Box<CallOffCpu>>,
 }
 
 impl Timeline {
@@ -247,7 +250,7 @@ impl Timeline {
             died_ns: None,
             budget: StateTimes::default(),
             stretches: Default::default(),
-            ready_stretches: Default::default(),
+            ready_after_idle: Distribution::default(),
             call: None,
         }
     }
@@ -292,10 +295,10 @@ impl Timeline {
                 if !in_call {
                     self.call = None;
                 } else if self.call.is_none() {
-                    self.call = Some(CallOffCpu {
+                    self.call = Some(Box::new(CallOffCpu {
                         since_ns: ts,
                         times: StateTimes::default(),
-                    });
+                    }));
                 }
                 match departure_state(departure) {
                     Some(next) => self.begin(ts, next),
@@ -345,9 +348,9 @@ impl Timeline {
         let elapsed = ts - self.since_ns;
         self.budget.add(state, after_idle, elapsed);
         if self.since_event {
-            self.stretches[state.index()].record(elapsed);
-            if state == ThreadState::Ready {
-                self.ready_stretches[usize::from(after_idle)].record(elapsed);
+            match state {
+                ThreadState::Ready if after_idle => self.ready_after_idle.record(elapsed),
+                _ => self.stretches[state.index()].record(elapsed),
             }
         }
         if let Some(call) = self.call.as_mut().filter(|_| state != ThreadState::Running) {
@@ -387,10 +390,12 @@ impl Timeline {
         };
         let begin = self.born_ns.unwrap_or(self.window_start);
         let time = TimeBudget::new(end.saturating_sub(begin), &self.budget);
-        let [run, ready, sleep, block, stopped] =
+        let [run, ready_busy_cpu, sleep, block, stopped] =
             self.stretches.each_ref().map(Distribution::summary);
-        let [ready_busy_cpu, ready_idle_cpu] =
-            self.ready_stretches.each_ref().map(Distribution::summary);
+        let ready_idle_cpu = self.ready_after_idle.summary();
+        let ready = self.stretches[ThreadState::Ready.index()]
+            .merged(&self.ready_after_idle)
+            .summary();
         (
             SchedStats {
                 run,

@@ -64,6 +64,16 @@ impl Distribution {
         self.max_ns = self.max_ns.max(max_ns);
     }
 
+    /// Both series as one.
+    pub fn merged(&self, other: &Distribution) -> Distribution {
+        let mut both = self.clone();
+        if other.count > 0 {
+            both.add_exact(other.count, other.total_ns, other.min_ns, other.max_ns);
+            both.histogram.merge(&other.histogram);
+        }
+        both
+    }
+
     /// How many values went in through [`Distribution::add_unsampled`].
     pub fn unsampled(&self) -> u64 {
         self.count - self.histogram.len()
@@ -178,6 +188,23 @@ mod tests {
         only.add_unsampled(3, 30, 5, 15);
         let s = only.summary();
         assert_eq!((s.count, s.p50_ns, s.p99_ns), (3, 15, 15));
+    }
+
+    #[test]
+    fn merged_series_are_one() {
+        let (mut a, mut b, mut both) = Default::default();
+        for ns in [100, 200, 300] {
+            Distribution::record(&mut a, ns);
+            Distribution::record(&mut both, ns);
+        }
+        for ns in [5, 5_000] {
+            Distribution::record(&mut b, ns);
+            Distribution::record(&mut both, ns);
+        }
+        let merged: Distribution = a.merged(&b);
+        assert_eq!(merged.summary(), both.summary());
+        assert_eq!(a.merged(&Distribution::default()).summary(), a.summary());
+        assert_eq!(Distribution::default().merged(&b).summary(), b.summary());
     }
 
     #[test]

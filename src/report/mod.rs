@@ -6,7 +6,11 @@ pub mod json;
 mod log2_hist;
 mod summary;
 pub mod text;
+mod threads;
 mod units;
+
+use threads::ThreadEntry;
+pub use threads::{ThreadSummary, Threads};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -16,11 +20,10 @@ use serde::Serialize;
 
 use crate::aggregate::{ProcessActivity, ThreadActivity};
 use crate::clock::{rfc3339, Timestamp};
-use crate::irq::{self, HardIrq, SystemSoftirqs};
+use crate::irq::SystemSoftirqs;
 use crate::loss::Lost;
-use crate::sanitize::sanitize;
-use crate::sched::{SchedStats, StateTimes, ThreadState, TimeBudget, Timeline};
-use crate::stats::{Distribution, Stats};
+use crate::sched::{SchedStats, StateTimes, ThreadState, TimeBudget};
+use crate::stats::Stats;
 use crate::symbolize::SymbolizedCall;
 use crate::syscall_names;
 
@@ -87,8 +90,8 @@ pub struct Report {
     /// with the worst thread (see `kernel_delay_ns`) first.
     pub processes: Vec<ProcessReport>,
     /// Grouped by process, in the order of `processes`; in each, the
-    /// worst first.
-    pub threads: Vec<ThreadReport>,
+    /// worst first. Each row is made as it is written.
+    pub threads: Threads,
     /// All softirq time on the CPUs the target ran on, whoever it ran for.
     pub softirqs_system: SystemSoftirqs,
     /// With --syscall-events: each call that took at least the threshold,
@@ -275,25 +278,20 @@ impl Report {
             [only] => Some(only.pid),
             _ => None,
         };
-        // Each thread's activity is dropped as soon as its row is made.
-        let mut threads: Vec<ThreadReport> = activity
+        let mut entries: Vec<ThreadEntry> = activity
             .into_iter()
-            .map(|thread| {
-                let mut row = thread_report(thread, &m.names, window);
-                row.pid = row.pid.or(only_process);
-                row
-            })
+            .map(|thread| ThreadEntry::new(thread, &m.names, window, only_process))
             .collect();
         let mut processes: Vec<ProcessReport> = m
             .processes
             .iter()
-            .map(|process| process_report(process, &threads, &m.header, window.1))
+            .map(|process| process_report(process, &entries, &m.header, window.1))
             .collect();
         // The process with the worst thread first (a pid that came back
         // ranks as its worst), then the order they were seen; in each, the
         // worst thread first.
         let mut worst: HashMap<Option<u32>, u64> = HashMap::new();
-        for thread in &threads {
+        for thread in entries.iter().map(|e| &e.summary) {
             let delay = worst.entry(thread.pid).or_default();
             *delay = (*delay).max(thread.kernel_delay_ns);
         }
@@ -307,7 +305,11 @@ impl Report {
             pid.and_then(|pid| ranks.get(&pid).copied())
                 .unwrap_or(usize::MAX)
         };
-        threads.sort_by_key(|t| (rank(t.pid), Reverse(t.kernel_delay_ns), t.tid));
+        entries.sort_by_key(|e| {
+            let t = &e.summary;
+            (rank(t.pid), Reverse(t.kernel_delay_ns), t.tid)
+        });
+        let threads = Threads::new(entries, window);
 
         let (pid, comm) = m.header.processes[0].clone();
         let comm = processes
@@ -345,10 +347,10 @@ impl Report {
 
 /// A slow call, named after its thread (the row with its id that was
 /// alive when the call returned).
-fn event_report(symbolized: &SymbolizedCall, threads: &[ThreadReport]) -> SyscallEventReport {
+fn event_report(symbolized: &SymbolizedCall, threads: &Threads) -> SyscallEventReport {
     let call = &symbolized.call;
     let comm = threads
-        .iter()
+        .summaries()
         .filter(|t| t.tid == call.tid)
         .min_by_key(|t| t.exited)
         .map_or_else(|| "?".to_string(), |t| t.comm.clone());
@@ -373,13 +375,14 @@ fn event_report(symbolized: &SymbolizedCall, threads: &[ThreadReport]) -> Syscal
 /// when the window opened.
 fn process_report(
     process: &ProcessActivity,
-    threads: &[ThreadReport],
+    threads: &[ThreadEntry],
     header: &Header,
     end_ns: u64,
 ) -> ProcessReport {
     let main_threads = || {
         threads
             .iter()
+            .map(|e| &e.summary)
             .filter(|t| t.tid == process.pid && t.pid == Some(process.pid))
     };
     let comm = main_threads()
@@ -400,132 +403,11 @@ fn process_report(
     }
 }
 
-fn thread_report(
-    activity: ThreadActivity,
-    names: &ThreadNames,
-    (start_ns, end_ns): (u64, u64),
-) -> ThreadReport {
-    let tid = activity.tid;
-    let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
-    let alive_at_start = activity.alive_at_start();
-    // The newest name wins: at the end of the window, else at exit, else
-    // at the start. /proc speaks of the thread alive with that id then.
-    let at_end = (activity.newest && exit.is_none())
-        .then(|| names.at_end.get(&tid))
-        .flatten();
-    let at_start = alive_at_start.then(|| names.at_start.get(&tid)).flatten();
-    let raw_name = at_end
-        .map(Vec::as_slice)
-        .or(activity.exit.as_ref().map(|e| e.comm.as_slice()))
-        .or(at_start.map(Vec::as_slice))
-        .unwrap_or(b"?");
-
-    let syscalls = rows_by_total(
-        activity.syscalls.iter(),
-        |calls| &calls.durations,
-        |&nr, calls, stats| SyscallReport {
-            nr,
-            name: syscall_names::name(nr),
-            stats,
-            spilled: calls.durations.unsampled(),
-            errors: calls.errors(),
-            errnos: calls
-                .errnos
-                .iter()
-                .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
-                .collect(),
-            by_state: CallTimes::from(&calls.by_state),
-        },
-    );
-
-    let mut unfinished: Vec<UnfinishedSyscall> = activity
-        .in_flight
-        .iter()
-        .map(|call| UnfinishedSyscall {
-            nr: call.nr,
-            name: syscall_names::name(call.nr),
-            elapsed_ns: end_ns.saturating_sub(call.enter_ns),
-            entered_before_window: false,
-        })
-        .chain(activity.in_call_since_before.map(|nr| UnfinishedSyscall {
-            nr,
-            name: syscall_names::name(nr),
-            elapsed_ns: end_ns.saturating_sub(start_ns),
-            entered_before_window: true,
-        }))
-        .collect();
-    unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
-
-    let state_at_start = alive_at_start
-        .then(|| names.states_at_start.get(&tid).copied())
-        .flatten();
-    let (sched, time) = activity
-        .timeline
-        .unwrap_or_else(|| Timeline::new(start_ns))
-        .finish(end_ns, exit.map(|e| e.ts_ns), state_at_start);
-    let softirqs = rows_by_total(
-        activity.softirqs.iter(),
-        |dist| dist,
-        |&vec, _, stats| SoftirqReport {
-            vec,
-            name: irq::softirq_name(vec),
-            stats,
-        },
-    );
-    let hardirqs = rows_by_total(
-        activity.hardirqs.iter(),
-        |dist| dist,
-        |source, _, stats| {
-            let (irq, name) = match source {
-                HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
-                HardIrq::Vector(id) => (None, irq::vector_name(*id)),
-            };
-            HardirqReport { irq, name, stats }
-        },
-    );
-
-    let irq_ns = softirqs
-        .iter()
-        .map(|s| s.stats.total_ns)
-        .chain(hardirqs.iter().map(|h| h.stats.total_ns))
-        .fold(0u64, u64::saturating_add);
-    ThreadReport {
-        tid,
-        pid: activity.pid,
-        comm: sanitize(raw_name),
-        kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns,
-        poll_intervals: activity.poll_intervals.summary(),
-        created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
-        exited: exit.is_some(),
-        syscalls,
-        unfinished,
-        sched,
-        time,
-        softirqs,
-        hardirqs,
-    }
-}
-
-/// One report row per series, the largest total first (ties by key).
-fn rows_by_total<'a, K: Ord + 'a, V: 'a, R>(
-    series: impl Iterator<Item = (&'a K, &'a V)>,
-    durations: impl Fn(&V) -> &Distribution,
-    row: impl Fn(&K, &V, Stats) -> R,
-) -> Vec<R> {
-    let mut summaries: Vec<(&K, &V, Stats)> = series
-        .map(|(key, value)| (key, value, durations(value).summary()))
-        .collect();
-    summaries.sort_by(|(ka, _, a), (kb, _, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
-    summaries
-        .into_iter()
-        .map(|(key, dist, stats)| row(key, dist, stats))
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::aggregate::Aggregator;
+    use crate::irq::HardIrq;
     use crate::records::{InFlight, IrqSource, Record};
     use time::macros::datetime;
 
@@ -683,11 +565,23 @@ pub(crate) mod tests {
         sample().0
     }
 
+    /// The report's rows, in its order.
+    pub fn rows(report: &Report) -> Vec<ThreadReport> {
+        (0..report.threads.len())
+            .map(|i| report.threads.row(i))
+            .collect()
+    }
+
+    /// The row of thread `tid`.
+    pub fn row_of(report: &Report, tid: u32) -> ThreadReport {
+        rows(report).into_iter().find(|t| t.tid == tid).unwrap()
+    }
+
     #[test]
     fn processes_and_threads_worst_first_with_idle_ones_kept() {
         let r = sample_report();
-        let names: Vec<(Option<u32>, &str, u32)> = r
-            .threads
+        let rows = rows(&r);
+        let names: Vec<(Option<u32>, &str, u32)> = rows
             .iter()
             .map(|t| (t.pid, t.comm.as_str(), t.tid))
             .collect();
@@ -702,9 +596,11 @@ pub(crate) mod tests {
         );
         // The child was ready from its creation to its exit; the worker's
         // interrupts took 19,500 ns; the others waited for nothing.
-        let delays: Vec<u64> = r.threads.iter().map(|t| t.kernel_delay_ns).collect();
+        let delays: Vec<u64> = rows.iter().map(|t| t.kernel_delay_ns).collect();
         assert_eq!(delays, vec![999_900, 19_500, 0, 0]);
-        assert!(r.threads[2].syscalls.is_empty());
+        let summaries: Vec<u64> = r.threads.summaries().map(|t| t.kernel_delay_ns).collect();
+        assert_eq!(summaries, delays);
+        assert!(rows[2].syscalls.is_empty());
         assert_eq!(r.comm, "demo");
     }
 
@@ -728,7 +624,7 @@ pub(crate) mod tests {
     #[test]
     fn interrupts_sorted_by_total_and_named() {
         let r = sample_report();
-        let worker = r.threads.iter().find(|t| t.tid == 101).unwrap();
+        let worker = row_of(&r, 101);
         let soft: Vec<(&str, u64, u64)> = worker
             .softirqs
             .iter()
@@ -749,15 +645,15 @@ pub(crate) mod tests {
     #[test]
     fn exited_thread_keeps_its_name() {
         let r = sample_report();
-        let short = r.threads.iter().find(|t| t.tid == 102).unwrap();
+        let short = row_of(&r, 102);
         assert!(short.exited);
-        assert!(!r.threads.iter().find(|t| t.tid == 101).unwrap().exited);
+        assert!(!row_of(&r, 101).exited);
     }
 
     #[test]
     fn syscalls_sorted_by_total_and_named() {
         let r = sample_report();
-        let worker = r.threads.iter().find(|t| t.tid == 101).unwrap();
+        let worker = row_of(&r, 101);
         let rows: Vec<(i64, u64)> = worker
             .syscalls
             .iter()

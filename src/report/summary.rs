@@ -8,11 +8,11 @@ use comfy_table::CellAlignment;
 
 use super::text::{new_table, process_line};
 use super::units::{human_ns, percent};
-use super::{Report, ThreadReport};
+use super::{Report, ThreadSummary};
 
 /// Appends the summary of `threads` (in the report's order: by process,
 /// the worst first); `left_out`: threads of the report not among them.
-pub fn render(out: &mut String, report: &Report, threads: &[&ThreadReport], left_out: usize) {
+pub fn render(out: &mut String, report: &Report, threads: &[&ThreadSummary], left_out: usize) {
     let _ = writeln!(
         out,
         "# SUMMARY: threads worst first by kernel delay = time ready (waiting for a CPU) \
@@ -63,12 +63,12 @@ pub fn render(out: &mut String, report: &Report, threads: &[&ThreadReport], left
     }
 }
 
-fn summary_row(thread: &ThreadReport) -> Vec<String> {
+fn summary_row(thread: &ThreadSummary) -> Vec<String> {
     let time = &thread.time;
     let share = |ns: u64| percent(ns, time.observed_ns);
-    let most = thread.syscalls.first().map_or_else(
+    let most = thread.top_call.as_ref().map_or_else(
         || "-".to_string(),
-        |s| format!("{} {}", s.name, human_ns(s.stats.total_ns)),
+        |(name, ns)| format!("{name} {}", human_ns(*ns)),
     );
     vec![
         thread.tid.to_string(),
@@ -80,32 +80,25 @@ fn summary_row(thread: &ThreadReport) -> Vec<String> {
         share(time.ready_idle_cpu_ns),
         share(time.sleeping_ns),
         share(time.blocked_ns),
-        human_ns(irq_ns(thread)),
+        human_ns(thread.irq_ns),
         human_ns(thread.kernel_delay_ns),
         most,
     ]
 }
 
-/// Interrupt time charged to the thread.
-fn irq_ns(thread: &ThreadReport) -> u64 {
-    let soft = thread.softirqs.iter().map(|s| s.stats.total_ns);
-    let hard = thread.hardirqs.iter().map(|h| h.stats.total_ns);
-    soft.chain(hard).fold(0, u64::saturating_add)
-}
-
 /// What the delay of a process's worst thread came from: waiting for a
 /// CPU or blocked, whichever is larger, and interrupts.
-pub fn verdict(worst: &ThreadReport) -> String {
+pub fn verdict(worst: &ThreadSummary) -> String {
     let time = &worst.time;
-    let irq = irq_ns(worst);
+    let irq = worst.irq_ns;
     if worst.kernel_delay_ns == 0 {
         return "no thread waited for a CPU, blocked, or was interrupted".to_string();
     }
     let who = format!("thread {} ({})", worst.tid, worst.comm);
     let share = |ns: u64| percent(ns, time.observed_ns);
-    let p99 = |count: u64, p99: u64| match count {
-        0 => String::new(),
-        _ => format!(", p99 {}", human_ns(p99)),
+    let p99 = |p99: Option<u64>| match p99 {
+        None => String::new(),
+        Some(p99) => format!(", p99 {}", human_ns(p99)),
     };
     let mut clauses = Vec::new();
     if time.ready_ns > 0 && time.ready_ns >= time.blocked_ns {
@@ -115,19 +108,17 @@ pub fn verdict(worst: &ThreadReport) -> String {
             share(time.ready_ns),
             share(time.ready_busy_cpu_ns),
             share(time.ready_idle_cpu_ns),
-            p99(worst.sched.ready.count, worst.sched.ready.p99_ns)
+            p99(worst.ready_p99_ns)
         ));
     } else if time.blocked_ns > 0 {
         let most_in = worst
-            .syscalls
-            .iter()
-            .filter(|s| s.by_state.blocked_ns > 0)
-            .max_by_key(|s| s.by_state.blocked_ns)
-            .map_or_else(String::new, |s| format!(", most of it in {}", s.name));
+            .most_blocked_in
+            .as_ref()
+            .map_or_else(String::new, |name| format!(", most of it in {name}"));
         clauses.push(format!(
             "{who} was blocked (D) {} of its time{}{most_in}",
             share(time.blocked_ns),
-            p99(worst.sched.block.count, worst.sched.block.p99_ns)
+            p99(worst.block_p99_ns)
         ));
     }
     if irq > 0 {
@@ -144,49 +135,78 @@ pub fn verdict(worst: &ThreadReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample_report;
+    use crate::sched::TimeBudget;
+
+    fn worker() -> ThreadSummary {
+        ThreadSummary {
+            tid: 101,
+            pid: Some(100),
+            comm: "worker".into(),
+            exited: false,
+            time: TimeBudget {
+                observed_ns: 1_000,
+                running_ns: 500,
+                ready_ns: 190,
+                ready_busy_cpu_ns: 150,
+                ready_idle_cpu_ns: 40,
+                sleeping_ns: 300,
+                blocked_ns: 10,
+                stopped_ns: 0,
+            },
+            irq_ns: 15,
+            kernel_delay_ns: 215,
+            ready_p99_ns: Some(1_400_000),
+            block_p99_ns: None,
+            top_call: Some(("read".into(), 700)),
+            most_blocked_in: Some("fsync".into()),
+        }
+    }
 
     #[test]
     fn verdict_names_the_larger_delay_and_interrupts() {
-        let mut thread = sample_report()
-            .threads
-            .into_iter()
-            .find(|t| t.tid == 101)
-            .unwrap();
-        thread.time.observed_ns = 1_000;
-        thread.time.running_ns = 500;
-        thread.time.ready_ns = 190;
-        thread.time.ready_busy_cpu_ns = 150;
-        thread.time.ready_idle_cpu_ns = 40;
-        thread.time.blocked_ns = 10;
-        thread.kernel_delay_ns = 1;
-        let verdict = verdict(&thread);
-        assert!(
-            verdict.starts_with(
-                "thread 101 (worker) waited for a CPU 19.0% of its time (behind other tasks 15.0%, \
-                 for an idle CPU to wake 4.0%)"
-            ),
-            "{verdict}"
+        let mut thread = worker();
+        assert_eq!(
+            verdict(&thread),
+            "thread 101 (worker) waited for a CPU 19.0% of its time (behind other tasks 15.0%, \
+             for an idle CPU to wake 4.0%), p99 1.40 ms; interrupts took 3.0% of its CPU time"
         );
-        // 19,500 ns of interrupts against 500 ns running: a made-up thread.
-        assert!(
-            verdict.ends_with("; interrupts took 3900.0% of its CPU time"),
-            "{verdict}"
-        );
-
         thread.time.ready_ns = 0;
-        thread.syscalls[0].by_state.blocked_ns = 10;
-        let verdict = super::verdict(&thread);
-        assert!(
-            verdict.starts_with(
-                "thread 101 (worker) was blocked (D) 1.0% of its time, most of it in read;"
-            ),
-            "{verdict}"
+        assert_eq!(
+            verdict(&thread),
+            "thread 101 (worker) was blocked (D) 1.0% of its time, most of it in fsync; \
+             interrupts took 3.0% of its CPU time"
+        );
+        thread.time.blocked_ns = 0;
+        assert_eq!(
+            verdict(&thread),
+            "thread 101 (worker): interrupts took 3.0% of its CPU time"
         );
         thread.kernel_delay_ns = 0;
         assert_eq!(
-            super::verdict(&thread),
+            verdict(&thread),
             "no thread waited for a CPU, blocked, or was interrupted"
+        );
+    }
+
+    #[test]
+    fn a_line_per_thread() {
+        let row = summary_row(&worker());
+        assert_eq!(
+            row,
+            [
+                "101",
+                "worker",
+                "1.00 us",
+                "50.0%",
+                "19.0%",
+                "15.0%",
+                "4.0%",
+                "30.0%",
+                "1.0%",
+                "15 ns",
+                "215 ns",
+                "read 700 ns"
+            ]
         );
     }
 }

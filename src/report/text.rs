@@ -11,7 +11,7 @@ use comfy_table::{presets, CellAlignment, Table};
 use super::units::{human_ns, percent};
 use super::{
     events, log2_hist, summary, CallTimes, Header, Report, SyscallEventReport, SyscallReport,
-    ThreadReport,
+    ThreadReport, ThreadSummary,
 };
 use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
@@ -79,28 +79,32 @@ pub struct Frame<'a> {
 pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
     let view = frame.view;
     let ranked = ranked(report, view.top);
+    let summaries: Vec<&ThreadSummary> = report.threads.summaries().collect();
+    let shown: Vec<&ThreadSummary> = ranked.iter().map(|&i| summaries[i]).collect();
     let mut text = render_preamble(report, frame);
     summary::render(
         &mut text,
         report,
-        &ranked,
+        &shown,
         report.threads.len() - ranked.len(),
     );
     text.push_str("TID        THREAD           <RESOURCE SPECIFIC>\n");
     text.push_str("---------- ---------------- ----------------------------------------------------------------------------\n");
     out.write_all(text.as_bytes())?;
     // Threads come grouped by process: each group under its process line.
+    // Each row is made as it is written.
     let mut shown = None;
-    let detailed = ranked
-        .iter()
-        .filter(|thread| chosen(view, thread.tid, &thread.comm));
-    for thread in detailed {
+    for index in ranked {
+        let thread = summaries[index];
+        if !chosen(view, thread.tid, &thread.comm) {
+            continue;
+        }
         let mut text = String::new();
         if shown != Some(thread.pid) {
             shown = Some(thread.pid);
             let _ = writeln!(text, "{}", process_line(report, thread.pid));
         }
-        render_thread(&mut text, thread, view);
+        render_thread(&mut text, &report.threads.row(index), view);
         out.write_all(text.as_bytes())?;
     }
     let mut text = String::new();
@@ -127,17 +131,23 @@ fn chosen(view: &View, tid: u32, name: &str) -> bool {
         .is_none_or(|filter| filter.matches(tid, name))
 }
 
-/// The report's threads, in its order; with `top`, only the `top` with the
-/// most kernel delay.
-fn ranked(report: &Report, top: Option<usize>) -> Vec<&ThreadReport> {
-    let Some(top) = top.filter(|&top| top < report.threads.len()) else {
-        return report.threads.iter().collect();
+/// The indices of the report's threads, in its order; with `top`, only
+/// the `top` with the most kernel delay.
+fn ranked(report: &Report, top: Option<usize>) -> Vec<usize> {
+    let all = report.threads.len();
+    let Some(top) = top.filter(|&top| top < all) else {
+        return (0..all).collect();
     };
-    let mut worst: Vec<usize> = (0..report.threads.len()).collect();
-    worst.sort_by_key(|&i| Reverse(report.threads[i].kernel_delay_ns));
+    let delays: Vec<u64> = report
+        .threads
+        .summaries()
+        .map(|t| t.kernel_delay_ns)
+        .collect();
+    let mut worst: Vec<usize> = (0..all).collect();
+    worst.sort_by_key(|&i| Reverse(delays[i]));
     worst.truncate(top);
     worst.sort_unstable();
-    worst.into_iter().map(|i| &report.threads[i]).collect()
+    worst
 }
 
 /// The lines about the whole window, before the summary.
@@ -635,7 +645,7 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::{rendered, sample, sample_report};
+    use crate::report::tests::{rendered, row_of, sample, sample_report};
     use time::macros::datetime;
 
     #[test]
@@ -680,22 +690,26 @@ mod tests {
         rendered(report, |report, out| write(report, &frame, out))
     }
 
-    fn thread_mut(report: &mut Report, tid: u32) -> &mut ThreadReport {
-        report.threads.iter_mut().find(|t| t.tid == tid).unwrap()
+    /// The details of `row` alone, as `view` shows them.
+    fn detail(row: &ThreadReport, view: &View) -> String {
+        let mut out = String::new();
+        render_thread(&mut out, row, view);
+        out
     }
 
     #[test]
     fn warnings_and_new_threads_are_shown() {
         let mut report = sample_report();
         report.warnings = vec!["something to know".into()];
-        thread_mut(&mut report, 102).created = true;
-        thread_mut(&mut report, 101).syscalls[0].spilled = 1;
         let text = render(&report);
         assert!(text.contains("\n# WARNING: something to know\n"), "{text}");
         assert!(
             text.contains("(thread created and exited during the window)"),
             "{text}"
         );
+        let mut worker = row_of(&report, 101);
+        worker.syscalls[0].spilled = 1;
+        let text = detail(&worker, &View::default());
         assert!(
             text.contains("(1 of these calls went to the kernel's spill map"),
             "{text}"
@@ -833,15 +847,15 @@ mod tests {
 
     #[test]
     fn histograms_when_asked_for() {
-        let mut report = sample_report();
-        thread_mut(&mut report, 101).sched.ready = Stats {
+        let mut worker = row_of(&sample_report(), 101);
+        worker.sched.ready = Stats {
             count: 1,
             hist: vec![[1_024, 2_047, 1]],
             ..Stats::default()
         };
-        let plain = render(&report);
-        let text = render_with(
-            &report,
+        let plain = detail(&worker, &View::default());
+        let text = detail(
+            &worker,
             &View {
                 histogram: true,
                 ..View::default()

@@ -1,0 +1,277 @@
+//! The report's threads: each thread's activity is kept until its row is
+//! written, and its row is made then and dropped after, so that a report
+//! of tens of thousands of threads never holds them all as rows. What the
+//! summary and the ranking need is taken up front.
+
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+use super::{
+    CallTimes, HardirqReport, SoftirqReport, SyscallReport, ThreadNames, ThreadReport,
+    UnfinishedSyscall,
+};
+use crate::aggregate::ThreadActivity;
+use crate::irq::{self, HardIrq};
+use crate::sanitize::sanitize;
+use crate::sched::{ThreadState, TimeBudget, Timeline};
+use crate::stats::{Distribution, Stats};
+use crate::syscall_names;
+
+/// What the summary and the ranking read of a thread.
+#[derive(Debug, Clone)]
+pub struct ThreadSummary {
+    pub tid: u32,
+    pub pid: Option<u32>,
+    pub comm: String,
+    pub exited: bool,
+    pub time: TimeBudget,
+    /// Interrupt time charged to it.
+    pub irq_ns: u64,
+    /// Ready + blocked + interrupt time: the ranking.
+    pub kernel_delay_ns: u64,
+    /// p99 of its complete stretches ready and blocked, if any.
+    pub ready_p99_ns: Option<u64>,
+    pub block_p99_ns: Option<u64>,
+    /// The call with the most time, and that time.
+    pub top_call: Option<(String, u64)>,
+    /// The call with the most time blocked in it.
+    pub most_blocked_in: Option<String>,
+}
+
+impl ThreadSummary {
+    fn of(row: &ThreadReport) -> Self {
+        let p99 = |stats: &Stats| (stats.count > 0).then_some(stats.p99_ns);
+        ThreadSummary {
+            tid: row.tid,
+            pid: row.pid,
+            comm: row.comm.clone(),
+            exited: row.exited,
+            time: row.time.clone(),
+            irq_ns: irq_ns(&row.softirqs, &row.hardirqs),
+            kernel_delay_ns: row.kernel_delay_ns,
+            ready_p99_ns: p99(&row.sched.ready),
+            block_p99_ns: p99(&row.sched.block),
+            top_call: row
+                .syscalls
+                .first()
+                .map(|call| (call.name.clone(), call.stats.total_ns)),
+            most_blocked_in: row
+                .syscalls
+                .iter()
+                .filter(|call| call.by_state.blocked_ns > 0)
+                .max_by_key(|call| call.by_state.blocked_ns)
+                .map(|call| call.name.clone()),
+        }
+    }
+}
+
+/// One thread: its activity, and what is known of it besides.
+#[derive(Debug)]
+pub struct ThreadEntry {
+    activity: ThreadActivity,
+    /// Its process, once a record, /proc, or the only process told.
+    pid: Option<u32>,
+    /// Its name, escaped.
+    comm: String,
+    /// What /proc said, for a thread the scheduler said nothing about.
+    state_at_start: Option<ThreadState>,
+    pub summary: ThreadSummary,
+}
+
+impl ThreadEntry {
+    pub fn new(
+        activity: ThreadActivity,
+        names: &ThreadNames,
+        window: (u64, u64),
+        only_process: Option<u32>,
+    ) -> Self {
+        let tid = activity.tid;
+        let exited = activity.exit.filter(|e| e.ts_ns <= window.1);
+        let alive_at_start = activity.alive_at_start();
+        // The newest name wins: at the end of the window, else at exit,
+        // else at the start. /proc speaks of the thread alive with that id
+        // then.
+        let at_end = (activity.newest && exited.is_none())
+            .then(|| names.at_end.get(&tid))
+            .flatten();
+        let at_start = alive_at_start.then(|| names.at_start.get(&tid)).flatten();
+        let raw_name = at_end
+            .map(Vec::as_slice)
+            .or(activity.exit.as_ref().map(|e| e.comm.as_slice()))
+            .or(at_start.map(Vec::as_slice))
+            .unwrap_or(b"?");
+        let state_at_start = alive_at_start
+            .then(|| names.states_at_start.get(&tid).copied())
+            .flatten();
+        let mut entry = ThreadEntry {
+            pid: activity.pid.or(only_process),
+            comm: sanitize(raw_name),
+            state_at_start,
+            activity,
+            summary: ThreadSummary::of_nothing(tid),
+        };
+        entry.summary = ThreadSummary::of(&entry.row(window));
+        entry
+    }
+
+    /// Its row of the report.
+    fn row(&self, (start_ns, end_ns): (u64, u64)) -> ThreadReport {
+        let activity = &self.activity;
+        let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
+        let syscalls = rows_by_total(
+            activity.syscalls.iter(),
+            |calls| &calls.durations,
+            |&nr, calls, stats| SyscallReport {
+                nr,
+                name: syscall_names::name(nr),
+                stats,
+                spilled: calls.durations.unsampled(),
+                errors: calls.errors(),
+                errnos: calls
+                    .errnos()
+                    .iter()
+                    .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
+                    .collect(),
+                by_state: CallTimes::from(&calls.by_state()),
+            },
+        );
+
+        let mut unfinished: Vec<UnfinishedSyscall> = activity
+            .in_flight
+            .iter()
+            .map(|call| UnfinishedSyscall {
+                nr: call.nr,
+                name: syscall_names::name(call.nr),
+                elapsed_ns: end_ns.saturating_sub(call.enter_ns),
+                entered_before_window: false,
+            })
+            .chain(activity.in_call_since_before.map(|nr| UnfinishedSyscall {
+                nr,
+                name: syscall_names::name(nr),
+                elapsed_ns: end_ns.saturating_sub(start_ns),
+                entered_before_window: true,
+            }))
+            .collect();
+        unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
+
+        let (sched, time) = activity
+            .timeline
+            .clone()
+            .unwrap_or_else(|| Timeline::new(start_ns))
+            .finish(end_ns, exit.map(|e| e.ts_ns), self.state_at_start);
+        let softirqs = rows_by_total(
+            activity.softirqs.iter(),
+            |dist| dist,
+            |&vec, _, stats| SoftirqReport {
+                vec,
+                name: irq::softirq_name(vec),
+                stats,
+            },
+        );
+        let hardirqs = rows_by_total(
+            activity.hardirqs.iter(),
+            |dist| dist,
+            |source, _, stats| {
+                let (irq, name) = match source {
+                    HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
+                    HardIrq::Vector(id) => (None, irq::vector_name(*id)),
+                };
+                HardirqReport { irq, name, stats }
+            },
+        );
+
+        ThreadReport {
+            tid: activity.tid,
+            pid: self.pid,
+            comm: self.comm.clone(),
+            kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns(&softirqs, &hardirqs),
+            poll_intervals: activity.poll_intervals.summary(),
+            created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
+            exited: exit.is_some(),
+            syscalls,
+            unfinished,
+            sched,
+            time,
+            softirqs,
+            hardirqs,
+        }
+    }
+}
+
+impl ThreadSummary {
+    /// A placeholder until the row is made.
+    fn of_nothing(tid: u32) -> Self {
+        ThreadSummary {
+            tid,
+            pid: None,
+            comm: String::new(),
+            exited: false,
+            time: TimeBudget::default(),
+            irq_ns: 0,
+            kernel_delay_ns: 0,
+            ready_p99_ns: None,
+            block_p99_ns: None,
+            top_call: None,
+            most_blocked_in: None,
+        }
+    }
+}
+
+/// Interrupt time in all.
+fn irq_ns(softirqs: &[SoftirqReport], hardirqs: &[HardirqReport]) -> u64 {
+    let soft = softirqs.iter().map(|s| s.stats.total_ns);
+    let hard = hardirqs.iter().map(|h| h.stats.total_ns);
+    soft.chain(hard).fold(0, u64::saturating_add)
+}
+
+/// The report's threads, in the report's order.
+#[derive(Debug)]
+pub struct Threads {
+    entries: Vec<ThreadEntry>,
+    window: (u64, u64),
+}
+
+impl Threads {
+    pub fn new(entries: Vec<ThreadEntry>, window: (u64, u64)) -> Self {
+        Threads { entries, window }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn summaries(&self) -> impl Iterator<Item = &ThreadSummary> {
+        self.entries.iter().map(|entry| &entry.summary)
+    }
+
+    /// The row of thread `index`, made now.
+    pub fn row(&self, index: usize) -> ThreadReport {
+        self.entries[index].row(self.window)
+    }
+}
+
+/// A JSON array of the rows, each made as it is written.
+impl Serialize for Threads {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut rows = serializer.serialize_seq(Some(self.len()))?;
+        for index in 0..self.len() {
+            rows.serialize_element(&self.row(index))?;
+        }
+        rows.end()
+    }
+}
+
+/// One report row per series, the largest total first (ties by key).
+fn rows_by_total<'a, K: Ord + 'a, V: 'a, R>(
+    series: impl Iterator<Item = (&'a K, &'a V)>,
+    durations: impl Fn(&V) -> &Distribution,
+    row: impl Fn(&K, &V, Stats) -> R,
+) -> Vec<R> {
+    let mut summaries: Vec<(&K, &V, Stats)> = series
+        .map(|(key, value)| (key, value, durations(value).summary()))
+        .collect();
+    summaries.sort_by(|(ka, _, a), (kb, _, b)| b.total_ns.cmp(&a.total_ns).then(ka.cmp(kb)));
+    summaries
+        .into_iter()
+        .map(|(key, dist, stats)| row(key, dist, stats))
+        .collect()
+}
