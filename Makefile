@@ -5,8 +5,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build dependencies: clang compiles the BPF C, libelf and zlib are linked
 # by libbpf, bpftool regenerates vmlinux.h.
 BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
-# The tests' independent count of interrupts.
-TEST_PACKAGES := bpftrace
+# The tests' independent count of interrupts; sys/sdt.h for the USDT
+# probes of the trigger tests' workload.
+TEST_PACKAGES := bpftrace systemtap-sdt-dev
 
 # Installs the Debian packages named in $(1) that are missing, with
 # apt-get install's options $(2).

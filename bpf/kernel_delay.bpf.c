@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 #include "kernel_delay.h"
 #include "irq_nesting.h"
 #include "core_fixes.bpf.h"
@@ -33,6 +34,10 @@ __u8 traced_pids[1] SEC(".data.traced_pids");
 const volatile __u32 wakeup_shift = 31;
 /* sched_switch has its prev_state argument (5.18+): set from kernel BTF. */
 const volatile bool has_prev_state = false;
+/* Windows (triggers, repeated samples): records are made only while one
+ * is open, each straight to the ring buffer (a staged record could stay
+ * on its CPU past the window's close). */
+const volatile bool windowed = false;
 /* --syscall-events: calls that take at least event_min_ns become events,
  * with their stacks when capture_stacks (and a poll-family call only
  * unless skip_poll_events: its numbers are poll_nrs, -1 for none). */
@@ -117,6 +122,8 @@ struct {
 
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
+/* The window, when windowed. */
+struct window window = {};
 /* Stacks of events that could not be recorded (map full, collisions). */
 __u64 stacks_missed = 0;
 
@@ -139,6 +146,7 @@ enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
 enum stack_depth _stack_depth = 0;
 enum stack_id _stack_id = 0;
+enum window_state _window_state = 0;
 
 static __always_inline bool is_traced(__u32 tgid)
 {
@@ -156,6 +164,12 @@ static __always_inline void set_traced(__u32 tgid, __u8 traced)
 static __always_inline bool is_target(__u64 pid_tgid)
 {
 	return is_traced(pid_tgid >> 32);
+}
+
+/* Whether records are made now: always, or while the window is open. */
+static __always_inline bool recording(void)
+{
+	return !windowed || *(volatile __u32 *)&window.state == WINDOW_OPEN;
 }
 
 static __always_inline void count_lost(enum lost_cause cause)
@@ -261,7 +275,7 @@ static __always_inline void *record_start(struct record_batch **batch, __u32 siz
 	__u32 len;
 
 	*batch = NULL;
-	if (!staged || staged->busy)
+	if (windowed || !staged || staged->busy)
 		return bpf_ringbuf_reserve(&events, size, 0);
 	staged->busy = 1;
 	len = staged->len;
@@ -334,7 +348,7 @@ int sched_switch(__u64 *ctx)
 	struct switch_event *e;
 	unsigned int state;
 
-	if (!prev_traced && !next_traced)
+	if ((!prev_traced && !next_traced) || !recording())
 		return 0;
 	if (next_traced)
 		mark_target_cpu();
@@ -385,7 +399,7 @@ int sched_switch(__u64 *ctx)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
-	if (is_traced(task->tgid))
+	if (is_traced(task->tgid) && recording())
 		emit_wakeup(task->pid);
 	return 0;
 }
@@ -395,7 +409,7 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 {
 	struct thread_new_event *e;
 
-	if (!is_traced(task->tgid))
+	if (!is_traced(task->tgid) || !recording())
 		return 0;
 	e = reserve(sizeof(*e));
 	if (!e)
@@ -546,6 +560,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	start = bpf_map_lookup_elem(&syscall_starts, &tid);
 	if (!start || !start->enter_ns)
 		return 0; /* entered before tracing began */
+	if (!recording()) {
+		start->enter_ns = 0;
+		return 0;
+	}
 
 	now = bpf_ktime_get_ns();
 	if (is_event(start->nr, now - start->enter_ns)) {
@@ -591,6 +609,8 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	/* A process that reuses the id later is not this one. */
 	if (process_exited && !targ_tgid)
 		set_traced(pid, 0);
+	if (!recording())
+		return 0;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
@@ -625,6 +645,8 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	if (!follow_forks || pid == parent->tgid || !is_traced(parent->tgid))
 		return 0;
 	set_traced(pid, 1);
+	if (!recording())
+		return 0;
 
 	e = reserve(sizeof(*e));
 	if (!e)
@@ -658,6 +680,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 			count_lost(LOST_SYSCALL_MAP_FULL);
 		bpf_map_delete_elem(&syscall_starts, &old_tid);
 	}
+	if (!recording())
+		return 0;
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
@@ -685,7 +709,7 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct irq_event *e;
 
-	if (!is_target(pid_tgid))
+	if (!is_target(pid_tgid) || !recording())
 		return;
 	mark_target_cpu();
 	e = reserve(sizeof(*e));
@@ -780,6 +804,78 @@ int BPF_PROG(irq_handler_exit, int irq, struct irqaction *action, int ret)
 	if (duration && ret)
 		emit_irq(EVENT_HARDIRQ, irq, now, duration, action->name);
 	return 0;
+}
+
+/* Triggers: a probe in a traced process opens or closes the window. */
+
+static __always_inline void start_window(void)
+{
+	__u32 state = *(volatile __u32 *)&window.state;
+
+	if (state == WINDOW_CLOSED)
+		__sync_fetch_and_add(&window.missed_starts, 1);
+	if (state != WINDOW_ARMED)
+		return;
+	*(volatile __u64 *)&window.open_ns = bpf_ktime_get_ns();
+	*(volatile __u32 *)&window.state = WINDOW_OPEN;
+}
+
+static __always_inline void stop_window(void)
+{
+	if (*(volatile __u32 *)&window.state != WINDOW_OPEN)
+		return;
+	*(volatile __u64 *)&window.close_ns = bpf_ktime_get_ns();
+	*(volatile __u32 *)&window.state = WINDOW_CLOSED;
+}
+
+static __always_inline int trigger(bool start)
+{
+	if (!is_target(bpf_get_current_pid_tgid()))
+		return 0;
+	if (start)
+		start_window();
+	else
+		stop_window();
+	return 0;
+}
+
+/* Attached by user space to what the user names: a uprobe, uretprobe,
+ * kprobe or kretprobe (one program type), a USDT probe, or a tracepoint
+ * (raw: no tracefs needed). */
+SEC("kprobe")
+int start_trigger(void *ctx)
+{
+	return trigger(true);
+}
+
+SEC("kprobe")
+int stop_trigger(void *ctx)
+{
+	return trigger(false);
+}
+
+SEC("usdt")
+int start_trigger_usdt(void *ctx)
+{
+	return trigger(true);
+}
+
+SEC("usdt")
+int stop_trigger_usdt(void *ctx)
+{
+	return trigger(false);
+}
+
+SEC("raw_tp")
+int start_trigger_tp(void *ctx)
+{
+	return trigger(true);
+}
+
+SEC("raw_tp")
+int stop_trigger_tp(void *ctx)
+{
+	return trigger(false);
 }
 
 #if defined(__TARGET_ARCH_x86)

@@ -20,6 +20,26 @@ enum event_kind {
 	EVENT_SLOW_CALL = 12,	/* a completed call past the event threshold */
 };
 
+/* A sampling window opened and closed by triggers (--start-trigger,
+ * --stop-trigger) or by user space, shared through .bss. */
+enum window_state {
+	WINDOW_CLOSED = 0,	/* between windows: nothing is recorded */
+	WINDOW_ARMED = 1,	/* waiting for the start trigger */
+	WINDOW_OPEN = 2,
+};
+
+/* The first trigger to see the window armed (open) opens (closes) it.
+ * Triggers that fire at once on two CPUs both write their time, a few
+ * nanoseconds apart: 5.10's BPF has no compare-and-exchange to pick one. */
+struct window {
+	__u32 state;		/* enum window_state */
+	/* Start triggers that fired while the window was closed (a report
+	 * was being made). */
+	__u32 missed_starts;
+	__u64 open_ns;		/* written before the state */
+	__u64 close_ns;
+};
+
 /* Why a record could not be delivered, or a call not be timed: one
  * counter each. A completed call the ring buffer has no room for goes to
  * the spill map, and an exit to the exit map: they are not lost. */

@@ -8,6 +8,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 use crate::report::text::View;
+use crate::trigger::{self, Trigger};
 
 /// Where the threads of processes spend their time in the kernel: system
 /// calls, scheduling delay and sleep, and interrupts, traced with eBPF.
@@ -113,6 +114,37 @@ pub struct Cli {
     )]
     pub stack_trace_size: u32,
 
+    /// Open the window when this probe fires in a traced process:
+    /// u:PROVIDER:PROBE (USDT), up:FUNCTION / ur:FUNCTION (uprobe,
+    /// uretprobe; FUNCTION@PATH in a library), t:SYSTEM:EVENT (tracepoint),
+    /// k:FUNCTION / kr:FUNCTION (kprobe, kretprobe). The window then lasts
+    /// --duration, or until the stop trigger.
+    #[arg(long, value_name = "SPEC", value_parser = trigger::parse)]
+    pub start_trigger: Option<Trigger>,
+
+    /// Close the window when this probe fires in a traced process (the
+    /// same SPEC); without a start trigger, the window opens at once.
+    #[arg(long, value_name = "SPEC", value_parser = trigger::parse)]
+    pub stop_trigger: Option<Trigger>,
+
+    /// Skip (and wait for the next) windows shorter than NS nanoseconds.
+    #[arg(long, value_name = "NS", value_parser = parse_event_threshold)]
+    pub trigger_delta: Option<u64>,
+
+    /// How many windows to report, one report each (0: until
+    /// interrupted); with more than one, JSON is one report per line.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub sample_count: u64,
+
+    /// Pause between windows, in seconds [default: 0].
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_interval,
+        allow_negative_numbers = true
+    )]
+    pub sample_interval: Option<Duration>,
+
     /// Text report: show every section and row, also those where nothing
     /// happened (by default an idle thread is one line, and empty
     /// sections are left out).
@@ -160,6 +192,18 @@ const MAX_STACK_TRACES: u32 = 1 << 20;
 const PAGE_BYTES: u32 = 4096;
 const DEFAULT_RINGBUF_MB: u32 = 16;
 const MAX_RINGBUF_MB: u32 = 1024;
+
+/// Windows that open and close on triggers, or come one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    pub start: Option<Trigger>,
+    pub stop: Option<Trigger>,
+    /// Windows shorter than this are skipped.
+    pub min_delta_ns: u64,
+    /// Reports to make; 0: until interrupted.
+    pub count: u64,
+    pub interval: Duration,
+}
 
 /// --syscall-events and its companions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +278,30 @@ impl Cli {
             (Some(d), _) => Some(d),
             (None, true) => Some(DEFAULT_DURATION),
             (None, false) => None,
+        }
+    }
+
+    /// Triggered or repeated windows; None for the one window of old.
+    pub fn windows(&self) -> Option<Windows> {
+        let windows = Windows {
+            start: self.start_trigger.clone(),
+            stop: self.stop_trigger.clone(),
+            min_delta_ns: self.trigger_delta.unwrap_or(0),
+            count: self.sample_count,
+            interval: self.sample_interval.unwrap_or(Duration::ZERO),
+        };
+        let plain = windows.start.is_none() && windows.stop.is_none() && windows.count == 1;
+        (!plain).then_some(windows)
+    }
+
+    /// How long a window lasts at most: --duration, or by default 10 s
+    /// with --pid (until the command exits otherwise), unless a stop
+    /// trigger is to close it.
+    pub fn window_cap(&self) -> Option<Duration> {
+        match (self.duration, &self.stop_trigger) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => self.window(),
         }
     }
 
@@ -326,6 +394,19 @@ fn parse_stack_trace_size(text: &str) -> Result<u32, String> {
         Ok(n) if n <= MAX_STACK_TRACES => Ok(n),
         _ => Err(format!(
             "the stack trace size is a number of stacks from 0 to {MAX_STACK_TRACES}"
+        )),
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| "an interval is a number of seconds".to_string())?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(interval) if interval <= MAX_DURATION => Ok(interval),
+        _ => Err(format!(
+            "the interval must be from 0 to {} seconds (365 days)",
+            MAX_DURATION.as_secs()
         )),
     }
 }
@@ -518,6 +599,54 @@ mod tests {
     }
 
     #[test]
+    fn triggers_and_repeated_windows() {
+        let cli = parse(&["--pid", "1"]).unwrap();
+        assert_eq!(cli.windows(), None);
+        let cli = parse(&[
+            "--pid",
+            "1",
+            "--start-trigger",
+            "up:begin",
+            "--stop-trigger",
+            "ur:end",
+            "--trigger-delta",
+            "1000",
+        ])
+        .unwrap();
+        let windows = cli.windows().unwrap();
+        assert_eq!(windows.start.unwrap().spec, "up:begin");
+        assert_eq!((windows.min_delta_ns, windows.count), (1_000, 1));
+        assert_eq!(cli.window_cap(), None, "the stop trigger closes it");
+        let cli = parse(&[
+            "--pid",
+            "1",
+            "--sample-count",
+            "3",
+            "--sample-interval",
+            "0.2",
+            "--duration",
+            "0.3",
+        ])
+        .unwrap();
+        let windows = cli.windows().unwrap();
+        assert_eq!(
+            (windows.count, windows.interval),
+            (3, Duration::from_millis(200))
+        );
+        assert_eq!(cli.window_cap(), Some(Duration::from_millis(300)));
+        let start_only = parse(&[
+            "--pid",
+            "1",
+            "--start-trigger",
+            "t:sched:sched_process_exec",
+        ]);
+        assert_eq!(
+            start_only.unwrap().window_cap(),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
     fn threads_by_id_or_by_name() {
         let filter = |arg: &str| {
             parse(&["--pid", "1", "--threads", arg])
@@ -560,6 +689,11 @@ mod tests {
             &["--pid", "1", "--syscall-events", "5ms"],
             &["--pid", "1", "--stack-trace-size", "99999999"],
             &["--pid", "1", "--skip-syscall-poll-events"],
+            &["--pid", "1", "--start-trigger", "begin"],
+            &["--pid", "1", "--stop-trigger", "x:y"],
+            &["--pid", "1", "--sample-count", "-1"],
+            &["--pid", "1", "--sample-interval", "-1"],
+            &["--pid", "1", "--trigger-delta", "1ms"],
             &["--pid", "1", "--top", "-2"],
             &[],
             &["--pid", "1", "--", "ls"],

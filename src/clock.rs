@@ -29,6 +29,16 @@ pub fn now() -> Timestamp {
     }
 }
 
+/// The moment CLOCK_MONOTONIC read `mono_ns`, with its wall-clock time.
+pub fn at(mono_ns: u64) -> Timestamp {
+    let now = now();
+    let ago = time::Duration::nanoseconds(now.mono_ns.saturating_sub(mono_ns) as i64);
+    Timestamp {
+        mono_ns,
+        wall: now.wall - ago,
+    }
+}
+
 /// `2026-11-26T10:00:00.123456789Z`
 pub fn rfc3339(wall: OffsetDateTime) -> String {
     wall.format(RFC3339_NANOS).expect("UTC time formats")

@@ -1,6 +1,7 @@
-//! The sampling window: opens it (attaches the probes), reads the ring
-//! buffer until it ends, closes it, and gathers everything the report is
-//! built from.
+//! The sampling windows: attaches the probes, opens each window (at once,
+//! or when the start trigger fires), reads the ring buffer until it closes
+//! (at --duration, on the stop trigger, Ctrl-C or the target's exit), and
+//! gathers everything its report is built from.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,15 +12,17 @@ use anyhow::Result;
 use libbpf_rs::RingBuffer;
 
 use crate::aggregate::{Aggregator, ThreadActivity};
-use crate::cli::Cli;
-use crate::output::Output;
+use crate::cli::{Cli, Windows};
+use crate::clock::{self, Timestamp};
+use crate::loss::Lost;
 use crate::records::Record;
-use crate::report::{Header, Measurement, StopReason, ThreadNames};
+use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
+use crate::skel::types::window_state;
 use crate::symbolize::{self, AddressSpaces};
 use crate::target::Target;
 use crate::thousands::thousands;
-use crate::tracer::{drain, Filter, Tracer};
-use crate::{clock, irq, priority, procfs, sanitize, signals};
+use crate::tracer::{drain, Filter, Options, Tracer};
+use crate::{irq, priority, procfs, sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:
 /// short enough to end the window on time, long enough to batch records.
@@ -29,54 +32,60 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 pub struct Collected {
     pub measurement: Measurement,
     pub threads: Vec<ThreadActivity>,
-    /// Why tracing stopped early, if it failed mid-window: what was
-    /// measured until then is still reported.
-    pub failure: Option<anyhow::Error>,
 }
 
-/// Traces `target` for one window. Errors before the window opens are
-/// returned; a failure inside it ends the window early.
-pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Collected> {
+/// Where the windows go, as they close.
+pub trait Sink {
+    /// The probes are attached: tracing has begun.
+    fn announce(&mut self, header: &Header) -> Result<()>;
+    /// A window closed: its report. `alone`: the only window there is.
+    fn report(&mut self, window: Collected, alone: bool) -> Result<()>;
+    /// A line about the windows (one skipped).
+    fn note(&mut self, line: &str) -> Result<()>;
+}
+
+/// Traces `target`, one window or several, each handed to `sink` as it
+/// closes. Errors before tracing begins are returned; a failure while
+/// reading ends the window early (its report is still made) and comes back
+/// as Ok(Some(failure)).
+pub fn collect(
+    cli: &Cli,
+    target: &mut Target,
+    sink: &mut dyn Sink,
+) -> Result<Option<anyhow::Error>> {
     let given = target.pids();
     let follow_forks = cli.follows_forks();
+    let windows = cli.windows();
+    let events = cli.events();
     let mut storage = MaybeUninit::uninit();
     let mut tracer = Tracer::attach(
         &mut storage,
         &Filter::new(&given, follow_forks),
-        cli.ringbuf_bytes(),
-        cli.events(),
-        cli.verbose,
+        &Options {
+            ringbuf_bytes: cli.ringbuf_bytes(),
+            events,
+            windows: windows.as_ref(),
+            executable: target.executable(),
+            verbose: cli.verbose,
+        },
     )?;
     signals::install()?;
     let traced = traced_from_the_start(&mut tracer, target, follow_forks);
-    // Read once the probes are attached: a thread that changes state after
-    // this read is seen doing so. (Read before, a thread on its way to
-    // sleep was taken for running all window.)
-    let at_start = procfs::live_threads_of(&traced);
     // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();
     if let Err(err) = priority::raise() {
         warnings.push(priority::warning(&err));
     }
-    let start = clock::now();
-    let softirqs_at_start = tracer.softirq_totals();
-    let deadline = cli.window().map(|window| Instant::now() + window);
     let header = Header {
         processes: given
             .iter()
             .map(|&pid| (pid, sanitize::sanitize(&target.comm(pid))))
             .collect(),
         follow_forks,
-        start,
-        requested: cli.window(),
+        start: clock::now(),
+        requested: cli.window_cap(),
     };
-
-    let aggregator = RefCell::new(Aggregator::new(start.mono_ns));
-    for &pid in &traced {
-        aggregator
-            .borrow_mut()
-            .add_listed_process(pid, procfs::parent(pid));
-    }
+    let aggregator = RefCell::new(Aggregator::new(header.start.mono_ns));
     // A slow call's process has its memory map read while it lives.
     let spaces = RefCell::new(AddressSpaces::default());
     let ring = tracer.ring_buffer(|record| {
@@ -85,108 +94,325 @@ pub fn collect(cli: &Cli, target: &mut Target, output: &mut Output) -> Result<Co
         }
         aggregator.borrow_mut().ingest(record)
     })?;
-    output.announce(&header)?;
+    sink.announce(&header)?;
     target.release()?;
 
-    // A launched command's window ends with it; given processes' when they
-    // and the processes they forked have all exited.
-    let forks_gone = || target.is_launched() || aggregator.borrow().forked_processes_alive() == 0;
-    let (stop_reason, failure) = match read_until_the_end(&ring, target, deadline, forks_gone) {
-        Ok(reason) => (reason, None),
-        Err(err) => (StopReason::Failed, Some(err)),
+    let mut session = Session {
+        cli,
+        windows: windows.as_ref(),
+        tracer: &mut tracer,
+        ring: &ring,
+        target,
+        aggregator: &aggregator,
+        spaces: &spaces,
+        alive: traced,
+        lost: Lost::default(),
+        stacks_missed: 0,
+        missed_starts: 0,
     };
-    let end = clock::now();
-    let alive = aggregator.borrow().processes_alive();
-    let at_end = procfs::live_threads_of(&alive);
-    let calls_at_end = procfs::thread_syscalls_of(&alive);
-    let softirqs_system =
-        irq::SystemSoftirqs::between(&softirqs_at_start, &tracer.softirq_totals());
-    aggregator.borrow_mut().close(end.mono_ns);
-    tracer.detach();
-    let drained = drain(&ring, Duration::ZERO);
-    drop(ring);
-    priority::lower();
-    let failure = failure.or(drained.err());
+    let Some(windows) = windows.as_ref() else {
+        // One window, from now: the probes are all there is to open it.
+        let collected = session.window(header, warnings, None)?;
+        let failure = collected.1;
+        sink.report(collected.0, true)?;
+        return Ok(failure);
+    };
+    let mut reported = 0;
+    loop {
+        let Some(opened) = session.open()? else {
+            return Ok(None); // interrupted, or the target is gone
+        };
+        let window_header = Header {
+            start: opened,
+            ..header.clone()
+        };
+        let (collected, failure) =
+            session.window(window_header, warnings.clone(), Some(windows))?;
+        let info = collected
+            .measurement
+            .window
+            .as_ref()
+            .expect("a window's report");
+        let delta = info.close_ns.saturating_sub(info.open_ns);
+        let stop = collected.measurement.stop_reason;
+        if delta < windows.min_delta_ns {
+            sink.note(&format!(
+                "# Sample dump skipped, delta {} ns",
+                thousands(delta)
+            ))?;
+        } else {
+            sink.report(collected, false)?;
+            reported += 1;
+        }
+        let last = windows.count != 0 && reported >= windows.count;
+        if failure.is_some()
+            || last
+            || matches!(stop, StopReason::Interrupted | StopReason::TargetExited)
+        {
+            return Ok(failure);
+        }
+        if !session.pause(windows.interval)? {
+            return Ok(None);
+        }
+    }
+}
 
-    let mut aggregator = aggregator.into_inner();
-    for record in tracer.staged_records() {
-        aggregator.ingest(record);
-    }
-    for (tid, call) in tracer.in_flight() {
-        aggregator.add_in_flight(tid, call);
-    }
-    match calls_at_end {
-        Ok(calls) => {
-            for (tid, nr) in calls {
-                aggregator.add_call_in_progress(tid, nr);
+/// What stays the same from one window to the next.
+struct Session<'a, 'obj, 'cb> {
+    cli: &'a Cli,
+    windows: Option<&'a Windows>,
+    tracer: &'a mut Tracer<'obj>,
+    ring: &'a RingBuffer<'cb>,
+    target: &'a Target,
+    aggregator: &'a RefCell<Aggregator>,
+    spaces: &'a RefCell<AddressSpaces>,
+    /// The traced processes alive at the last window's end.
+    alive: Vec<u32>,
+    /// The loss counters, stacks missed and start triggers missed at the
+    /// last window's end (the kernel's counters only grow).
+    lost: Lost,
+    stacks_missed: u64,
+    missed_starts: u32,
+}
+
+impl Session<'_, '_, '_> {
+    /// Opens the next window: arms the start trigger and waits for it, or
+    /// opens at once. None when Ctrl-C or the target's exit comes first.
+    fn open(&mut self) -> Result<Option<Timestamp>> {
+        let tracer = &*self.tracer;
+        let start_trigger = self.windows.is_some_and(|w| w.start.is_some());
+        if !start_trigger {
+            let now = clock::now();
+            tracer.set_window(window_state::WINDOW_OPEN, Some(now.mono_ns), Some(0));
+            return Ok(Some(now));
+        }
+        tracer.set_window(window_state::WINDOW_ARMED, Some(0), Some(0));
+        loop {
+            if let Some(signal) = signals::take() {
+                self.target.forward(signal);
+                return Ok(None);
+            }
+            if self.target.has_exited() {
+                return Ok(None);
+            }
+            drain(self.ring, DRAIN_INTERVAL)?;
+            let window = tracer.window();
+            if window.state == window_state::WINDOW_OPEN && window.open_ns != 0 {
+                return Ok(Some(clock::at(window.open_ns)));
             }
         }
-        Err(err) => warnings.push(format!(
-            "calls in progress since before the window are not shown: /proc/PID/task/TID/syscall \
-             could not be read ({err}; it needs CAP_SYS_PTRACE or the target's user)"
-        )),
-    }
-    for (&tid, (pid, _)) in at_start.iter().chain(&at_end) {
-        aggregator.add_listed_thread(tid, *pid);
-    }
-    for (tid, start_ns, exit) in tracer.kept_exits() {
-        aggregator.add_kept_exit(tid, start_ns, exit);
-    }
-    let spilled = tracer.spilled_calls();
-    let spilled_calls = spilled.iter().map(|(_, _, _, calls)| calls.count).sum();
-    for (tid, start_ns, nr, calls) in spilled {
-        aggregator.add_spilled(tid, start_ns, nr, calls);
-    }
-    let lost = tracer.lost();
-    warnings.extend(lost.warnings(spilled_calls));
-    let syscall_events = cli.events().map(|_| {
-        let calls = aggregator.take_slow_calls();
-        symbolize::symbolize(calls, |id| tracer.stack(id), &mut spaces.borrow_mut())
-    });
-    let stacks_missed = tracer.stacks_missed();
-    if stacks_missed > 0 {
-        warnings.push(format!(
-            "{} stacks of slow calls could not be recorded (the stack map was full, or two \
-             stacks collided in it): raise --stack-trace-size",
-            thousands(stacks_missed)
-        ));
     }
 
-    let states_at_start = at_start
-        .iter()
-        .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
-        .collect();
-    let names_at_start = if target.is_launched() {
-        HashMap::new() // still our own fork, not yet the command
-    } else {
-        names(at_start)
-    };
-    let events = aggregator.events();
-    let (threads, processes) = aggregator.into_parts();
-    let measurement = Measurement {
-        header,
-        kernel: procfs::kernel_release(),
-        end,
-        stop_reason,
-        events,
-        lost,
-        spilled_calls,
-        warnings,
-        skipped_tracepoints: tracer.skipped.clone(),
-        softirqs_system,
-        syscall_events,
-        names: ThreadNames {
-            at_start: names_at_start,
-            at_end: names(at_end),
-            states_at_start,
-        },
-        processes,
-    };
-    Ok(Collected {
-        measurement,
-        threads,
-        failure,
-    })
+    /// Reads the window that opened at `header.start` until it closes, and
+    /// gathers its measurement; and the failure that ended it, if reading
+    /// failed.
+    fn window(
+        &mut self,
+        header: Header,
+        mut warnings: Vec<String>,
+        windows: Option<&Windows>,
+    ) -> Result<(Collected, Option<anyhow::Error>)> {
+        let start_ns = header.start.mono_ns;
+        *self.aggregator.borrow_mut() = Aggregator::new(start_ns);
+        for &pid in &self.alive {
+            self.aggregator
+                .borrow_mut()
+                .add_listed_process(pid, procfs::parent(pid));
+        }
+        // Read once the window is open: a thread that changes state after
+        // this read is seen doing so.
+        let at_start = procfs::live_threads_of(&self.alive);
+        let softirqs_at_start = self.tracer.softirq_totals();
+        let deadline = self
+            .cli
+            .window_cap()
+            .map(|cap| Instant::now() + cap.saturating_sub(elapsed_since(start_ns)));
+
+        // A launched command's window ends with it; given processes' when
+        // they and the processes they forked have all exited.
+        let forks_gone =
+            || self.target.is_launched() || self.aggregator.borrow().forked_processes_alive() == 0;
+        let stop_trigger = windows.is_some_and(|w| w.stop.is_some());
+        let read = read_until_the_end(self.ring, self.target, deadline, forks_gone, || {
+            stop_trigger && self.tracer.window().state == window_state::WINDOW_CLOSED
+        });
+        let (stop_reason, failure) = match read {
+            Ok(reason) => (reason, None),
+            Err(err) => (StopReason::Failed, Some(err)),
+        };
+        let end = match windows {
+            None => clock::now(),
+            Some(_) => self.close(),
+        };
+        let alive = self.aggregator.borrow().processes_alive();
+        let at_end = procfs::live_threads_of(&alive);
+        let calls_at_end = procfs::thread_syscalls_of(&alive);
+        let softirqs_system =
+            irq::SystemSoftirqs::between(&softirqs_at_start, &self.tracer.softirq_totals());
+        self.aggregator.borrow_mut().close(end.mono_ns);
+        if windows.is_none() {
+            self.tracer.detach();
+        }
+        // What the kernel sent before the close (one window: before the
+        // probes went; several: records go straight to the ring buffer).
+        let drained = drain(self.ring, Duration::ZERO);
+        let failure = failure.or(drained.err());
+        if windows.is_none() {
+            priority::lower();
+        }
+
+        let mut aggregator = std::mem::replace(
+            &mut *self.aggregator.borrow_mut(),
+            Aggregator::new(u64::MAX),
+        );
+        for record in self.tracer.staged_records() {
+            aggregator.ingest(record);
+        }
+        for (tid, call) in self.tracer.in_flight() {
+            aggregator.add_in_flight(tid, call);
+        }
+        match calls_at_end {
+            Ok(calls) => {
+                for (tid, nr) in calls {
+                    aggregator.add_call_in_progress(tid, nr);
+                }
+            }
+            Err(err) => warnings.push(format!(
+                "calls in progress since before the window are not shown: /proc/PID/task/TID/syscall \
+                 could not be read ({err}; it needs CAP_SYS_PTRACE or the target's user)"
+            )),
+        }
+        for (&tid, (pid, _)) in at_start.iter().chain(&at_end) {
+            aggregator.add_listed_thread(tid, *pid);
+        }
+        // The kernel's maps of exits and calls the ring buffer had no room
+        // for: this window's since the last one's were taken out.
+        for (tid, start_ns, exit) in self.tracer.kept_exits() {
+            aggregator.add_kept_exit(tid, start_ns, exit);
+        }
+        let spilled = self.tracer.spilled_calls();
+        let spilled_calls = spilled.iter().map(|(_, _, _, calls)| calls.count).sum();
+        for (tid, start_ns, nr, calls) in spilled {
+            aggregator.add_spilled(tid, start_ns, nr, calls);
+        }
+        if windows.is_some() {
+            self.tracer.clear_kept();
+        }
+        let lost_so_far = self.tracer.lost();
+        let lost = lost_so_far.since(&self.lost);
+        self.lost = lost_so_far;
+        warnings.extend(lost.warnings(spilled_calls));
+        let syscall_events = self.cli.events().map(|_| {
+            let calls = aggregator.take_slow_calls();
+            symbolize::symbolize(
+                calls,
+                |id| self.tracer.stack(id),
+                &mut self.spaces.borrow_mut(),
+            )
+        });
+        let stacks_missed_so_far = self.tracer.stacks_missed();
+        let stacks_missed = stacks_missed_so_far - self.stacks_missed;
+        self.stacks_missed = stacks_missed_so_far;
+        if stacks_missed > 0 {
+            warnings.push(format!(
+                "{} stacks of slow calls could not be recorded (the stack map was full, or two \
+                 stacks collided in it): raise --stack-trace-size",
+                thousands(stacks_missed)
+            ));
+        }
+        let window = windows.map(|windows| {
+            let state = self.tracer.window();
+            let missed = state.missed_starts - self.missed_starts;
+            self.missed_starts = state.missed_starts;
+            if missed > 0 {
+                warnings.push(format!(
+                    "{missed} start triggers fired while the previous report was being made \
+                     (between windows): those windows were not sampled"
+                ));
+            }
+            WindowInfo {
+                start_trigger: windows.start.as_ref().map(ToString::to_string),
+                stop_trigger: windows.stop.as_ref().map(ToString::to_string),
+                open_ns: start_ns,
+                close_ns: end.mono_ns,
+                missed_start_triggers: missed,
+            }
+        });
+
+        let states_at_start = at_start
+            .iter()
+            .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
+            .collect();
+        let names_at_start = if self.target.is_launched() && windows.is_none() {
+            HashMap::new() // still our own fork, not yet the command
+        } else {
+            names(at_start)
+        };
+        let events = aggregator.events();
+        let (threads, processes) = aggregator.into_parts();
+        self.alive = alive;
+        let measurement = Measurement {
+            header,
+            kernel: procfs::kernel_release(),
+            end,
+            stop_reason,
+            events,
+            lost,
+            spilled_calls,
+            warnings,
+            skipped_tracepoints: self.tracer.skipped.clone(),
+            softirqs_system,
+            syscall_events,
+            window,
+            names: ThreadNames {
+                at_start: names_at_start,
+                at_end: names(at_end),
+                states_at_start,
+            },
+            processes,
+        };
+        Ok((
+            Collected {
+                measurement,
+                threads,
+            },
+            failure,
+        ))
+    }
+
+    /// Closes the window now, unless the stop trigger did: when it closed.
+    fn close(&self) -> Timestamp {
+        let now = clock::now();
+        if self.tracer.window().state == window_state::WINDOW_OPEN {
+            self.tracer
+                .set_window(window_state::WINDOW_CLOSED, None, Some(now.mono_ns));
+        }
+        clock::at(self.tracer.window().close_ns)
+    }
+
+    /// Waits `interval` between windows (nothing is recorded meanwhile);
+    /// false when Ctrl-C or the target's exit ends it.
+    fn pause(&mut self, interval: Duration) -> Result<bool> {
+        let until = Instant::now() + interval;
+        loop {
+            if let Some(signal) = signals::take() {
+                self.target.forward(signal);
+                return Ok(false);
+            }
+            if self.target.has_exited() {
+                return Ok(false);
+            }
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return Ok(true);
+            };
+            drain(self.ring, left.min(DRAIN_INTERVAL))?;
+        }
+    }
+}
+
+/// Time since `mono_ns` (CLOCK_MONOTONIC).
+fn elapsed_since(mono_ns: u64) -> Duration {
+    Duration::from_nanos(clock::monotonic_ns().saturating_sub(mono_ns))
 }
 
 /// The processes traced from the start: those given and, following forks
@@ -212,18 +438,23 @@ fn names(threads: HashMap<u32, (u32, procfs::ThreadInfo)>) -> HashMap<u32, Vec<u
         .collect()
 }
 
-/// Reads records until the deadline, a signal, or the target's exit (and,
-/// as `forks_gone` says, that of the processes it forked).
+/// Reads records until the deadline, a signal, the target's exit (and,
+/// as `forks_gone` says, that of the processes it forked), or the stop
+/// trigger (`stopped`).
 fn read_until_the_end(
     ring: &RingBuffer<'_>,
     target: &Target,
     deadline: Option<Instant>,
     forks_gone: impl Fn() -> bool,
+    stopped: impl Fn() -> bool,
 ) -> Result<StopReason> {
     loop {
         if let Some(signal) = signals::take() {
             target.forward(signal);
             return Ok(StopReason::Interrupted);
+        }
+        if stopped() {
+            return Ok(StopReason::StopTrigger);
         }
         if target.has_exited() && forks_gone() {
             return Ok(StopReason::TargetExited);

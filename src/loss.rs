@@ -23,6 +23,17 @@ pub struct Lost {
 }
 
 impl Lost {
+    /// What was lost since the counters read `earlier`.
+    pub fn since(&self, earlier: &Lost) -> Lost {
+        Lost {
+            ring_buffer_full: self.ring_buffer_full - earlier.ring_buffer_full,
+            thread_map_full: self.thread_map_full - earlier.thread_map_full,
+            spill_map_full: self.spill_map_full - earlier.spill_map_full,
+            exit_map_full: self.exit_map_full - earlier.exit_map_full,
+            syscall_events: self.syscall_events - earlier.syscall_events,
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.ring_buffer_full
             + self.thread_map_full

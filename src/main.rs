@@ -23,6 +23,7 @@ mod syscall_names;
 mod target;
 mod thousands;
 mod tracer;
+mod trigger;
 
 use std::process::ExitCode;
 
@@ -30,8 +31,9 @@ use anyhow::{bail, Result};
 use clap::error::ErrorKind;
 
 use cli::{Cli, TargetSpec};
-use collect::Collected;
+use collect::{Collected, Sink};
 use output::{Output, ReaderGone};
+use report::Header;
 use report::Report;
 use target::Target;
 
@@ -78,27 +80,34 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     // Before anything opens a file: a closed standard output would take
     // its descriptor.
-    let mut output = Output::new(cli.json, cli.view(), cli.output.as_deref())?;
+    let output = Output::new(cli.json, cli.view(), cli.output.as_deref())?;
     let mut target = match cli.target() {
         TargetSpec::Running { pids, names } => {
             Target::existing(&target::with_named(pids, &names)?)?
         }
         TargetSpec::Command(command) => Target::launch(&command)?,
     };
-    let Collected {
-        measurement,
-        threads,
-        failure,
-    } = collect::collect(cli, &mut target, &mut output)?;
-    let report = Report::build(&measurement, threads);
-    let reported = output
-        .write(&report, &measurement.header, &measurement.end)
-        .and_then(|()| match failure {
+    let mut reporter = Reporter {
+        output,
+        reported: 0,
+    };
+    let collected = match collect::collect(cli, &mut target, &mut reporter) {
+        // Tracing never began: the command (if any) never ran.
+        Err(err) if !target.released() => return Err(err),
+        collected => collected,
+    };
+    let reported = collected.and_then(|failure| {
+        if reporter.reported == 0 && cli.windows().is_some() {
+            reporter.output.note("# No window was sampled")?;
+        }
+        reporter.output.finish()?;
+        match failure {
             Some(err) => {
                 Err(err.context("tracing stopped early; the report covers the window until then"))
             }
             None => Ok(()),
-        });
+        }
+    });
 
     // A launched command keeps running after a --duration window: wait for
     // it (said at once why kernel-delay fails, if it does) and exit as it
@@ -110,4 +119,31 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         (None, Some(code)) => ExitCode::from(code),
         (None, None) => ExitCode::SUCCESS,
     })
+}
+
+/// The reports of the windows, written as they close.
+struct Reporter {
+    output: Output,
+    reported: usize,
+}
+
+impl Sink for Reporter {
+    fn announce(&mut self, header: &Header) -> Result<()> {
+        self.output.announce(header)
+    }
+
+    fn report(&mut self, window: Collected, alone: bool) -> Result<()> {
+        let Collected {
+            measurement,
+            threads,
+        } = window;
+        let report = Report::build(&measurement, threads);
+        self.reported += 1;
+        self.output
+            .write(&report, &measurement.header, &measurement.end, alone)
+    }
+
+    fn note(&mut self, line: &str) -> Result<()> {
+        self.output.note(line)
+    }
 }

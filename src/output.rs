@@ -104,11 +104,19 @@ impl Output {
         }
     }
 
-    /// Writes the report (framed, in text, by the window's header and end),
-    /// and puts a report file in place.
-    pub fn write(self, report: &Report, header: &Header, end: &Timestamp) -> Result<()> {
+    /// Writes one window's report (framed, in text, by the window's header
+    /// and end). `alone`: the only report, whose header went out with the
+    /// start line; the reports of several windows each have their header,
+    /// and in JSON are one compact line each.
+    pub fn write(
+        &mut self,
+        report: &Report,
+        header: &Header,
+        end: &Timestamp,
+        alone: bool,
+    ) -> Result<()> {
         let json = self.json;
-        let header_shown = self.report_on_stdout_as_text();
+        let header_shown = alone && self.report_on_stdout_as_text();
         let frame = text::Frame {
             header,
             end: end.wall,
@@ -117,30 +125,49 @@ impl Output {
         };
         let render = |out: &mut dyn Write| -> io::Result<()> {
             let mut out = BufWriter::with_capacity(BUFFER, out);
-            if json {
-                json::write(report, &mut out)?;
-            } else if header_shown {
-                text::write_body(report, &frame, &mut out)?; // the header is on the terminal already
-            } else {
-                text::write(report, &frame, &mut out)?;
+            match (json, alone) {
+                (true, true) => json::write(report, &mut out)?,
+                (true, false) => json::write_line(report, &mut out)?,
+                (false, _) if header_shown => {
+                    text::write_body(report, &frame, &mut out)?; // the header is on the terminal already
+                }
+                (false, _) => text::write(report, &frame, &mut out)?,
             }
             out.flush()
         };
-        match self.destination {
-            Destination::Stdout => on_stdout(render(&mut io::stdout().lock()), "the report"),
-            Destination::InPlace { ref path, ref file } => {
-                let mut file = file;
-                render(&mut file)
-                    .with_context(|| format!("writing the report to {} failed", path.display()))
+        let (path, mut file) = match &self.destination {
+            Destination::Stdout => {
+                return on_stdout(render(&mut io::stdout().lock()), "the report");
             }
+            Destination::InPlace { path, file } => (path, file),
+            Destination::Replace { path, temp } => (path, temp.as_file()),
+        };
+        render(&mut file)
+            .with_context(|| format!("writing the report to {} failed", path.display()))
+    }
+
+    /// A line about the windows (one skipped): beside the start line.
+    pub fn note(&self, line: &str) -> Result<()> {
+        if self.report_on_stdout_as_text() {
+            let mut stdout = io::stdout().lock();
+            on_stdout(
+                writeln!(stdout, "{line}").and_then(|()| stdout.flush()),
+                "a note",
+            )
+        } else {
+            writeln!(io::stderr().lock(), "{line}").context("writing to standard error failed")
+        }
+    }
+
+    /// Puts a report file in place, once every report is written.
+    pub fn finish(self) -> Result<()> {
+        match self.destination {
             Destination::Replace { path, temp } => {
-                let mut file = temp.as_file();
-                render(&mut file)
-                    .with_context(|| format!("writing the report to {} failed", path.display()))?;
                 temp.persist(&path).map(drop).with_context(|| {
                     format!("putting the report in place at {} failed", path.display())
                 })
             }
+            Destination::Stdout | Destination::InPlace { .. } => Ok(()),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -22,6 +22,8 @@ pub struct Target {
     /// descriptor that is readable once it has exited.
     processes: Vec<(u32, OwnedFd)>,
     child: Option<Launched>,
+    /// Its executable: where triggers are looked for.
+    executable: PathBuf,
 }
 
 struct Launched {
@@ -40,9 +42,11 @@ impl Target {
             .iter()
             .map(|&pid| Ok((pid, watch_existing(pid)?)))
             .collect::<Result<_>>()?;
+        let executable = PathBuf::from(format!("/proc/{}/exe", pids[0]));
         Ok(Target {
             processes,
             child: None,
+            executable,
         })
     }
 
@@ -54,7 +58,8 @@ impl Target {
             .collect::<Result<_, _>>()
             .context("the command contains a NUL byte")?;
         let program = command[0].to_string_lossy().into_owned();
-        check_runnable(&command[0]).with_context(|| format!("cannot run {program:?}"))?;
+        let executable =
+            find_runnable(&command[0]).with_context(|| format!("cannot run {program:?}"))?;
         let (gate_read, gate_write) = pipe2(OFlag::O_CLOEXEC)?;
         let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
 
@@ -87,9 +92,21 @@ impl Target {
                 Ok(Target {
                     processes: vec![(pid, pidfd)],
                     child: Some(launched),
+                    executable,
                 })
             }
         }
+    }
+
+    /// Whether a launched command was let go to exec (given processes
+    /// always run).
+    pub fn released(&self) -> bool {
+        self.child.as_ref().is_none_or(|child| child.gate.is_none())
+    }
+
+    /// The executable of the (first) process given, or the command's.
+    pub fn executable(&self) -> &Path {
+        &self.executable
     }
 
     /// The processes given, or the launched command's.
@@ -271,7 +288,7 @@ fn restore_signals() {
 }
 
 /// Finds `program` as execvp would, so that a typo fails before tracing.
-fn check_runnable(program: &OsStr) -> Result<()> {
+fn find_runnable(program: &OsStr) -> Result<PathBuf> {
     let runnable = |path: &Path| path.is_file() && access(path, AccessFlags::X_OK).is_ok();
     if program.as_bytes().contains(&b'/') {
         let path = Path::new(program);
@@ -281,14 +298,13 @@ fn check_runnable(program: &OsStr) -> Result<()> {
         if !runnable(path) {
             bail!("not an executable file");
         }
-        return Ok(());
+        return Ok(path.to_path_buf());
     }
     let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    if std::env::split_paths(&search).any(|dir| runnable(&dir.join(program))) {
-        Ok(())
-    } else {
-        bail!("command not found")
-    }
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|path| runnable(path))
+        .context("command not found")
 }
 
 fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {

@@ -9,19 +9,20 @@ use libbpf_rs::btf::types::{FuncProto, Typedef};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+    ErrorKind, Link, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
-use crate::cli::EventOptions;
+use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
     kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value, syscall_start,
-    thread_key,
+    thread_key, window_state,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 use crate::syscall_names;
+use crate::trigger::{self, Trigger};
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -65,8 +66,30 @@ impl Filter {
     }
 }
 
+/// How to load and attach.
+pub struct Options<'a> {
+    pub ringbuf_bytes: u32,
+    pub events: Option<EventOptions>,
+    /// Triggered or repeated windows.
+    pub windows: Option<&'a Windows>,
+    /// The target's executable, where triggers are looked for by default.
+    pub executable: &'a Path,
+    pub verbose: bool,
+}
+
+/// The window as the programs see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowState {
+    pub state: window_state,
+    pub open_ns: u64,
+    pub close_ns: u64,
+    pub missed_starts: u32,
+}
+
 pub struct Tracer<'obj> {
     skel: KernelDelaySkel<'obj>,
+    /// The triggers' probes, attached before the programs.
+    trigger_links: Vec<Link>,
     /// Optional tracepoints this kernel does not have.
     pub skipped: Vec<String>,
     /// Length of the traced-process set (0 for a single process).
@@ -79,10 +102,15 @@ impl<'obj> Tracer<'obj> {
     pub fn attach(
         storage: &'obj mut MaybeUninit<OpenObject>,
         filter: &Filter,
-        ringbuf_bytes: u32,
-        events: Option<EventOptions>,
-        verbose: bool,
+        options: &Options<'_>,
     ) -> Result<Self> {
+        let Options {
+            ringbuf_bytes,
+            events,
+            windows,
+            executable,
+            verbose,
+        } = *options;
         if !Path::new(KERNEL_BTF).exists() {
             bail!(
                 "this kernel has no BTF ({KERNEL_BTF} is missing): kernel-delay needs Linux >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y"
@@ -113,6 +141,7 @@ impl<'obj> Tracer<'obj> {
         // Wake the reader early at each quarter of the buffer pending.
         rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
         rodata.has_prev_state = sched_switch_has_prev_state(&btf);
+        rodata.windowed = windows.is_some();
         let stack_traces = match events {
             Some(events) => {
                 rodata.syscall_events = true;
@@ -144,6 +173,21 @@ impl<'obj> Tracer<'obj> {
             .set_value_size(pid_limit.max(1))
             .context("sizing the set of traced processes failed")?;
         let skipped = leave_out_missing_tracepoints(open.open_object_mut(), &btf)?;
+        let probe = |trigger: Option<&Trigger>| trigger::needs(trigger.map(|t| &t.probe));
+        let (start_probe, start_usdt, start_tp) = probe(windows.and_then(|w| w.start.as_ref()));
+        let (stop_probe, stop_usdt, stop_tp) = probe(windows.and_then(|w| w.stop.as_ref()));
+        let progs = &mut open.progs;
+        for (prog, used) in [
+            (&mut progs.start_trigger, start_probe),
+            (&mut progs.start_trigger_usdt, start_usdt),
+            (&mut progs.start_trigger_tp, start_tp),
+            (&mut progs.stop_trigger, stop_probe),
+            (&mut progs.stop_trigger_usdt, stop_usdt),
+            (&mut progs.stop_trigger_tp, stop_tp),
+        ] {
+            prog.set_autoload(used);
+            prog.set_autoattach(false);
+        }
 
         let skel = open
             .load()
@@ -151,9 +195,32 @@ impl<'obj> Tracer<'obj> {
             .context("loading the BPF programs failed")?;
         let mut tracer = Tracer {
             skel,
+            trigger_links: Vec::new(),
             skipped,
             pid_limit,
         };
+        // Before the programs: a trigger that does not exist fails with
+        // nothing attached.
+        if let Some(windows) = windows {
+            let progs = &tracer.skel.progs;
+            let start = trigger::Programs {
+                probe: &progs.start_trigger,
+                usdt: &progs.start_trigger_usdt,
+                tracepoint: &progs.start_trigger_tp,
+            };
+            let stop = trigger::Programs {
+                probe: &progs.stop_trigger,
+                usdt: &progs.stop_trigger_usdt,
+                tracepoint: &progs.stop_trigger_tp,
+            };
+            let mut links = Vec::new();
+            for (trigger, programs) in [(&windows.start, start), (&windows.stop, stop)] {
+                if let Some(trigger) = trigger {
+                    links.push(trigger::attach(trigger, &programs, executable, &btf)?);
+                }
+            }
+            tracer.trigger_links = links;
+        }
         if let Filter::Set { pids, .. } = filter {
             for pid in pids {
                 tracer.trace_process(*pid);
@@ -202,7 +269,51 @@ impl<'obj> Tracer<'obj> {
 
     /// Stops tracing: no record is produced after this returns.
     pub fn detach(&mut self) {
+        self.trigger_links.clear();
         self.skel.links = KernelDelayLinks::default();
+    }
+
+    fn bss(&self) -> *mut crate::skel::types::bss {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("the BPF object has a .bss");
+        std::ptr::from_ref(bss).cast_mut()
+    }
+
+    /// The window, as the programs see it.
+    pub fn window(&self) -> WindowState {
+        // SAFETY: valid, aligned fields of the mmapped .bss, which the
+        // programs update behind our back.
+        unsafe {
+            let window = &raw const (*self.bss()).window;
+            WindowState {
+                state: window_state(std::ptr::read_volatile(&raw const (*window).state)),
+                open_ns: std::ptr::read_volatile(&raw const (*window).open_ns),
+                close_ns: std::ptr::read_volatile(&raw const (*window).close_ns),
+                missed_starts: std::ptr::read_volatile(&raw const (*window).missed_starts),
+            }
+        }
+    }
+
+    /// Moves the window to `state`; `open_ns` / `close_ns` when given
+    /// (written before the state, as the programs do).
+    pub fn set_window(&self, state: window_state, open_ns: Option<u64>, close_ns: Option<u64>) {
+        // SAFETY: as in window(); the programs only write these fields in
+        // the states user space leaves them in.
+        unsafe {
+            let window = &raw mut (*self.bss()).window;
+            if let Some(ns) = open_ns {
+                std::ptr::write_volatile(&raw mut (*window).open_ns, ns);
+            }
+            if let Some(ns) = close_ns {
+                std::ptr::write_volatile(&raw mut (*window).close_ns, ns);
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            std::ptr::write_volatile(&raw mut (*window).state, state.0);
+        }
     }
 
     /// What the kernel side could not deliver, by cause.
@@ -308,6 +419,16 @@ impl<'obj> Tracer<'obj> {
                 )
             },
         )
+    }
+
+    /// Empties the maps of spilled calls and kept exits (read for a window
+    /// that closed: the next starts from nothing).
+    pub fn clear_kept(&self) {
+        for map in [&self.skel.maps.spilled_calls, &self.skel.maps.kept_exits] {
+            for key in map.keys().collect::<Vec<_>>() {
+                let _ = map.delete(&key);
+            }
+        }
     }
 
     /// Exits kept in their map, ring buffer full: (thread, task start

@@ -19,6 +19,12 @@ pub fn write(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// The report on one line (JSON Lines: one report per window).
+pub fn write_line(report: &Report, out: &mut impl io::Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, report)?;
+    out.write_all(b"\n")
+}
+
 /// Pretty JSON, but an array inside an array is written on one line: a
 /// histogram bucket `[1024, 2047, 3]` is one line, not five.
 struct InlineNestedArrays {

@@ -37,6 +37,8 @@ pub enum StopReason {
     /// SIGINT or SIGTERM.
     Interrupted,
     TargetExited,
+    /// The stop trigger fired.
+    StopTrigger,
     /// Reading the trace failed.
     Failed,
 }
@@ -47,6 +49,7 @@ impl StopReason {
             StopReason::Duration => "duration elapsed",
             StopReason::Interrupted => "interrupted",
             StopReason::TargetExited => "target exited",
+            StopReason::StopTrigger => "stop trigger",
             StopReason::Failed => "tracing failed",
         }
     }
@@ -98,6 +101,21 @@ pub struct Report {
     /// by entry time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall_events: Option<Vec<SyscallEventReport>>,
+    /// For triggered or repeated windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowInfo>,
+}
+
+/// A window of triggered or repeated samples: when it opened and closed
+/// (CLOCK_MONOTONIC ns, the kernel's timestamps of the triggers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WindowInfo {
+    pub start_trigger: Option<String>,
+    pub stop_trigger: Option<String>,
+    pub open_ns: u64,
+    pub close_ns: u64,
+    /// Start triggers that fired between this window and the one before.
+    pub missed_start_triggers: u32,
 }
 
 /// One slow call (--syscall-events), its stacks innermost frame first.
@@ -266,6 +284,8 @@ pub struct Measurement {
     pub softirqs_system: SystemSoftirqs,
     /// With --syscall-events: the slow calls, by entry time.
     pub syscall_events: Option<Vec<SymbolizedCall>>,
+    /// For triggered or repeated windows: what opened and closed this one.
+    pub window: Option<WindowInfo>,
     pub names: ThreadNames,
     pub processes: Vec<ProcessActivity>,
 }
@@ -341,6 +361,7 @@ impl Report {
             threads,
             softirqs_system: m.softirqs_system.clone(),
             syscall_events,
+            window: m.window.clone(),
         }
     }
 }
@@ -553,6 +574,7 @@ pub(crate) mod tests {
                 }],
             },
             syscall_events: None,
+            window: None,
             names,
             processes: Vec::new(),
         };

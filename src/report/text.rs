@@ -11,7 +11,7 @@ use comfy_table::{presets, CellAlignment, Table};
 use super::units::{human_ns, percent};
 use super::{
     events, log2_hist, summary, CallTimes, Header, Report, SyscallEventReport, SyscallReport,
-    ThreadReport, ThreadSummary,
+    ThreadReport, ThreadSummary, WindowInfo,
 };
 use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
@@ -174,6 +174,9 @@ fn render_preamble(report: &Report, frame: &Frame) -> String {
         thousands(report.events),
         thousands(report.lost_events)
     );
+    if let Some(window) = &report.window {
+        render_window(&mut out, window);
+    }
     for warning in &report.warnings {
         let _ = writeln!(out, "# WARNING: {warning}");
     }
@@ -185,6 +188,29 @@ fn render_preamble(report: &Report, frame: &Frame) -> String {
         );
     }
     out
+}
+
+/// What opened and closed a triggered window, and its length.
+fn render_window(out: &mut String, window: &WindowInfo) {
+    let triggers: Vec<String> = [
+        ("start", &window.start_trigger, window.open_ns),
+        ("stop", &window.stop_trigger, window.close_ns),
+    ]
+    .into_iter()
+    .filter_map(|(which, trigger, ns)| {
+        let trigger = trigger.as_ref()?;
+        Some(format!("{which} trigger {trigger} at {} ns", thousands(ns)))
+    })
+    .collect();
+    if triggers.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# {}", triggers.join(", "));
+    let _ = writeln!(
+        out,
+        "# Triggered sample dump, stop-start delta {} ns",
+        thousands(window.close_ns.saturating_sub(window.open_ns))
+    );
 }
 
 /// `PROCESS 1234 (nginx), parent 1`, and what happened to it.

@@ -2,26 +2,13 @@
 //! stacks symbolized, against a workload whose calls and code are known.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
 use crate::harness::*;
 
-/// tests/workload/slow_sleep.c built with frame pointers and debug info
-/// into `dir`.
 fn slow_sleep(dir: &Path) -> PathBuf {
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workload/slow_sleep.c");
-    let binary = dir.join("slow_sleep");
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let status = Command::new(compiler)
-        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-o"])
-        .arg(&binary)
-        .arg(source)
-        .status()
-        .expect("running the C compiler");
-    assert!(status.success(), "building {source} failed");
-    binary
+    c_workload("slow_sleep", dir)
 }
 
 fn events<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {

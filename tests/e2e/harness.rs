@@ -461,6 +461,22 @@ impl Drop for Bpftrace {
     }
 }
 
+/// tests/workload/NAME.c built with frame pointers and debug info into
+/// `dir`.
+pub fn c_workload(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let source = format!("{}/tests/workload/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let binary = dir.join(name);
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let status = Command::new(compiler)
+        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("running the C compiler");
+    assert!(status.success(), "building {source} failed");
+    binary
+}
+
 /// The count bpftrace printed for `tid` (`@[TID]: N`).
 pub fn bpftrace_count(printed: &[String], tid: u64) -> u64 {
     printed

@@ -11,4 +11,5 @@ mod processes;
 mod sched;
 mod syscalls;
 mod threads;
+mod triggers;
 mod window;

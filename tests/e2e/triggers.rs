@@ -1,0 +1,204 @@
+//! Windows that open and close on the target's own events: uprobes,
+//! uretprobes, USDT probes and tracepoints as triggers, short windows
+//! skipped, and repeated samples.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The report of `kernel-delay --json ARGS -- triggered ROUNDS LENGTHS`.
+fn triggered(args: &[&str], rounds: &str, lengths: &str) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload("triggered", dir.path());
+    let command = [binary.to_str().unwrap(), rounds, lengths];
+    launch(&[args, &["--"], &command[..]].concat())
+}
+
+/// The window's length, and the calls counted in it (name, count).
+fn window_and_calls(report: &Value) -> (u64, Vec<(String, u64)>) {
+    let window = &report["window"];
+    let length = field(window, "close_ns") - field(window, "open_ns");
+    assert_eq!(length, field(report, "duration_ns"));
+    let calls = report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["syscalls"].as_array().unwrap())
+        .map(|s| (s["name"].as_str().unwrap().to_string(), field(s, "count")))
+        .collect();
+    (length, calls)
+}
+
+/// Within 1 % of `ms` milliseconds.
+fn about(ns: u64, ms: u64) -> bool {
+    ns.abs_diff(ms * MS) <= ms * MS / 100
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn function_probes_open_and_close_the_window_around_the_sleep() {
+    for (start, stop) in [("up:begin", "up:end"), ("ur:begin", "uprobe:end")] {
+        let (_, report) = triggered(
+            &["--start-trigger", start, "--stop-trigger", stop],
+            "1",
+            "200",
+        );
+        let (length, calls) = window_and_calls(&report);
+        assert!(about(length, 200), "{start}..{stop}: window of {length} ns");
+        assert_eq!(
+            calls,
+            [("clock_nanosleep".to_string(), 1)],
+            "{start}..{stop}"
+        );
+        assert_eq!(report["stop_reason"], "stop_trigger");
+        assert_eq!(report["window"]["start_trigger"], start);
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn usdt_probes_open_and_close_the_window_around_the_sleep() {
+    let (_, report) = triggered(
+        &[
+            "--start-trigger",
+            "u:kd:begin",
+            "--stop-trigger",
+            "usdt:kd:end",
+        ],
+        "1",
+        "150",
+    );
+    let (length, calls) = window_and_calls(&report);
+    assert!(about(length, 150), "window of {length} ns");
+    assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_tracepoint_opens_the_window_for_its_duration() {
+    // The workload renames itself (task:task_rename) before its rounds;
+    // a raw tracepoint needs no tracefs.
+    let (_, report) = triggered(
+        &["--start-trigger", "t:task:task_rename", "--duration", "0.1"],
+        "10",
+        "30",
+    );
+    let (length, calls) = window_and_calls(&report);
+    assert!(
+        (100 * MS..150 * MS).contains(&length),
+        "window of {length} ns"
+    );
+    assert_eq!(report["stop_reason"], "duration");
+    let sleeps: u64 = calls
+        .iter()
+        .filter(|(name, _)| name == "clock_nanosleep")
+        .map(|(_, n)| n)
+        .sum();
+    assert!((1..=4).contains(&sleeps), "{calls:?}");
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn windows_shorter_than_the_trigger_delta_are_skipped() {
+    let (output, report) = triggered(
+        &[
+            "--start-trigger",
+            "up:begin",
+            "--stop-trigger",
+            "up:end",
+            "--trigger-delta",
+            "150000000",
+        ],
+        "2",
+        "50,200",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("# Sample dump skipped, delta 5"),
+        "{stderr}"
+    );
+    let (length, calls) = window_and_calls(&report);
+    assert!(about(length, 200), "window of {length} ns");
+    assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn repeated_samples_are_one_report_a_line_each_its_own_window() {
+    let mut workload = Workload::start();
+    let pid = workload.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports.jsonl");
+    let args = [
+        "--pid",
+        &pid,
+        "--json",
+        "--sample-count",
+        "3",
+        "--sample-interval",
+        "0.2",
+        "--duration",
+        "0.3",
+    ];
+    let trace = Trace::start_text(&args, &out);
+    // 10 ms sleeps for 2 s: the three windows and the pauses fall inside.
+    workload.run("sleep 200 10");
+    let output = trace.finish();
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let reports: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON report a line"))
+        .collect();
+    assert_eq!(reports.len(), 3, "{text}");
+    let mut previous_close = 0;
+    for report in &reports {
+        assert_budgets_add_up(report);
+        let (length, _) = window_and_calls(report);
+        assert!(
+            (300 * MS..400 * MS).contains(&length),
+            "window of {length} ns"
+        );
+        let open = field(&report["window"], "open_ns");
+        assert!(open >= previous_close + 200 * MS, "windows 0.2 s apart");
+        previous_close = field(&report["window"], "close_ns");
+        let sleeps = count(only_thread(report, "sleeper"), "clock_nanosleep");
+        assert!(
+            (20..=30).contains(&sleeps),
+            "{sleeps} sleeps of 10 ms in 0.3 s"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_trigger_that_does_not_exist_is_a_clear_error_before_tracing() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload("triggered", dir.path());
+    let binary = binary.to_str().unwrap();
+    for (args, says) in [
+        (
+            ["--start-trigger", "up:no_such_function"],
+            "no function no_such_function in",
+        ),
+        (
+            ["--start-trigger", "u:kd:no_such_probe"],
+            "no USDT probe kd:no_such_probe in",
+        ),
+        (
+            ["--stop-trigger", "t:sched:no_such_event"],
+            "this kernel has no tracepoint sched:no_such_event",
+        ),
+        (
+            ["--start-trigger", "bogus"],
+            "a trigger is u:PROVIDER:PROBE",
+        ),
+    ] {
+        let err = refused(&[&args[..], &["--", binary, "1", "10"]].concat());
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        let err = refused(&["--start-trigger", "k:do_sys_openat2", "--", binary]);
+        assert!(err.contains("this kernel has no kprobes"), "{err}");
+    }
+}
