@@ -842,41 +842,21 @@ static __always_inline int trigger(bool start)
 /* Attached by user space to what the user names: a uprobe, uretprobe,
  * kprobe or kretprobe (one program type), a USDT probe, or a tracepoint
  * (raw: no tracefs needed). */
-SEC("kprobe")
-int start_trigger(void *ctx)
-{
-	return trigger(true);
-}
+#define TRIGGER_PROGS(sec, suffix)					\
+	SEC(sec)							\
+	int start_trigger##suffix(void *ctx)				\
+	{								\
+		return trigger(true);					\
+	}								\
+	SEC(sec)							\
+	int stop_trigger##suffix(void *ctx)				\
+	{								\
+		return trigger(false);					\
+	}
 
-SEC("kprobe")
-int stop_trigger(void *ctx)
-{
-	return trigger(false);
-}
-
-SEC("usdt")
-int start_trigger_usdt(void *ctx)
-{
-	return trigger(true);
-}
-
-SEC("usdt")
-int stop_trigger_usdt(void *ctx)
-{
-	return trigger(false);
-}
-
-SEC("raw_tp")
-int start_trigger_tp(void *ctx)
-{
-	return trigger(true);
-}
-
-SEC("raw_tp")
-int stop_trigger_tp(void *ctx)
-{
-	return trigger(false);
-}
+TRIGGER_PROGS("kprobe", )
+TRIGGER_PROGS("usdt", _usdt)
+TRIGGER_PROGS("raw_tp", _tp)
 
 #if defined(__TARGET_ARCH_x86)
 /* x86 system vectors (timer tick, IPIs): the irq_vectors tracepoints. User

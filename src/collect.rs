@@ -188,11 +188,7 @@ impl Session<'_, '_, '_> {
         }
         tracer.set_window(window_state::WINDOW_ARMED, Some(0), Some(0));
         loop {
-            if let Some(signal) = signals::take() {
-                self.target.forward(signal);
-                return Ok(None);
-            }
-            if self.target.has_exited() {
+            if self.interrupted() {
                 return Ok(None);
             }
             drain(self.ring, DRAIN_INTERVAL)?;
@@ -390,16 +386,22 @@ impl Session<'_, '_, '_> {
         clock::at(self.tracer.window().close_ns)
     }
 
+    /// Whether Ctrl-C (passed on to a launched command) or the target's
+    /// exit ends the session between windows.
+    fn interrupted(&self) -> bool {
+        if let Some(signal) = signals::take() {
+            self.target.forward(signal);
+            return true;
+        }
+        self.target.has_exited()
+    }
+
     /// Waits `interval` between windows (nothing is recorded meanwhile);
     /// false when Ctrl-C or the target's exit ends it.
     fn pause(&mut self, interval: Duration) -> Result<bool> {
         let until = Instant::now() + interval;
         loop {
-            if let Some(signal) = signals::take() {
-                self.target.forward(signal);
-                return Ok(false);
-            }
-            if self.target.has_exited() {
+            if self.interrupted() {
                 return Ok(false);
             }
             let Some(left) = until.checked_duration_since(Instant::now()) else {

@@ -273,6 +273,7 @@ impl<'obj> Tracer<'obj> {
         self.skel.links = KernelDelayLinks::default();
     }
 
+    /// The programs' .bss, mapped into our memory.
     fn bss(&self) -> *mut crate::skel::types::bss {
         let bss = self
             .skel
@@ -318,15 +319,9 @@ impl<'obj> Tracer<'obj> {
 
     /// What the kernel side could not deliver, by cause.
     pub fn lost(&self) -> Lost {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("the BPF object has a .bss");
         // SAFETY: a valid, aligned field of the mmapped .bss, which BPF
         // programs update behind our back.
-        let lost = unsafe { std::ptr::read_volatile(&bss.lost) };
+        let lost = unsafe { std::ptr::read_volatile(&raw const (*self.bss()).lost) };
         let cause = |cause: lost_cause| lost[cause.0 as usize];
         Lost {
             ring_buffer_full: cause(lost_cause::LOST_RINGBUF_FULL),
@@ -352,14 +347,8 @@ impl<'obj> Tracer<'obj> {
 
     /// Stacks of events the kernel could not record (map full, collisions).
     pub fn stacks_missed(&self) -> u64 {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("the BPF object has a .bss");
         // SAFETY: a valid, aligned field of the mmapped .bss.
-        unsafe { std::ptr::read_volatile(&bss.stacks_missed) }
+        unsafe { std::ptr::read_volatile(&raw const (*self.bss()).stacks_missed) }
     }
 
     /// System calls entered and not yet returned, per thread id.
