@@ -217,6 +217,25 @@ def slow_sleeps_are_events_with_their_kernel_stack(run):
         )
 
 
+@check("kprobe-trigger")
+def kprobe_triggers_open_and_close_a_window(run):
+    """vmtest/init traces `sleep 3 30` with --start-trigger
+    k:hrtimer_nanosleep --stop-trigger kr:hrtimer_nanosleep: the window is
+    the first sleep, from the kernel function's entry to its return."""
+    status = run.values.get("kprobe_exit")
+    expect(status == "0", f"exit status {status}: {run.lines('kprobe_stderr')}")
+    text = "\n".join(run.files.get("kprobe_report", []))
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Failed(f"the kprobe report is not JSON: {error}") from None
+    window = report.get("window") or {}
+    expect(window.get("start_trigger") == "k:hrtimer_nanosleep", f"window {window}")
+    expect(report["stop_reason"] == "stop_trigger", f"stop reason {report['stop_reason']}")
+    length = window["close_ns"] - window["open_ns"]
+    expect(25 * MS <= length <= 500 * MS, f"a window of {length / MS:.1f} ms for a 30 ms sleep")
+
+
 @check("shared-cpu", f"spin {SPINNERS} {SPIN_MS}")
 def ready_time_on_a_shared_cpu(run):
     """Two threads pinned to one CPU: each waits (ready) while the other
