@@ -15,6 +15,7 @@ use crate::aggregate::{Aggregator, ThreadActivity};
 use crate::cli::{Cli, Windows};
 use crate::clock::{self, Timestamp};
 use crate::loss::Lost;
+use crate::output::Layout;
 use crate::records::Record;
 use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
 use crate::skel::types::window_state;
@@ -38,8 +39,8 @@ pub struct Collected {
 pub trait Sink {
     /// The probes are attached: tracing has begun.
     fn announce(&mut self, header: &Header) -> Result<()>;
-    /// A window closed: its report. `alone`: the only window there is.
-    fn report(&mut self, window: Collected, alone: bool) -> Result<()>;
+    /// A window closed: its report, laid out as `layout` says.
+    fn report(&mut self, window: Collected, layout: Layout) -> Result<()>;
     /// A line about the windows (one skipped).
     fn note(&mut self, line: &str) -> Result<()>;
 }
@@ -114,7 +115,7 @@ pub fn collect(
         // One window, from now: the probes are all there is to open it.
         let collected = session.window(header, warnings, None)?;
         let failure = collected.1;
-        sink.report(collected.0, true)?;
+        sink.report(collected.0, Layout::Only)?;
         return Ok(failure);
     };
     let mut reported = 0;
@@ -141,7 +142,11 @@ pub fn collect(
                 thousands(delta)
             ))?;
         } else {
-            sink.report(collected, false)?;
+            let layout = match windows.count {
+                1 => Layout::Triggered,
+                _ => Layout::OneOfMany,
+            };
+            sink.report(collected, layout)?;
             reported += 1;
         }
         let last = windows.count != 0 && reported >= windows.count;

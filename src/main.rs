@@ -32,7 +32,7 @@ use clap::error::ErrorKind;
 
 use cli::{Cli, TargetSpec};
 use collect::{Collected, Sink};
-use output::{Output, ReaderGone};
+use output::{Layout, Output, ReaderGone};
 use report::Header;
 use report::Report;
 use target::Target;
@@ -132,7 +132,7 @@ impl Sink for Reporter {
         self.output.announce(header)
     }
 
-    fn report(&mut self, window: Collected, alone: bool) -> Result<()> {
+    fn report(&mut self, window: Collected, layout: Layout) -> Result<()> {
         let Collected {
             measurement,
             threads,
@@ -140,7 +140,7 @@ impl Sink for Reporter {
         let report = Report::build(&measurement, threads);
         self.reported += 1;
         self.output
-            .write(&report, &measurement.header, &measurement.end, alone)
+            .write(&report, &measurement.header, &measurement.end, layout)
     }
 
     fn note(&mut self, line: &str) -> Result<()> {

@@ -49,6 +49,17 @@ enum Destination {
     },
 }
 
+/// How a report stands among the reports of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The one window, open from the start line on.
+    Only,
+    /// The one window of a run with triggers.
+    Triggered,
+    /// One of several windows: JSON Lines.
+    OneOfMany,
+}
+
 /// The reader of standard output went away (`| head`): not a failure to
 /// report, kernel-delay ends quietly as SIGPIPE ends other tools.
 #[derive(Debug)]
@@ -104,19 +115,19 @@ impl Output {
         }
     }
 
-    /// Writes one window's report (framed, in text, by the window's header
-    /// and end). `alone`: the only report, whose header went out with the
-    /// start line; the reports of several windows each have their header,
-    /// and in JSON are one compact line each.
+    /// Writes one window's report (framed, in text, by the window's
+    /// header and end). `layout`: how it stands among the reports.
     pub fn write(
         &mut self,
         report: &Report,
         header: &Header,
         end: &Timestamp,
-        alone: bool,
+        layout: Layout,
     ) -> Result<()> {
         let json = self.json;
-        let header_shown = alone && self.report_on_stdout_as_text();
+        // The one window of old opened with the start line, which showed
+        // its header already; a triggered or repeated window has its own.
+        let header_shown = layout == Layout::Only && self.report_on_stdout_as_text();
         let frame = text::Frame {
             header,
             end: end.wall,
@@ -125,12 +136,10 @@ impl Output {
         };
         let render = |out: &mut dyn Write| -> io::Result<()> {
             let mut out = BufWriter::with_capacity(BUFFER, out);
-            match (json, alone) {
-                (true, true) => json::write(report, &mut out)?,
-                (true, false) => json::write_line(report, &mut out)?,
-                (false, _) if header_shown => {
-                    text::write_body(report, &frame, &mut out)?; // the header is on the terminal already
-                }
+            match (json, layout) {
+                (true, Layout::OneOfMany) => json::write_line(report, &mut out)?,
+                (true, _) => json::write(report, &mut out)?,
+                (false, _) if header_shown => text::write_body(report, &frame, &mut out)?,
                 (false, _) => text::write(report, &frame, &mut out)?,
             }
             out.flush()
