@@ -306,4 +306,30 @@ mod tests {
             "no temporary file left"
         );
     }
+
+    #[test]
+    fn several_windows_are_json_lines_one_is_one_pretty_object() {
+        use crate::report::tests::sample;
+        let (report, header, end) = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let written = |layouts: &[Layout]| {
+            let mut output = Output::new(true, text::View::default(), Some(&path)).unwrap();
+            for &layout in layouts {
+                output.write(&report, &header, &end, layout).unwrap();
+            }
+            output.finish().unwrap();
+            std::fs::read_to_string(&path).unwrap()
+        };
+        for layout in [Layout::Only, Layout::Triggered] {
+            let text = written(&[layout]);
+            assert!(text.lines().count() > 100, "pretty");
+            serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        }
+        let text = written(&[Layout::OneOfMany; 3]);
+        assert_eq!(text.lines().count(), 3);
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+    }
 }
