@@ -16,7 +16,7 @@ use crate::trigger::{self, Trigger};
 #[command(
     name = "kernel-delay",
     version,
-    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234,1240 --duration 2.5 --json\n  sudo kernel-delay --pid 1234 --follow-forks\n  sudo kernel-delay -o report.txt -- ./my-program --its-args"
+    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234,1240 --duration 2.5 --json\n  sudo kernel-delay --pid 1234 --follow-forks\n  sudo kernel-delay -o report.txt -- ./my-program --its-args\n  sudo kernel-delay --pid 1234 --syscall-events 5000000\n  sudo kernel-delay --pid 1234 --start-trigger up:begin --stop-trigger ur:end\n  sudo kernel-delay --pid 1234 --sample-count 0 --duration 1 --json"
 )]
 pub struct Cli {
     /// Trace every thread of the running process PID; a comma-separated
