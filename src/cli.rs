@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-use crate::report::text::View;
+use crate::report::view::{ThreadFilter, View};
 use crate::trigger::{self, Trigger};
 
 /// Where the threads of processes spend their time in the kernel: system
@@ -214,22 +214,6 @@ pub struct EventOptions {
     pub stack_traces: u32,
     /// Leave the poll family out.
     pub skip_poll: bool,
-}
-
-/// The threads --threads asks for.
-#[derive(Debug, Clone)]
-pub enum ThreadFilter {
-    Tids(Vec<u32>),
-    Name(regex_lite::Regex),
-}
-
-impl ThreadFilter {
-    pub fn matches(&self, tid: u32, name: &str) -> bool {
-        match self {
-            ThreadFilter::Tids(tids) => tids.contains(&tid),
-            ThreadFilter::Name(regex) => regex.is_match(name),
-        }
-    }
 }
 
 /// What to trace.

@@ -22,6 +22,7 @@ use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use tempfile::NamedTempFile;
 
 use crate::clock::Timestamp;
+use crate::report::view::View;
 use crate::report::{json, text, Header, Report};
 
 /// Room to batch the report's many small writes.
@@ -30,7 +31,7 @@ const BUFFER: usize = 64 << 10;
 pub struct Output {
     json: bool,
     /// What the text report shows.
-    view: text::View,
+    view: View,
     destination: Destination,
 }
 
@@ -77,7 +78,7 @@ impl Output {
     /// Checks that the report can be written where asked, before anything
     /// is traced: call it before any file is opened, so that a closed
     /// standard output is not mistaken for one of ours.
-    pub fn new(json: bool, view: text::View, path: Option<&Path>) -> Result<Self> {
+    pub fn new(json: bool, view: View, path: Option<&Path>) -> Result<Self> {
         let destination = match path {
             None => {
                 if stdout_was_closed() {
@@ -314,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let written = |layouts: &[Layout]| {
-            let mut output = Output::new(true, text::View::default(), Some(&path)).unwrap();
+            let mut output = Output::new(true, View::default(), Some(&path)).unwrap();
             for &layout in layouts {
                 output.write(&report, &header, &end, layout).unwrap();
             }

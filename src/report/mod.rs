@@ -5,9 +5,11 @@ mod events;
 pub mod json;
 mod log2_hist;
 mod summary;
+mod table;
 pub mod text;
 mod threads;
 mod units;
+pub mod view;
 
 use threads::ThreadEntry;
 pub use threads::{ThreadSummary, Threads};

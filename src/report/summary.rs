@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use comfy_table::CellAlignment;
 
-use super::text::{new_table, process_line};
+use super::table::new_table;
 use super::units::{human_ns, percent};
 use super::{Report, ThreadSummary};
 
@@ -84,6 +84,24 @@ fn summary_row(thread: &ThreadSummary) -> Vec<String> {
         human_ns(thread.kernel_delay_ns),
         most,
     ]
+}
+
+/// `PROCESS 1234 (nginx), parent 1`, and what happened to it.
+pub fn process_line(report: &Report, pid: Option<u32>) -> String {
+    let Some(process) = pid.and_then(|pid| report.processes.iter().find(|p| p.pid == pid)) else {
+        return "PROCESS ? (threads whose process is not known)".to_string();
+    };
+    let mut line = format!("PROCESS {} ({})", process.pid, process.comm);
+    if let Some(ppid) = process.ppid {
+        let _ = write!(line, ", parent {ppid}");
+    }
+    line.push_str(match (process.forked, process.exited) {
+        (true, true) => ", forked and exited during the window",
+        (true, false) => ", forked during the window",
+        (false, true) => ", exited during the window",
+        (false, false) => "",
+    });
+    line
 }
 
 /// What the delay of a process's worst thread came from: waiting for a

@@ -6,14 +6,16 @@ use std::io;
 
 use time::OffsetDateTime;
 
-use comfy_table::{presets, CellAlignment, Table};
+use comfy_table::Table;
 
+use super::summary::{self, process_line};
+use super::table::new_table;
 use super::units::{human_ns, percent};
+use super::view::View;
 use super::{
-    events, log2_hist, summary, CallTimes, Header, Report, SyscallEventReport, SyscallReport,
-    ThreadReport, ThreadSummary, WindowInfo,
+    events, log2_hist, CallTimes, Header, Report, SyscallEventReport, SyscallReport, ThreadReport,
+    ThreadSummary, WindowInfo,
 };
-use crate::cli::ThreadFilter;
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
 use crate::sched::{ThreadState, TimeBudget};
@@ -51,19 +53,6 @@ pub fn render_header(header: &Header) -> String {
     )
 }
 
-/// What the text report shows of the report (the JSON report has it all).
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    /// Every section and row, also where nothing happened.
-    pub all: bool,
-    /// Log2 histograms of calls and of stretches ready, asleep, blocked.
-    pub histogram: bool,
-    /// Details of these threads only.
-    pub threads: Option<ThreadFilter>,
-    /// The N threads with the most kernel delay only.
-    pub top: Option<usize>,
-}
-
 /// What the text report shows around the report itself.
 pub struct Frame<'a> {
     /// The lines printed when the window opened.
@@ -96,7 +85,7 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     let mut shown = None;
     for index in ranked {
         let thread = summaries[index];
-        if !chosen(view, thread.tid, &thread.comm) {
+        if !view.chosen(thread.tid, &thread.comm) {
             continue;
         }
         let mut text = String::new();
@@ -112,7 +101,7 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     if let Some(calls) = &report.syscall_events {
         let shown: Vec<&SyscallEventReport> = calls
             .iter()
-            .filter(|call| chosen(view, call.tid, &call.comm))
+            .filter(|call| view.chosen(call.tid, &call.comm))
             .collect();
         events::render(&mut text, &shown);
     }
@@ -122,13 +111,6 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
 pub fn write(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(render_header(frame.header).as_bytes())?;
     write_body(report, frame, out)
-}
-
-/// Whether --threads (if given) asks for the details of this thread.
-fn chosen(view: &View, tid: u32, name: &str) -> bool {
-    view.threads
-        .as_ref()
-        .is_none_or(|filter| filter.matches(tid, name))
 }
 
 /// The indices of the report's threads, in its order; with `top`, only
@@ -211,24 +193,6 @@ fn render_window(out: &mut String, window: &WindowInfo) {
         "# Triggered sample dump, stop-start delta {} ns",
         thousands(window.close_ns.saturating_sub(window.open_ns))
     );
-}
-
-/// `PROCESS 1234 (nginx), parent 1`, and what happened to it.
-pub(super) fn process_line(report: &Report, pid: Option<u32>) -> String {
-    let Some(process) = pid.and_then(|pid| report.processes.iter().find(|p| p.pid == pid)) else {
-        return "PROCESS ? (threads whose process is not known)".to_string();
-    };
-    let mut line = format!("PROCESS {} ({})", process.pid, process.comm);
-    if let Some(ppid) = process.ppid {
-        let _ = write!(line, ", parent {ppid}");
-    }
-    line.push_str(match (process.forked, process.exited) {
-        (true, true) => ", forked and exited during the window",
-        (true, false) => ", forked during the window",
-        (false, true) => ", exited during the window",
-        (false, false) => "",
-    });
-    line
 }
 
 /// Nothing completed in the window: no call, no stretch, no interrupt.
@@ -644,18 +608,6 @@ fn row<const T: usize, const N: usize>(text: [String; T], figures: [u64; N]) -> 
     text.into_iter().chain(figures.map(thousands)).collect()
 }
 
-/// A borderless table, first column left-aligned, the numbers right-aligned.
-pub(super) fn new_table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_header(header.to_vec());
-    for column in table.column_iter_mut().skip(1) {
-        column.set_cell_alignment(CellAlignment::Right);
-    }
-    table
-}
-
 fn indent_table(out: &mut String, table: Table) {
     for line in table.lines() {
         let _ = writeln!(out, "{INDENT}{}", line.trim_end());
@@ -672,6 +624,7 @@ fn seconds(s: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::tests::{rendered, row_of, sample, sample_report};
+    use crate::report::view::ThreadFilter;
     use time::macros::datetime;
 
     #[test]

@@ -34,8 +34,12 @@ fn waits_that_end_on_an_idle_cpu_are_told_apart_as_bpftrace_sees_them() {
         field(&sched["ready_busy_cpu"], "count"),
     );
     assert_eq!(idle + busy, field(&sched["ready"], "count"));
-    assert!(idle + busy >= 300, "{sleeper}");
-    let theirs = bpftrace_count(&counted_by_bpftrace, field(sleeper, "tid"));
+    // A nap's wakeup can come while the thread is still on its CPU: then
+    // it does not wait at all.
+    assert!(idle + busy >= 150, "{sleeper}");
+    // On a busy machine no CPU may be idle when the sleeper wakes: then
+    // bpftrace counts nothing, and so must kernel-delay.
+    let theirs = bpftrace_count_or_zero(&counted_by_bpftrace, field(sleeper, "tid"));
     assert!(
         idle.abs_diff(theirs) <= 2 + theirs / 50,
         "kernel-delay {idle} idle-CPU waits vs bpftrace {theirs}"

@@ -479,8 +479,17 @@ pub fn c_workload(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The count bpftrace printed for `tid` (`@[TID]: N`).
 pub fn bpftrace_count(printed: &[String], tid: u64) -> u64 {
+    counted(printed, tid)
+        .unwrap_or_else(|| panic!("bpftrace counted nothing for {tid}: {printed:?}"))
+}
+
+/// The same where counting nothing is an answer.
+pub fn bpftrace_count_or_zero(printed: &[String], tid: u64) -> u64 {
+    counted(printed, tid).unwrap_or(0)
+}
+
+fn counted(printed: &[String], tid: u64) -> Option<u64> {
     printed
         .iter()
         .find_map(|line| line.strip_prefix(&format!("@[{tid}]: "))?.parse().ok())
-        .unwrap_or_else(|| panic!("bpftrace counted nothing for {tid}: {printed:?}"))
 }
