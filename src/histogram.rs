@@ -21,14 +21,18 @@ pub struct Histogram {
     overflow: Option<Box<[(u16, u64)]>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 enum Buckets {
-    #[default]
-    Empty,
-    /// (bucket, count), sorted by bucket.
+    /// (bucket, count), sorted by bucket (empty: allocates nothing).
     Sparse(Vec<(u16, u32)>),
     /// Counts of buckets first, first + 1, ...
     Dense { first: u16, counts: Vec<u32> },
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets::Sparse(Vec::new())
+    }
 }
 
 /// The bucket of `value`.
@@ -76,22 +80,20 @@ impl Histogram {
 
     /// The count of `bucket`, made room for.
     fn slot(&mut self, bucket: u16) -> &mut u32 {
-        match &self.buckets {
-            Buckets::Empty => self.buckets = Buckets::Sparse(Vec::with_capacity(1)),
-            Buckets::Sparse(list)
-                if list.len() >= SPARSE_MAX
-                    && list.binary_search_by_key(&bucket, |&(b, _)| b).is_err() =>
-            {
+        if let Buckets::Sparse(list) = &self.buckets {
+            let full = list.len() >= SPARSE_MAX;
+            if full && list.binary_search_by_key(&bucket, |&(b, _)| b).is_err() {
                 self.buckets = Buckets::dense_from(list, bucket);
             }
-            _ => {}
         }
         match &mut self.buckets {
-            Buckets::Empty => unreachable!("made sparse above"),
             Buckets::Sparse(list) => {
                 let i = match list.binary_search_by_key(&bucket, |&(b, _)| b) {
                     Ok(i) => i,
                     Err(i) => {
+                        if list.is_empty() {
+                            list.reserve_exact(1); // most series hold one bucket
+                        }
                         list.insert(i, (bucket, 0));
                         i
                     }
@@ -120,7 +122,6 @@ impl Histogram {
     /// (bucket, count) in bucket order.
     fn counts(&self) -> Vec<(u16, u64)> {
         let mut counts: Vec<(u16, u64)> = match &self.buckets {
-            Buckets::Empty => Vec::new(),
             Buckets::Sparse(list) => list.iter().map(|&(b, n)| (b, u64::from(n))).collect(),
             Buckets::Dense { first, counts } => counts
                 .iter()
