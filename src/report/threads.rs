@@ -102,117 +102,121 @@ impl ThreadEntry {
         let state_at_start = alive_at_start
             .then(|| names.states_at_start.get(&tid).copied())
             .flatten();
-        let mut entry = ThreadEntry {
-            pid: activity.pid.or(only_process),
-            comm: sanitize(raw_name),
+        let pid = activity.pid.or(only_process);
+        let comm = sanitize(raw_name);
+        let summary = ThreadSummary::of(&thread_report(
+            &activity,
+            pid,
+            &comm,
             state_at_start,
+            window,
+        ));
+        ThreadEntry {
             activity,
-            summary: ThreadSummary::of_nothing(tid),
-        };
-        entry.summary = ThreadSummary::of(&entry.row(window));
-        entry
+            pid,
+            comm,
+            state_at_start,
+            summary,
+        }
     }
 
     /// Its row of the report.
-    fn row(&self, (start_ns, end_ns): (u64, u64)) -> ThreadReport {
-        let activity = &self.activity;
-        let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
-        let syscalls = rows_by_total(
-            activity.syscalls.iter(),
-            |calls| &calls.durations,
-            |&nr, calls, stats| SyscallReport {
-                nr,
-                name: syscall_names::name(nr),
-                stats,
-                spilled: calls.durations.unsampled(),
-                errors: calls.errors(),
-                errnos: calls
-                    .errnos()
-                    .iter()
-                    .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
-                    .collect(),
-                by_state: CallTimes::from(&calls.by_state()),
-            },
-        );
-
-        let mut unfinished: Vec<UnfinishedSyscall> = activity
-            .in_flight
-            .iter()
-            .map(|call| UnfinishedSyscall {
-                nr: call.nr,
-                name: syscall_names::name(call.nr),
-                elapsed_ns: end_ns.saturating_sub(call.enter_ns),
-                entered_before_window: false,
-            })
-            .chain(activity.in_call_since_before.map(|nr| UnfinishedSyscall {
-                nr,
-                name: syscall_names::name(nr),
-                elapsed_ns: end_ns.saturating_sub(start_ns),
-                entered_before_window: true,
-            }))
-            .collect();
-        unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
-
-        let (sched, time) = activity
-            .timeline
-            .clone()
-            .unwrap_or_else(|| Timeline::new(start_ns))
-            .finish(end_ns, exit.map(|e| e.ts_ns), self.state_at_start);
-        let softirqs = rows_by_total(
-            activity.softirqs.iter(),
-            |dist| dist,
-            |&vec, _, stats| SoftirqReport {
-                vec,
-                name: irq::softirq_name(vec),
-                stats,
-            },
-        );
-        let hardirqs = rows_by_total(
-            activity.hardirqs.iter(),
-            |dist| dist,
-            |source, _, stats| {
-                let (irq, name) = match source {
-                    HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
-                    HardIrq::Vector(id) => (None, irq::vector_name(*id)),
-                };
-                HardirqReport { irq, name, stats }
-            },
-        );
-
-        ThreadReport {
-            tid: activity.tid,
-            pid: self.pid,
-            comm: self.comm.clone(),
-            kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns(&softirqs, &hardirqs),
-            poll_intervals: activity.poll_intervals.summary(),
-            created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
-            exited: exit.is_some(),
-            syscalls,
-            unfinished,
-            sched,
-            time,
-            softirqs,
-            hardirqs,
-        }
+    fn row(&self, window: (u64, u64)) -> ThreadReport {
+        thread_report(
+            &self.activity,
+            self.pid,
+            &self.comm,
+            self.state_at_start,
+            window,
+        )
     }
 }
 
-impl ThreadSummary {
-    /// A placeholder until the row is made.
-    fn of_nothing(tid: u32) -> Self {
-        ThreadSummary {
-            tid,
-            pid: None,
-            comm: String::new(),
-            exited: false,
-            time: TimeBudget::default(),
-            irq_ns: 0,
-            kernel_delay_ns: 0,
-            ready_p99_ns: None,
-            block_p99_ns: None,
-            top_call: None,
-            most_blocked_in: None,
-        }
+/// The row of a thread that did `activity`.
+fn thread_report(
+    activity: &ThreadActivity,
+    pid: Option<u32>,
+    comm: &str,
+    state_at_start: Option<ThreadState>,
+    (start_ns, end_ns): (u64, u64),
+) -> ThreadReport {
+    let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
+    let syscalls = rows_by_total(
+        activity.syscalls.iter(),
+        |calls| &calls.durations,
+        |&nr, calls, stats| SyscallReport {
+            nr,
+            name: syscall_names::name(nr),
+            stats,
+            spilled: calls.durations.unsampled(),
+            errors: calls.errors(),
+            errnos: calls
+                .errnos()
+                .iter()
+                .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
+                .collect(),
+            by_state: CallTimes::from(&calls.by_state()),
+        },
+    );
+
+    let mut unfinished: Vec<UnfinishedSyscall> = activity
+        .in_flight
+        .iter()
+        .map(|call| UnfinishedSyscall {
+            nr: call.nr,
+            name: syscall_names::name(call.nr),
+            elapsed_ns: end_ns.saturating_sub(call.enter_ns),
+            entered_before_window: false,
+        })
+        .chain(activity.in_call_since_before.map(|nr| UnfinishedSyscall {
+            nr,
+            name: syscall_names::name(nr),
+            elapsed_ns: end_ns.saturating_sub(start_ns),
+            entered_before_window: true,
+        }))
+        .collect();
+    unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
+
+    let (sched, time) = activity
+        .timeline
+        .clone()
+        .unwrap_or_else(|| Timeline::new(start_ns))
+        .finish(end_ns, exit.map(|e| e.ts_ns), state_at_start);
+    let softirqs = rows_by_total(
+        activity.softirqs.iter(),
+        |dist| dist,
+        |&vec, _, stats| SoftirqReport {
+            vec,
+            name: irq::softirq_name(vec),
+            stats,
+        },
+    );
+    let hardirqs = rows_by_total(
+        activity.hardirqs.iter(),
+        |dist| dist,
+        |source, _, stats| {
+            let (irq, name) = match source {
+                HardIrq::Line { irq, handler } => (Some(*irq), sanitize(handler)),
+                HardIrq::Vector(id) => (None, irq::vector_name(*id)),
+            };
+            HardirqReport { irq, name, stats }
+        },
+    );
+
+    ThreadReport {
+        tid: activity.tid,
+        pid,
+        comm: comm.to_string(),
+        kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns(&softirqs, &hardirqs),
+        poll_intervals: activity.poll_intervals.summary(),
+        created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
+        exited: exit.is_some(),
+        syscalls,
+        unfinished,
+        sched,
+        time,
+        softirqs,
+        hardirqs,
     }
 }
 
