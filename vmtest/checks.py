@@ -274,9 +274,13 @@ TIMERS = {
 @check("timer-irq")
 def timer_ticks_on_the_spinners(run):
     """The shared-cpu spinners keep the last CPU busy: the periodic tick
-    (CONFIG_HZ a second) interrupts them about HZ times a second of their
-    running time, and they cannot have seen more ticks than the kernel
-    counted on that CPU over the session (/proc/interrupts)."""
+    (CONFIG_HZ a second) interrupts them at least about HZ times a second
+    of their running time, and they cannot have seen more timer interrupts
+    than the kernel counted on that CPU over the session
+    (/proc/interrupts). No bound from HZ above: the same timer interrupt
+    also fires for the CPU's other high-resolution timers (other tasks'
+    sleeps and timeouts), more of them when the emulating host is busy (a
+    clean-clone CI run on arm64 6.1 saw 338 a second at HZ 250)."""
     machine = run.values.get("machine")
     expect(machine in TIMERS, f"no timer known for machine {machine!r}")
     timer = TIMERS[machine]
@@ -288,7 +292,7 @@ def timer_ticks_on_the_spinners(run):
     hz = int(run.config.get("CONFIG_HZ", 0))
     expect(hz > 0, "the kernel's configuration has no CONFIG_HZ")
     expect(
-        0.5 * hz * running_s <= count <= 1.1 * hz * running_s + 2,
+        0.5 * hz * running_s <= count,
         f"{count} {timer['name']} interrupts on the spinners in {running_s:.2f} s running, HZ={hz}",
     )
     before, after = run.interrupts("interrupts_before"), run.interrupts("interrupts_after")
