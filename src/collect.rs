@@ -146,7 +146,12 @@ pub fn collect(
                 1 => Layout::Triggered,
                 _ => Layout::OneOfMany,
             };
-            sink.report(collected, layout)?;
+            // Nothing is recorded between windows: the report is made at
+            // normal priority, as the one window's is.
+            priority::lower();
+            let written = sink.report(collected, layout);
+            let _ = priority::raise(); // refused already, said in the first report
+            written?;
             reported += 1;
         }
         let last = windows.count != 0 && reported >= windows.count;
