@@ -63,11 +63,13 @@ struct {
 	__type(value, struct syscall_start);
 } syscall_starts SEC(".maps");
 
-/* Records staged per CPU: a thread's calls and the switch that brought it
- * to the CPU are staged only on the CPU it runs on, and sent when it leaves
- * it (or exits, or exec's), so that they come before anything it does
- * elsewhere. Records that concern other CPUs (wakeups, new threads and
- * processes, exits) go straight to the ring buffer. What is staged when
+/* Records staged per CPU while it runs traced threads: their calls, the
+ * switches between them, the wakeups they make. A batch is sent when full,
+ * when its oldest record is MAX_STAGED_NS old, and when the CPU switches to
+ * a thread that is not traced (or idles), or a traced one exits or exec's;
+ * user space puts records from different CPUs back in time order. Records
+ * made elsewhere (interrupts, new threads and processes, exits, wakeups by
+ * untraced tasks) go straight to the ring buffer. What is staged when
  * tracing stops, user space reads here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -145,6 +147,7 @@ enum lost_cause _lost_cause = 0;
 enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
 enum stack_depth _stack_depth = 0;
+enum staging _staging = 0;
 enum stack_id _stack_id = 0;
 enum window_state _window_state = 0;
 
@@ -252,40 +255,56 @@ static __always_inline bool flush_batch(struct record_batch *batch)
 	return true;
 }
 
-/* Before the current thread exits or exec's. Nested in a program that is
- * staging (an interrupt), it leaves the batch alone. */
-static __always_inline void flush_this_cpu(void)
+/* Whether a batch whose first record was made at `first_ns` has waited
+ * long enough at `now`. */
+static __always_inline bool stale(__u64 first_ns, __u64 now)
+{
+	return (__s64)(now - first_ns) >= MAX_STAGED_NS;
+}
+
+/* Sends this CPU's batch (only if stale when `only_stale`). Nested in a
+ * program that is staging (an interrupt), it leaves the batch alone. */
+static __always_inline void flush_this_cpu(bool only_stale)
 {
 	struct record_batch *batch = this_cpu_batch();
 
-	if (batch && !batch->busy) {
-		batch->busy = 1;
-		flush_batch(batch);
-		batch->busy = 0;
-	}
+	if (!batch || !batch->len || batch->busy)
+		return;
+	if (only_stale && !stale(batch->first_ns, bpf_ktime_get_ns()))
+		return;
+	batch->busy = 1;
+	flush_batch(batch);
+	batch->busy = 0;
 }
 
-/* Room for a record of `size` bytes: at the end of this CPU's batch (sent
- * first when full; *batch is then set and busy), or, nested in a program
- * that is staging, in the ring buffer (*batch NULL). NULL when the ring
- * buffer has no room: the batch waits, and so must the record. */
-static __always_inline void *record_start(struct record_batch **batch, __u32 size)
+/* Room for a record of `size` bytes made at `now`: at the end of this
+ * CPU's batch when `stage` (the batch is sent first when full or stale;
+ * *batch is then set and busy), else, or nested in a program that is
+ * staging, in the ring buffer (*batch NULL). NULL when the ring buffer has
+ * no room: the batch waits, and so must the record. */
+static __always_inline void *record_start(struct record_batch **batch, __u32 size, __u64 now,
+					  bool stage)
 {
-	struct record_batch *staged = this_cpu_batch();
+	struct record_batch *staged;
 	__u32 len;
 
 	*batch = NULL;
-	if (windowed || !staged || staged->busy)
+	if (windowed || !stage)
+		return bpf_ringbuf_reserve(&events, size, 0);
+	staged = this_cpu_batch();
+	if (!staged || staged->busy)
 		return bpf_ringbuf_reserve(&events, size, 0);
 	staged->busy = 1;
 	len = staged->len;
-	if (len > BATCH_BYTES - size) {
+	if (len && (len > BATCH_BYTES - size || stale(staged->first_ns, now))) {
 		if (!flush_batch(staged)) {
 			staged->busy = 0;
 			return NULL;
 		}
 		len = 0;
 	}
+	if (!len)
+		staged->first_ns = now;
 	staged->len = len + size;
 	*batch = staged;
 	return staged->data + len;
@@ -298,18 +317,6 @@ static __always_inline void record_end(struct record_batch *batch, void *record,
 		batch->busy = 0;
 	else
 		submit(record, size);
-}
-
-static __always_inline void emit_wakeup(__u32 tid)
-{
-	struct wakeup_event *e = reserve(sizeof(*e));
-
-	if (!e)
-		return;
-	e->kind = EVENT_WAKEUP;
-	e->tid = tid;
-	e->ts_ns = bpf_ktime_get_ns();
-	submit(e, sizeof(*e));
 }
 
 static __always_inline __u32 switch_out_state(unsigned int state)
@@ -347,18 +354,20 @@ int sched_switch(__u64 *ctx)
 	struct record_batch *batch;
 	struct switch_event *e;
 	unsigned int state;
+	__u64 now;
 
 	if ((!prev_traced && !next_traced) || !recording())
 		return 0;
 	if (next_traced)
 		mark_target_cpu();
-	e = record_start(&batch, sizeof(*e));
+	now = bpf_ktime_get_ns();
+	e = record_start(&batch, sizeof(*e), now, true);
 	if (!e) {
 		count_lost(LOST_RINGBUF_FULL);
 		return 0;
 	}
 	e->kind = EVENT_SWITCH;
-	e->ts_ns = bpf_ktime_get_ns();
+	e->ts_ns = now;
 	e->prev_tid = 0;
 	e->prev_state = 0;
 	e->flags = 0;
@@ -389,8 +398,8 @@ int sched_switch(__u64 *ctx)
 		if (!prev->pid)
 			e->flags |= SWITCH_NEXT_AFTER_IDLE;
 	}
-	/* What the thread leaving did here goes before what it does next. */
-	if (prev_traced && batch)
+	/* The CPU leaves the traced threads: what they did here goes now. */
+	if (!next_traced && batch)
 		flush_batch(batch);
 	record_end(batch, e, sizeof(*e));
 	return 0;
@@ -399,8 +408,24 @@ int sched_switch(__u64 *ctx)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
-	if (is_traced(task->tgid) && recording())
-		emit_wakeup(task->pid);
+	struct record_batch *batch;
+	struct wakeup_event *e;
+	__u64 now;
+
+	if (!is_traced(task->tgid) || !recording())
+		return 0;
+	now = bpf_ktime_get_ns();
+	/* Staged only by a traced waker: a CPU that runs no traced thread
+	 * may idle, and nothing would send its batch. */
+	e = record_start(&batch, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()));
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = EVENT_WAKEUP;
+	e->tid = task->pid;
+	e->ts_ns = now;
+	record_end(batch, e, sizeof(*e));
 	return 0;
 }
 
@@ -524,7 +549,7 @@ static __always_inline bool emit_slow_call(void *ctx, __u32 tid, __u32 pid,
 	else if ((kernel_stack = start->kernel_stack) < 0 && capture_stacks)
 		__sync_fetch_and_add(&stacks_missed, 1);
 	user_stack = take_stack(ctx, BPF_F_USER_STACK);
-	e = record_start(&batch, sizeof(*e));
+	e = record_start(&batch, sizeof(*e), now, true);
 	if (!e) {
 		count_lost(LOST_SYSCALL_EVENT);
 		return false;
@@ -572,7 +597,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		start->enter_ns = 0;
 		return 0;
 	}
-	e = record_start(&batch, sizeof(*e));
+	e = record_start(&batch, sizeof(*e), now, true);
 	if (e) {
 		e->kind = EVENT_SYSCALL;
 		e->tid = tid;
@@ -605,7 +630,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	/* exit() and exit_group() never return: forget their start. Its calls
 	 * go before its exit, ahead of any later thread with its id. */
 	bpf_map_delete_elem(&syscall_starts, &tid);
-	flush_this_cpu();
+	flush_this_cpu(false);
 	/* A process that reuses the id later is not this one. */
 	if (process_exited && !targ_tgid)
 		set_traced(pid, 0);
@@ -673,7 +698,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	if (!is_traced(task->tgid) || tid == old_tid)
 		return 0;
 	/* Its calls under its old id go before the change of id. */
-	flush_this_cpu();
+	flush_this_cpu(false);
 	start = bpf_map_lookup_elem(&syscall_starts, &old_tid);
 	if (start) {
 		if (bpf_map_update_elem(&syscall_starts, &tid, start, BPF_ANY))
@@ -803,6 +828,15 @@ int BPF_PROG(irq_handler_exit, int irq, struct irqaction *action, int ret)
 	/* ret == IRQ_NONE: the handler found nothing to do on a shared line */
 	if (duration && ret)
 		emit_irq(EVENT_HARDIRQ, irq, now, duration, action->name);
+	return 0;
+}
+
+/* Every timer interrupt: a batch that has waited long enough goes, even
+ * while its CPU runs a traced thread that records nothing for a while. */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(hrtimer_expire_entry)
+{
+	flush_this_cpu(true);
 	return 0;
 }
 

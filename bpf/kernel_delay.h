@@ -236,13 +236,24 @@ struct kept_exit {
 };
 
 /* Records staged on one CPU before they go to the ring buffer, one after
- * another (completed calls and context switches): a record costs a copy
- * into memory of its own CPU, and the ring buffer one operation per batch. */
+ * another (what a CPU running traced threads records: their calls, context
+ * switches, and the wakeups they make): a record costs a copy into memory
+ * of its own CPU, and the ring buffer one operation per batch. Batches from
+ * different CPUs reach user space out of order, which puts records back in
+ * time order: it holds them until no staged record can be older. */
 #define BATCH_BYTES 4096
+
+/* A batch is sent once its oldest record is this old (checked when a
+ * record is staged and at every timer interrupt), or when its CPU stops
+ * running traced threads. An enum, so that user space gets it. */
+enum staging {
+	MAX_STAGED_NS = 10000000,
+};
 
 struct record_batch {
 	__u32 len;	/* bytes staged */
 	__u32 busy;	/* a program is staging (nested ones go direct) */
+	__u64 first_ns;	/* when the oldest record staged was made */
 	__u8 data[BATCH_BYTES];
 };
 

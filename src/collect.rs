@@ -17,6 +17,7 @@ use crate::clock::{self, Timestamp};
 use crate::loss::Lost;
 use crate::output::Layout;
 use crate::records::Record;
+use crate::reorder::{Reorder, HOLD_NS};
 use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
 use crate::skel::types::window_state;
 use crate::symbolize::{self, AddressSpaces};
@@ -87,13 +88,14 @@ pub fn collect(
         requested: cli.window_cap(),
     };
     let aggregator = RefCell::new(Aggregator::new(header.start.mono_ns));
+    let reorder = RefCell::new(Reorder::default());
     // A slow call's process has its memory map read while it lives.
     let spaces = RefCell::new(AddressSpaces::default());
     let ring = tracer.ring_buffer(|record| {
         if let Record::SlowCall(call) = &record {
             spaces.borrow_mut().note(call.pid);
         }
-        aggregator.borrow_mut().ingest(record)
+        reorder.borrow_mut().push(record)
     })?;
     sink.announce(&header)?;
     target.release()?;
@@ -105,6 +107,7 @@ pub fn collect(
         ring: &ring,
         target,
         aggregator: &aggregator,
+        reorder: &reorder,
         spaces: &spaces,
         alive: traced,
         lost: Lost::default(),
@@ -175,6 +178,9 @@ struct Session<'a, 'obj, 'cb> {
     ring: &'a RingBuffer<'cb>,
     target: &'a Target,
     aggregator: &'a RefCell<Aggregator>,
+    /// Records as they arrive, until the aggregator can have them in
+    /// order.
+    reorder: &'a RefCell<Reorder>,
     spaces: &'a RefCell<AddressSpaces>,
     /// The traced processes alive at the last window's end.
     alive: Vec<u32>,
@@ -220,6 +226,7 @@ impl Session<'_, '_, '_> {
     ) -> Result<(Collected, Option<anyhow::Error>)> {
         let start_ns = header.start.mono_ns;
         *self.aggregator.borrow_mut() = Aggregator::new(start_ns);
+        self.reorder.borrow_mut().discard_before(start_ns);
         for &pid in &self.alive {
             self.aggregator
                 .borrow_mut()
@@ -239,7 +246,7 @@ impl Session<'_, '_, '_> {
         let forks_gone =
             || self.target.is_launched() || self.aggregator.borrow().forked_processes_alive() == 0;
         let stop_trigger = windows.is_some_and(|w| w.stop.is_some());
-        let read = read_until_the_end(self.ring, self.target, deadline, forks_gone, || {
+        let read = self.read_until_the_end(deadline, forks_gone, || {
             stop_trigger && self.tracer.window().state == window_state::WINDOW_CLOSED
         });
         let (stop_reason, failure) = match read {
@@ -271,8 +278,21 @@ impl Session<'_, '_, '_> {
             &mut *self.aggregator.borrow_mut(),
             Aggregator::new(u64::MAX),
         );
+        let mut reorder = self.reorder.borrow_mut();
         for record in self.tracer.staged_records() {
-            aggregator.ingest(record);
+            reorder.push(record);
+        }
+        reorder.release_all(|record| aggregator.ingest(record));
+        let late = reorder.take_late();
+        drop(reorder);
+        if late > 0 {
+            warnings.push(format!(
+                "{} records reached kernel-delay more than {} ms after they were made (the ring \
+                 buffer was full while a CPU held them), so their threads' scheduler figures may \
+                 be off; try a larger --ringbuf-mb",
+                thousands(late),
+                HOLD_NS / 1_000_000
+            ));
         }
         for (tid, call) in self.tracer.in_flight() {
             aggregator.add_in_flight(tid, call);
@@ -386,6 +406,50 @@ impl Session<'_, '_, '_> {
         ))
     }
 
+    /// Reads what the ring buffer holds (waiting up to `timeout` for it),
+    /// and aggregates the records old enough that none made before them
+    /// can still be on its way.
+    fn read(&self, timeout: Duration) -> Result<()> {
+        let horizon_ns = clock::monotonic_ns().saturating_sub(HOLD_NS);
+        let drained = drain(self.ring, timeout);
+        let mut aggregator = self.aggregator.borrow_mut();
+        self.reorder
+            .borrow_mut()
+            .release_before(horizon_ns, |record| aggregator.ingest(record));
+        drained
+    }
+
+    /// Reads records until the deadline, a signal, the target's exit (and,
+    /// as `forks_gone` says, that of the processes it forked), or the stop
+    /// trigger (`stopped`).
+    fn read_until_the_end(
+        &self,
+        deadline: Option<Instant>,
+        forks_gone: impl Fn() -> bool,
+        stopped: impl Fn() -> bool,
+    ) -> Result<StopReason> {
+        loop {
+            if let Some(signal) = signals::take() {
+                self.target.forward(signal);
+                return Ok(StopReason::Interrupted);
+            }
+            if stopped() {
+                return Ok(StopReason::StopTrigger);
+            }
+            if self.target.has_exited() && forks_gone() {
+                return Ok(StopReason::TargetExited);
+            }
+            let timeout = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(DRAIN_INTERVAL),
+                    _ => return Ok(StopReason::Duration),
+                },
+                None => DRAIN_INTERVAL,
+            };
+            self.read(timeout)?;
+        }
+    }
+
     /// Closes the window now, unless the stop trigger did: when it closed.
     fn close(&self) -> Timestamp {
         let now = clock::now();
@@ -448,36 +512,4 @@ fn names(threads: HashMap<u32, (u32, procfs::ThreadInfo)>) -> HashMap<u32, Vec<u
         .into_iter()
         .map(|(tid, (_, thread))| (tid, thread.name))
         .collect()
-}
-
-/// Reads records until the deadline, a signal, the target's exit (and,
-/// as `forks_gone` says, that of the processes it forked), or the stop
-/// trigger (`stopped`).
-fn read_until_the_end(
-    ring: &RingBuffer<'_>,
-    target: &Target,
-    deadline: Option<Instant>,
-    forks_gone: impl Fn() -> bool,
-    stopped: impl Fn() -> bool,
-) -> Result<StopReason> {
-    loop {
-        if let Some(signal) = signals::take() {
-            target.forward(signal);
-            return Ok(StopReason::Interrupted);
-        }
-        if stopped() {
-            return Ok(StopReason::StopTrigger);
-        }
-        if target.has_exited() && forks_gone() {
-            return Ok(StopReason::TargetExited);
-        }
-        let timeout = match deadline {
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(DRAIN_INTERVAL),
-                _ => return Ok(StopReason::Duration),
-            },
-            None => DRAIN_INTERVAL,
-        };
-        drain(ring, timeout)?;
-    }
 }

@@ -12,6 +12,7 @@ mod output;
 mod priority;
 mod procfs;
 mod records;
+mod reorder;
 mod report;
 mod sanitize;
 mod sched;

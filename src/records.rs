@@ -61,6 +61,23 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// When it was made (a call's return): the order records are
+    /// aggregated in.
+    pub fn time_ns(&self) -> u64 {
+        match self {
+            Record::Syscall { exit_ns, .. } | Record::Irq { exit_ns, .. } => *exit_ns,
+            Record::SlowCall(call) => call.exit_ns,
+            Record::Switch { ts_ns, .. }
+            | Record::Wakeup { ts_ns, .. }
+            | Record::ThreadNew { ts_ns, .. }
+            | Record::ThreadExit { ts_ns, .. }
+            | Record::ProcessNew { ts_ns, .. }
+            | Record::Exec { ts_ns, .. } => *ts_ns,
+        }
+    }
+}
+
 /// A stack id that stands for no stack taken (none was asked for).
 pub const NO_STACK: i32 = stack_id::NO_STACK.0 as i32;
 

@@ -57,7 +57,7 @@ fn threads_sharing_a_cpu_wait_behind_each_other_as_schedstat_says() {
     let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
     assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
-    for (tid, _, wait_ns) in kernel_accounts {
+    for Schedstat { tid, wait_ns, .. } in kernel_accounts {
         let spinner = thread_by_tid(&report, tid);
         let busy = share_of_ready(spinner, "ready_busy_cpu_ns");
         assert!(busy >= 0.95, "busy-CPU share of ready {busy}: {spinner}");

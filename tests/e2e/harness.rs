@@ -325,8 +325,17 @@ pub fn fraction(thread: &Value, part: &str) -> f64 {
     field(&thread["time"], part) as f64 / field(&thread["time"], "observed_ns") as f64
 }
 
-/// The "schedstat TID RUN_NS WAIT_NS" lines kd-workload prints.
-pub fn schedstats(lines: &[String]) -> Vec<(u64, u64, u64)> {
+/// A thread's /proc schedstat, as kd-workload prints it.
+pub struct Schedstat {
+    pub tid: u64,
+    pub run_ns: u64,
+    pub wait_ns: u64,
+    /// The times it was given a CPU.
+    pub timeslices: u64,
+}
+
+/// The "schedstat TID RUN_NS WAIT_NS TIMESLICES" lines kd-workload prints.
+pub fn schedstats(lines: &[String]) -> Vec<Schedstat> {
     lines
         .iter()
         .filter_map(|line| {
@@ -335,7 +344,12 @@ pub fn schedstats(lines: &[String]) -> Vec<(u64, u64, u64)> {
                 .split(' ')
                 .map(|f| f.parse().unwrap())
                 .collect();
-            Some((fields[0], fields[1], fields[2]))
+            Some(Schedstat {
+                tid: fields[0],
+                run_ns: fields[1],
+                wait_ns: fields[2],
+                timeslices: fields[3],
+            })
         })
         .collect()
 }

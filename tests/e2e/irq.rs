@@ -86,7 +86,7 @@ fn a_spinning_thread_takes_the_timer_tick() {
     let printed = workload.run("spin 1 3000");
     let report = trace.interrupt();
     let counted_by_bpftrace = independent.stop();
-    let (tid, _, _) = schedstats(&printed)[0];
+    let tid = schedstats(&printed)[0].tid;
     let spinner = thread_by_tid(&report, tid);
     let timer =
         hardirq(spinner, "LOCAL_TIMER").unwrap_or_else(|| panic!("no LOCAL_TIMER in {spinner}"));

@@ -15,7 +15,13 @@ fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
     let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
     assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
-    for (tid, run_ns, wait_ns) in kernel_accounts {
+    for Schedstat {
+        tid,
+        run_ns,
+        wait_ns,
+        ..
+    } in kernel_accounts
+    {
         let spinner = thread_by_tid(&report, tid);
         assert_eq!(spinner["exited"], true);
         let observed = field(&spinner["time"], "observed_ns") as f64;
@@ -108,7 +114,12 @@ fn a_stopped_process_is_stopped() {
 #[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn waiting_for_the_disk_is_blocked_time() {
     let (printed, report) = traced("fsync 500");
-    let (tid, run_ns, wait_ns) = schedstats(&printed)[0];
+    let Schedstat {
+        tid,
+        run_ns,
+        wait_ns,
+        ..
+    } = schedstats(&printed)[0];
     let syncer = thread_by_tid(&report, tid);
     assert_eq!(syncer["comm"], "syncer");
     assert!(field(&syncer["time"], "blocked_ns") > 0, "{syncer}");
@@ -126,5 +137,64 @@ fn waiting_for_the_disk_is_blocked_time() {
     assert!(
         (-0.02..0.10).contains(&gap),
         "{on_or_waiting} vs schedstat {kernel} over {observed}"
+    );
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn threads_handed_between_cpus_are_accounted_as_schedstat_says() {
+    // Four threads pass two bytes around, each spinning 20 us with one:
+    // the CPUs switch from one to another and wake each other's, so that a
+    // thread's records come from both CPUs' batches, in either order.
+    let laps = 3_000;
+    let (printed, report) = traced(&format!("relay {laps}"));
+    let kernel_accounts = schedstats(&printed);
+    assert_eq!(kernel_accounts.len(), 4, "{printed:?}");
+    for kernel in kernel_accounts {
+        let relay = thread_by_tid(&report, kernel.tid);
+        assert_eq!(
+            field(syscall(relay, "write").expect("write"), "count"),
+            laps
+        );
+        // The ring's reads, and those of /proc/thread-self/schedstat.
+        let reads = field(syscall(relay, "read").expect("read"), "count");
+        assert!((laps..laps + 4).contains(&reads), "{reads} reads");
+        // Every time the thread got a CPU, in the right order: once more
+        // at most, if it did after reading its schedstat.
+        let runs = field(&relay["sched"]["run"], "count");
+        assert!(
+            (kernel.timeslices..=kernel.timeslices + 1).contains(&runs),
+            "{runs} runs, schedstat {} timeslices: {relay}",
+            kernel.timeslices
+        );
+        // Each switch is seen a few microseconds apart from where the
+        // kernel's accounts change hands (some 3 us here, on a VM).
+        let slack_ns = 10 * MS + runs * 5_000;
+        let running = field(&relay["time"], "running_ns");
+        assert!(
+            running.abs_diff(kernel.run_ns) < slack_ns,
+            "running {running} vs schedstat {}: {relay}",
+            kernel.run_ns
+        );
+        let time = &relay["time"];
+        let parts: u64 = [
+            "running_ns",
+            "ready_ns",
+            "sleeping_ns",
+            "blocked_ns",
+            "stopped_ns",
+        ]
+        .iter()
+        .map(|part| field(time, part))
+        .sum();
+        assert_eq!(parts, field(time, "observed_ns"), "{relay}");
+        assert!(
+            field(&relay["sched"]["sleep"], "count") >= laps / 2,
+            "{relay}"
+        );
+    }
+    assert!(
+        report["warnings"].as_array().is_none_or(Vec::is_empty),
+        "{report}"
     );
 }

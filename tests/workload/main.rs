@@ -6,7 +6,7 @@
 //!                                sleep K MS     K sleeps of MS ms on a new thread "sleeper"
 //!                                spin N MS      N threads "spin-I", all on one CPU, each
 //!                                               spinning MS ms; each then prints
-//!                                               "schedstat TID RUN_NS WAIT_NS" (the kernel's
+//!                                               "schedstat TID RUN_NS WAIT_NS TIMESLICES" (the kernel's
 //!                                               own account of its life)
 //!                                spin-read N MS as spin, but each spins inside the kernel:
 //!                                               read()s of 1 MiB from /dev/zero
@@ -28,6 +28,10 @@
 //!                                               a timeout of 0, then MS ms of spinning
 //!                                epoll N MS     a thread "epoller" loops N times: epoll_wait()
 //!                                               with a timeout of 1 ms, then MS ms of spinning
+//!                                relay N        4 threads "relay-I", on any CPU, pass 2
+//!                                               bytes around a ring of pipes: each reads,
+//!                                               spins 20 us and writes N times; each then
+//!                                               prints its "schedstat" line
 //!                                fork N K       N child processes, one after another, each
 //!                                               making K getppid(); prints "child PID" for
 //!                                               each
@@ -117,16 +121,55 @@ fn spin_on_one_cpu(threads: u64, spin: Duration, busy: Busy) {
     }
 }
 
-/// "schedstat TID RUN_NS WAIT_NS": the kernel's account of this thread.
+/// Two bytes passed around a ring of four threads, `laps` times each: the
+/// CPUs switch from one of them to another, and wake each other's, so that
+/// a thread's records come from both CPUs in either order.
+fn relay(laps: u64) {
+    const THREADS: usize = 4;
+    let pipes: Vec<_> = (0..THREADS)
+        .map(|_| nix::unistd::pipe().expect("pipe"))
+        .collect();
+    let (reads, writes): (Vec<_>, Vec<_>) = pipes.into_iter().unzip();
+    let mut writes: Vec<Option<_>> = writes.into_iter().map(Some).collect();
+    writes.rotate_left(1); // thread i reads pipe i, writes pipe i + 1
+    let runners: Vec<_> = reads
+        .into_iter()
+        .zip(writes)
+        .enumerate()
+        .map(|(i, (from, to))| {
+            let to = to.expect("a pipe per thread");
+            thread::Builder::new()
+                .name(format!("relay-{i}"))
+                .spawn(move || {
+                    // Every other thread starts with a byte, and takes
+                    // one last at the end.
+                    let holds = i % 2 == 0;
+                    let mut byte = [0u8; 1];
+                    for lap in 0..laps {
+                        if !holds || lap > 0 {
+                            nix::unistd::read(&from, &mut byte).expect("read");
+                        }
+                        spin_for(Duration::from_micros(20));
+                        nix::unistd::write(&to, &byte).expect("write");
+                    }
+                    if holds {
+                        nix::unistd::read(&from, &mut byte).expect("read");
+                    }
+                    own_schedstat()
+                })
+                .expect("spawning a thread")
+        })
+        .collect();
+    for runner in runners {
+        println!("{}", runner.join().expect("relay thread panicked"));
+    }
+}
+
+/// "schedstat TID RUN_NS WAIT_NS TIMESLICES": the kernel's account of this
+/// thread (TIMESLICES: the times it was given a CPU).
 fn own_schedstat() -> String {
     let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
-    let fields: Vec<&str> = schedstat.split_whitespace().collect();
-    format!(
-        "schedstat {} {} {}",
-        nix::unistd::gettid(),
-        fields[0],
-        fields[1]
-    )
+    format!("schedstat {} {}", nix::unistd::gettid(), schedstat.trim())
 }
 
 fn udp_datagrams(n: u64) {
@@ -332,6 +375,7 @@ fn serve() {
                 let work = Duration::from_millis(number(words.next(), "MS"));
                 on_thread("epoller", move || epoll_loop(n, work));
             }
+            Some("relay") => relay(number(words.next(), "N")),
             Some("fsync") => {
                 let n = number(words.next(), "N");
                 on_thread("syncer", move || fsync_writes(n));
