@@ -138,6 +138,7 @@ struct thread_exit_event _thread_exit_event = {};
 struct exec_event _exec_event = {};
 struct process_new_event _process_new_event = {};
 struct slow_call_event _slow_call_event = {};
+struct batch_header _batch_header = {};
 struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
@@ -286,6 +287,7 @@ static __always_inline void *record_start(struct record_batch **batch, __u32 siz
 					  bool stage)
 {
 	struct record_batch *staged;
+	struct batch_header *header;
 	__u32 len;
 
 	*batch = NULL;
@@ -303,8 +305,13 @@ static __always_inline void *record_start(struct record_batch **batch, __u32 siz
 		}
 		len = 0;
 	}
-	if (!len)
+	if (!len) {
+		header = (struct batch_header *)staged->data;
+		header->kind = EVENT_BATCH;
+		header->cpu = bpf_get_smp_processor_id();
 		staged->first_ns = now;
+		len = sizeof(*header);
+	}
 	staged->len = len + size;
 	*batch = staged;
 	return staged->data + len;

@@ -18,6 +18,7 @@ enum event_kind {
 	EVENT_EXEC = 10,	/* a thread that is not the leader exec'd: it takes the leader's id */
 	EVENT_PROCESS_NEW = 11,	/* a traced process forked a process, traced too */
 	EVENT_SLOW_CALL = 12,	/* a completed call past the event threshold */
+	EVENT_BATCH = 13,	/* the records after it were staged on one CPU */
 };
 
 /* A sampling window opened and closed by triggers (--start-trigger,
@@ -238,23 +239,30 @@ struct kept_exit {
 /* Records staged on one CPU before they go to the ring buffer, one after
  * another (what a CPU running traced threads records: their calls, context
  * switches, and the wakeups they make): a record costs a copy into memory
- * of its own CPU, and the ring buffer one operation per batch. Batches from
- * different CPUs reach user space out of order, which puts records back in
- * time order: it holds them until no staged record can be older. */
+ * of its own CPU, and the ring buffer one operation per batch. Each CPU's
+ * batches come in the order they were made, but the CPUs' interleave: user
+ * space merges them by time, holding records until no staged record can be
+ * older. */
 #define BATCH_BYTES 4096
 
-/* A batch is sent once its oldest record is this old (checked when a
+/* A batch is sent once its first record is this old (checked when a
  * record is staged and at every timer interrupt), or when its CPU stops
  * running traced threads. An enum, so that user space gets it. */
 enum staging {
-	MAX_STAGED_NS = 10000000,
+	MAX_STAGED_NS = 5000000,
+};
+
+/* The start of every batch: which CPU's records follow. */
+struct batch_header {
+	__u32 kind;	/* EVENT_BATCH */
+	__u32 cpu;
 };
 
 struct record_batch {
-	__u32 len;	/* bytes staged */
+	__u32 len;	/* bytes staged, the header included */
 	__u32 busy;	/* a program is staging (nested ones go direct) */
-	__u64 first_ns;	/* when the oldest record staged was made */
-	__u8 data[BATCH_BYTES];
+	__u64 first_ns;	/* when the first record staged was made */
+	__u8 data[BATCH_BYTES];	/* a batch_header, then records */
 };
 
 /* Per-thread system call in flight; enter_ns == 0 means none. */

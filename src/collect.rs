@@ -16,6 +16,7 @@ use crate::cli::{Cli, Windows};
 use crate::clock::{self, Timestamp};
 use crate::loss::Lost;
 use crate::output::Layout;
+use crate::placement::Placement;
 use crate::records::Record;
 use crate::reorder::{Reorder, HOLD_NS};
 use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
@@ -75,9 +76,14 @@ pub fn collect(
     let traced = traced_from_the_start(&mut tracer, target, follow_forks);
     // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();
-    if let Err(err) = priority::raise() {
-        warnings.push(priority::warning(&err));
-    }
+    // At normal priority, the kernel itself keeps the reader off busy CPUs.
+    let placement = match priority::raise() {
+        Ok(()) => RefCell::new(Placement::new()),
+        Err(err) => {
+            warnings.push(priority::warning(&err));
+            RefCell::new(None)
+        }
+    };
     let header = Header {
         processes: given
             .iter()
@@ -91,11 +97,14 @@ pub fn collect(
     let reorder = RefCell::new(Reorder::default());
     // A slow call's process has its memory map read while it lives.
     let spaces = RefCell::new(AddressSpaces::default());
-    let ring = tracer.ring_buffer(|record| {
+    let ring = tracer.ring_buffer(|cpu, record| {
         if let Record::SlowCall(call) = &record {
             spaces.borrow_mut().note(call.pid);
         }
-        reorder.borrow_mut().push(record)
+        if let (Some(cpu), Some(placement)) = (cpu, placement.borrow_mut().as_mut()) {
+            placement.note(cpu);
+        }
+        reorder.borrow_mut().push(cpu, record)
     })?;
     sink.announce(&header)?;
     target.release()?;
@@ -108,6 +117,7 @@ pub fn collect(
         target,
         aggregator: &aggregator,
         reorder: &reorder,
+        placement: &placement,
         spaces: &spaces,
         alive: traced,
         lost: Lost::default(),
@@ -181,6 +191,7 @@ struct Session<'a, 'obj, 'cb> {
     /// Records as they arrive, until the aggregator can have them in
     /// order.
     reorder: &'a RefCell<Reorder>,
+    placement: &'a RefCell<Option<Placement>>,
     spaces: &'a RefCell<AddressSpaces>,
     /// The traced processes alive at the last window's end.
     alive: Vec<u32>,
@@ -279,8 +290,8 @@ impl Session<'_, '_, '_> {
             Aggregator::new(u64::MAX),
         );
         let mut reorder = self.reorder.borrow_mut();
-        for record in self.tracer.staged_records() {
-            reorder.push(record);
+        for (cpu, record) in self.tracer.staged_records() {
+            reorder.push(cpu, record);
         }
         reorder.release_all(|record| aggregator.ingest(record));
         let late = reorder.take_late();
@@ -416,6 +427,9 @@ impl Session<'_, '_, '_> {
         self.reorder
             .borrow_mut()
             .release_before(horizon_ns, |record| aggregator.ingest(record));
+        if let Some(placement) = self.placement.borrow_mut().as_mut() {
+            placement.review();
+        }
         drained
     }
 

@@ -9,6 +9,7 @@ mod histogram;
 mod irq;
 mod loss;
 mod output;
+mod placement;
 mod priority;
 mod procfs;
 mod records;

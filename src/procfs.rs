@@ -217,7 +217,12 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        assert!(processes_named("sleep").contains(&child.id()));
+        // Named "sleep" once it has exec'd: until then, after this test.
+        let found = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            processes_named("sleep").contains(&child.id())
+        });
+        assert!(found);
         assert!(
             !processes_named("slee").contains(&child.id()),
             "exactly, not a prefix"

@@ -4,9 +4,9 @@
 use crate::irq::HardIrq;
 use crate::sched::Departure;
 use crate::skel::types::{
-    event_kind, exec_event, irq_event, process_new_event, slow_call_event, stack_id, switch_event,
-    switch_flags, switch_out_state, syscall_event, thread_exit_event, thread_new_event,
-    wakeup_event,
+    batch_header, event_kind, exec_event, irq_event, process_new_event, slow_call_event, stack_id,
+    switch_event, switch_flags, switch_out_state, syscall_event, thread_exit_event,
+    thread_new_event, wakeup_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -144,11 +144,26 @@ pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
     comm.map(|c| c as u8)
 }
 
-/// The records of one ring-buffer sample: one record, or a batch of calls
-/// staged on a CPU (records one after another, each a multiple of 8 bytes,
-/// so that all stay aligned).
-pub fn decode_all(data: &[u8]) -> Records<'_> {
-    Records { data, offset: 0 }
+/// One ring-buffer sample: a record sent at once, or a batch staged on
+/// one CPU (a batch_header, then records one after another, each a
+/// multiple of 8 bytes, so that all stay aligned).
+pub struct Sample<'a> {
+    /// The CPU of a batch.
+    pub cpu: Option<u32>,
+    pub records: Records<'a>,
+}
+
+pub fn decode_sample(data: &[u8]) -> Sample<'_> {
+    let (cpu, offset) = match plain::from_bytes::<batch_header>(data) {
+        Ok(header) if event_kind(header.kind) == event_kind::EVENT_BATCH => {
+            (Some(header.cpu), std::mem::size_of::<batch_header>())
+        }
+        _ => (None, 0),
+    };
+    Sample {
+        cpu,
+        records: Records { data, offset },
+    }
 }
 
 pub struct Records<'a> {
@@ -171,10 +186,13 @@ impl Iterator for Records<'_> {
     }
 }
 
-/// The records in `data` wherever it lies in memory: decoded from a copy
+/// The sample in `data` wherever it lies in memory: decoded from a copy
 /// aligned as the record structs need (the ring buffer's samples are).
-pub fn decode_unaligned(data: &[u8]) -> Vec<Record> {
-    with_aligned_copy(data, |aligned| decode_all(aligned).collect())
+pub fn decode_unaligned(data: &[u8]) -> (Option<u32>, Vec<Record>) {
+    with_aligned_copy(data, |aligned| {
+        let sample = decode_sample(aligned);
+        (sample.cpu, sample.records.collect())
+    })
 }
 
 /// `read` applied to a copy of `data` that starts on an 8-byte boundary.
@@ -359,11 +377,18 @@ mod tests {
             tid: 3,
             ts_ns: 9,
         };
+        let header = batch_header {
+            kind: event_kind::EVENT_BATCH.0,
+            cpu: 7,
+        };
         let mut batch = vec![0u8; 4]; // lies at an odd place in memory
+        batch.extend(bytes(&header));
         batch.extend(bytes(&call(1)));
         batch.extend(bytes(&wakeup));
         batch.extend(bytes(&call(2)));
-        let tids: Vec<u32> = decode_unaligned(&batch[4..])
+        let (cpu, records) = decode_unaligned(&batch[4..]);
+        assert_eq!(cpu, Some(7));
+        let tids: Vec<u32> = records
             .into_iter()
             .map(|record| match record {
                 Record::Syscall { tid, .. } | Record::Wakeup { tid, .. } => tid,
@@ -372,8 +397,13 @@ mod tests {
             .collect();
         assert_eq!(tids, vec![1, 3, 2]);
         // A record cut short ends the batch.
-        assert_eq!(decode_unaligned(&batch[4..batch.len() - 8]).len(), 2);
-        assert_eq!(decode_all(&[]).count(), 0);
+        assert_eq!(decode_unaligned(&batch[4..batch.len() - 8]).1.len(), 2);
+        // A record sent at once: no CPU.
+        assert_eq!(
+            decode_unaligned(&bytes(&wakeup)),
+            (None, vec![Record::Wakeup { tid: 3, ts_ns: 9 }])
+        );
+        assert_eq!(decode_unaligned(&[]), (None, vec![]));
     }
 
     #[test]

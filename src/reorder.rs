@@ -1,21 +1,28 @@
 //! Puts records back in the order they were made. A CPU running traced
 //! threads sends its records in batches, so a thread's records made on two
-//! CPUs (or a wakeup made on another) can arrive in either order. A batch
-//! waits in the kernel at most MAX_STAGED_NS (bpf/kernel_delay.h) and a
-//! timer tick more; records are held here until they are older than that,
-//! with room to spare, and then released in time order.
+//! CPUs (or a wakeup made on another) can arrive in either order. Each
+//! CPU's records come in order, and a batch waits in the kernel at most
+//! MAX_STAGED_NS (bpf/kernel_delay.h) and a timer tick more: records are
+//! queued by CPU, held until they are older than that with room to spare,
+//! and released merged in time order.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::records::Record;
 use crate::skel::types::staging;
 
-/// How long a record is held: the kernel's bound on staging (10 ms), a
+/// How long a record is held: the kernel's bound on staging (5 ms), a
 /// timer tick (up to 10 ms at HZ=100), and the reader's own delay.
 pub const HOLD_NS: u64 = 5 * staging::MAX_STAGED_NS.0 as u64;
 
+/// Records from one source, each with its time, oldest first.
+type Queue = VecDeque<(u64, Record)>;
+
 #[derive(Debug, Default)]
 pub struct Reorder {
-    /// Records not yet released, each with its time.
-    pending: Vec<(u64, Record)>,
+    /// Records sent at once first, then those staged on CPU 0, 1, ...
+    queues: Vec<Queue>,
     /// The time of the newest record released.
     released_ns: u64,
     /// Records that arrived after a newer one was released: held too
@@ -24,27 +31,50 @@ pub struct Reorder {
 }
 
 impl Reorder {
-    pub fn push(&mut self, record: Record) {
+    /// A record, and the CPU whose batch it came in (None: sent at once).
+    pub fn push(&mut self, cpu: Option<u32>, record: Record) {
         let time = record.time_ns();
         if time < self.released_ns {
             self.late += 1;
         }
-        self.pending.push((time, record));
+        let index = cpu.map_or(0, |cpu| cpu as usize + 1);
+        if index >= self.queues.len() {
+            self.queues.resize_with(index + 1, Queue::default);
+        }
+        let queue = &mut self.queues[index];
+        // Nearly always the newest of its queue; not always: a record
+        // staged by an interrupt in the middle of another, or two sent at
+        // once from two CPUs.
+        if queue.back().is_none_or(|(newest, _)| *newest <= time) {
+            queue.push_back((time, record));
+        } else {
+            let at = queue.partition_point(|(queued, _)| *queued <= time);
+            queue.insert(at, (time, record));
+        }
     }
 
     /// Hands `sink` the records made before `horizon_ns`, oldest first
-    /// (records made at the same time in the order they arrived).
+    /// (those made at the same time in the order they arrived, from one
+    /// source).
     pub fn release_before(&mut self, horizon_ns: u64, mut sink: impl FnMut(Record)) {
-        // Stable, and quick on what it mostly is: sorted runs (the
-        // records held, and each batch).
-        self.pending.sort_by_key(|(time, _)| *time);
-        let ready = self.pending.partition_point(|(time, _)| *time < horizon_ns);
-        if let Some(&(newest, _)) = ready.checked_sub(1).and_then(|i| self.pending.get(i)) {
-            self.released_ns = self.released_ns.max(newest);
+        let head = |queue: &Queue| queue.front().map(|(time, _)| *time);
+        let mut heads: BinaryHeap<Reverse<(u64, usize)>> = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter_map(|(index, queue)| Some(Reverse((head(queue)?, index))))
+            .filter(|Reverse((time, _))| *time < horizon_ns)
+            .collect();
+        while let Some(Reverse((time, index))) = heads.pop() {
+            let queue = &mut self.queues[index];
+            if let Some((_, record)) = queue.pop_front() {
+                self.released_ns = self.released_ns.max(time);
+                sink(record);
+            }
+            if let Some(next) = head(queue).filter(|next| *next < horizon_ns) {
+                heads.push(Reverse((next, index)));
+            }
         }
-        self.pending
-            .drain(..ready)
-            .for_each(|(_, record)| sink(record));
     }
 
     pub fn release_all(&mut self, sink: impl FnMut(Record)) {
@@ -54,7 +84,9 @@ impl Reorder {
     /// Forgets the records made before `start_ns` (stragglers of a
     /// previous window).
     pub fn discard_before(&mut self, start_ns: u64) {
-        self.pending.retain(|(time, _)| *time >= start_ns);
+        for queue in &mut self.queues {
+            queue.retain(|(time, _)| *time >= start_ns);
+        }
     }
 
     /// Records that arrived late since the last call.
@@ -82,10 +114,10 @@ mod tests {
         let mut reorder = Reorder::default();
         // CPU 1's batch arrives first, CPU 0's older one second.
         for ts in [30, 40, 50] {
-            reorder.push(wakeup(1, ts));
+            reorder.push(Some(1), wakeup(1, ts));
         }
         for ts in [10, 20, 45] {
-            reorder.push(wakeup(2, ts));
+            reorder.push(Some(0), wakeup(2, ts));
         }
         let times: Vec<u64> = released(&mut reorder, 100)
             .iter()
@@ -98,28 +130,48 @@ mod tests {
     #[test]
     fn records_are_held_until_the_horizon_passes_them() {
         let mut reorder = Reorder::default();
-        reorder.push(wakeup(1, 10));
-        reorder.push(wakeup(1, 30));
+        reorder.push(Some(0), wakeup(1, 10));
+        reorder.push(Some(0), wakeup(1, 30));
         assert_eq!(released(&mut reorder, 30), [wakeup(1, 10)]);
-        reorder.push(wakeup(2, 20));
+        reorder.push(Some(1), wakeup(2, 20));
         assert_eq!(released(&mut reorder, 31), [wakeup(2, 20), wakeup(1, 30)]);
     }
 
     #[test]
     fn same_time_keeps_arrival_order() {
         let mut reorder = Reorder::default();
-        reorder.push(wakeup(2, 10));
-        reorder.push(wakeup(1, 10));
-        assert_eq!(released(&mut reorder, 11), [wakeup(2, 10), wakeup(1, 10)]);
+        reorder.push(None, wakeup(2, 10));
+        reorder.push(None, wakeup(1, 10));
+        reorder.push(Some(3), wakeup(3, 10));
+        reorder.push(Some(3), wakeup(4, 10));
+        assert_eq!(
+            released(&mut reorder, 11),
+            [wakeup(2, 10), wakeup(1, 10), wakeup(3, 10), wakeup(4, 10)]
+        );
+    }
+
+    #[test]
+    fn a_record_older_than_the_newest_of_its_queue_goes_before_it() {
+        // An interrupt staged its wakeup while the call it interrupted,
+        // timed just before, had yet to be staged.
+        let mut reorder = Reorder::default();
+        reorder.push(Some(0), wakeup(1, 10));
+        reorder.push(Some(0), wakeup(2, 30));
+        reorder.push(Some(0), wakeup(3, 20));
+        reorder.push(Some(0), wakeup(4, 30));
+        assert_eq!(
+            released(&mut reorder, 100),
+            [wakeup(1, 10), wakeup(3, 20), wakeup(2, 30), wakeup(4, 30)]
+        );
     }
 
     #[test]
     fn a_record_older_than_one_released_is_late_but_kept() {
         let mut reorder = Reorder::default();
-        reorder.push(wakeup(1, 50));
+        reorder.push(Some(0), wakeup(1, 50));
         assert_eq!(released(&mut reorder, 60), [wakeup(1, 50)]);
-        reorder.push(wakeup(1, 40));
-        reorder.push(wakeup(1, 55));
+        reorder.push(Some(1), wakeup(1, 40));
+        reorder.push(Some(1), wakeup(1, 55));
         assert_eq!(reorder.take_late(), 1);
         assert_eq!(reorder.take_late(), 0);
         let mut all = Vec::new();
@@ -130,8 +182,8 @@ mod tests {
     #[test]
     fn stragglers_of_a_previous_window_are_dropped() {
         let mut reorder = Reorder::default();
-        reorder.push(wakeup(1, 5));
-        reorder.push(wakeup(1, 15));
+        reorder.push(Some(0), wakeup(1, 5));
+        reorder.push(None, wakeup(1, 15));
         reorder.discard_before(10);
         assert_eq!(released(&mut reorder, 100), [wakeup(1, 15)]);
     }

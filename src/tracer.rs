@@ -15,7 +15,7 @@ use libbpf_rs::{
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
 use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
-use crate::records::{comm_bytes, decode_all, decode_unaligned, InFlight, Record};
+use crate::records::{comm_bytes, decode_sample, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
     kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value, syscall_start,
     thread_key, window_state,
@@ -254,14 +254,18 @@ impl<'obj> Tracer<'obj> {
         }
     }
 
-    /// A ring buffer that hands each decoded record to `on_record`.
+    /// A ring buffer that hands each decoded record to `on_record`, with
+    /// the CPU it was staged on (None: sent at once).
     pub fn ring_buffer<'cb>(
         &self,
-        mut on_record: impl FnMut(Record) + 'cb,
+        mut on_record: impl FnMut(Option<u32>, Record) + 'cb,
     ) -> Result<RingBuffer<'cb>> {
         let mut builder = RingBufferBuilder::new();
         builder.add(&self.skel.maps.events, move |data: &[u8]| {
-            decode_all(data).for_each(&mut on_record);
+            let sample = decode_sample(data);
+            for record in sample.records {
+                on_record(sample.cpu, record);
+            }
             0
         })?;
         Ok(builder.build()?)
@@ -368,14 +372,16 @@ impl<'obj> Tracer<'obj> {
         .collect()
     }
 
-    /// The records still staged on each CPU (read once tracing has stopped).
-    pub fn staged_records(&self) -> Vec<Record> {
+    /// The records still staged on each CPU, with the CPU (read once
+    /// tracing has stopped).
+    pub fn staged_records(&self) -> Vec<(Option<u32>, Record)> {
         per_cpu::<record_batch>(&self.skel.maps.batches)
             .into_iter()
             .flatten()
             .flat_map(|batch| {
                 let len = (batch.len as usize).min(batch.data.len());
-                decode_unaligned(&batch.data[..len])
+                let (cpu, records) = decode_unaligned(&batch.data[..len]);
+                records.into_iter().map(move |record| (cpu, record))
             })
             .collect()
     }
