@@ -34,6 +34,10 @@ __u8 traced_pids[1] SEC(".data.traced_pids");
 const volatile __u32 wakeup_shift = 31;
 /* sched_switch has its prev_state argument (5.18+): set from kernel BTF. */
 const volatile bool has_prev_state = false;
+/* The kernel keeps task-local storage for tracing programs (5.13+): each
+ * thread's call lives with the thread (a few pointer loads away). Older
+ * kernels: in the thread map, a hash by thread id. Set from kernel BTF. */
+const volatile bool task_storage = false;
 /* Windows (triggers, repeated samples): records are made only while one
  * is open, each straight to the ring buffer (a staged record could stay
  * on its CPU past the window's close). */
@@ -53,8 +57,17 @@ struct {
 	__uint(max_entries, 64 << 20); /* resized by user space */
 } events SEC(".maps");
 
-/* The call each thread is in. Sized by user space so that every thread the
- * kernel can have fits; allocated as threads make calls, not up front. */
+/* The call each thread is in, with task storage. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct syscall_start);
+} task_calls SEC(".maps");
+
+/* The call each thread is in, without (the other map is not created).
+ * Sized by user space so that every thread the kernel can have fits;
+ * allocated as threads make calls, not up front. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
@@ -139,6 +152,7 @@ struct exec_event _exec_event = {};
 struct process_new_event _process_new_event = {};
 struct slow_call_event _slow_call_event = {};
 struct batch_header _batch_header = {};
+struct call_in_flight _call_in_flight = {};
 struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
@@ -151,6 +165,24 @@ enum stack_depth _stack_depth = 0;
 enum staging _staging = 0;
 enum stack_id _stack_id = 0;
 enum window_state _window_state = 0;
+
+/* The call the current thread (`tid`) is in; `flags` creates its storage. */
+static __always_inline struct syscall_start *current_call(__u32 tid, __u64 flags)
+{
+	if (task_storage)
+		return bpf_task_storage_get(&task_calls, bpf_get_current_task_btf(), 0, flags);
+	return bpf_map_lookup_elem(&syscall_starts, &tid);
+}
+
+/* The call `task` is in. */
+static __always_inline struct syscall_start *call_of(struct task_struct *task)
+{
+	__u32 tid = task->pid;
+
+	if (task_storage)
+		return bpf_task_storage_get(&task_calls, task, 0, 0);
+	return bpf_map_lookup_elem(&syscall_starts, &tid);
+}
 
 static __always_inline bool is_traced(__u32 tgid)
 {
@@ -388,7 +420,7 @@ int sched_switch(__u64 *ctx)
 			state = task_state(prev);
 		e->prev_tid = prev_tid;
 		e->prev_state = switch_out_state(state);
-		start = bpf_map_lookup_elem(&syscall_starts, &prev_tid);
+		start = call_of(prev);
 		if (start && start->enter_ns) {
 			e->flags |= SWITCH_PREV_IN_CALL;
 			/* Where it waits: the stack that says why a call was slow. */
@@ -467,12 +499,16 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		return 0;
 
 	/* Update in place: cheaper than a map update on every call. */
-	start = bpf_map_lookup_elem(&syscall_starts, &tid);
+	start = current_call(tid, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (start) {
 		start->nr = id;
 		if (capture_stacks)
 			start->kernel_stack_taken = 0;
 		start->enter_ns = bpf_ktime_get_ns();
+		return 0;
+	}
+	if (task_storage) {
+		count_lost(LOST_SYSCALL_MAP_FULL);
 		return 0;
 	}
 	fresh.nr = id;
@@ -589,7 +625,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!is_target(pid_tgid))
 		return 0;
 
-	start = bpf_map_lookup_elem(&syscall_starts, &tid);
+	start = current_call(tid, 0);
 	if (!start || !start->enter_ns)
 		return 0; /* entered before tracing began */
 	if (!recording()) {
@@ -625,6 +661,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, pid = pid_tgid >> 32;
+	struct syscall_start *start;
 	struct thread_exit_event *e;
 	struct thread_key key;
 	struct kept_exit kept;
@@ -636,7 +673,13 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 
 	/* exit() and exit_group() never return: forget their start. Its calls
 	 * go before its exit, ahead of any later thread with its id. */
-	bpf_map_delete_elem(&syscall_starts, &tid);
+	if (task_storage) {
+		start = current_call(tid, 0);
+		if (start)
+			start->enter_ns = 0;
+	} else {
+		bpf_map_delete_elem(&syscall_starts, &tid);
+	}
 	flush_this_cpu(false);
 	/* A process that reuses the id later is not this one. */
 	if (process_exited && !targ_tgid)
@@ -706,7 +749,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 		return 0;
 	/* Its calls under its old id go before the change of id. */
 	flush_this_cpu(false);
-	start = bpf_map_lookup_elem(&syscall_starts, &old_tid);
+	/* Task storage goes with the task; the thread map is by id. */
+	start = task_storage ? NULL : bpf_map_lookup_elem(&syscall_starts, &old_tid);
 	if (start) {
 		if (bpf_map_update_elem(&syscall_starts, &tid, start, BPF_ANY))
 			count_lost(LOST_SYSCALL_MAP_FULL);
@@ -844,6 +888,27 @@ SEC("tp_btf/hrtimer_expire_entry")
 int BPF_PROG(hrtimer_expire_entry)
 {
 	flush_this_cpu(true);
+	return 0;
+}
+
+/* With task storage: the calls traced threads are in, for user space to
+ * read when the window closes (run through a task iterator). */
+SEC("iter/task")
+int calls_in_flight(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct call_in_flight call = {};
+	struct syscall_start *start;
+
+	if (!task || !is_traced(task->tgid))
+		return 0;
+	start = bpf_task_storage_get(&task_calls, task, 0, 0);
+	if (!start || !start->enter_ns)
+		return 0;
+	call.tid = task->pid;
+	call.nr = start->nr;
+	call.enter_ns = start->enter_ns;
+	bpf_seq_write(ctx->meta->seq, &call, sizeof(call));
 	return 0;
 }
 

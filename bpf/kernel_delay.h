@@ -265,6 +265,15 @@ struct record_batch {
 	__u8 data[BATCH_BYTES];	/* a batch_header, then records */
 };
 
+/* A call a traced thread is in when the window closes, as the task
+ * iterator reports it (task storage cannot be read from user space). */
+struct call_in_flight {
+	__u32 tid;
+	__u32 pad;
+	__s64 nr;
+	__u64 enter_ns;
+};
+
 /* Per-thread system call in flight; enter_ns == 0 means none. */
 struct syscall_start {
 	__u64 enter_ns;

@@ -305,8 +305,16 @@ impl Session<'_, '_, '_> {
                 HOLD_NS / 1_000_000
             ));
         }
-        for (tid, call) in self.tracer.in_flight() {
-            aggregator.add_in_flight(tid, call);
+        match self.tracer.in_flight() {
+            Ok(calls) => {
+                for (tid, call) in calls {
+                    aggregator.add_in_flight(tid, call);
+                }
+            }
+            Err(err) => warnings.push(format!(
+                "calls not finished when the window closed are not shown: they could not be \
+                 read ({err})"
+            )),
         }
         match calls_at_end {
             Ok(calls) => {

@@ -1,15 +1,16 @@
 //! Loads, attaches and detaches the BPF programs, and reads their maps.
 
+use std::io::Read;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::btf::types::{FuncProto, Typedef};
+use libbpf_rs::btf::types::{FuncProto, Struct, Typedef};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    ErrorKind, Link, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+    ErrorKind, Iter, Link, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
 
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
@@ -17,8 +18,8 @@ use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_sample, decode_unaligned, InFlight, Record};
 use crate::skel::types::{
-    kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value, syscall_start,
-    thread_key, window_state,
+    call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
+    syscall_start, thread_key, window_state,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 use crate::syscall_names;
@@ -94,6 +95,8 @@ pub struct Tracer<'obj> {
     pub skipped: Vec<String>,
     /// Length of the traced-process set (0 for a single process).
     pid_limit: u32,
+    /// Each thread's call is in task storage, not in the thread map.
+    task_storage: bool,
 }
 
 impl<'obj> Tracer<'obj> {
@@ -141,6 +144,8 @@ impl<'obj> Tracer<'obj> {
         // Wake the reader early at each quarter of the buffer pending.
         rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
         rodata.has_prev_state = sched_switch_has_prev_state(&btf);
+        let task_storage = has_task_storage_for_tracing(&btf);
+        rodata.task_storage = task_storage;
         rodata.windowed = windows.is_some();
         let stack_traces = match events {
             Some(events) => {
@@ -164,10 +169,15 @@ impl<'obj> Tracer<'obj> {
             .events
             .set_max_entries(ringbuf_bytes)
             .context("sizing the ring buffer failed")?;
+        // One home for the call each thread is in, the other not created.
         open.maps
             .syscall_starts
             .set_max_entries(max_threads())
             .context("sizing the thread map failed")?;
+        open.maps.syscall_starts.set_autocreate(!task_storage)?;
+        open.maps.task_calls.set_autocreate(task_storage)?;
+        open.progs.calls_in_flight.set_autoload(task_storage);
+        open.progs.calls_in_flight.set_autoattach(false);
         open.maps
             .data_traced_pids
             .set_value_size(pid_limit.max(1))
@@ -198,6 +208,7 @@ impl<'obj> Tracer<'obj> {
             trigger_links: Vec::new(),
             skipped,
             pid_limit,
+            task_storage,
         };
         // Before the programs: a trigger that does not exist fails with
         // nothing attached.
@@ -356,20 +367,43 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// System calls entered and not yet returned, per thread id.
-    pub fn in_flight(&self) -> Vec<(u32, InFlight)> {
-        map_entries(
-            &self.skel.maps.syscall_starts,
-            |tid: &u32, start: &syscall_start| {
-                let call = InFlight {
-                    nr: start.nr,
-                    enter_ns: start.enter_ns,
+    pub fn in_flight(&self) -> Result<Vec<(u32, InFlight)>> {
+        let calls = if self.task_storage {
+            self.calls_in_task_storage()?
+        } else {
+            map_entries(
+                &self.skel.maps.syscall_starts,
+                |tid: &u32, start: &syscall_start| {
+                    let call = InFlight {
+                        nr: start.nr,
+                        enter_ns: start.enter_ns,
+                    };
+                    (*tid, call)
+                },
+            )
+        };
+        Ok(calls
+            .into_iter()
+            .filter(|(_, call)| call.enter_ns != 0)
+            .collect())
+    }
+
+    /// The calls in task storage, as the task iterator reports them.
+    fn calls_in_task_storage(&self) -> Result<Vec<(u32, InFlight)>> {
+        let link = self.skel.progs.calls_in_flight.attach()?;
+        let mut bytes = Vec::new();
+        Iter::new(&link)?.read_to_end(&mut bytes)?;
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<call_in_flight>())
+            .filter_map(copy_from_bytes::<call_in_flight>)
+            .map(|call| {
+                let in_flight = InFlight {
+                    nr: call.nr,
+                    enter_ns: call.enter_ns,
                 };
-                (*tid, call)
-            },
-        )
-        .into_iter()
-        .filter(|(_, call)| call.enter_ns != 0)
-        .collect()
+                (call.tid, in_flight)
+            })
+            .collect())
     }
 
     /// The records still staged on each CPU, with the CPU (read once
@@ -473,6 +507,16 @@ fn max_threads() -> u32 {
 
 /// Whether the kernel's sched_switch tracepoint passes the state the
 /// previous task leaves in (5.18+); older ones make us read it from the task.
+/// Whether tracing programs can keep task-local storage (5.13+: the same
+/// change gave task_struct its own pointer to it).
+fn has_task_storage_for_tracing(btf: &Btf<'_>) -> bool {
+    btf.type_by_name::<Struct>("task_struct")
+        .is_some_and(|task| {
+            task.iter()
+                .any(|member| member.name.is_some_and(|name| name == "bpf_storage"))
+        })
+}
+
 fn sched_switch_has_prev_state(btf: &Btf<'_>) -> bool {
     btf.type_by_name::<Typedef>("btf_trace_sched_switch")
         .and_then(|typedef| typedef.next_type()) // pointer
