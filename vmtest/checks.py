@@ -243,7 +243,7 @@ def ready_time_on_a_shared_cpu(run):
     accounts = [line.split() for line in run.lines("workload_stdout") if line.startswith("schedstat ")]
     expect(len(accounts) == SPINNERS, f"{len(accounts)} schedstat lines, not {SPINNERS}")
     threads = {t["tid"]: t for t in run.report["threads"]}
-    for _, tid, run_ns, wait_ns in accounts:
+    for _, tid, run_ns, wait_ns, _timeslices in accounts:
         spinner = threads.get(int(tid))
         expect(spinner is not None, f"spinner {tid} not in the report")
         name = f"{spinner['comm']} ({tid})"
