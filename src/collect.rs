@@ -298,9 +298,10 @@ impl Session<'_, '_, '_> {
         drop(reorder);
         if late > 0 {
             warnings.push(format!(
-                "{} records reached kernel-delay more than {} ms after they were made (the ring \
-                 buffer was full while a CPU held them), so their threads' scheduler figures may \
-                 be off; try a larger --ringbuf-mb",
+                "{} records reached kernel-delay more than {} ms after they were made and were \
+                 aggregated out of order (a CPU held them that long: the ring buffer was full, or \
+                 the CPU stalled), so their threads' scheduler figures may be slightly off; if \
+                 records were lost too, try a larger --ringbuf-mb",
                 thousands(late),
                 HOLD_NS / 1_000_000
             ));

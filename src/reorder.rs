@@ -77,8 +77,11 @@ impl Reorder {
         }
     }
 
+    /// Releases everything, and the queues' memory: the report is made
+    /// next.
     pub fn release_all(&mut self, sink: impl FnMut(Record)) {
         self.release_before(u64::MAX, sink);
+        self.queues = Vec::new();
     }
 
     /// Forgets the records made before `start_ns` (stragglers of a
