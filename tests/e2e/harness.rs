@@ -40,6 +40,13 @@ impl Workload {
         Self::start_with(command)
     }
 
+    /// `kd-workload serve`, all its threads on CPU `cpu`.
+    pub fn start_on_cpu(cpu: usize) -> Self {
+        let mut command = Command::new("taskset");
+        command.args(["-c", &cpu.to_string(), WORKLOAD, "serve"]);
+        Self::start_with(command)
+    }
+
     /// `kd-workload serve` as a child of a shell, whose pid `pid()` is.
     pub fn start_under_shell() -> Self {
         let mut command = Command::new("sh");

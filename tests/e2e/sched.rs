@@ -1,6 +1,7 @@
 //! Scheduling: where each thread's time went, against the kernel's own
 //! /proc schedstat.
 
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -194,6 +195,34 @@ fn threads_handed_between_cpus_are_accounted_as_schedstat_says() {
             "{relay}"
         );
     }
+    assert!(
+        report["warnings"].as_array().is_none_or(Vec::is_empty),
+        "{report}"
+    );
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_thread_computing_without_calls_does_not_hold_back_its_records() {
+    // The poller makes one call, then computes 100 ms without any, alone
+    // on CPU 1 (kernel-delay and the burst on CPU 0): the batch its call
+    // was staged in goes at a timer interrupt, not when the thread next
+    // leaves the CPU, so that none of its records comes after newer ones
+    // (the burst's) were aggregated. Without the timer's part, every run
+    // here had such records.
+    let mut poller = Workload::start_on_cpu(1);
+    let mut burst = Workload::start_on_cpu(0);
+    let pids = format!("{},{}", poller.pid(), burst.pid());
+    let mut command = Command::new("taskset");
+    command.args(["-c", "0", TOOL, "--pid", &pids, "--duration", "300"]);
+    let trace = Trace::spawn(command);
+    thread::scope(|scope| {
+        scope.spawn(|| poller.run("poll 20 100"));
+        burst.run("burst 3000000");
+    });
+    let report = trace.interrupt();
+    assert_eq!(count(only_thread(&report, "poller"), "poll"), 20);
+    assert_eq!(count(only_thread(&report, "burst"), "getppid"), 3_000_000);
     assert!(
         report["warnings"].as_array().is_none_or(Vec::is_empty),
         "{report}"
