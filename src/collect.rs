@@ -24,7 +24,7 @@ use crate::skel::types::window_state;
 use crate::symbolize::{self, AddressSpaces};
 use crate::target::Target;
 use crate::thousands::thousands;
-use crate::tracer::{drain, Filter, Options, Tracer};
+use crate::tracer::{drain, read_pending, Filter, Options, Tracer};
 use crate::{irq, priority, procfs, sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:
@@ -126,9 +126,13 @@ pub fn collect(
     };
     let Some(windows) = windows.as_ref() else {
         // One window, from now: the probes are all there is to open it.
-        let collected = session.window(header, warnings, None)?;
-        let failure = collected.1;
-        sink.report(collected.0, Layout::Only)?;
+        let (collected, failure) = session.window(header, warnings, None)?;
+        // The ring buffer (mapped twice) and the maps go before the report
+        // is made: the report's memory peak is then its own.
+        drop(session);
+        drop(ring);
+        drop(tracer);
+        sink.report(collected, Layout::Only)?;
         return Ok(failure);
     };
     let mut reported = 0;
@@ -430,8 +434,10 @@ impl Session<'_, '_, '_> {
     /// and aggregates the records old enough that none made before them
     /// can still be on its way.
     fn read(&self, timeout: Duration) -> Result<()> {
+        let waited = drain(self.ring, timeout);
+        // What was made before the horizon is in the ring buffer now.
         let horizon_ns = clock::monotonic_ns().saturating_sub(HOLD_NS);
-        let drained = drain(self.ring, timeout);
+        let drained = waited.and_then(|()| read_pending(self.ring));
         let mut aggregator = self.aggregator.borrow_mut();
         self.reorder
             .borrow_mut()

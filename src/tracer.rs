@@ -594,6 +594,11 @@ fn copy_from_bytes<T: plain::Plain>(bytes: &[u8]) -> Option<T> {
 /// normal case).
 pub fn drain(ring: &RingBuffer<'_>, timeout: Duration) -> Result<()> {
     ring_result(ring.poll_raw(timeout))?;
+    read_pending(ring)
+}
+
+/// Reads every pending record, without waiting.
+pub fn read_pending(ring: &RingBuffer<'_>) -> Result<()> {
     ring_result(ring.consume_raw())
 }
 
