@@ -241,7 +241,11 @@ impl Session<'_, '_, '_> {
     ) -> Result<(Collected, Option<anyhow::Error>)> {
         let start_ns = header.start.mono_ns;
         *self.aggregator.borrow_mut() = Aggregator::new(start_ns);
-        self.reorder.borrow_mut().discard_before(start_ns);
+        // Records from while the probes were attaching tell the state the
+        // one window starts in; between windows, only stragglers come.
+        if windows.is_some() {
+            self.reorder.borrow_mut().discard_before(start_ns);
+        }
         for &pid in &self.alive {
             self.aggregator
                 .borrow_mut()
@@ -298,18 +302,8 @@ impl Session<'_, '_, '_> {
             reorder.push(cpu, record);
         }
         reorder.release_all(|record| aggregator.ingest(record));
-        let late = reorder.take_late();
+        warnings.extend(reorder.late_warning());
         drop(reorder);
-        if late > 0 {
-            warnings.push(format!(
-                "{} records reached kernel-delay more than {} ms after they were made and were \
-                 aggregated out of order (a CPU held them that long: the ring buffer was full, or \
-                 the CPU stalled), so their threads' scheduler figures may be slightly off; if \
-                 records were lost too, try a larger --ringbuf-mb",
-                thousands(late),
-                HOLD_NS / 1_000_000
-            ));
-        }
         match self.tracer.in_flight() {
             Ok(calls) => {
                 for (tid, call) in calls {

@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use crate::records::Record;
 use crate::skel::types::staging;
+use crate::thousands::thousands;
 
 /// How long a record is held: the kernel's bound on staging (5 ms), a
 /// timer tick (up to 10 ms at HZ=100), and the reader's own delay.
@@ -93,8 +94,24 @@ impl Reorder {
     }
 
     /// Records that arrived late since the last call.
-    pub fn take_late(&mut self) -> u64 {
+    fn take_late(&mut self) -> u64 {
         std::mem::take(&mut self.late)
+    }
+
+    /// The report's line on the records that arrived late since the last
+    /// call, if any did.
+    pub fn late_warning(&mut self) -> Option<String> {
+        let late = self.take_late();
+        (late > 0).then(|| {
+            format!(
+                "{} records reached kernel-delay more than {} ms after they were made and were \
+                 aggregated out of order (a CPU held them that long: the ring buffer was full, or \
+                 the CPU stalled), so their threads' scheduler figures may be slightly off; if \
+                 records were lost too, try a larger --ringbuf-mb",
+                thousands(late),
+                HOLD_NS / 1_000_000
+            )
+        })
     }
 }
 
@@ -175,8 +192,9 @@ mod tests {
         assert_eq!(released(&mut reorder, 60), [wakeup(1, 50)]);
         reorder.push(Some(1), wakeup(1, 40));
         reorder.push(Some(1), wakeup(1, 55));
-        assert_eq!(reorder.take_late(), 1);
-        assert_eq!(reorder.take_late(), 0);
+        let warning = reorder.late_warning().expect("a late record");
+        assert!(warning.starts_with("1 records reached"), "{warning}");
+        assert_eq!(reorder.late_warning(), None);
         let mut all = Vec::new();
         reorder.release_all(|record| all.push(record));
         assert_eq!(all, [wakeup(1, 40), wakeup(1, 55)]);
