@@ -36,6 +36,14 @@ pub struct Cli {
     #[arg(short = 'n', long, value_name = "NAME", value_delimiter = ',')]
     pub comm: Vec<String>,
 
+    /// Trace every process in cgroup directory PATH and the cgroups below
+    /// it (a container, a systemd service: a full path, or one under the
+    /// cgroup v2 mount), and the processes they fork; processes that join
+    /// it later are traced from when they are found (within 0.1 s).
+    /// Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<PathBuf>,
+
     /// Trace the processes the traced ones fork during the window, from
     /// their first instruction, and (with --pid) their descendants alive at
     /// the start [default with a COMMAND].
@@ -224,6 +232,7 @@ pub enum TargetSpec {
     Running {
         pids: Vec<u32>,
         names: Vec<String>,
+        cgroups: Vec<PathBuf>,
     },
     Command(Vec<OsString>),
 }
@@ -239,18 +248,20 @@ impl Cli {
         TargetSpec::Running {
             pids,
             names: self.comm.clone(),
+            cgroups: self.cgroup.clone(),
         }
     }
 
     fn traces_running_processes(&self) -> bool {
-        !self.pid.is_empty() || !self.comm.is_empty()
+        !self.pid.is_empty() || !self.comm.is_empty() || !self.cgroup.is_empty()
     }
 
     /// Whether processes forked by the traced ones are traced: asked for
-    /// with --pid or --comm, by default with a command.
+    /// with --pid or --comm, always with --cgroup (a fork stays in its
+    /// cgroup), by default with a command.
     pub fn follows_forks(&self) -> bool {
         if self.traces_running_processes() {
-            self.follow_forks
+            self.follow_forks || !self.cgroup.is_empty()
         } else {
             !self.no_follow_forks
         }
@@ -326,10 +337,10 @@ where
     let cli = Cli::try_parse_from(args)?;
     match (cli.traces_running_processes(), cli.command.is_empty()) {
         (true, false) => Err(usage_error(
-            "give either --pid/--comm or a command after --, not both",
+            "give either --pid/--comm/--cgroup or a command after --, not both",
         )),
         (false, true) => Err(usage_error(
-            "nothing to trace: give --pid PID, --comm NAME or a command after --",
+            "nothing to trace: give --pid PID, --comm NAME, --cgroup PATH or a command after --",
         )),
         _ => Ok(cli),
     }
@@ -453,7 +464,8 @@ mod tests {
             cli.target(),
             TargetSpec::Running {
                 pids: vec![42],
-                names: vec![]
+                names: vec![],
+                cgroups: vec![]
             }
         );
         assert!(!cli.follows_forks());
@@ -483,10 +495,27 @@ mod tests {
             cli.target(),
             TargetSpec::Running {
                 pids: vec![42, 43, 44],
-                names: vec![]
+                names: vec![],
+                cgroups: vec![]
             }
         );
         assert!(cli.follows_forks());
+    }
+
+    #[test]
+    fn processes_of_a_cgroup_and_their_forks() {
+        let cli = parse(&["--cgroup", "system.slice/nginx.service", "-d", "2"]).unwrap();
+        assert_eq!(
+            cli.target(),
+            TargetSpec::Running {
+                pids: vec![],
+                names: vec![],
+                cgroups: vec!["system.slice/nginx.service".into()]
+            }
+        );
+        assert!(cli.follows_forks());
+        let err = parse(&["--cgroup", "x", "--", "ls"]).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]
@@ -496,7 +525,8 @@ mod tests {
             cli.target(),
             TargetSpec::Running {
                 pids: vec![],
-                names: vec!["nginx".into(), "redis-server".into(), "postgres".into()]
+                names: vec!["nginx".into(), "redis-server".into(), "postgres".into()],
+                cgroups: vec![]
             }
         );
         assert_eq!(cli.window(), Some(DEFAULT_DURATION));

@@ -12,6 +12,7 @@ use anyhow::Result;
 use libbpf_rs::RingBuffer;
 
 use crate::aggregate::{Aggregator, ThreadActivity};
+use crate::cgroup::Cgroups;
 use crate::cli::{Cli, Windows};
 use crate::clock::{self, Timestamp};
 use crate::loss::Lost;
@@ -90,6 +91,13 @@ pub fn collect(
             .map(|&pid| (pid, sanitize::sanitize(&target.comm(pid))))
             .collect(),
         follow_forks,
+        cgroups: target
+            .cgroups()
+            .map(Cgroups::names)
+            .unwrap_or_default()
+            .iter()
+            .map(|name| sanitize::sanitize(name.as_bytes()))
+            .collect(),
         start: clock::now(),
         requested: cli.window_cap(),
     };
@@ -436,6 +444,17 @@ impl Session<'_, '_, '_> {
         self.reorder
             .borrow_mut()
             .release_before(horizon_ns, |record| aggregator.ingest(record));
+        // Processes moved into a traced cgroup (not forked by a traced
+        // process: those are traced already).
+        for pid in self
+            .target
+            .cgroups()
+            .map(Cgroups::joined)
+            .unwrap_or_default()
+        {
+            self.tracer.trace_process(pid);
+            aggregator.add_listed_process(pid, procfs::parent(pid));
+        }
         if let Some(placement) = self.placement.borrow_mut().as_mut() {
             placement.review();
         }

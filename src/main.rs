@@ -2,6 +2,7 @@
 //! kernel, traced with eBPF.
 
 mod aggregate;
+mod cgroup;
 mod cli;
 mod clock;
 mod collect;
@@ -32,6 +33,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::error::ErrorKind;
 
+use cgroup::Cgroups;
 use cli::{Cli, TargetSpec};
 use collect::{Collected, Sink};
 use output::{Layout, Output, ReaderGone};
@@ -84,8 +86,15 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     // its descriptor.
     let output = Output::new(cli.json, cli.view(), cli.output.as_deref())?;
     let mut target = match cli.target() {
-        TargetSpec::Running { pids, names } => {
-            Target::existing(&target::with_named(pids, &names)?)?
+        TargetSpec::Running {
+            pids,
+            names,
+            cgroups,
+        } => {
+            let cgroups = (!cgroups.is_empty())
+                .then(|| Cgroups::open(&cgroups))
+                .transpose()?;
+            Target::existing(target::with_named(pids, &names)?, cgroups)?
         }
         TargetSpec::Command(command) => Target::launch(&command)?,
     };

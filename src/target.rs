@@ -14,6 +14,7 @@ use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, execvp, fork, pipe2, read, write, AccessFlags, ForkResult, Pid};
 
+use crate::cgroup::Cgroups;
 use crate::procfs::{has_live_thread, processes_named, thread_group};
 use crate::signals;
 
@@ -21,6 +22,8 @@ pub struct Target {
     /// The processes given, or the launched command's, each with a
     /// descriptor that is readable once it has exited.
     processes: Vec<(u32, OwnedFd)>,
+    /// With --cgroup: where more processes may come from.
+    cgroups: Option<Cgroups>,
     child: Option<Launched>,
     /// Its executable: where triggers are looked for.
     executable: PathBuf,
@@ -36,18 +39,36 @@ struct Launched {
 }
 
 impl Target {
-    /// Existing processes, by their process ids.
-    pub fn existing(pids: &[u32]) -> Result<Self> {
-        let processes = pids
+    /// Existing processes, by their process ids, and those of `cgroups`.
+    pub fn existing(pids: Vec<u32>, cgroups: Option<Cgroups>) -> Result<Self> {
+        let mut processes: Vec<(u32, OwnedFd)> = pids
             .iter()
             .map(|&pid| Ok((pid, watch_existing(pid)?)))
             .collect::<Result<_>>()?;
-        let executable = PathBuf::from(format!("/proc/{}/exe", pids[0]));
+        if let Some(cgroups) = &cgroups {
+            for pid in cgroups.initial() {
+                // One that exited since it was listed is no error.
+                if processes.iter().all(|(given, _)| *given != pid) {
+                    if let Ok(pidfd) = watch_existing(pid) {
+                        processes.push((pid, pidfd));
+                    }
+                }
+            }
+            if processes.is_empty() {
+                bail!("no process is in cgroup {}", cgroups.names().join(", "));
+            }
+        }
+        let executable = PathBuf::from(format!("/proc/{}/exe", processes[0].0));
         Ok(Target {
             processes,
+            cgroups,
             child: None,
             executable,
         })
+    }
+
+    pub fn cgroups(&self) -> Option<&Cgroups> {
+        self.cgroups.as_ref()
     }
 
     /// Forks a child that waits for `release` before it execs `command`.
@@ -91,6 +112,7 @@ impl Target {
                 let pidfd = pidfd_open(pid).context("cannot watch the launched command")?;
                 Ok(Target {
                     processes: vec![(pid, pidfd)],
+                    cgroups: None,
                     child: Some(launched),
                     executable,
                 })
@@ -158,13 +180,16 @@ impl Target {
         Ok(())
     }
 
-    /// Whether the processes given have all exited (the launched command:
-    /// whether it has).
+    /// Whether the processes given have all exited, and no process is left
+    /// in the cgroups given (the launched command: whether it has).
     pub fn has_exited(&self) -> bool {
         self.processes.iter().all(|(_, pidfd)| {
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
             matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
-        })
+        }) && self
+            .cgroups
+            .as_ref()
+            .is_none_or(|cgroups| cgroups.processes().is_empty())
     }
 
     /// Passes SIGINT/SIGTERM on to a launched command, as a shell would.

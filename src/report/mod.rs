@@ -64,6 +64,8 @@ pub struct Header {
     pub processes: Vec<(u32, String)>,
     /// The processes they fork are traced too.
     pub follow_forks: bool,
+    /// With --cgroup: the directories whose processes are traced.
+    pub cgroups: Vec<String>,
     pub start: Timestamp,
     /// None: until the launched command exits.
     pub requested: Option<Duration>,
@@ -91,6 +93,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Optional tracepoints this kernel lacks (what they see is not counted).
     pub skipped_tracepoints: Vec<String>,
+    /// With --cgroup: the directories whose processes were traced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
     /// Every process traced: those given, and those they forked; the one
     /// with the worst thread (see `kernel_delay_ns`) first.
     pub processes: Vec<ProcessReport>,
@@ -359,6 +364,7 @@ impl Report {
             spilled_calls: m.spilled_calls,
             warnings: m.warnings.clone(),
             skipped_tracepoints: m.skipped_tracepoints.clone(),
+            cgroups: m.header.cgroups.clone(),
             processes,
             threads,
             softirqs_system: m.softirqs_system.clone(),
@@ -553,6 +559,7 @@ pub(crate) mod tests {
             header: Header {
                 processes: vec![(100, "demo".into())],
                 follow_forks: true,
+                cgroups: vec![],
                 start,
                 requested: Some(Duration::from_secs(3)),
             },

@@ -44,8 +44,12 @@ pub fn render_header(header: &Header) -> String {
         (true, 1) => " and the processes it forks",
         (true, _) => " and the processes they fork",
     };
+    let cgroups = match header.cgroups.as_slice() {
+        [] => String::new(),
+        dirs => format!(", and those that join cgroup {}", dirs.join(", ")),
+    };
     format!(
-        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {}{forks}, Duration: {}\n",
+        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {}{forks}{cgroups}, Duration: {}\n",
         rfc3339(header.start.wall),
         hms(header.start.wall),
         pids.join(", "),

@@ -194,3 +194,99 @@ fn the_window_ends_when_the_last_traced_process_has_exited() {
     );
     assert!(processes.iter().all(|p| p["exited"] == true), "{report:#}");
 }
+
+/// A cgroup v2 directory of its own for a test; its processes are moved
+/// back to the root cgroup and it is removed when dropped, failed test or
+/// not.
+struct TestCgroup {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl TestCgroup {
+    /// `name`: the test's, so that tests running at once each have theirs.
+    fn new(name: &str) -> Self {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = mountinfo
+            .lines()
+            .find_map(|line| {
+                let (fields, after) = line.split_once(" - ")?;
+                after
+                    .starts_with("cgroup2 ")
+                    .then(|| fields.split(' ').nth(4).map(std::path::PathBuf::from))?
+            })
+            .expect("a cgroup v2 hierarchy mounted");
+        let dir = root.join(format!("kernel-delay-test-{}-{name}", std::process::id()));
+        std::fs::create_dir(&dir).expect("creating a test cgroup");
+        TestCgroup { dir, root }
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("joining the cgroup");
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+            }
+        }
+        // A process just killed may take a moment to leave it.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_cgroup_is_traced_with_the_processes_that_join_it() {
+    // Dropped last: the workloads are gone by then.
+    let cgroup = TestCgroup::new("join");
+    let mut inside = Workload::start();
+    cgroup.add(inside.pid());
+    let mut outside = Workload::start();
+    let dir = cgroup.dir.display().to_string();
+    let trace = Trace::start(&["--cgroup", &dir, "--duration", "300"]);
+    // Moved in after the start: found by the next look at the cgroup.
+    let mut joined = Workload::start();
+    cgroup.add(joined.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    inside.run("burst 1000");
+    joined.run("burst 700");
+    outside.run("burst 500");
+    let report = trace.interrupt();
+    assert_eq!(
+        getppid_of(&report, u64::from(inside.pid())),
+        1000,
+        "{report:#}"
+    );
+    assert_eq!(
+        getppid_of(&report, u64::from(joined.pid())),
+        700,
+        "{report:#}"
+    );
+    assert!(threads_of(&report, u64::from(outside.pid())).is_empty());
+    assert_eq!(report["cgroups"], serde_json::json!([dir]));
+    assert!(process(&report, u64::from(joined.pid())).is_some());
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_cgroup_that_is_not_one_is_refused() {
+    let err = refused(&["--cgroup", "/proc/self", "--duration", "1"]);
+    assert!(err.contains("not a cgroup directory"), "{err}");
+    let cgroup = TestCgroup::new("empty");
+    let err = refused(&[
+        "--cgroup",
+        &cgroup.dir.display().to_string(),
+        "--duration",
+        "1",
+    ]);
+    assert!(err.contains("no process is in cgroup"), "{err}");
+}
