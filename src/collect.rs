@@ -268,14 +268,8 @@ impl Session<'_, '_, '_> {
             .window_cap()
             .map(|cap| Instant::now() + cap.saturating_sub(elapsed_since(start_ns)));
 
-        // A launched command's window ends with it; given processes' when
-        // they and the processes they forked have all exited.
-        let forks_gone =
-            || self.target.is_launched() || self.aggregator.borrow().forked_processes_alive() == 0;
         let stop_trigger = windows.is_some_and(|w| w.stop.is_some());
-        let read = self.read_until_the_end(deadline, forks_gone, || {
-            stop_trigger && self.tracer.window().state == window_state::WINDOW_CLOSED
-        });
+        let read = self.read_until_the_end(deadline, stop_trigger);
         let (stop_reason, failure) = match read {
             Ok(reason) => (reason, None),
             Err(err) => (StopReason::Failed, Some(err)),
@@ -435,7 +429,7 @@ impl Session<'_, '_, '_> {
     /// Reads what the ring buffer holds (waiting up to `timeout` for it),
     /// and aggregates the records old enough that none made before them
     /// can still be on its way.
-    fn read(&self, timeout: Duration) -> Result<()> {
+    fn read(&mut self, timeout: Duration) -> Result<()> {
         let waited = drain(self.ring, timeout);
         // What was made before the horizon is in the ring buffer now.
         let horizon_ns = clock::monotonic_ns().saturating_sub(HOLD_NS);
@@ -461,24 +455,30 @@ impl Session<'_, '_, '_> {
         drained
     }
 
-    /// Reads records until the deadline, a signal, the target's exit (and,
-    /// as `forks_gone` says, that of the processes it forked), or the stop
-    /// trigger (`stopped`).
+    /// A launched command's window ends with it; given processes' when
+    /// they and the processes they forked have all exited.
+    fn target_gone(&self) -> bool {
+        self.target.has_exited()
+            && (self.target.is_launched() || self.aggregator.borrow().forked_processes_alive() == 0)
+    }
+
+    /// Reads records until the deadline, a signal, the target's exit (and
+    /// that of the processes it forked), or the stop trigger when there is
+    /// one (`stop_trigger`).
     fn read_until_the_end(
-        &self,
+        &mut self,
         deadline: Option<Instant>,
-        forks_gone: impl Fn() -> bool,
-        stopped: impl Fn() -> bool,
+        stop_trigger: bool,
     ) -> Result<StopReason> {
         loop {
             if let Some(signal) = signals::take() {
                 self.target.forward(signal);
                 return Ok(StopReason::Interrupted);
             }
-            if stopped() {
+            if stop_trigger && self.tracer.window().state == window_state::WINDOW_CLOSED {
                 return Ok(StopReason::StopTrigger);
             }
-            if self.target.has_exited() && forks_gone() {
+            if self.target_gone() {
                 return Ok(StopReason::TargetExited);
             }
             let timeout = match deadline {

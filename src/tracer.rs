@@ -246,8 +246,9 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// Adds process `pid` to the traced set (a running descendant of a
-    /// traced process, found in /proc).
-    pub fn trace_process(&self, pid: u32) {
+    /// traced process, found in /proc, or a process that joined a traced
+    /// cgroup).
+    pub fn trace_process(&mut self, pid: u32) {
         if pid >= self.pid_limit {
             return;
         }
@@ -255,13 +256,12 @@ impl<'obj> Tracer<'obj> {
             .skel
             .maps
             .data_traced_pids_data
-            .as_deref()
+            .as_deref_mut()
             .expect("the set of traced processes is mapped");
         // SAFETY: the map's memory is pid_limit bytes (sized before load),
-        // mapped writable and shared with the BPF programs, which read and
-        // write single bytes.
+        // shared with the BPF programs, which read and write single bytes.
         unsafe {
-            let base = std::ptr::from_ref(set).cast::<u8>().cast_mut();
+            let base = std::ptr::from_mut(set).cast::<u8>();
             std::ptr::write_volatile(base.add(pid as usize), 1);
         }
     }
