@@ -166,7 +166,9 @@ enum staging _staging = 0;
 enum stack_id _stack_id = 0;
 enum window_state _window_state = 0;
 
-/* The call the current thread (`tid`) is in; `flags` creates its storage. */
+/* The call the current thread (`tid`) is in; `flags` creates its storage.
+ * Not call_of(bpf_get_current_task_btf()): that helper (5.11+) must stay in
+ * the branch the verifier drops on older kernels. */
 static __always_inline struct syscall_start *current_call(__u32 tid, __u64 flags)
 {
 	if (task_storage)
