@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* kernel-delay: where one process's threads spend their time in the kernel:
  * system calls, scheduler states, and the interrupts that hit them. Every
- * completed call, state change or interrupt becomes one ring-buffer record;
- * user space aggregates. */
+ * completed call, state change or interrupt becomes one record, staged on
+ * its CPU or sent at once through the ring buffer; user space aggregates. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -151,7 +151,7 @@ struct thread_exit_event _thread_exit_event = {};
 struct exec_event _exec_event = {};
 struct process_new_event _process_new_event = {};
 struct slow_call_event _slow_call_event = {};
-struct batch_header _batch_header = {};
+struct sample_header _sample_header = {};
 struct call_in_flight _call_in_flight = {};
 struct irq_event _irq_event = {};
 /* ... and the enums user space matches on. */
@@ -215,17 +215,6 @@ static __always_inline void count_lost(enum lost_cause cause)
 	__sync_fetch_and_add(&lost[cause], 1);
 }
 
-/* Room in the ring buffer for a record sent at once; counted as lost when
- * there is none. */
-static __always_inline void *reserve(__u64 size)
-{
-	void *record = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!record)
-		count_lost(LOST_RINGBUF_FULL);
-	return record;
-}
-
 /* The current thread, told apart from an earlier one with its id (read
  * only when the ring buffer is full). */
 static __always_inline struct thread_key current_thread(__u32 tid)
@@ -254,13 +243,23 @@ static __always_inline __u64 wakeup_flags(__u64 pending_before, __u64 pending_af
 	return BPF_RB_NO_WAKEUP;
 }
 
-/* Commits a reserved record of `size` bytes. */
-static __always_inline void submit(void *record, __u64 size)
+/* Commits a reserved sample of `size` bytes. */
+static __always_inline void submit(void *sample, __u64 size)
 {
 	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 taken = ring_bytes(size);
 
-	bpf_ringbuf_submit(record, wakeup_flags(pending > taken ? pending - taken : 0, pending));
+	bpf_ringbuf_submit(sample, wakeup_flags(pending > taken ? pending - taken : 0, pending));
+}
+
+/* Starts a sample: records after the header are made by the thread running
+ * now, at offsets from `now`. */
+static __always_inline void start_sample(struct sample_header *header, __u16 kind, __u64 now)
+{
+	header->kind = kind;
+	header->cpu = bpf_get_smp_processor_id();
+	header->tid = (__u32)bpf_get_current_pid_tgid();
+	header->base_ns = now;
 }
 
 static __always_inline struct record_batch *this_cpu_batch(void)
@@ -290,11 +289,12 @@ static __always_inline bool flush_batch(struct record_batch *batch)
 	return true;
 }
 
-/* Whether a batch whose first record was made at `first_ns` has waited
- * long enough at `now`. */
-static __always_inline bool stale(__u64 first_ns, __u64 now)
+/* Whether a batch (with records) has waited long enough at `now`. */
+static __always_inline bool stale(struct record_batch *batch, __u64 now)
 {
-	return (__s64)(now - first_ns) >= MAX_STAGED_NS;
+	struct sample_header *header = (struct sample_header *)batch->data;
+
+	return (__s64)(now - header->base_ns) >= MAX_STAGED_NS;
 }
 
 /* Sends this CPU's batch (only if stale when `only_stale`). Nested in a
@@ -305,59 +305,85 @@ static __always_inline void flush_this_cpu(bool only_stale)
 
 	if (!batch || !batch->len || batch->busy)
 		return;
-	if (only_stale && !stale(batch->first_ns, bpf_ktime_get_ns()))
+	if (only_stale && !stale(batch, bpf_ktime_get_ns()))
 		return;
 	batch->busy = 1;
 	flush_batch(batch);
 	batch->busy = 0;
 }
 
+/* Where a record goes: staged in a batch (busy while it is written), or
+ * alone in a sample of its own reserved in the ring buffer. */
+struct record_place {
+	struct record_batch *batch;
+	struct sample_header *sample;
+	__u32 size;
+};
+
 /* Room for a record of `size` bytes made at `now`: at the end of this
- * CPU's batch when `stage` (the batch is sent first when full or stale;
- * *batch is then set and busy), else, or nested in a program that is
- * staging, in the ring buffer (*batch NULL). NULL when the ring buffer has
- * no room: the batch waits, and so must the record. */
-static __always_inline void *record_start(struct record_batch **batch, __u32 size, __u64 now,
-					  bool stage)
+ * CPU's batch when `stage` (the batch is sent first when full or stale),
+ * else, or nested in a program that is staging, in a sample of its own.
+ * NULL when the ring buffer has no room: the batch waits, and so must the
+ * record. `*at` is the record's time, as an offset from its sample's base. */
+static __always_inline void *record_start(struct record_place *place, __u32 size, __u64 now,
+					  bool stage, __s32 *at)
 {
-	struct record_batch *staged;
-	struct batch_header *header;
+	struct record_batch *staged = NULL;
+	struct sample_header *header;
 	__u32 len;
 
-	*batch = NULL;
-	if (windowed || !stage)
-		return bpf_ringbuf_reserve(&events, size, 0);
-	staged = this_cpu_batch();
-	if (!staged || staged->busy)
-		return bpf_ringbuf_reserve(&events, size, 0);
+	place->batch = NULL;
+	place->size = sizeof(*header) + size;
+	*at = 0;
+	if (!windowed && stage)
+		staged = this_cpu_batch();
+	if (!staged || staged->busy) {
+		header = bpf_ringbuf_reserve(&events, sizeof(*header) + size, 0);
+		place->sample = header;
+		if (!header)
+			return NULL;
+		start_sample(header, EVENT_DIRECT, now);
+		return header + 1;
+	}
 	staged->busy = 1;
 	len = staged->len;
-	if (len && (len > BATCH_BYTES - size || stale(staged->first_ns, now))) {
+	if (len && (len > BATCH_BYTES - size || stale(staged, now))) {
 		if (!flush_batch(staged)) {
 			staged->busy = 0;
 			return NULL;
 		}
 		len = 0;
 	}
+	header = (struct sample_header *)staged->data;
 	if (!len) {
-		header = (struct batch_header *)staged->data;
-		header->kind = EVENT_BATCH;
-		header->cpu = bpf_get_smp_processor_id();
-		staged->first_ns = now;
+		start_sample(header, EVENT_BATCH, now);
 		len = sizeof(*header);
 	}
+	*at = (__s32)(now - header->base_ns);
 	staged->len = len + size;
-	*batch = staged;
+	place->batch = staged;
 	return staged->data + len;
 }
 
 /* The record of record_start() is written: let it go. */
-static __always_inline void record_end(struct record_batch *batch, void *record, __u32 size)
+static __always_inline void record_end(struct record_place *place)
 {
-	if (batch)
-		batch->busy = 0;
+	if (place->batch)
+		place->batch->busy = 0;
 	else
-		submit(record, size);
+		submit(place->sample, place->size);
+}
+
+/* record_start() for a record sent at once; counted as lost when the ring
+ * buffer has no room. */
+static __always_inline void *record_alone(struct record_place *place, __u32 size, __u64 now,
+					  __s32 *at)
+{
+	void *record = record_start(place, size, now, false, at);
+
+	if (!record)
+		count_lost(LOST_RINGBUF_FULL);
+	return record;
 }
 
 static __always_inline __u32 switch_out_state(unsigned int state)
@@ -390,26 +416,25 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *prev = (struct task_struct *)ctx[1];
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
-	__u32 prev_tid = prev->pid;
 	struct syscall_start *start;
-	struct record_batch *batch;
+	struct record_place place;
 	struct switch_event *e;
 	unsigned int state;
 	__u64 now;
+	__s32 at;
 
 	if ((!prev_traced && !next_traced) || !recording())
 		return 0;
 	if (next_traced)
 		mark_target_cpu();
 	now = bpf_ktime_get_ns();
-	e = record_start(&batch, sizeof(*e), now, true);
+	e = record_start(&place, sizeof(*e), now, true, &at);
 	if (!e) {
 		count_lost(LOST_RINGBUF_FULL);
 		return 0;
 	}
 	e->kind = EVENT_SWITCH;
-	e->ts_ns = now;
-	e->prev_tid = 0;
+	e->at = at;
 	e->prev_state = 0;
 	e->flags = 0;
 	if (prev_traced) {
@@ -420,7 +445,7 @@ int sched_switch(__u64 *ctx)
 			state = (unsigned int)ctx[3];
 		else
 			state = task_state(prev);
-		e->prev_tid = prev_tid;
+		e->flags |= SWITCH_PREV_TRACED;
 		e->prev_state = switch_out_state(state);
 		start = call_of(prev);
 		if (start && start->enter_ns) {
@@ -440,53 +465,57 @@ int sched_switch(__u64 *ctx)
 			e->flags |= SWITCH_NEXT_AFTER_IDLE;
 	}
 	/* The CPU leaves the traced threads: what they did here goes now. */
-	if (!next_traced && batch)
-		flush_batch(batch);
-	record_end(batch, e, sizeof(*e));
+	if (!next_traced && place.batch)
+		flush_batch(place.batch);
+	record_end(&place);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
-	struct record_batch *batch;
+	struct record_place place;
 	struct wakeup_event *e;
 	__u64 now;
+	__s32 at;
 
 	if (!is_traced(task->tgid) || !recording())
 		return 0;
 	now = bpf_ktime_get_ns();
 	/* Staged only by a traced waker: a CPU that runs no traced thread
 	 * may idle, and nothing would send its batch. */
-	e = record_start(&batch, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()));
+	e = record_start(&place, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()), &at);
 	if (!e) {
 		count_lost(LOST_RINGBUF_FULL);
 		return 0;
 	}
 	e->kind = EVENT_WAKEUP;
+	e->pad = 0;
+	e->at = at;
 	e->tid = task->pid;
-	e->ts_ns = now;
-	record_end(batch, e, sizeof(*e));
+	record_end(&place);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 {
+	struct record_place place;
 	struct thread_new_event *e;
+	__s32 at;
 
 	if (!is_traced(task->tgid) || !recording())
 		return 0;
-	e = reserve(sizeof(*e));
+	e = record_alone(&place, sizeof(*e), bpf_ktime_get_ns(), &at);
 	if (!e)
 		return 0;
 	e->kind = EVENT_THREAD_NEW;
-	e->tid = task->pid;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->start_ns = task->start_time;
-	e->pid = task->tgid;
 	e->pad = 0;
-	submit(e, sizeof(*e));
+	e->at = at;
+	e->tid = task->pid;
+	e->pid = task->tgid;
+	e->start_ns = task->start_time;
+	record_end(&place);
 	return 0;
 }
 
@@ -581,12 +610,12 @@ static __always_inline __s32 take_stack(void *ctx, __u64 flags)
 
 /* The event of a slow call, in place of its syscall_event; false when the
  * ring buffer has no room (the call is then spilled, its event lost). */
-static __always_inline bool emit_slow_call(void *ctx, __u32 tid, __u32 pid,
-					   struct syscall_start *start, long ret, __u64 now)
+static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_start *start,
+					   long ret, __u64 now)
 {
-	struct record_batch *batch;
 	struct slow_call_event *e;
-	__s32 kernel_stack, user_stack;
+	struct record_place place;
+	__s32 kernel_stack, user_stack, at;
 
 	/* Taken before the record is started: nothing else stages meanwhile. */
 	if (!start->kernel_stack_taken)
@@ -594,23 +623,46 @@ static __always_inline bool emit_slow_call(void *ctx, __u32 tid, __u32 pid,
 	else if ((kernel_stack = start->kernel_stack) < 0 && capture_stacks)
 		__sync_fetch_and_add(&stacks_missed, 1);
 	user_stack = take_stack(ctx, BPF_F_USER_STACK);
-	e = record_start(&batch, sizeof(*e), now, true);
+	e = record_start(&place, sizeof(*e), now, true, &at);
 	if (!e) {
 		count_lost(LOST_SYSCALL_EVENT);
 		return false;
 	}
 	e->kind = EVENT_SLOW_CALL;
-	e->tid = tid;
-	e->nr = start->nr;
 	e->err = call_errno(ret);
-	e->enter_ns = start->enter_ns;
-	e->exit_ns = now;
-	e->ret = ret;
+	e->nr = start->nr;
+	e->exit_at = at;
 	e->pid = pid;
+	e->duration_ns = now - start->enter_ns;
+	e->ret = ret;
 	e->kernel_stack = kernel_stack;
 	e->user_stack = user_stack;
-	e->pad = 0;
-	record_end(batch, e, sizeof(*e));
+	record_end(&place);
+	return true;
+}
+
+/* The record of a completed call that took `duration` (a long one: 2^32 ns
+ * or more); false when the ring buffer has no room. */
+static __always_inline bool emit_call(struct syscall_start *start, long ret, __u64 now,
+				      __u64 duration, bool long_call)
+{
+	__u32 size = long_call ? sizeof(struct syscall_event)
+			       : offsetof(struct syscall_event, duration_high);
+	struct record_place place;
+	struct syscall_event *e;
+	__s32 at;
+
+	e = record_start(&place, size, now, true, &at);
+	if (!e)
+		return false;
+	e->kind = long_call ? EVENT_LONG_SYSCALL : EVENT_SYSCALL;
+	e->err = call_errno(ret);
+	e->nr = start->nr;
+	e->exit_at = at;
+	e->duration_ns = (__u32)duration;
+	if (long_call)
+		e->duration_high = duration >> 32;
+	record_end(&place);
 	return true;
 }
 
@@ -620,9 +672,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct syscall_start *start;
-	struct record_batch *batch;
-	struct syscall_event *e;
-	__u64 now;
+	__u64 now, duration;
 
 	if (!is_target(pid_tgid))
 		return 0;
@@ -636,24 +686,17 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 
 	now = bpf_ktime_get_ns();
-	if (is_event(start->nr, now - start->enter_ns)) {
-		if (!emit_slow_call(ctx, tid, pid_tgid >> 32, start, ret, now))
-			spill_call(tid, start->nr, call_errno(ret), now - start->enter_ns);
+	duration = now - start->enter_ns;
+	if (is_event(start->nr, duration)) {
+		if (!emit_slow_call(ctx, pid_tgid >> 32, start, ret, now))
+			spill_call(tid, start->nr, call_errno(ret), duration);
 		start->enter_ns = 0;
 		return 0;
 	}
-	e = record_start(&batch, sizeof(*e), now, true);
-	if (e) {
-		e->kind = EVENT_SYSCALL;
-		e->tid = tid;
-		e->nr = start->nr;
-		e->err = call_errno(ret);
-		e->enter_ns = start->enter_ns;
-		e->exit_ns = now;
-		record_end(batch, e, sizeof(*e));
-	} else {
-		spill_call(tid, start->nr, call_errno(ret), now - start->enter_ns);
-	}
+	/* Each size a constant, as the ring buffer and the verifier want. */
+	if (!(duration >> 32 ? emit_call(start, ret, now, duration, true)
+			     : emit_call(start, ret, now, duration, false)))
+		spill_call(tid, start->nr, call_errno(ret), duration);
 	start->enter_ns = 0;
 	return 0;
 }
@@ -665,9 +708,12 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	__u32 tid = (__u32)pid_tgid, pid = pid_tgid >> 32;
 	struct syscall_start *start;
 	struct thread_exit_event *e;
+	struct record_place place;
 	struct thread_key key;
 	struct kept_exit kept;
 	bool process_exited;
+	__u64 now;
+	__s32 at;
 
 	if (!is_target(pid_tgid))
 		return 0;
@@ -689,19 +735,19 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 	if (!recording())
 		return 0;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	now = bpf_ktime_get_ns();
+	e = record_start(&place, sizeof(*e), now, false, &at);
 	if (e) {
 		e->kind = EVENT_THREAD_EXIT;
-		e->tid = tid;
-		e->ts_ns = bpf_ktime_get_ns();
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->pid = pid;
 		e->process_exited = process_exited;
-		submit(e, sizeof(*e));
+		e->at = at;
+		e->pid = pid;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		record_end(&place);
 		return 0;
 	}
 	key = current_thread(tid);
-	kept.ts_ns = bpf_ktime_get_ns();
+	kept.ts_ns = now;
 	bpf_get_current_comm(kept.comm, sizeof(kept.comm));
 	kept.pid = pid;
 	kept.process_exited = process_exited;
@@ -718,6 +764,8 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 {
 	__u32 pid = child->tgid;
 	struct process_new_event *e;
+	struct record_place place;
+	__s32 at;
 
 	if (!follow_forks || pid == parent->tgid || !is_traced(parent->tgid))
 		return 0;
@@ -725,32 +773,34 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	if (!recording())
 		return 0;
 
-	e = reserve(sizeof(*e));
+	e = record_alone(&place, sizeof(*e), bpf_ktime_get_ns(), &at);
 	if (!e)
 		return 0;
 	e->kind = EVENT_PROCESS_NEW;
-	e->pid = pid;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->ppid = parent->tgid;
 	e->pad = 0;
-	submit(e, sizeof(*e));
+	e->at = at;
+	e->pid = pid;
+	e->ppid = parent->tgid;
+	record_end(&place);
 	return 0;
 }
 
 /* exec() from a thread that is not the leader: the kernel gives it the
  * leader's id (the leader has exited), and its call to execve returns
- * under that id. */
+ * under that id. Staged: the records after it in its batch are the
+ * thread's under its new id. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 {
 	__u32 tid = task->pid, old_tid = old_pid;
 	struct syscall_start *start;
+	struct record_place place;
 	struct exec_event *e;
+	__u64 now;
+	__s32 at;
 
 	if (!is_traced(task->tgid) || tid == old_tid)
 		return 0;
-	/* Its calls under its old id go before the change of id. */
-	flush_this_cpu(false);
 	/* Task storage goes with the task; the thread map is by id. */
 	start = task_storage ? NULL : bpf_map_lookup_elem(&syscall_starts, &old_tid);
 	if (start) {
@@ -760,15 +810,18 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	}
 	if (!recording())
 		return 0;
-	e = reserve(sizeof(*e));
-	if (!e)
+	now = bpf_ktime_get_ns();
+	e = record_start(&place, sizeof(*e), now, true, &at);
+	if (!e) {
+		count_lost(LOST_RINGBUF_FULL);
 		return 0;
+	}
 	e->kind = EVENT_EXEC;
-	e->tid = tid;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->old_tid = old_tid;
 	e->pad = 0;
-	submit(e, sizeof(*e));
+	e->at = at;
+	e->tid = tid;
+	e->old_tid = old_tid;
+	record_end(&place);
 	return 0;
 }
 
@@ -784,26 +837,27 @@ static __always_inline struct irq_cpu_state *irq_state(void)
 static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 duration_ns,
 				     const char *name)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct record_place place;
 	struct irq_event *e;
+	__s32 at;
 
-	if (!is_target(pid_tgid) || !recording())
+	if (!is_target(bpf_get_current_pid_tgid()) || !recording())
 		return;
 	mark_target_cpu();
-	e = reserve(sizeof(*e));
+	e = record_alone(&place, sizeof(*e), exit_ns, &at);
 	if (!e)
 		return;
 	e->kind = kind;
-	e->tid = (__u32)pid_tgid;
-	e->exit_ns = exit_ns;
+	e->pad = 0;
+	e->exit_at = at;
+	e->pad2 = 0;
 	e->duration_ns = duration_ns;
 	e->id = id;
-	e->pad = 0;
 	if (name)
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), name);
 	else
 		e->name[0] = 0;
-	submit(e, sizeof(*e));
+	record_end(&place);
 }
 
 /* ksoftirqd/N: a kernel thread of that name. */

@@ -18,7 +18,11 @@ enum event_kind {
 	EVENT_EXEC = 10,	/* a thread that is not the leader exec'd: it takes the leader's id */
 	EVENT_PROCESS_NEW = 11,	/* a traced process forked a process, traced too */
 	EVENT_SLOW_CALL = 12,	/* a completed call past the event threshold */
-	EVENT_BATCH = 13,	/* the records after it were staged on one CPU */
+	EVENT_LONG_SYSCALL = 13,	/* a call of 2^32 ns or more */
+	/* Sample headers: records staged on one CPU, in the order they were
+	 * made, or records sent at once. */
+	EVENT_BATCH = 14,
+	EVENT_DIRECT = 15,
 };
 
 /* A sampling window opened and closed by triggers (--start-trigger,
@@ -82,14 +86,30 @@ enum switch_out_state {
 	OUT_DEAD = 4,		/* its last switch */
 };
 
-/* Every ring-buffer record starts with its kind. */
+/* Every ring-buffer sample starts with a sample_header, then records one
+ * after another, each starting with its kind (16 bits). Times are signed
+ * offsets (ns) from the header's base: a staged record is less than
+ * MAX_STAGED_NS older than its batch's first, and 32 bits take half the
+ * bytes that the ring buffer and its reader pay for. A record made by the
+ * thread running on the CPU (a call, its exit, an interrupt charged to it)
+ * does not name it: the header names the thread running when the first
+ * record was made, and a switch (or an exec) names the next one. */
+struct sample_header {
+	__u16 kind;	/* EVENT_BATCH or EVENT_DIRECT */
+	__u16 cpu;
+	__u32 tid;	/* running when the first record was made (0: none traced) */
+	__u64 base_ns;
+};
+
+/* A completed call of the running thread. One that took 2^32 ns (4.3 s) or
+ * more is an EVENT_LONG_SYSCALL: duration_high follows. */
 struct syscall_event {
-	__u32 kind;
-	__u32 tid;
+	__u16 kind;
+	__u16 err;	/* the errno it failed with; 0 when it did not fail */
 	__s32 nr;
-	__s32 err;	/* the errno it failed with; 0 when it did not fail */
-	__u64 enter_ns;
-	__u64 exit_ns;
+	__s32 exit_at;
+	__u32 duration_ns;	/* the low 32 bits */
+	__u32 duration_high;	/* EVENT_LONG_SYSCALL only */
 };
 
 /* What else a context switch tells (switch_event.flags). */
@@ -100,26 +120,26 @@ enum switch_flags {
 	/* The CPU was idle before the thread got it: the thread's wait for
 	 * it was the CPU waking up, not other tasks. */
 	SWITCH_NEXT_AFTER_IDLE = 2,
+	/* The thread leaving (the running one) is traced. */
+	SWITCH_PREV_TRACED = 4,
 };
 
 /* A call that took at least the event threshold (--syscall-events): the
  * call's record, and where it was made from. It replaces the call's
  * syscall_event. */
 struct slow_call_event {
-	__u32 kind;
-	__u32 tid;
+	__u16 kind;
+	__u16 err;	/* as in syscall_event */
 	__s32 nr;
-	__s32 err;	/* as in syscall_event */
-	__u64 enter_ns;
-	__u64 exit_ns;
-	__s64 ret;	/* what it returned */
+	__s32 exit_at;
 	__u32 pid;	/* its process */
+	__u64 duration_ns;
+	__s64 ret;	/* what it returned */
 	/* Ids in the stack map, or -errno when it could not be recorded
 	 * (NO_STACK: none was asked for). The kernel stack is where the
 	 * thread first waited in the call, else where the call returned. */
 	__s32 kernel_stack;
 	__s32 user_stack;
-	__u32 pad;
 };
 
 /* A stack id that stands for no stack taken. */
@@ -131,68 +151,70 @@ enum stack_depth {
 	MAX_STACK_DEPTH = 127,
 };
 
-/* A context switch that involves a traced thread: one record, one time. */
+/* A context switch that involves a traced thread: the running thread
+ * leaves the CPU (when SWITCH_PREV_TRACED), next_tid gets it. */
 struct switch_event {
-	__u32 kind;
-	__u32 prev_tid;		/* left the CPU; 0 when not traced */
-	__u64 ts_ns;
-	__u32 next_tid;		/* got the CPU; 0 when not traced */
-	__u16 prev_state;	/* enum switch_out_state */
-	__u16 flags;		/* enum switch_flags */
+	__u16 kind;
+	__u8 prev_state;	/* enum switch_out_state */
+	__u8 flags;		/* enum switch_flags */
+	__s32 at;
+	__u32 next_tid;		/* 0 when not traced */
 };
 
 struct wakeup_event {
-	__u32 kind;
+	__u16 kind;
+	__u16 pad;
+	__s32 at;
 	__u32 tid;
-	__u64 ts_ns;
 };
 /* A new thread: its task start time tells its spilled calls and kept exit
  * apart from those of an earlier thread with the same id. */
 struct thread_new_event {
-	__u32 kind;
+	__u16 kind;
+	__u16 pad;
+	__s32 at;
 	__u32 tid;
-	__u64 ts_ns;
-	__u64 start_ns;	/* task_struct.start_time (CLOCK_MONOTONIC) */
 	__u32 pid;	/* its process */
-	__u32 pad;
+	__u64 start_ns;	/* task_struct.start_time (CLOCK_MONOTONIC) */
 };
 
+/* The running thread exited. */
 struct thread_exit_event {
-	__u32 kind;
-	__u32 tid;
-	__u64 ts_ns;
-	char comm[TASK_COMM_LEN];	/* its name outlives it here, not in /proc */
+	__u16 kind;
+	__u16 process_exited;	/* it was the process's last thread */
+	__s32 at;
 	__u32 pid;	/* its process */
-	__u32 process_exited;	/* it was the process's last thread */
+	char comm[TASK_COMM_LEN];	/* its name outlives it here, not in /proc */
 };
 
 /* A process forked by a traced one (followed forks). */
 struct process_new_event {
-	__u32 kind;
+	__u16 kind;
+	__u16 pad;
+	__s32 at;
 	__u32 pid;
-	__u64 ts_ns;
 	__u32 ppid;
-	__u32 pad;
 };
 
-/* De-threading exec: thread old_tid now has the leader's id, tid. */
+/* De-threading exec: thread old_tid now has the leader's id, tid, and is
+ * the running thread. */
 struct exec_event {
-	__u32 kind;
+	__u16 kind;
+	__u16 pad;
+	__s32 at;
 	__u32 tid;
-	__u64 ts_ns;
 	__u32 old_tid;
-	__u32 pad;
 };
 
-/* Interrupt time charged to the thread it interrupted. A softirq's time
- * excludes the hard IRQs that interrupted it (they are charged as such). */
+/* Interrupt time charged to the running thread. A softirq's time excludes
+ * the hard IRQs that interrupted it (they are charged as such). */
 struct irq_event {
-	__u32 kind;
-	__u32 tid;
-	__u64 exit_ns;
-	__u64 duration_ns;
+	__u16 kind;
+	__u16 pad;
+	__s32 exit_at;
 	__s32 id;	/* softirq vector, IRQ number, or enum irq_vector */
-	__u32 pad;
+	__u32 pad2;
+	__u64 duration_ns;
 	char name[IRQ_NAME_LEN];	/* device IRQ handler */
 };
 
@@ -252,17 +274,10 @@ enum staging {
 	MAX_STAGED_NS = 5000000,
 };
 
-/* The start of every batch: which CPU's records follow. */
-struct batch_header {
-	__u32 kind;	/* EVENT_BATCH */
-	__u32 cpu;
-};
-
 struct record_batch {
 	__u32 len;	/* bytes staged, the header included */
 	__u32 busy;	/* a program is staging (nested ones go direct) */
-	__u64 first_ns;	/* when the first record staged was made */
-	__u8 data[BATCH_BYTES];	/* a batch_header, then records */
+	__u8 data[BATCH_BYTES];	/* a sample_header, then records */
 };
 
 /* A call a traced thread is in when the window closes, as the task

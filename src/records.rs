@@ -3,8 +3,10 @@
 
 use crate::irq::HardIrq;
 use crate::sched::Departure;
+use std::mem::size_of;
+
 use crate::skel::types::{
-    batch_header, event_kind, exec_event, irq_event, process_new_event, slow_call_event, stack_id,
+    event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
     switch_event, switch_flags, switch_out_state, syscall_event, thread_exit_event,
     thread_new_event, wakeup_event,
 };
@@ -144,71 +146,214 @@ pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
     comm.map(|c| c as u8)
 }
 
-/// One ring-buffer sample: a record sent at once, or a batch staged on
-/// one CPU (a batch_header, then records one after another, each a
-/// multiple of 8 bytes, so that all stay aligned).
+/// One ring-buffer sample (or the batch a CPU still holds when tracing
+/// stops): a sample_header, then records one after another.
 pub struct Sample<'a> {
-    /// The CPU of a batch.
+    /// The CPU of a batch; None for records sent at once.
     pub cpu: Option<u32>,
     pub records: Records<'a>,
 }
 
+/// The sample in `data`, wherever it lies in memory (records are read
+/// from unaligned copies). Empty when it has no header this version knows.
 pub fn decode_sample(data: &[u8]) -> Sample<'_> {
-    let (cpu, offset) = match plain::from_bytes::<batch_header>(data) {
-        Ok(header) if event_kind(header.kind) == event_kind::EVENT_BATCH => {
-            (Some(header.cpu), std::mem::size_of::<batch_header>())
+    let header: sample_header = read_record(data);
+    let cpu = match event_kind(u32::from(header.kind)) {
+        event_kind::EVENT_BATCH => Some(u32::from(header.cpu)),
+        event_kind::EVENT_DIRECT => None,
+        _ => {
+            return Sample {
+                cpu: None,
+                records: Records::default(),
+            }
         }
-        _ => (None, 0),
     };
     Sample {
         cpu,
-        records: Records { data, offset },
+        records: Records {
+            data,
+            offset: size_of::<sample_header>().min(data.len()),
+            base_ns: header.base_ns,
+            running: header.tid,
+        },
     }
 }
 
+/// A sample's records, decoded in order.
+#[derive(Default)]
 pub struct Records<'a> {
     data: &'a [u8],
     offset: usize,
+    /// The times' origin.
+    base_ns: u64,
+    /// The thread running on the CPU: the one a call or an exit is of.
+    running: u32,
+}
+
+impl Records<'_> {
+    fn time(&self, at: i32) -> u64 {
+        self.base_ns.wrapping_add_signed(i64::from(at))
+    }
+
+    /// The record in `data`, whose kind is `kind`.
+    fn decode(&mut self, kind: event_kind, data: &[u8]) -> Option<Record> {
+        Some(match kind {
+            event_kind::EVENT_SYSCALL | event_kind::EVENT_LONG_SYSCALL => {
+                // A short call's missing high half reads as zero.
+                let e: syscall_event = read_record(data);
+                let exit_ns = self.time(e.exit_at);
+                let duration = u64::from(e.duration_high) << 32 | u64::from(e.duration_ns);
+                Record::Syscall {
+                    tid: self.running,
+                    nr: i64::from(e.nr),
+                    errno: u32::from(e.err),
+                    enter_ns: exit_ns.saturating_sub(duration),
+                    exit_ns,
+                }
+            }
+            event_kind::EVENT_SLOW_CALL => {
+                let e: slow_call_event = read_record(data);
+                let exit_ns = self.time(e.exit_at);
+                Record::SlowCall(SlowCall {
+                    tid: self.running,
+                    pid: e.pid,
+                    nr: i64::from(e.nr),
+                    errno: u32::from(e.err),
+                    enter_ns: exit_ns.saturating_sub(e.duration_ns),
+                    exit_ns,
+                    ret: e.ret,
+                    kernel_stack: e.kernel_stack,
+                    user_stack: e.user_stack,
+                })
+            }
+            event_kind::EVENT_SWITCH => {
+                let e: switch_event = read_record(data);
+                let flag = |flag: switch_flags| u32::from(e.flags) & flag.0 != 0;
+                let out = match flag(switch_flags::SWITCH_PREV_TRACED) {
+                    false => None,
+                    true => Some(Leaving {
+                        tid: self.running,
+                        departure: departure(switch_out_state(u32::from(e.prev_state)))?,
+                        in_call: flag(switch_flags::SWITCH_PREV_IN_CALL),
+                    }),
+                };
+                let into = (e.next_tid != 0).then_some(Arriving {
+                    tid: e.next_tid,
+                    after_idle: flag(switch_flags::SWITCH_NEXT_AFTER_IDLE),
+                });
+                self.running = e.next_tid;
+                Record::Switch {
+                    ts_ns: self.time(e.at),
+                    out,
+                    into,
+                }
+            }
+            event_kind::EVENT_WAKEUP => {
+                let e: wakeup_event = read_record(data);
+                Record::Wakeup {
+                    tid: e.tid,
+                    ts_ns: self.time(e.at),
+                }
+            }
+            event_kind::EVENT_THREAD_NEW => {
+                let e: thread_new_event = read_record(data);
+                Record::ThreadNew {
+                    tid: e.tid,
+                    pid: e.pid,
+                    ts_ns: self.time(e.at),
+                    start_ns: e.start_ns,
+                }
+            }
+            event_kind::EVENT_THREAD_EXIT => {
+                let e: thread_exit_event = read_record(data);
+                Record::ThreadExit {
+                    tid: self.running,
+                    pid: e.pid,
+                    ts_ns: self.time(e.at),
+                    comm: comm_bytes(&e.comm),
+                    process_exited: e.process_exited != 0,
+                }
+            }
+            event_kind::EVENT_PROCESS_NEW => {
+                let e: process_new_event = read_record(data);
+                Record::ProcessNew {
+                    pid: e.pid,
+                    ppid: e.ppid,
+                    ts_ns: self.time(e.at),
+                }
+            }
+            event_kind::EVENT_EXEC => {
+                let e: exec_event = read_record(data);
+                self.running = e.tid;
+                Record::Exec {
+                    tid: e.tid,
+                    old_tid: e.old_tid,
+                    ts_ns: self.time(e.at),
+                }
+            }
+            event_kind::EVENT_SOFTIRQ
+            | event_kind::EVENT_HARDIRQ
+            | event_kind::EVENT_IRQ_VECTOR => {
+                let e: irq_event = read_record(data);
+                let source = match kind {
+                    event_kind::EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
+                    event_kind::EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
+                        irq: e.id,
+                        handler: e
+                            .name
+                            .iter()
+                            .map(|&c| c as u8)
+                            .take_while(|&c| c != 0)
+                            .collect(),
+                    }),
+                    _ => IrqSource::Hard(HardIrq::Vector(e.id as u32)),
+                };
+                Record::Irq {
+                    tid: self.running,
+                    exit_ns: self.time(e.exit_at),
+                    duration_ns: e.duration_ns,
+                    source,
+                }
+            }
+            _ => return None,
+        })
+    }
 }
 
 impl Iterator for Records<'_> {
     type Item = Record;
 
     /// Stops at the end, or at a kind this version does not know (its size
-    /// is unknown too).
+    /// is unknown too), or a record cut short.
     fn next(&mut self) -> Option<Record> {
         let rest = self.data.get(self.offset..)?;
-        let kind = event_kind(u32::from_ne_bytes(rest.get(..4)?.try_into().ok()?));
+        let kind = event_kind(u32::from(u16::from_ne_bytes(
+            rest.get(..2)?.try_into().ok()?,
+        )));
         let size = record_size(kind)?;
-        let record = decode(rest.get(..size)?)?;
+        let record = self.decode(kind, rest.get(..size)?)?;
         self.offset += size;
         Some(record)
     }
 }
 
-/// The sample in `data` wherever it lies in memory: decoded from a copy
-/// aligned as the record structs need (the ring buffer's samples are).
-pub fn decode_unaligned(data: &[u8]) -> (Option<u32>, Vec<Record>) {
-    with_aligned_copy(data, |aligned| {
-        let sample = decode_sample(aligned);
-        (sample.cpu, sample.records.collect())
-    })
-}
-
-/// `read` applied to a copy of `data` that starts on an 8-byte boundary.
-fn with_aligned_copy<T>(data: &[u8], read: impl FnOnce(&[u8]) -> T) -> T {
-    let mut words = vec![0u64; data.len().div_ceil(8)];
-    // SAFETY: u64s are plain; the byte view covers exactly the allocation.
-    let buffer = unsafe { plain::as_mut_bytes(&mut words[..]) };
-    buffer[..data.len()].copy_from_slice(data);
-    read(&buffer[..data.len()])
+/// The record of type `T` at the start of `data`, read from any alignment;
+/// bytes past the end of `data` read as zero.
+fn read_record<T: plain::Plain + Default>(data: &[u8]) -> T {
+    let mut record = T::default();
+    // SAFETY: the record types are plain C structs of integers and byte
+    // arrays: any bytes make a valid value.
+    let bytes = unsafe { plain::as_mut_bytes(&mut record) };
+    let len = bytes.len().min(data.len());
+    bytes[..len].copy_from_slice(&data[..len]);
+    record
 }
 
 /// The size of a record of `kind`.
 fn record_size(kind: event_kind) -> Option<usize> {
-    use std::mem::size_of;
     Some(match kind {
-        event_kind::EVENT_SYSCALL => size_of::<syscall_event>(),
+        event_kind::EVENT_SYSCALL => std::mem::offset_of!(syscall_event, duration_high),
+        event_kind::EVENT_LONG_SYSCALL => size_of::<syscall_event>(),
         event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),
         event_kind::EVENT_SWITCH => size_of::<switch_event>(),
         event_kind::EVENT_WAKEUP => size_of::<wakeup_event>(),
@@ -218,123 +363,6 @@ fn record_size(kind: event_kind) -> Option<usize> {
         event_kind::EVENT_PROCESS_NEW => size_of::<process_new_event>(),
         event_kind::EVENT_SOFTIRQ | event_kind::EVENT_HARDIRQ | event_kind::EVENT_IRQ_VECTOR => {
             size_of::<irq_event>()
-        }
-        _ => return None,
-    })
-}
-
-/// The record in `data`; None for a kind or size this version does not know.
-fn decode(data: &[u8]) -> Option<Record> {
-    let kind = event_kind(u32::from_ne_bytes(data.get(..4)?.try_into().ok()?));
-    Some(match kind {
-        event_kind::EVENT_SYSCALL => {
-            let e: &syscall_event = plain::from_bytes(data).ok()?;
-            Record::Syscall {
-                tid: e.tid,
-                nr: i64::from(e.nr),
-                errno: e.err.max(0) as u32,
-                enter_ns: e.enter_ns,
-                exit_ns: e.exit_ns,
-            }
-        }
-        event_kind::EVENT_SLOW_CALL => {
-            let e: &slow_call_event = plain::from_bytes(data).ok()?;
-            Record::SlowCall(SlowCall {
-                tid: e.tid,
-                pid: e.pid,
-                nr: i64::from(e.nr),
-                errno: e.err.max(0) as u32,
-                enter_ns: e.enter_ns,
-                exit_ns: e.exit_ns,
-                ret: e.ret,
-                kernel_stack: e.kernel_stack,
-                user_stack: e.user_stack,
-            })
-        }
-        event_kind::EVENT_SWITCH => {
-            let e: &switch_event = plain::from_bytes(data).ok()?;
-            let flag = |flag: switch_flags| e.flags & flag.0 as u16 != 0;
-            let out = match e.prev_tid {
-                0 => None,
-                tid => Some(Leaving {
-                    tid,
-                    departure: departure(switch_out_state(u32::from(e.prev_state)))?,
-                    in_call: flag(switch_flags::SWITCH_PREV_IN_CALL),
-                }),
-            };
-            let into = (e.next_tid != 0).then_some(Arriving {
-                tid: e.next_tid,
-                after_idle: flag(switch_flags::SWITCH_NEXT_AFTER_IDLE),
-            });
-            Record::Switch {
-                ts_ns: e.ts_ns,
-                out,
-                into,
-            }
-        }
-        event_kind::EVENT_WAKEUP => {
-            let e: &wakeup_event = plain::from_bytes(data).ok()?;
-            Record::Wakeup {
-                tid: e.tid,
-                ts_ns: e.ts_ns,
-            }
-        }
-        event_kind::EVENT_THREAD_NEW => {
-            let e: &thread_new_event = plain::from_bytes(data).ok()?;
-            Record::ThreadNew {
-                tid: e.tid,
-                pid: e.pid,
-                ts_ns: e.ts_ns,
-                start_ns: e.start_ns,
-            }
-        }
-        event_kind::EVENT_THREAD_EXIT => {
-            let e: &thread_exit_event = plain::from_bytes(data).ok()?;
-            Record::ThreadExit {
-                tid: e.tid,
-                pid: e.pid,
-                ts_ns: e.ts_ns,
-                comm: comm_bytes(&e.comm),
-                process_exited: e.process_exited != 0,
-            }
-        }
-        event_kind::EVENT_PROCESS_NEW => {
-            let e: &process_new_event = plain::from_bytes(data).ok()?;
-            Record::ProcessNew {
-                pid: e.pid,
-                ppid: e.ppid,
-                ts_ns: e.ts_ns,
-            }
-        }
-        event_kind::EVENT_EXEC => {
-            let e: &exec_event = plain::from_bytes(data).ok()?;
-            Record::Exec {
-                tid: e.tid,
-                old_tid: e.old_tid,
-                ts_ns: e.ts_ns,
-            }
-        }
-        event_kind::EVENT_SOFTIRQ | event_kind::EVENT_HARDIRQ | event_kind::EVENT_IRQ_VECTOR => {
-            let e: &irq_event = plain::from_bytes(data).ok()?;
-            let source = match kind {
-                event_kind::EVENT_SOFTIRQ => IrqSource::Softirq(e.id as u32),
-                event_kind::EVENT_HARDIRQ => IrqSource::Hard(HardIrq::Line {
-                    irq: e.id,
-                    handler: e
-                        .name
-                        .iter()
-                        .map(|&c| c as u8)
-                        .take_while(|&c| c != 0)
-                        .collect(),
-                }),
-                _ => IrqSource::Hard(HardIrq::Vector(e.id as u32)),
-            };
-            Record::Irq {
-                tid: e.tid,
-                exit_ns: e.exit_ns,
-                duration_ns: e.duration_ns,
-                source,
-            }
         }
         _ => return None,
     })
@@ -350,98 +378,172 @@ mod tests {
         unsafe { plain::as_bytes(record) }.to_vec()
     }
 
-    /// `record`, decoded from an 8-aligned copy as the ring buffer hands
-    /// records out, is `want`.
-    fn decodes_to<T>(record: &T, want: Record) {
-        assert_eq!(decode_aligned(&bytes(record)), Some(want));
-    }
-
-    /// Decodes one record from an 8-aligned copy, as the ring buffer hands
-    /// records out.
-    fn decode_aligned(data: &[u8]) -> Option<Record> {
-        with_aligned_copy(data, decode)
-    }
-
-    #[test]
-    fn a_batch_is_records_one_after_another() {
-        let call = |tid: u32| syscall_event {
-            kind: event_kind::EVENT_SYSCALL.0,
+    fn header(kind: event_kind, cpu: u16, tid: u32, base_ns: u64) -> Vec<u8> {
+        bytes(&sample_header {
+            kind: kind.0 as u16,
+            cpu,
             tid,
-            nr: 110,
-            err: 0,
-            enter_ns: 1_000,
-            exit_ns: 1_070,
-        };
-        let wakeup = wakeup_event {
-            kind: event_kind::EVENT_WAKEUP.0,
-            tid: 3,
-            ts_ns: 9,
-        };
-        let header = batch_header {
-            kind: event_kind::EVENT_BATCH.0,
-            cpu: 7,
-        };
-        let mut batch = vec![0u8; 4]; // lies at an odd place in memory
-        batch.extend(bytes(&header));
-        batch.extend(bytes(&call(1)));
-        batch.extend(bytes(&wakeup));
-        batch.extend(bytes(&call(2)));
-        let (cpu, records) = decode_unaligned(&batch[4..]);
-        assert_eq!(cpu, Some(7));
-        let tids: Vec<u32> = records
-            .into_iter()
-            .map(|record| match record {
-                Record::Syscall { tid, .. } | Record::Wakeup { tid, .. } => tid,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(tids, vec![1, 3, 2]);
-        // A record cut short ends the batch.
-        assert_eq!(decode_unaligned(&batch[4..batch.len() - 8]).1.len(), 2);
-        // A record sent at once: no CPU.
-        assert_eq!(
-            decode_unaligned(&bytes(&wakeup)),
-            (None, vec![Record::Wakeup { tid: 3, ts_ns: 9 }])
-        );
-        assert_eq!(decode_unaligned(&[]), (None, vec![]));
+            base_ns,
+        })
+    }
+
+    /// The base time of the samples below (10 s).
+    const BASE: u64 = 10_000_000_000;
+
+    /// The records of a sample sent at once by thread `running` with base
+    /// time BASE: `records` after the header, at an odd place in memory.
+    fn decode_direct(running: u32, records: &[Vec<u8>]) -> Vec<Record> {
+        let mut sample = vec![0u8; 3];
+        sample.extend(header(event_kind::EVENT_DIRECT, 1, running, BASE));
+        for record in records {
+            sample.extend(record);
+        }
+        let decoded = decode_sample(&sample[3..]);
+        assert_eq!(decoded.cpu, None);
+        decoded.records.collect()
+    }
+
+    /// `record`, sent at once by thread 42, is `want`.
+    fn decodes_to<T>(record: &T, want: Record) {
+        assert_eq!(decode_direct(42, &[bytes(record)]), vec![want]);
+    }
+
+    fn call(nr: i32, exit_at: i32, duration_ns: u32) -> Vec<u8> {
+        let mut call = bytes(&syscall_event {
+            kind: event_kind::EVENT_SYSCALL.0 as u16,
+            nr,
+            exit_at,
+            duration_ns,
+            ..Default::default()
+        });
+        call.truncate(std::mem::offset_of!(syscall_event, duration_high));
+        call
+    }
+
+    fn switch(flags: switch_flags, at: i32, next_tid: u32) -> switch_event {
+        switch_event {
+            kind: event_kind::EVENT_SWITCH.0 as u16,
+            prev_state: switch_out_state::OUT_SLEEPING.0 as u8,
+            flags: flags.0 as u8,
+            at,
+            next_tid,
+        }
     }
 
     #[test]
-    fn syscall_record() {
-        let e = syscall_event {
-            kind: event_kind::EVENT_SYSCALL.0,
-            tid: 42,
-            nr: 110,
-            err: 9,
-            enter_ns: 1_000,
-            exit_ns: 1_070,
+    fn a_batch_is_records_of_the_running_thread_one_after_another() {
+        let wakeup = wakeup_event {
+            kind: event_kind::EVENT_WAKEUP.0 as u16,
+            pad: 0,
+            at: 5,
+            tid: 3,
         };
-        decodes_to(
-            &e,
-            Record::Syscall {
+        let mut batch = vec![0u8; 1]; // lies at an odd place in memory
+        batch.extend(header(event_kind::EVENT_BATCH, 7, 1, 1_000));
+        batch.extend(call(0, 10, 4));
+        batch.extend(bytes(&wakeup));
+        // Thread 1 leaves the CPU to thread 2, whose call follows.
+        batch.extend(bytes(&switch(switch_flags::SWITCH_PREV_TRACED, 20, 2)));
+        batch.extend(call(1, 30, 6));
+        let sample = decode_sample(&batch[1..]);
+        assert_eq!(sample.cpu, Some(7));
+        let records: Vec<Record> = sample.records.collect();
+        let call_of = |tid, nr, enter_ns, exit_ns| Record::Syscall {
+            tid,
+            nr,
+            errno: 0,
+            enter_ns,
+            exit_ns,
+        };
+        assert_eq!(
+            records,
+            vec![
+                call_of(1, 0, 1_006, 1_010),
+                Record::Wakeup {
+                    tid: 3,
+                    ts_ns: 1_005
+                },
+                Record::Switch {
+                    ts_ns: 1_020,
+                    out: Some(Leaving {
+                        tid: 1,
+                        departure: Departure::Sleeping,
+                        in_call: false,
+                    }),
+                    into: Some(Arriving {
+                        tid: 2,
+                        after_idle: false,
+                    }),
+                },
+                call_of(2, 1, 1_024, 1_030),
+            ]
+        );
+        // A record cut short ends the batch.
+        assert_eq!(decode_sample(&batch[1..batch.len() - 1]).records.count(), 3);
+        // No header, or one this version does not know: nothing.
+        assert_eq!(decode_sample(&[]).records.count(), 0);
+        assert_eq!(decode_sample(&batch[1..8]).records.count(), 0);
+        let mut unknown = batch[1..].to_vec();
+        unknown[0] = 99;
+        assert_eq!(decode_sample(&unknown).records.count(), 0);
+    }
+
+    #[test]
+    fn syscall_records() {
+        let mut failed = call(110, -3, 70);
+        failed[2..4].copy_from_slice(&9u16.to_ne_bytes());
+        assert_eq!(
+            decode_direct(42, &[failed]),
+            vec![Record::Syscall {
                 tid: 42,
                 nr: 110,
                 errno: 9,
-                enter_ns: 1_000,
-                exit_ns: 1_070,
-            },
+                enter_ns: BASE - 73,
+                exit_ns: BASE - 3,
+            }]
+        );
+        // 5 s: the high half of the duration follows.
+        let long = syscall_event {
+            kind: event_kind::EVENT_LONG_SYSCALL.0 as u16,
+            nr: 7,
+            exit_at: 0,
+            duration_ns: 705_032_704,
+            duration_high: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_direct(42, &[bytes(&long), call(0, 1, 1)]),
+            vec![
+                Record::Syscall {
+                    tid: 42,
+                    nr: 7,
+                    errno: 0,
+                    enter_ns: BASE - 5_000_000_000,
+                    exit_ns: BASE,
+                },
+                Record::Syscall {
+                    tid: 42,
+                    nr: 0,
+                    errno: 0,
+                    enter_ns: BASE,
+                    exit_ns: BASE + 1,
+                },
+            ]
         );
     }
 
     #[test]
     fn slow_call_record() {
         let e = slow_call_event {
-            kind: event_kind::EVENT_SLOW_CALL.0,
-            tid: 42,
-            nr: 230,
+            kind: event_kind::EVENT_SLOW_CALL.0 as u16,
             err: 4,
-            enter_ns: 1_000,
-            exit_ns: 5_001_000,
-            ret: -4,
+            nr: 230,
+            exit_at: 1_000,
             pid: 40,
+            duration_ns: 5_000_000,
+            ret: -4,
             kernel_stack: 7,
             user_stack: -17,
-            pad: 0,
         };
         decodes_to(
             &e,
@@ -450,8 +552,8 @@ mod tests {
                 pid: 40,
                 nr: 230,
                 errno: 4,
-                enter_ns: 1_000,
-                exit_ns: 5_001_000,
+                enter_ns: BASE + 1_000 - 5_000_000,
+                exit_ns: BASE + 1_000,
                 ret: -4,
                 kernel_stack: 7,
                 user_stack: -17,
@@ -461,13 +563,7 @@ mod tests {
 
     #[test]
     fn switches_and_wakeups() {
-        let mut e = switch_event {
-            kind: event_kind::EVENT_SWITCH.0,
-            prev_tid: 7,
-            ts_ns: 5,
-            next_tid: 8,
-            ..Default::default()
-        };
+        let mut e = switch(switch_flags::SWITCH_PREV_TRACED, 5, 8);
         for (state, departure) in [
             (switch_out_state::OUT_READY, Departure::Ready),
             (switch_out_state::OUT_SLEEPING, Departure::Sleeping),
@@ -475,13 +571,13 @@ mod tests {
             (switch_out_state::OUT_STOPPED, Departure::Stopped),
             (switch_out_state::OUT_DEAD, Departure::Dead),
         ] {
-            e.prev_state = state.0 as u16;
+            e.prev_state = state.0 as u8;
             decodes_to(
                 &e,
                 Record::Switch {
-                    ts_ns: 5,
+                    ts_ns: BASE + 5,
                     out: Some(Leaving {
-                        tid: 7,
+                        tid: 42,
                         departure,
                         in_call: false,
                     }),
@@ -492,14 +588,14 @@ mod tests {
                 },
             );
         }
-        e.flags =
-            (switch_flags::SWITCH_PREV_IN_CALL.0 | switch_flags::SWITCH_NEXT_AFTER_IDLE.0) as u16;
+        e.flags |=
+            (switch_flags::SWITCH_PREV_IN_CALL.0 | switch_flags::SWITCH_NEXT_AFTER_IDLE.0) as u8;
         decodes_to(
             &e,
             Record::Switch {
-                ts_ns: 5,
+                ts_ns: BASE + 5,
                 out: Some(Leaving {
-                    tid: 7,
+                    tid: 42,
                     departure: Departure::Dead,
                     in_call: true,
                 }),
@@ -509,59 +605,76 @@ mod tests {
                 }),
             },
         );
-        e.flags = 0;
         e.prev_state = 99;
         assert_eq!(
-            decode_aligned(&bytes(&e)),
-            None,
+            decode_direct(42, &[bytes(&e)]),
+            vec![],
             "an unknown state is no guess"
         );
-        // Only one side traced.
-        e.prev_tid = 0;
-        decodes_to(
-            &e,
-            Record::Switch {
-                ts_ns: 5,
-                out: None,
-                into: Some(Arriving {
-                    tid: 8,
-                    after_idle: false,
-                }),
-            },
+        // Only one side traced: an untraced thread leaves, or gets the CPU.
+        let into = switch(switch_flags(0), 5, 8);
+        let out = switch(switch_flags::SWITCH_PREV_TRACED, 5, 0);
+        assert_eq!(
+            decode_direct(42, &[bytes(&into), bytes(&out)]),
+            vec![
+                Record::Switch {
+                    ts_ns: BASE + 5,
+                    out: None,
+                    into: Some(Arriving {
+                        tid: 8,
+                        after_idle: false,
+                    }),
+                },
+                Record::Switch {
+                    ts_ns: BASE + 5,
+                    out: Some(Leaving {
+                        tid: 8,
+                        departure: Departure::Sleeping,
+                        in_call: false,
+                    }),
+                    into: None,
+                },
+            ]
         );
         let wakeup = wakeup_event {
-            kind: event_kind::EVENT_WAKEUP.0,
+            kind: event_kind::EVENT_WAKEUP.0 as u16,
+            pad: 0,
+            at: 9,
             tid: 7,
-            ts_ns: 9,
         };
-        decodes_to(&wakeup, Record::Wakeup { tid: 7, ts_ns: 9 });
+        decodes_to(
+            &wakeup,
+            Record::Wakeup {
+                tid: 7,
+                ts_ns: BASE + 9,
+            },
+        );
     }
 
     #[test]
     fn thread_records() {
         let new = thread_new_event {
-            kind: event_kind::EVENT_THREAD_NEW.0,
+            kind: event_kind::EVENT_THREAD_NEW.0 as u16,
+            at: 20,
             tid: 8,
-            ts_ns: 20,
-            start_ns: 15,
             pid: 7,
-            pad: 0,
+            start_ns: 15,
+            ..Default::default()
         };
         decodes_to(
             &new,
             Record::ThreadNew {
                 tid: 8,
                 pid: 7,
-                ts_ns: 20,
+                ts_ns: BASE + 20,
                 start_ns: 15,
             },
         );
         let mut exit = thread_exit_event {
-            kind: event_kind::EVENT_THREAD_EXIT.0,
-            tid: 8,
-            ts_ns: 30,
-            pid: 7,
+            kind: event_kind::EVENT_THREAD_EXIT.0 as u16,
             process_exited: 1,
+            at: 30,
+            pid: 7,
             ..Default::default()
         };
         exit.comm[..3].copy_from_slice(&[b'a' as i8, b'b' as i8, -1]);
@@ -570,51 +683,60 @@ mod tests {
         decodes_to(
             &exit,
             Record::ThreadExit {
-                tid: 8,
+                tid: 42,
                 pid: 7,
-                ts_ns: 30,
+                ts_ns: BASE + 30,
                 comm,
                 process_exited: true,
             },
         );
         let fork = process_new_event {
-            kind: event_kind::EVENT_PROCESS_NEW.0,
+            kind: event_kind::EVENT_PROCESS_NEW.0 as u16,
+            at: 50,
             pid: 9,
-            ts_ns: 50,
             ppid: 7,
-            pad: 0,
+            ..Default::default()
         };
         decodes_to(
             &fork,
             Record::ProcessNew {
                 pid: 9,
                 ppid: 7,
-                ts_ns: 50,
+                ts_ns: BASE + 50,
             },
         );
+        // After an exec, the running thread has its new id.
         let exec = exec_event {
-            kind: event_kind::EVENT_EXEC.0,
+            kind: event_kind::EVENT_EXEC.0 as u16,
+            at: 40,
             tid: 100,
-            ts_ns: 40,
             old_tid: 105,
-            pad: 0,
+            ..Default::default()
         };
-        decodes_to(
-            &exec,
-            Record::Exec {
-                tid: 100,
-                old_tid: 105,
-                ts_ns: 40,
-            },
+        assert_eq!(
+            decode_direct(105, &[bytes(&exec), call(59, 41, 1)]),
+            vec![
+                Record::Exec {
+                    tid: 100,
+                    old_tid: 105,
+                    ts_ns: BASE + 40,
+                },
+                Record::Syscall {
+                    tid: 100,
+                    nr: 59,
+                    errno: 0,
+                    enter_ns: BASE + 40,
+                    exit_ns: BASE + 41,
+                },
+            ]
         );
     }
 
     #[test]
     fn irq_records() {
         let mut e = irq_event {
-            kind: event_kind::EVENT_HARDIRQ.0,
-            tid: 9,
-            exit_ns: 100,
+            kind: event_kind::EVENT_HARDIRQ.0 as u16,
+            exit_at: 100,
             duration_ns: 30,
             id: 24,
             ..Default::default()
@@ -636,13 +758,13 @@ mod tests {
             ),
             (event_kind::EVENT_SOFTIRQ, 3, IrqSource::Softirq(3)),
         ] {
-            e.kind = kind.0;
+            e.kind = kind.0 as u16;
             e.id = id;
             decodes_to(
                 &e,
                 Record::Irq {
-                    tid: 9,
-                    exit_ns: 100,
+                    tid: 42,
+                    exit_ns: BASE + 100,
                     duration_ns: 30,
                     source,
                 },
@@ -651,16 +773,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_short_records_are_skipped() {
-        assert_eq!(decode_aligned(&[]), None);
-        assert_eq!(decode_aligned(&[1, 0]), None);
-        assert_eq!(decode_aligned(&99u32.to_ne_bytes()), None);
-        // A syscall kind with too few bytes for the record.
-        let mut short = bytes(&syscall_event {
-            kind: event_kind::EVENT_SYSCALL.0,
-            ..Default::default()
-        });
-        short.truncate(16);
-        assert_eq!(decode_aligned(&short), None);
+    fn unknown_or_short_records_end_the_sample() {
+        assert_eq!(decode_direct(42, &[]), vec![]);
+        assert_eq!(decode_direct(42, &[vec![1]]), vec![]);
+        assert_eq!(decode_direct(42, &[99u16.to_ne_bytes().to_vec()]), vec![]);
+        // A call with too few bytes for the record.
+        let mut short = call(0, 0, 0);
+        short.truncate(15);
+        assert_eq!(decode_direct(42, &[short]), vec![]);
     }
 }

@@ -4,8 +4,8 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    batch_header, call_in_flight, exec_event, irq_event, kept_exit, process_new_event,
-    record_batch, slow_call_event, softirq_totals, spill_key, spill_value, switch_event,
+    call_in_flight, exec_event, irq_event, kept_exit, process_new_event, record_batch,
+    sample_header, slow_call_event, softirq_totals, spill_key, spill_value, switch_event,
     syscall_event, syscall_start, thread_exit_event, thread_key, thread_new_event, wakeup_event,
 };
 
@@ -22,7 +22,7 @@ unsafe impl plain::Plain for irq_event {}
 unsafe impl plain::Plain for softirq_totals {}
 unsafe impl plain::Plain for syscall_start {}
 unsafe impl plain::Plain for record_batch {}
-unsafe impl plain::Plain for batch_header {}
+unsafe impl plain::Plain for sample_header {}
 unsafe impl plain::Plain for call_in_flight {}
 unsafe impl plain::Plain for spill_key {}
 unsafe impl plain::Plain for spill_value {}

@@ -16,7 +16,7 @@ use libbpf_rs::{
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
 use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
-use crate::records::{comm_bytes, decode_sample, decode_unaligned, InFlight, Record};
+use crate::records::{comm_bytes, decode_sample, InFlight, Record};
 use crate::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
     syscall_start, thread_key, window_state,
@@ -415,8 +415,12 @@ impl<'obj> Tracer<'obj> {
             .flatten()
             .flat_map(|batch| {
                 let len = (batch.len as usize).min(batch.data.len());
-                let (cpu, records) = decode_unaligned(&batch.data[..len]);
-                records.into_iter().map(move |record| (cpu, record))
+                let sample = decode_sample(&batch.data[..len]);
+                let cpu = sample.cpu;
+                sample
+                    .records
+                    .map(move |record| (cpu, record))
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
