@@ -8,8 +8,8 @@ use nix::libc;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-/// Reads between two looks at where the records come from (~0.1 s).
-const READS_PER_REVIEW: u32 = 10;
+/// Reads over which records are counted (~0.1 s) before counting afresh.
+const READS_PER_WINDOW: u32 = 10;
 
 pub struct Placement {
     /// The CPUs the reader may use, as it was started.
@@ -40,28 +40,29 @@ impl Placement {
         }
     }
 
-    /// After a read: now and then, moves the reader if another CPU has
-    /// clearly had fewer traced records than its own.
+    /// After a read: moves the reader as soon as another CPU has clearly
+    /// had fewer traced records than its own since counting began (a
+    /// reader started on the traced threads' CPU would otherwise preempt
+    /// them at every read of its first window).
     pub fn review(&mut self) {
         self.reads += 1;
-        if self.reads < READS_PER_REVIEW {
-            return;
-        }
-        self.reads = 0;
         // SAFETY: no arguments; -1 on failure.
         let current = usize::try_from(unsafe { libc::sched_getcpu() });
-        if let Some(cpu) = current
+        let better = current
             .ok()
-            .and_then(|current| better_cpu(&self.allowed, &self.records, current))
-        {
+            .and_then(|current| better_cpu(&self.allowed, &self.records, current));
+        if let Some(cpu) = better {
             let mut set = CpuSet::new();
             // Failing (the CPU went offline, a cpuset changed) leaves the
-            // reader where it is: the next review tries again.
+            // reader where it is: a later review tries again.
             if set.set(cpu).is_ok() {
                 let _ = sched_setaffinity(Pid::from_raw(0), &set);
             }
         }
-        self.records.fill(0);
+        if better.is_some() || self.reads >= READS_PER_WINDOW {
+            self.reads = 0;
+            self.records.fill(0);
+        }
     }
 }
 
