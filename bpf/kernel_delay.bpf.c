@@ -312,6 +312,9 @@ static __always_inline void flush_this_cpu(bool only_stale)
 	batch->busy = 0;
 }
 
+/* The largest record staged (a slow call's). */
+#define MAX_STAGED_RECORD sizeof(struct slow_call_event)
+
 /* Where a record goes: staged in a batch (busy while it is written), or
  * alone in a sample of its own reserved in the ring buffer. */
 struct record_place {
@@ -347,7 +350,11 @@ static __always_inline void *record_start(struct record_place *place, __u32 size
 	}
 	staged->busy = 1;
 	len = staged->len;
-	if (len && (len > BATCH_BYTES - size || stale(staged, now))) {
+	/* Full when the largest record would not fit, whatever this one's
+	 * size: once a record could not be staged (the ring buffer was full),
+	 * none goes after it, so that a lost switch or exec leaves no record
+	 * of a thread in a batch that names another as running. */
+	if (len && (len > BATCH_BYTES - MAX_STAGED_RECORD || stale(staged, now))) {
 		if (!flush_batch(staged)) {
 			staged->busy = 0;
 			return NULL;
