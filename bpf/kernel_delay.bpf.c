@@ -77,9 +77,9 @@ struct {
 } syscall_starts SEC(".maps");
 
 /* Records staged per CPU while it runs traced threads: their calls, the
- * switches between them, the wakeups they make. A batch is sent when full,
- * when its first record is MAX_STAGED_NS old, and when the CPU switches to
- * a thread that is not traced (or idles), or a traced one exits or exec's;
+ * switches between them, the wakeups they make, their exec's. A batch is
+ * sent when full, when its first record is MAX_STAGED_NS old, and when the
+ * CPU switches to a thread that is not traced (or idles), or one exits;
  * user space puts records from different CPUs back in time order. Records
  * made elsewhere (interrupts, new threads and processes, exits, wakeups by
  * untraced tasks) go straight to the ring buffer. What is staged when
