@@ -97,8 +97,8 @@ fn a_call_of_more_than_two_to_the_32_nanoseconds_is_timed_whole() {
     // A record's duration is 32 bits unless the call took 2^32 ns (4.29 s)
     // or more: 4.4 s would read as 0.1 s if its high half were lost.
     let (_, report) = traced("sleep 1 4400");
-    let nanosleep = syscall(only_thread(&report, "sleeper"), "clock_nanosleep")
-        .expect("clock_nanosleep");
+    let nanosleep =
+        syscall(only_thread(&report, "sleeper"), "clock_nanosleep").expect("clock_nanosleep");
     assert_eq!(field(nanosleep, "count"), 1);
     let total = field(nanosleep, "total_ns");
     assert!((4_400 * MS..5_400 * MS).contains(&total), "{nanosleep}");
