@@ -116,6 +116,42 @@ fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
 
 #[test]
 #[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
+    // Four threads hand both CPUs to one another while the reader is
+    // stopped: the ring buffer fills, switches are lost and calls spill.
+    // A call's record names no thread (it is the running one's, which the
+    // switch before it names): a lost switch must not file the next
+    // thread's calls under the thread before it.
+    let laps = 5_000;
+    let mut workload = Workload::start();
+    let trace = Trace::start(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "60",
+        "--ringbuf-mb",
+        "1",
+    ]);
+    let tool = Pid::from_raw(trace.child.id() as i32);
+    kill(tool, Signal::SIGSTOP).unwrap();
+    let printed = workload.run(&format!("relay {laps}"));
+    kill(tool, Signal::SIGCONT).unwrap();
+    let report = trace.interrupt();
+
+    assert!(field(&report["lost"], "ring_buffer_full") > 0, "{report}");
+    let relays = schedstats(&printed);
+    assert_eq!(relays.len(), 4, "{printed:?}");
+    for relay in relays {
+        let thread = thread_by_tid(&report, relay.tid);
+        assert_eq!(count(thread, "write"), laps, "{thread}");
+        // And the reads of its /proc/thread-self/schedstat.
+        let reads = count(thread, "read");
+        assert!((laps..laps + 4).contains(&reads), "{reads} reads: {thread}");
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn sleeps_of_known_length() {
     let (_, report) = traced("sleep 25 20");
     let sleeper = only_thread(&report, "sleeper");
