@@ -105,14 +105,18 @@ pub fn collect(
     let reorder = RefCell::new(Reorder::default());
     // A slow call's process has its memory map read while it lives.
     let spaces = RefCell::new(AddressSpaces::default());
-    let ring = tracer.ring_buffer(|cpu, record| {
+    let ring = tracer.ring_buffer(|origin, record| {
         if let Record::SlowCall(call) = &record {
             spaces.borrow_mut().note(call.pid);
         }
-        if let (Some(cpu), Some(placement)) = (cpu, placement.borrow_mut().as_mut()) {
-            placement.note(cpu);
+        // Where the traced threads run (records sent at once count too:
+        // in a window opened by triggers, all are).
+        if origin.staged || record.made_by_running_thread() {
+            if let Some(placement) = placement.borrow_mut().as_mut() {
+                placement.note(origin.cpu);
+            }
         }
-        reorder.borrow_mut().push(cpu, record)
+        reorder.borrow_mut().push(origin.batch_cpu(), record)
     })?;
     sink.announce(&header)?;
     target.release()?;

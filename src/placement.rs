@@ -2,7 +2,7 @@
 //! on its CPU, and the kernel wakes it on the CPU it last ran on: were that
 //! a CPU the traced threads use, it would delay them (the very delay the
 //! report measures) at every read. So the reader moves itself to the CPU
-//! that staged the fewest of their records lately.
+//! where they made the fewest records lately.
 
 use nix::libc;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
@@ -14,7 +14,7 @@ const READS_PER_WINDOW: u32 = 10;
 pub struct Placement {
     /// The CPUs the reader may use, as it was started.
     allowed: Vec<usize>,
-    /// Records staged on each CPU since the last review.
+    /// Records traced threads made on each CPU since counting began.
     records: Vec<u64>,
     reads: u32,
 }
@@ -33,7 +33,7 @@ impl Placement {
         })
     }
 
-    /// A record staged on `cpu` arrived.
+    /// A record a traced thread made on `cpu` arrived.
     pub fn note(&mut self, cpu: u32) {
         if let Some(count) = self.records.get_mut(cpu as usize) {
             *count += 1;
@@ -66,8 +66,8 @@ impl Placement {
     }
 }
 
-/// The CPU among `allowed` that staged the fewest `records`, if the reader
-/// (on `current`) should move there: its own CPU staged more than twice as
+/// The CPU among `allowed` with the fewest `records`, if the reader (on
+/// `current`) should move there: its own CPU had more than twice as
 /// many, and enough to matter.
 fn better_cpu(allowed: &[usize], records: &[u64], current: usize) -> Option<usize> {
     /// Fewer records than this in a review: not worth a move.

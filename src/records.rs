@@ -78,6 +78,16 @@ impl Record {
             | Record::Exec { ts_ns, .. } => *ts_ns,
         }
     }
+
+    /// Made on its CPU by a traced thread running there; not a wakeup, a
+    /// new thread or a new process, which the thread that makes them (any
+    /// task, or an interrupt, for a wakeup sent at once) may make anywhere.
+    pub fn made_by_running_thread(&self) -> bool {
+        !matches!(
+            self,
+            Record::Wakeup { .. } | Record::ThreadNew { .. } | Record::ProcessNew { .. }
+        )
+    }
 }
 
 /// A stack id that stands for no stack taken (none was asked for).
@@ -149,27 +159,45 @@ pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
 /// One ring-buffer sample (or the batch a CPU still holds when tracing
 /// stops): a sample_header, then records one after another.
 pub struct Sample<'a> {
-    /// The CPU of a batch; None for records sent at once.
-    pub cpu: Option<u32>,
+    pub origin: Origin,
     pub records: Records<'a>,
+}
+
+/// Where a sample's records were made.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub cpu: u32,
+    /// Staged on that CPU in the order they were made (a batch), rather
+    /// than sent at once.
+    pub staged: bool,
+}
+
+impl Origin {
+    /// The CPU of a batch; None for records sent at once.
+    pub fn batch_cpu(self) -> Option<u32> {
+        self.staged.then_some(self.cpu)
+    }
 }
 
 /// The sample in `data`, wherever it lies in memory (records are read
 /// from unaligned copies). Empty when it has no header this version knows.
 pub fn decode_sample(data: &[u8]) -> Sample<'_> {
     let header: sample_header = read_record(data);
-    let cpu = match event_kind(u32::from(header.kind)) {
-        event_kind::EVENT_BATCH => Some(u32::from(header.cpu)),
-        event_kind::EVENT_DIRECT => None,
+    let staged = match event_kind(u32::from(header.kind)) {
+        event_kind::EVENT_BATCH => true,
+        event_kind::EVENT_DIRECT => false,
         _ => {
             return Sample {
-                cpu: None,
+                origin: Origin::default(),
                 records: Records::default(),
             }
         }
     };
     Sample {
-        cpu,
+        origin: Origin {
+            cpu: u32::from(header.cpu),
+            staged,
+        },
         records: Records {
             data,
             offset: size_of::<sample_header>().min(data.len()),
@@ -399,7 +427,14 @@ mod tests {
             sample.extend(record);
         }
         let decoded = decode_sample(&sample[3..]);
-        assert_eq!(decoded.cpu, None);
+        assert_eq!(
+            decoded.origin,
+            Origin {
+                cpu: 1,
+                staged: false
+            }
+        );
+        assert_eq!(decoded.origin.batch_cpu(), None);
         decoded.records.collect()
     }
 
@@ -446,7 +481,7 @@ mod tests {
         batch.extend(bytes(&switch(switch_flags::SWITCH_PREV_TRACED, 20, 2)));
         batch.extend(call(1, 30, 6));
         let sample = decode_sample(&batch[1..]);
-        assert_eq!(sample.cpu, Some(7));
+        assert_eq!(sample.origin.batch_cpu(), Some(7));
         let records: Vec<Record> = sample.records.collect();
         let call_of = |tid, nr, enter_ns, exit_ns| Record::Syscall {
             tid,
@@ -486,6 +521,29 @@ mod tests {
         let mut unknown = batch[1..].to_vec();
         unknown[0] = 99;
         assert_eq!(decode_sample(&unknown).records.count(), 0);
+    }
+
+    #[test]
+    fn only_records_of_others_can_be_made_away_from_the_traced_threads() {
+        let wakeup = Record::Wakeup { tid: 1, ts_ns: 0 };
+        let call = Record::Syscall {
+            tid: 1,
+            nr: 0,
+            errno: 0,
+            enter_ns: 0,
+            exit_ns: 0,
+        };
+        let switch = Record::Switch {
+            ts_ns: 0,
+            out: None,
+            into: Some(Arriving {
+                tid: 1,
+                after_idle: true,
+            }),
+        };
+        assert!(!wakeup.made_by_running_thread());
+        assert!(call.made_by_running_thread());
+        assert!(switch.made_by_running_thread());
     }
 
     #[test]

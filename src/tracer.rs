@@ -16,7 +16,7 @@ use libbpf_rs::{
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
 use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
-use crate::records::{comm_bytes, decode_sample, InFlight, Record};
+use crate::records::{comm_bytes, decode_sample, InFlight, Origin, Record};
 use crate::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
     syscall_start, thread_key, window_state,
@@ -267,16 +267,16 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// A ring buffer that hands each decoded record to `on_record`, with
-    /// the CPU it was staged on (None: sent at once).
+    /// where it was made.
     pub fn ring_buffer<'cb>(
         &self,
-        mut on_record: impl FnMut(Option<u32>, Record) + 'cb,
+        mut on_record: impl FnMut(Origin, Record) + 'cb,
     ) -> Result<RingBuffer<'cb>> {
         let mut builder = RingBufferBuilder::new();
         builder.add(&self.skel.maps.events, move |data: &[u8]| {
             let sample = decode_sample(data);
             for record in sample.records {
-                on_record(sample.cpu, record);
+                on_record(sample.origin, record);
             }
             0
         })?;
@@ -416,7 +416,7 @@ impl<'obj> Tracer<'obj> {
             .flat_map(|batch| {
                 let len = (batch.len as usize).min(batch.data.len());
                 let sample = decode_sample(&batch.data[..len]);
-                let cpu = sample.cpu;
+                let cpu = sample.origin.batch_cpu();
                 sample
                     .records
                     .map(move |record| (cpu, record))
