@@ -88,8 +88,8 @@ enum switch_out_state {
 
 /* Every ring-buffer sample starts with a sample_header, then records one
  * after another, each starting with its kind (16 bits). Times are signed
- * offsets (ns) from the header's base: a staged record is less than
- * MAX_STAGED_NS older than its batch's first, and 32 bits take half the
+ * offsets (ns) from the header's base: a staged record is made less than
+ * MAX_STAGED_NS after its batch's first, and 32 bits take half the
  * bytes that the ring buffer and its reader pay for. A record made by the
  * thread running on the CPU (a call, its exit, an interrupt charged to it)
  * does not name it: the header names the thread running when the first
@@ -97,7 +97,7 @@ enum switch_out_state {
 struct sample_header {
 	__u16 kind;	/* EVENT_BATCH or EVENT_DIRECT */
 	__u16 cpu;
-	__u32 tid;	/* running when the first record was made (0: none traced) */
+	__u32 tid;	/* running when the first record was made, traced or not */
 	__u64 base_ns;
 };
 
