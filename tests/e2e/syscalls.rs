@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde_json::Value;
 
 use crate::harness::*;
 
@@ -57,9 +58,10 @@ fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
     assert!(field(&report, "events") >= 3_000_000);
 }
 
-#[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
-fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
+/// Runs `command` in a fresh kd-workload traced through a 1 MiB ring
+/// buffer whose reader is stopped meanwhile (it cannot drain): what the
+/// workload printed, and the report.
+fn traced_with_reader_stopped(command: &str) -> (Vec<String>, Value) {
     let mut workload = Workload::start();
     let trace = Trace::start(&[
         "--pid",
@@ -69,12 +71,18 @@ fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
         "--ringbuf-mb",
         "1",
     ]);
-    // A stopped reader cannot drain: a 1 MiB buffer holds ~65,000 calls.
     let tool = Pid::from_raw(trace.child.id() as i32);
     kill(tool, Signal::SIGSTOP).unwrap();
-    workload.run("burst 200000");
+    let printed = workload.run(command);
     kill(tool, Signal::SIGCONT).unwrap();
-    let report = trace.interrupt();
+    (printed, trace.interrupt())
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
+    // A 1 MiB buffer holds ~65,000 calls.
+    let (_, report) = traced_with_reader_stopped("burst 200000");
 
     // The calls that found no room went to the kernel's spill map: exact
     // in count, total, min and max.
@@ -123,20 +131,7 @@ fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
     // switch before it names): a lost switch must not file the next
     // thread's calls under the thread before it.
     let laps = 5_000;
-    let mut workload = Workload::start();
-    let trace = Trace::start(&[
-        "--pid",
-        &workload.pid().to_string(),
-        "--duration",
-        "60",
-        "--ringbuf-mb",
-        "1",
-    ]);
-    let tool = Pid::from_raw(trace.child.id() as i32);
-    kill(tool, Signal::SIGSTOP).unwrap();
-    let printed = workload.run(&format!("relay {laps}"));
-    kill(tool, Signal::SIGCONT).unwrap();
-    let report = trace.interrupt();
+    let (printed, report) = traced_with_reader_stopped(&format!("relay {laps}"));
 
     assert!(field(&report["lost"], "ring_buffer_full") > 0, "{report}");
     let relays = schedstats(&printed);
