@@ -381,12 +381,12 @@ static __always_inline void record_end(struct record_place *place)
 		submit(place->sample, place->size);
 }
 
-/* record_start() for a record sent at once; counted as lost when the ring
- * buffer has no room. */
-static __always_inline void *record_alone(struct record_place *place, __u32 size, __u64 now,
-					  __s32 *at)
+/* record_start() for a record that has no refuge when the ring buffer has
+ * no room (not a call, which is spilled): it is counted as lost. */
+static __always_inline void *record_or_lost(struct record_place *place, __u32 size, __u64 now,
+					    bool stage, __s32 *at)
 {
-	void *record = record_start(place, size, now, false, at);
+	void *record = record_start(place, size, now, stage, at);
 
 	if (!record)
 		count_lost(LOST_RINGBUF_FULL);
@@ -435,11 +435,9 @@ int sched_switch(__u64 *ctx)
 	if (next_traced)
 		mark_target_cpu();
 	now = bpf_ktime_get_ns();
-	e = record_start(&place, sizeof(*e), now, true, &at);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = record_or_lost(&place, sizeof(*e), now, true, &at);
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_SWITCH;
 	e->at = at;
 	e->prev_state = 0;
@@ -491,11 +489,9 @@ int BPF_PROG(sched_wakeup, struct task_struct *task)
 	now = bpf_ktime_get_ns();
 	/* Staged only by a traced waker: a CPU that runs no traced thread
 	 * may idle, and nothing would send its batch. */
-	e = record_start(&place, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()), &at);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = record_or_lost(&place, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()), &at);
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_WAKEUP;
 	e->pad = 0;
 	e->at = at;
@@ -513,7 +509,7 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *task)
 
 	if (!is_traced(task->tgid) || !recording())
 		return 0;
-	e = record_alone(&place, sizeof(*e), bpf_ktime_get_ns(), &at);
+	e = record_or_lost(&place, sizeof(*e), bpf_ktime_get_ns(), false, &at);
 	if (!e)
 		return 0;
 	e->kind = EVENT_THREAD_NEW;
@@ -780,7 +776,7 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	if (!recording())
 		return 0;
 
-	e = record_alone(&place, sizeof(*e), bpf_ktime_get_ns(), &at);
+	e = record_or_lost(&place, sizeof(*e), bpf_ktime_get_ns(), false, &at);
 	if (!e)
 		return 0;
 	e->kind = EVENT_PROCESS_NEW;
@@ -818,11 +814,9 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	if (!recording())
 		return 0;
 	now = bpf_ktime_get_ns();
-	e = record_start(&place, sizeof(*e), now, true, &at);
-	if (!e) {
-		count_lost(LOST_RINGBUF_FULL);
+	e = record_or_lost(&place, sizeof(*e), now, true, &at);
+	if (!e)
 		return 0;
-	}
 	e->kind = EVENT_EXEC;
 	e->pad = 0;
 	e->at = at;
@@ -851,7 +845,7 @@ static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 
 	if (!is_target(bpf_get_current_pid_tgid()) || !recording())
 		return;
 	mark_target_cpu();
-	e = record_alone(&place, sizeof(*e), exit_ns, &at);
+	e = record_or_lost(&place, sizeof(*e), exit_ns, false, &at);
 	if (!e)
 		return;
 	e->kind = kind;
