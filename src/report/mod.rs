@@ -701,4 +701,22 @@ pub(crate) mod tests {
         assert_eq!(worker.unfinished[0].elapsed_ns, 1_000_000_000);
         assert_eq!(r.duration_ns, 3_000_000_000);
     }
+
+    #[test]
+    fn the_summary_names_an_unfinished_call_that_took_longest() {
+        let r = sample_report();
+        let worker = r.threads.summaries().find(|t| t.tid == 101).unwrap();
+        let unfinished = &row_of(&r, 101).unfinished[0];
+        let top = worker.top_call.as_ref().unwrap();
+        assert_eq!(
+            (top.name.as_str(), top.ns, top.unfinished),
+            (
+                unfinished.name.as_str(),
+                1_000_000_000,
+                Some(unfinished.since())
+            )
+        );
+        let demo = r.threads.summaries().find(|t| t.tid == 100).unwrap();
+        assert_eq!(demo.top_call, None, "no call at all");
+    }
 }

@@ -68,7 +68,15 @@ fn summary_row(thread: &ThreadSummary) -> Vec<String> {
     let share = |ns: u64| percent(ns, time.observed_ns);
     let most = thread.top_call.as_ref().map_or_else(
         || "-".to_string(),
-        |(name, ns)| format!("{name} {}", human_ns(*ns)),
+        |call| match call.unfinished {
+            None => format!("{} {}", call.name, human_ns(call.ns)),
+            Some(unfinished) => format!(
+                "{} {} ({})",
+                call.name,
+                human_ns(call.ns),
+                unfinished.phrase()
+            ),
+        },
     );
     vec![
         thread.tid.to_string(),
@@ -153,6 +161,7 @@ pub fn verdict(worst: &ThreadSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::threads::{TopCall, Unfinished};
     use crate::sched::TimeBudget;
 
     fn worker() -> ThreadSummary {
@@ -175,7 +184,11 @@ mod tests {
             kernel_delay_ns: 215,
             ready_p99_ns: Some(1_400_000),
             block_p99_ns: None,
-            top_call: Some(("read".into(), 700)),
+            top_call: Some(TopCall {
+                name: "read".into(),
+                ns: 700,
+                unfinished: None,
+            }),
             most_blocked_in: Some("fsync".into()),
         }
     }
@@ -203,6 +216,20 @@ mod tests {
         assert_eq!(
             verdict(&thread),
             "no thread waited for a CPU, blocked, or was interrupted"
+        );
+    }
+
+    #[test]
+    fn an_idle_thread_is_most_in_the_call_its_details_name() {
+        let mut idle = worker();
+        idle.top_call = Some(TopCall {
+            name: "rt_sigsuspend".into(),
+            ns: 1_000_000_000,
+            unfinished: Some(Unfinished::SinceBeforeTheWindow),
+        });
+        assert_eq!(
+            summary_row(&idle)[11],
+            "rt_sigsuspend 1.000 s (since before the window)"
         );
     }
 

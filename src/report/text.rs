@@ -278,12 +278,7 @@ fn render_idle_thread(out: &mut String, thread: &ThreadReport) {
         parts.join(", ")
     );
     if let Some(call) = thread.unfinished.first() {
-        let since = if call.entered_before_window {
-            "since before the window"
-        } else {
-            "unfinished"
-        };
-        let _ = write!(line, "; in {} ({since})", call.name);
+        let _ = write!(line, "; in {} ({})", call.name, call.since().phrase());
     }
     let _ = writeln!(out, "{line}");
 }

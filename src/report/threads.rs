@@ -31,8 +31,8 @@ pub struct ThreadSummary {
     /// p99 of its complete stretches ready and blocked, if any.
     pub ready_p99_ns: Option<u64>,
     pub block_p99_ns: Option<u64>,
-    /// The call with the most time, and that time.
-    pub top_call: Option<(String, u64)>,
+    /// The call with the most time in the window, completed or not.
+    pub top_call: Option<TopCall>,
     /// The call with the most time blocked in it.
     pub most_blocked_in: Option<String>,
 }
@@ -50,16 +50,73 @@ impl ThreadSummary {
             kernel_delay_ns: row.kernel_delay_ns,
             ready_p99_ns: p99(&row.sched.ready),
             block_p99_ns: p99(&row.sched.block),
-            top_call: row
-                .syscalls
-                .first()
-                .map(|call| (call.name.clone(), call.stats.total_ns)),
+            top_call: TopCall::of(row),
             most_blocked_in: row
                 .syscalls
                 .iter()
                 .filter(|call| call.by_state.blocked_ns > 0)
                 .max_by_key(|call| call.by_state.blocked_ns)
                 .map(|call| call.name.clone()),
+        }
+    }
+}
+
+/// The call a thread spent the most time in during the window: a completed
+/// call's total, or the time in the window of a call it had not finished
+/// (an idle thread's only call is one such).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopCall {
+    pub name: String,
+    pub ns: u64,
+    /// Not finished when the window closed: `ns` is its time so far.
+    pub unfinished: Option<Unfinished>,
+}
+
+/// A call not finished when the window closed, entered before the window
+/// (its time in the window is a lower bound) or in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    SinceBeforeTheWindow,
+    InTheWindow,
+}
+
+impl TopCall {
+    fn of(row: &ThreadReport) -> Option<Self> {
+        // Completed calls are sorted by total, unfinished ones by elapsed.
+        let completed = row.syscalls.first().map(|call| TopCall {
+            name: call.name.clone(),
+            ns: call.stats.total_ns,
+            unfinished: None,
+        });
+        let unfinished = row.unfinished.first().map(|call| TopCall {
+            name: call.name.clone(),
+            ns: call.elapsed_ns,
+            unfinished: Some(call.since()),
+        });
+        match (completed, unfinished) {
+            (Some(done), Some(open)) if open.ns > done.ns => Some(open),
+            (Some(done), _) => Some(done),
+            (None, open) => open,
+        }
+    }
+}
+
+impl UnfinishedSyscall {
+    pub fn since(&self) -> Unfinished {
+        if self.entered_before_window {
+            Unfinished::SinceBeforeTheWindow
+        } else {
+            Unfinished::InTheWindow
+        }
+    }
+}
+
+impl Unfinished {
+    /// As the thread's details say it.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Unfinished::SinceBeforeTheWindow => "since before the window",
+            Unfinished::InTheWindow => "unfinished",
         }
     }
 }

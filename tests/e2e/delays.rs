@@ -201,6 +201,14 @@ fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
     first_two.sort();
     assert_eq!(first_two, ["spin-0", "spin-1"], "{text}");
     assert_eq!(ranked.iter().filter(|n| *n == "idler").count(), 50);
+    // An idler's summary row names the call its detail line names.
+    let idler_rows = lines[summary + 3..summary + 3 + 53]
+        .iter()
+        .filter(|l| l.split_whitespace().nth(1) == Some("idler"));
+    for row in idler_rows {
+        assert!(row.contains(" futex "), "{row}");
+        assert!(row.ends_with("(since before the window)"), "{row}");
+    }
 
     // The details, in the same order; an idle thread is one line.
     let details = lines
