@@ -42,6 +42,8 @@ const volatile bool task_storage = false;
  * is open, each straight to the ring buffer (a staged record could stay
  * on its CPU past the window's close). */
 const volatile bool windowed = false;
+/* rt_sigreturn's number on this architecture (set by user space). */
+const volatile __s64 sigreturn_nr = -1;
 /* --syscall-events: calls that take at least event_min_ns become events,
  * with their stacks when capture_stacks (and a poll-family call only
  * unless skip_poll_events: its numbers are poll_nrs, -1 for none). */
@@ -554,9 +556,13 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-/* The errno of a call that returned `ret`; 0 when it did not fail. */
-static __always_inline __s32 call_errno(long ret)
+/* The errno of call `nr` that returned `ret`; 0 when it did not fail.
+ * rt_sigreturn returns the register it restores: the interrupted call's
+ * -EINTR, counted on that call already, or whatever user code held. */
+static __always_inline __s32 call_errno(__s64 nr, long ret)
 {
+	if (nr == sigreturn_nr)
+		return 0;
 	return ret < 0 && ret >= -MAX_ERRNO ? (__s32)-ret : 0;
 }
 
@@ -632,7 +638,7 @@ static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_
 		return false;
 	}
 	e->kind = EVENT_SLOW_CALL;
-	e->err = call_errno(ret);
+	e->err = call_errno(start->nr, ret);
 	e->nr = start->nr;
 	e->exit_at = at;
 	e->pid = pid;
@@ -659,7 +665,7 @@ static __always_inline bool emit_call(struct syscall_start *start, long ret, __u
 	if (!e)
 		return false;
 	e->kind = long_call ? EVENT_LONG_SYSCALL : EVENT_SYSCALL;
-	e->err = call_errno(ret);
+	e->err = call_errno(start->nr, ret);
 	e->nr = start->nr;
 	e->exit_at = at;
 	e->duration_ns = (__u32)duration;
@@ -692,14 +698,14 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	duration = now - start->enter_ns;
 	if (is_event(start->nr, duration)) {
 		if (!emit_slow_call(ctx, pid_tgid >> 32, start, ret, now))
-			spill_call(tid, start->nr, call_errno(ret), duration);
+			spill_call(tid, start->nr, call_errno(start->nr, ret), duration);
 		start->enter_ns = 0;
 		return 0;
 	}
 	/* Each size a constant, as the ring buffer and the verifier want. */
 	if (!(duration >> 32 ? emit_call(start, ret, now, duration, true)
 			     : emit_call(start, ret, now, duration, false)))
-		spill_call(tid, start->nr, call_errno(ret), duration);
+		spill_call(tid, start->nr, call_errno(start->nr, ret), duration);
 	start->enter_ns = 0;
 	return 0;
 }

@@ -16,6 +16,10 @@ const POLL_FAMILY: [&str; 7] = [
     "epoll_pwait2",
 ];
 
+/// rt_sigreturn's number on this architecture: the value it returns is the
+/// register it restores, not an error of its own.
+pub const SIGRETURN: i64 = Sysno::rt_sigreturn as i64;
+
 /// Name of system call `nr`, or `syscall_<nr>` when the table has none.
 pub fn name(nr: i64) -> String {
     usize::try_from(nr)
@@ -25,8 +29,22 @@ pub fn name(nr: i64) -> String {
         .unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
+/// The kernel's own codes (include/linux/errno.h) that a call returns
+/// where the tracepoint sees them, before signal delivery turns them into
+/// EINTR or restarts the call (strace shows them too).
+const KERNEL_ERRNOS: [(u32, &str); 5] = [
+    (512, "ERESTARTSYS"),
+    (513, "ERESTARTNOINTR"),
+    (514, "ERESTARTNOHAND"),
+    (515, "ENOIOCTLCMD"),
+    (516, "ERESTART_RESTARTBLOCK"),
+];
+
 /// Name of errno `errno` (`EAGAIN`), or `errno_<n>` when unknown.
 pub fn errno_name(errno: u32) -> String {
+    if let Some((_, name)) = KERNEL_ERRNOS.iter().find(|(n, _)| *n == errno) {
+        return (*name).to_string();
+    }
     match nix::errno::Errno::from_raw(errno as i32) {
         nix::errno::Errno::UnknownErrno => format!("errno_{errno}"),
         known => format!("{known:?}"),
@@ -89,6 +107,7 @@ mod tests {
         assert_eq!(errno_name(11), "EAGAIN");
         assert_eq!(errno_name(2), "ENOENT");
         assert_eq!(errno_name(4_000), "errno_4000");
+        assert_eq!(errno_name(514), "ERESTARTNOHAND");
     }
 
     #[test]

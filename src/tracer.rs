@@ -147,6 +147,7 @@ impl<'obj> Tracer<'obj> {
         let task_storage = has_task_storage_for_tracing(&btf);
         rodata.task_storage = task_storage;
         rodata.windowed = windows.is_some();
+        rodata.sigreturn_nr = syscall_names::SIGRETURN;
         let stack_traces = match events {
             Some(events) => {
                 rodata.syscall_events = true;

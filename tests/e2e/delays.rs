@@ -160,6 +160,27 @@ fn failed_calls_are_counted_by_errno() {
 
 #[test]
 #[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_signal_handler_returning_is_not_an_error_of_rt_sigreturn() {
+    let mut workload = Workload::start();
+    let trace = Trace::of(&workload, "300");
+    workload.run("signals 200");
+    let report = trace.interrupt();
+    let thread = only_thread(&report, "signalled");
+    // The wait the signal interrupted failed, once each, with the code the
+    // kernel turns into EINTR for the caller as the handler is called...
+    let wait = syscall(thread, "rt_sigsuspend").expect("rt_sigsuspend");
+    assert_eq!(field(wait, "count"), 200);
+    assert_eq!(wait["errnos"], json!({ "ERESTARTNOHAND": 200 }));
+    // ... and the handler's return restored that -EINTR into the register
+    // rt_sigreturn returns: not an error of its own (strace -c counts it).
+    let sigreturn = syscall(thread, "rt_sigreturn").expect("rt_sigreturn");
+    assert_eq!(field(sigreturn, "count"), 200);
+    assert_eq!(field(sigreturn, "errors"), 0, "{sigreturn}");
+    assert_eq!(sigreturn["errnos"], json!({}));
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
     let mut workload = Workload::start();
     workload.run("idle 50");

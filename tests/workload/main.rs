@@ -14,6 +14,9 @@
 //!                                               futex()
 //!                                badfd N        N read() of fd -1 (EBADF) on a new thread
 //!                                               "bad-reader"
+//!                                signals N      a thread "signalled" waits N times in
+//!                                               rt_sigsuspend, each wait ended (EINTR) by a
+//!                                               SIGUSR1 whose handler returns (rt_sigreturn)
 //!                                udp N          N datagrams over loopback from a new thread
 //!                                               "udp-sender" (NET_RX runs in its context)
 //!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
@@ -272,6 +275,45 @@ fn bad_reads(n: u64) {
     }
 }
 
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// `n` waits in rt_sigsuspend, each ended by a SIGUSR1 sent once the
+/// thread has it blocked (so that none arrives outside the wait): each
+/// wait fails with EINTR, and each handler returns through rt_sigreturn.
+fn signalled_waits(n: u64) {
+    use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let waiter = thread::Builder::new()
+        .name("signalled".to_string())
+        .spawn(move || {
+            let mut usr1 = SigSet::empty();
+            usr1.add(Signal::SIGUSR1);
+            signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&usr1), None).expect("mask");
+            let action = SigAction::new(
+                SigHandler::Handler(on_sigusr1),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            // SAFETY: the handler does nothing.
+            unsafe { signal::sigaction(Signal::SIGUSR1, &action) }.expect("sigaction");
+            // SAFETY: gettid has no arguments and cannot fail.
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
+            for _ in 0..n {
+                ready_tx.send(tid).expect("main thread");
+                // Returns once the handler has run (nix takes its EINTR
+                // for success).
+                SigSet::empty().suspend().expect("sigsuspend");
+            }
+        })
+        .expect("spawning a thread");
+    for tid in ready_rx.iter() {
+        // SAFETY: plain system call; the thread lives until its last wait.
+        let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+        assert_eq!(sent, 0, "tgkill");
+    }
+    waiter.join().expect("signalled thread panicked");
+}
+
 fn spin_for(duration: Duration) {
     let until = Instant::now() + duration;
     while Instant::now() < until {
@@ -358,6 +400,7 @@ fn serve() {
                 let n = number(words.next(), "N");
                 on_thread("bad-reader", move || bad_reads(n));
             }
+            Some("signals") => signalled_waits(number(words.next(), "N")),
             Some("udp") => {
                 let n = number(words.next(), "N");
                 on_thread("udp-sender", move || udp_datagrams(n));
