@@ -18,6 +18,7 @@ use super::{
 };
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
+use crate::sanitize::sanitize;
 use crate::sched::{ThreadState, TimeBudget};
 use crate::stats::Stats;
 use crate::syscall_names::is_poll_family;
@@ -87,7 +88,7 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
     // Threads come grouped by process: each group under its process line.
     // Each row is made as it is written.
     let mut shown = None;
-    for index in ranked {
+    for &index in &ranked {
         let thread = summaries[index];
         if !view.chosen(thread.tid, &thread.comm) {
             continue;
@@ -101,6 +102,18 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
         out.write_all(text.as_bytes())?;
     }
     let mut text = String::new();
+    if let (None, Some(filter)) = (shown, &view.threads) {
+        let among = if ranked.len() < summaries.len() {
+            " among the --top threads"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "(no thread matches --threads {}{among})",
+            sanitize(filter.to_string().as_bytes())
+        );
+    }
     render_system_softirqs(&mut text, &report.softirqs_system);
     if let Some(calls) = &report.syscall_events {
         let shown: Vec<&SyscallEventReport> = calls
@@ -821,6 +834,21 @@ mod tests {
             &view(Some(ThreadFilter::Name(by_name)), None),
         );
         assert_eq!(detailed(&by_name), [200, 101]);
+        assert!(!by_name.contains("no thread matches"));
+        let nothing = regex_lite::Regex::new("^nginx").unwrap();
+        let nothing = render_with(
+            &sample_report(),
+            &view(Some(ThreadFilter::Name(nothing)), None),
+        );
+        assert!(detailed(&nothing).is_empty());
+        assert!(nothing.contains("\n(no thread matches --threads ^nginx)\n"));
+        let not_in_top = render_with(
+            &sample_report(),
+            &view(Some(ThreadFilter::Tids(vec![100, 102])), Some(1)),
+        );
+        assert!(
+            not_in_top.contains("(no thread matches --threads 100,102 among the --top threads)")
+        );
     }
 
     #[test]

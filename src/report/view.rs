@@ -30,6 +30,19 @@ pub enum ThreadFilter {
     Name(regex_lite::Regex),
 }
 
+/// As the user gave it.
+impl std::fmt::Display for ThreadFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThreadFilter::Tids(tids) => {
+                let tids: Vec<String> = tids.iter().map(u32::to_string).collect();
+                f.write_str(&tids.join(","))
+            }
+            ThreadFilter::Name(regex) => f.write_str(regex.as_str()),
+        }
+    }
+}
+
 impl ThreadFilter {
     pub fn matches(&self, tid: u32, name: &str) -> bool {
         match self {

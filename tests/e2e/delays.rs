@@ -260,3 +260,40 @@ fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
     // (every section of every thread would be some 1,500 lines).
     assert!(lines.len() < 300, "{} lines:\n{text}", lines.len());
 }
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn threads_are_chosen_by_name_and_a_choice_of_none_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let details = |filter: &str| -> String {
+        let out = dir.path().join("report.txt");
+        let out = out.to_str().unwrap();
+        let output = run_tool(&[
+            "--threads",
+            filter,
+            "-o",
+            out,
+            "--",
+            WORKLOAD,
+            "run",
+            "10",
+            "0",
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        let text = std::fs::read_to_string(out).unwrap();
+        let at = text.find("<RESOURCE SPECIFIC>").expect("the details");
+        text[at..].to_string()
+    };
+    let chosen = details("^kd-work");
+    assert!(
+        chosen.contains(" kd-workload      [SYSCALL STATISTICS]"),
+        "{chosen}"
+    );
+    assert!(!chosen.contains("no thread matches"), "{chosen}");
+    let none = details("^nginx");
+    assert!(!none.contains("[SYSCALL STATISTICS]"), "{none}");
+    assert!(
+        none.contains("\n(no thread matches --threads ^nginx)\n"),
+        "{none}"
+    );
+}
