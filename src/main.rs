@@ -8,6 +8,7 @@ mod clock;
 mod collect;
 mod histogram;
 mod irq;
+mod libbpf_errors;
 mod loss;
 mod output;
 mod placement;
@@ -70,7 +71,10 @@ fn failed(err: &anyhow::Error) -> ExitCode {
         // As SIGPIPE would end it, but without dying before the report.
         return ExitCode::from(128 + 13);
     }
-    eprintln!("kernel-delay: {err:#}");
+    eprintln!(
+        "kernel-delay: {}",
+        libbpf_errors::in_words(&format!("{err:#}"))
+    );
     ExitCode::FAILURE
 }
 

@@ -30,6 +30,15 @@ fn bad_input_gets_one_clear_line() {
 
 #[test]
 #[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn libbpf_error_codes_are_words() {
+    // libbpf fails with its own code (4001) on a file that is not ELF.
+    let err = refused(&["--start-trigger", "up:main@/etc/passwd", "--", "true"]);
+    assert!(!err.contains("Unknown error"), "{err}");
+    assert!(err.contains("ELF"), "{err}");
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn inside_a_pid_namespace_it_says_so() {
     require_root();
     // Its pid 1 is not the host's: tracing it would silently see nothing.
