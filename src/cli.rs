@@ -175,10 +175,26 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = parse_top)]
     pub top: Option<usize>,
 
-    /// Show libbpf's messages while loading (-D/--debug, the Open vSwitch
-    /// tool's name, too).
-    #[arg(short, long, visible_alias = "debug", visible_short_alias = 'D')]
+    /// Show libbpf's messages while loading.
+    #[arg(short, long)]
     pub verbose: bool,
+
+    /// The Open vSwitch tool's debug flags: any LEVEL but 0 (default 63,
+    /// its 0x3f) shows libbpf's messages while loading, as --verbose.
+    #[arg(
+        short = 'D',
+        long,
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        default_missing_value = "63"
+    )]
+    pub debug: Option<u32>,
+
+    /// Accepted for the Open vSwitch tool's command lines: kernel-delay
+    /// collects no upcall statistics (ovs-vswitchd's own USDT probes),
+    /// so there are none to skip.
+    #[arg(long)]
+    pub skip_upcall_stats: bool,
 
     /// Command to start and trace from its first instruction (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
@@ -317,6 +333,25 @@ impl Cli {
             threads: self.threads.clone(),
             top: self.top,
         }
+    }
+
+    /// Whether libbpf's messages are shown (--verbose, or -D with a
+    /// non-zero level).
+    pub fn verbose(&self) -> bool {
+        self.verbose || self.debug.is_some_and(|level| level != 0)
+    }
+
+    /// Lines to say once, as the window begins, about options accepted
+    /// but without effect.
+    pub fn notes(&self) -> Vec<&'static str> {
+        let mut notes = Vec::new();
+        if self.skip_upcall_stats {
+            notes.push(
+                "--skip-upcall-stats: kernel-delay collects no upcall statistics (the Open \
+                 vSwitch tool reads them from ovs-vswitchd's USDT probes): nothing to skip",
+            );
+        }
+        notes
     }
 
     /// The ring buffer's size in bytes.
@@ -543,8 +578,21 @@ mod tests {
             1024 * 4096,
             "1,000 pages round up to 1,024"
         );
-        assert!(cli.verbose);
-        assert!(parse(&["-p", "1", "--debug"]).unwrap().verbose);
+        assert!(cli.verbose());
+        assert!(parse(&["-p", "1", "--debug"]).unwrap().verbose());
+        assert!(parse(&["-p", "1", "-D", "4"]).unwrap().verbose());
+        assert!(!parse(&["-p", "1", "-D", "0"]).unwrap().verbose());
+        assert!(!parse(&["-p", "1"]).unwrap().verbose());
+        assert!(parse(&["-p", "1", "-v"]).unwrap().verbose());
+        // A level is optional: what follows is not taken for one.
+        let cli = parse(&["-D", "--", "ls"]).unwrap();
+        assert!(cli.verbose());
+        assert_eq!(cli.command, ["ls"]);
+        assert!(parse(&["-p", "1", "-D", "x"]).is_err());
+        let cli = parse(&["-p", "1", "--skip-upcall-stats"]).unwrap();
+        assert_eq!(cli.notes().len(), 1);
+        assert!(cli.notes()[0].contains("no upcall statistics"));
+        assert!(parse(&["-p", "1"]).unwrap().notes().is_empty());
         assert_eq!(
             parse(&["-p", "1", "--ringbuf-mb", "2"])
                 .unwrap()

@@ -70,7 +70,7 @@ pub fn collect(
             events,
             windows: windows.as_ref(),
             executable: target.executable(),
-            verbose: cli.verbose,
+            verbose: cli.verbose(),
         },
     )?;
     signals::install()?;

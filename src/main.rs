@@ -105,6 +105,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let mut reporter = Reporter {
         output,
         reported: 0,
+        notes: cli.notes(),
     };
     let collected = match collect::collect(cli, &mut target, &mut reporter) {
         // Tracing never began: the command (if any) never ran.
@@ -140,11 +141,17 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 struct Reporter {
     output: Output,
     reported: usize,
+    /// Said once, on standard error, after the start line.
+    notes: Vec<&'static str>,
 }
 
 impl Sink for Reporter {
     fn announce(&mut self, header: &Header) -> Result<()> {
-        self.output.announce(header)
+        self.output.announce(header)?;
+        for note in self.notes.drain(..) {
+            eprintln!("kernel-delay: note: {note}");
+        }
+        Ok(())
     }
 
     fn report(&mut self, window: Collected, layout: Layout) -> Result<()> {

@@ -125,3 +125,26 @@ fn buffer_page_count_sizes_the_ring_buffer_in_pages() {
     assert_eq!(field(ring, "max_entries"), 1024 * 4096);
     trace.interrupt();
 }
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn the_open_vswitch_debug_and_upcall_options_are_accepted() {
+    // -D takes an optional level; --skip-upcall-stats has nothing to skip,
+    // and says so once.
+    for debug in [&["-D"][..], &["--debug", "63"], &["-D", "0"]] {
+        let args = [
+            debug,
+            &["--skip-upcall-stats", "--", WORKLOAD, "run", "5", "0"],
+        ]
+        .concat();
+        let (output, report) = launch(&args);
+        assert_eq!(count(only_thread(&report, "kd-workload"), "getppid"), 5);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let notes = stderr.matches("--skip-upcall-stats").count();
+        assert_eq!(notes, 1, "{stderr}");
+        assert!(stderr.contains("no upcall statistics"), "{stderr}");
+        // libbpf's messages with any level but 0.
+        let libbpf = stderr.contains("libbpf: ");
+        assert_eq!(libbpf, debug != ["-D", "0"], "{debug:?}: {stderr}");
+    }
+}
