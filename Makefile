@@ -6,8 +6,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # by libbpf, bpftool regenerates vmlinux.h.
 BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
 # The tests' independent count of interrupts; sys/sdt.h for the USDT
-# probes of the trigger tests' workload.
-TEST_PACKAGES := bpftrace systemtap-sdt-dev
+# probes of the trigger tests' workload; man and the shells to check what
+# `make install` installs.
+TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish
 
 # Installs the Debian packages named in $(1) that are missing, with
 # apt-get install's options $(2).
@@ -41,7 +42,11 @@ VMTEST_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file x
 # Kernel packages for `make vmtest` (default: the current Debian 5.10, 6.1 and 6.12).
 KERNELS ?=
 
-.PHONY: deps build run test lint bench vmlinux vmlinux-arm64 clean static static-aarch64 vmtest image
+# `make install`: where, and under which staging directory.
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 vmtest image
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -68,6 +73,20 @@ test: lint
 	$(CC) -Wall -Wextra -Werror -I bpf -o target/irq_nesting_test tests/irq_nesting_test.c
 	./target/irq_nesting_test
 	$(SUDO) env "PATH=$$PATH" cargo test --release -- --test-threads=1
+	tests/install.sh
+
+# The binary, its man page and its shell completions (which the binary
+# writes: --generate) under $(DESTDIR)$(PREFIX).
+install: build
+	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kernel-delay
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) --generate man > $(DESTDIR)$(PREFIX)/share/man/man8/kernel-delay.8
+	$(BIN) --generate bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kernel-delay
+	$(BIN) --generate zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_kernel-delay
+	$(BIN) --generate fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kernel-delay.fish
 
 bench: build
 	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead

@@ -7,16 +7,17 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
+use crate::generate::Generated;
 use crate::report::view::{ThreadFilter, View};
 use crate::trigger::{self, Trigger};
 
-/// Where the threads of processes spend their time in the kernel: system
-/// calls, scheduling delay and sleep, and interrupts, traced with eBPF.
+/// Where processes' threads spend their time in the kernel (eBPF)
 #[derive(Parser, Debug)]
 #[command(
     name = "kernel-delay",
     version,
-    after_help = "Examples:\n  sudo kernel-delay --pid 1234\n  sudo kernel-delay --pid 1234,1240 --duration 2.5 --json\n  sudo kernel-delay --pid 1234 --follow-forks\n  sudo kernel-delay -o report.txt -- ./my-program --its-args\n  sudo kernel-delay --pid 1234 --syscall-events 5000000\n  sudo kernel-delay --pid 1234 --start-trigger up:begin --stop-trigger ur:end\n  sudo kernel-delay --pid 1234 --sample-count 0 --duration 1 --json"
+    long_about = LONG_ABOUT,
+    after_help = examples_help()
 )]
 pub struct Cli {
     /// Trace every thread of the running process PID; a comma-separated
@@ -196,9 +197,62 @@ pub struct Cli {
     #[arg(long)]
     pub skip_upcall_stats: bool,
 
+    /// Write the man page or a shell's completions to standard output, and
+    /// exit (`make install` installs them).
+    #[arg(long, value_name = "WHAT", exclusive = true)]
+    pub generate: Option<Generated>,
+
     /// Command to start and trace from its first instruction (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// What the man page's DESCRIPTION and --help say first.
+const LONG_ABOUT: &str = "Where the threads of processes spend their time in the kernel, \
+traced with eBPF: for each thread, its system calls (counts, errors, percentiles, and where \
+each call's time went: on a CPU, waiting for one, asleep, blocked), its scheduling (running, \
+waiting for a CPU behind other tasks or for an idle one to wake, sleeping, blocked, stopped: \
+a time budget that adds up to the window), and the interrupts that took its CPU time. The \
+report opens with a summary, worst thread first, and a verdict per process.";
+
+/// (command, what it does): --help lists the commands, the man page both.
+pub const EXAMPLES: [(&str, &str); 7] = [
+    (
+        "sudo kernel-delay --pid 1234",
+        "Trace every thread of process 1234 for 10 seconds.",
+    ),
+    (
+        "sudo kernel-delay --pid 1234,1240 --duration 2.5 --json",
+        "Two processes for 2.5 seconds, the report in JSON.",
+    ),
+    (
+        "sudo kernel-delay --pid 1234 --follow-forks",
+        "Process 1234, its descendants, and the processes they fork.",
+    ),
+    (
+        "sudo kernel-delay -o report.txt -- ./my-program --its-args",
+        "Start a command and trace it, and what it forks, until it exits.",
+    ),
+    (
+        "sudo kernel-delay --pid 1234 --syscall-events 5000000",
+        "List each call that took 5 ms or more, with its stacks.",
+    ),
+    (
+        "sudo kernel-delay --pid 1234 --start-trigger up:begin --stop-trigger ur:end",
+        "A window from each call of the target's function begin() to the return of end().",
+    ),
+    (
+        "sudo kernel-delay --pid 1234 --sample-count 0 --duration 1 --json",
+        "A report a second, one JSON line each, until interrupted.",
+    ),
+];
+
+fn examples_help() -> String {
+    let commands: Vec<String> = EXAMPLES
+        .iter()
+        .map(|(command, _)| format!("  {command}"))
+        .collect();
+    format!("Examples:\n{}", commands.join("\n"))
 }
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -370,6 +424,9 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args)?;
+    if cli.generate.is_some() {
+        return Ok(cli);
+    }
     match (cli.traces_running_processes(), cli.command.is_empty()) {
         (true, false) => Err(usage_error(
             "give either --pid/--comm/--cgroup or a command after --, not both",

@@ -6,6 +6,7 @@ mod cgroup;
 mod cli;
 mod clock;
 mod collect;
+mod generate;
 mod histogram;
 mod irq;
 mod libbpf_errors;
@@ -59,6 +60,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(what) = cli.generate {
+        return match generate::write(what, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => failed(&anyhow::Error::new(err).context("writing it failed")),
+        };
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(err) => failed(&err),
