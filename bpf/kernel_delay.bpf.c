@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kernel-delay: where one process's threads spend their time in the kernel:
- * system calls, scheduler states, and the interrupts that hit them. Every
- * completed call, state change or interrupt becomes one record, staged on
- * its CPU or sent at once through the ring buffer; user space aggregates. */
+/* kernel-delay: where the traced processes' threads spend their time in
+ * the kernel: system calls, scheduler states, and the interrupts that hit
+ * them. Every completed call, state change or interrupt becomes one
+ * record, staged on its CPU or sent at once through the ring buffer; user
+ * space aggregates. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -16,7 +17,7 @@
 #define MAX_ERRNO 4095
 
 /* Set by user space before load: the one process traced, or 0 when a set
- * of processes is (the traced_pids bitmap). A single target costs other
+ * of processes is (traced_pids). A single target costs other
  * processes one comparison; the verifier drops the other branch. */
 const volatile pid_t targ_tgid = 0;
 /* Processes forked by traced ones are traced too. */

@@ -281,7 +281,8 @@ struct record_batch {
 };
 
 /* A call a traced thread is in when the window closes, as the task
- * iterator reports it (task storage cannot be read from user space). */
+ * iterator reports it (user space can look task storage up one task at a
+ * time, by pidfd, but not walk it). */
 struct call_in_flight {
 	__u32 tid;
 	__u32 pad;

@@ -1,5 +1,5 @@
-//! kernel-delay: where the threads of one process spend their time in the
-//! kernel, traced with eBPF.
+//! kernel-delay: where the threads of the traced processes spend their time
+//! in the kernel, traced with eBPF.
 
 mod aggregate;
 mod cgroup;

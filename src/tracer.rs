@@ -27,8 +27,8 @@ use crate::trigger::{self, Trigger};
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Tracepoints every supported kernel has; the others (x86 irq_vectors)
-/// are attached where they exist.
+/// Tracepoints every supported kernel has; the others (x86 irq_vectors,
+/// hrtimer_expire_entry) are attached where they exist.
 const REQUIRED_TRACEPOINTS: [&str; 12] = [
     "sys_enter",
     "sys_exit",
@@ -511,8 +511,6 @@ fn max_threads() -> u32 {
         .clamp(1 << 10, PID_MAX_LIMIT)
 }
 
-/// Whether the kernel's sched_switch tracepoint passes the state the
-/// previous task leaves in (5.18+); older ones make us read it from the task.
 /// Whether tracing programs can keep task-local storage (5.13+: the same
 /// change gave task_struct its own pointer to it).
 fn has_task_storage_for_tracing(btf: &Btf<'_>) -> bool {
@@ -523,6 +521,8 @@ fn has_task_storage_for_tracing(btf: &Btf<'_>) -> bool {
         })
 }
 
+/// Whether the kernel's sched_switch tracepoint passes the state the
+/// previous task leaves in (5.18+); older ones make us read it from the task.
 fn sched_switch_has_prev_state(btf: &Btf<'_>) -> bool {
     btf.type_by_name::<Typedef>("btf_trace_sched_switch")
         .and_then(|typedef| typedef.next_type()) // pointer
