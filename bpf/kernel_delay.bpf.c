@@ -43,6 +43,10 @@ const volatile bool task_storage = false;
  * is open, each straight to the ring buffer (a staged record could stay
  * on its CPU past the window's close). */
 const volatile bool windowed = false;
+/* A window's length at most (--duration; 0: until closed otherwise), and
+ * the pause between the close of one and the opening of the next. */
+const volatile __u64 window_ns = 0;
+const volatile __u64 interval_ns = 0;
 /* rt_sigreturn's number on this architecture (set by user space). */
 const volatile __s64 sigreturn_nr = -1;
 /* --syscall-events: calls that take at least event_min_ns become events,
@@ -168,6 +172,7 @@ enum stack_depth _stack_depth = 0;
 enum staging _staging = 0;
 enum stack_id _stack_id = 0;
 enum window_state _window_state = 0;
+enum window_closer _window_closer = 0;
 
 /* The call the current thread (`tid`) is in; `flags` creates its storage.
  * Not call_of(bpf_get_current_task_btf()): that helper (5.11+) must stay in
@@ -207,10 +212,33 @@ static __always_inline bool is_target(__u64 pid_tgid)
 	return is_traced(pid_tgid >> 32);
 }
 
-/* Whether records are made now: always, or while the window is open. */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
+/* Whether the window that opened at `open_ns` has outlived --duration at
+ * `now`: it is closed then, whether or not its state says so yet. */
+static __always_inline bool past_length(__u64 open_ns, __u64 now)
+{
+	return window_ns && now - open_ns >= window_ns;
+}
+
+/* Whether records are made now: always, or while a window is open. */
 static __always_inline bool recording(void)
 {
-	return !windowed || *(volatile __u32 *)&window.state == WINDOW_OPEN;
+	if (!windowed)
+		return true;
+	if (READ_ONCE(window.state) != WINDOW_OPEN)
+		return false;
+	return !window_ns || !past_length(READ_ONCE(window.open_ns), bpf_ktime_get_ns());
+}
+
+/* Whether a call that entered at `enter_ns` and returns now, after its
+ * window closed, belongs to that window (not yet taken by user space):
+ * its report shows it unfinished. */
+static __always_inline bool in_pending_window(__u64 enter_ns)
+{
+	return READ_ONCE(window.opened) != READ_ONCE(window.taken) &&
+	       enter_ns >= READ_ONCE(window.open_ns);
 }
 
 static __always_inline void count_lost(enum lost_cause cause)
@@ -690,7 +718,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	start = current_call(tid, 0);
 	if (!start || !start->enter_ns)
 		return 0; /* entered before tracing began */
-	if (!recording()) {
+	if (!recording() && !in_pending_window(start->enter_ns)) {
 		start->enter_ns = 0;
 		return 0;
 	}
@@ -978,24 +1006,43 @@ int calls_in_flight(struct bpf_iter__task *ctx)
 
 /* Triggers: a probe in a traced process opens or closes the window. */
 
+/* Opens the next window, unless one is pending (counted as missed, but
+ * for a start inside an open window) or the pause after the last one is
+ * not over. */
 static __always_inline void start_window(void)
 {
-	__u32 state = *(volatile __u32 *)&window.state;
+	__u64 now = bpf_ktime_get_ns(), opened = READ_ONCE(window.opened);
 
-	if (state == WINDOW_CLOSED)
-		__sync_fetch_and_add(&window.missed_starts, 1);
-	if (state != WINDOW_ARMED)
+	if (!READ_ONCE(window.armed))
 		return;
-	*(volatile __u64 *)&window.open_ns = bpf_ktime_get_ns();
-	*(volatile __u32 *)&window.state = WINDOW_OPEN;
+	if (opened != READ_ONCE(window.taken)) {
+		if (READ_ONCE(window.state) != WINDOW_OPEN ||
+		    past_length(READ_ONCE(window.open_ns), now))
+			__sync_fetch_and_add(&window.missed, 1);
+		return;
+	}
+	if (opened && now - READ_ONCE(window.close_ns) < interval_ns)
+		return;
+	WRITE_ONCE(window.open_ns, now);
+	WRITE_ONCE(window.state, WINDOW_OPEN);
+	WRITE_ONCE(window.opened, opened + 1);
 }
 
+/* Closes the open window now, or where --duration ended it. */
 static __always_inline void stop_window(void)
 {
-	if (*(volatile __u32 *)&window.state != WINDOW_OPEN)
+	__u64 now = bpf_ktime_get_ns(), open_ns = READ_ONCE(window.open_ns);
+
+	if (READ_ONCE(window.state) != WINDOW_OPEN)
 		return;
-	*(volatile __u64 *)&window.close_ns = bpf_ktime_get_ns();
-	*(volatile __u32 *)&window.state = WINDOW_CLOSED;
+	if (past_length(open_ns, now)) {
+		WRITE_ONCE(window.close_ns, open_ns + window_ns);
+		WRITE_ONCE(window.closed_by, CLOSED_BY_LENGTH);
+	} else {
+		WRITE_ONCE(window.close_ns, now);
+		WRITE_ONCE(window.closed_by, CLOSED_BY_STOP_TRIGGER);
+	}
+	WRITE_ONCE(window.state, WINDOW_CLOSED);
 }
 
 static __always_inline int trigger(bool start)

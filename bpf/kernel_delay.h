@@ -25,24 +25,40 @@ enum event_kind {
 	EVENT_DIRECT = 15,
 };
 
-/* A sampling window opened and closed by triggers (--start-trigger,
+/* Sampling windows, opened and closed by triggers (--start-trigger,
  * --stop-trigger) or by user space, shared through .bss. */
 enum window_state {
-	WINDOW_CLOSED = 0,	/* between windows: nothing is recorded */
-	WINDOW_ARMED = 1,	/* waiting for the start trigger */
-	WINDOW_OPEN = 2,
+	WINDOW_CLOSED = 0,	/* nothing is recorded */
+	WINDOW_OPEN = 1,
 };
 
-/* The first trigger to see the window armed (open) opens (closes) it.
- * Triggers that fire at once on two CPUs both write their time, a few
- * nanoseconds apart: 5.10's BPF has no compare-and-exchange to pick one. */
+/* What closed a window. */
+enum window_closer {
+	CLOSED_BY_USER = 0,	/* user space: a signal, the target's exit */
+	CLOSED_BY_STOP_TRIGGER = 1,
+	CLOSED_BY_LENGTH = 2,	/* --duration after it opened */
+};
+
+/* Window number `opened` is pending from its opening until user space has
+ * gathered its records and sets `taken` to its number: meanwhile no other
+ * opens, and a start trigger that fires counts as missed. The first
+ * trigger to see a state changes it; triggers that fire at once on two
+ * CPUs both write their time, a few nanoseconds apart (5.10's BPF has no
+ * compare-and-exchange to pick one). Times are written before the state
+ * and the number that publish them. */
 struct window {
 	__u32 state;		/* enum window_state */
-	/* Start triggers that fired while the window was closed (a report
-	 * was being made). */
-	__u32 missed_starts;
-	__u64 open_ns;		/* written before the state */
+	__u32 closed_by;	/* enum window_closer */
+	__u64 open_ns;
 	__u64 close_ns;
+	__u64 opened;		/* windows opened so far */
+	__u64 taken;		/* written by user space */
+	/* Start triggers that fired while a window was pending. */
+	__u64 missed;
+	/* User space takes more windows (set once it is ready, cleared after
+	 * the last): a start trigger before or after is no missed window. */
+	__u32 armed;
+	__u32 pad;
 };
 
 /* Why a record could not be delivered, or a call not be timed: one

@@ -497,10 +497,14 @@ impl Aggregator {
         }
     }
 
-    /// A call still in the tracer's start map when the window closed.
+    /// A call still in the tracer's start map when the window closed,
+    /// unless its record, made as it returned since, said so already.
     pub fn add_in_flight(&mut self, tid: u32, call: InFlight) {
         if call.enter_ns >= self.start_ns && call.enter_ns <= self.end_ns {
             let thread = self.thread(tid);
+            if thread.in_flight.contains(&call) {
+                return;
+            }
             thread.in_flight.push(call);
             if is_poll_family_nr(call.nr) {
                 thread.poll_called(call.enter_ns, None);

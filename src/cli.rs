@@ -278,9 +278,19 @@ pub struct Windows {
     pub stop: Option<Trigger>,
     /// Windows shorter than this are skipped.
     pub min_delta_ns: u64,
+    /// A window's length at most (--duration); None: until the stop
+    /// trigger, or the command's exit.
+    pub length: Option<Duration>,
     /// Reports to make; 0: until interrupted.
     pub count: u64,
     pub interval: Duration,
+}
+
+impl Windows {
+    /// Whether a window of `length_ns` is skipped (--trigger-delta).
+    pub fn skips(&self, length_ns: u64) -> bool {
+        length_ns < self.min_delta_ns
+    }
 }
 
 /// --syscall-events and its companions.
@@ -352,6 +362,7 @@ impl Cli {
             start: self.start_trigger.clone(),
             stop: self.stop_trigger.clone(),
             min_delta_ns: self.trigger_delta.unwrap_or(0),
+            length: self.window_cap(),
             count: self.sample_count,
             interval: self.sample_interval.unwrap_or(Duration::ZERO),
         };
@@ -367,6 +378,27 @@ impl Cli {
             (Some(d), _) => Some(d),
             (None, Some(_)) => None,
             (None, None) => self.window(),
+        }
+    }
+
+    /// Refuses window options that can never take effect.
+    fn check_windows(&self) -> Result<(), clap::Error> {
+        let Some(delta_ns) = self.trigger_delta else {
+            return Ok(());
+        };
+        if self.start_trigger.is_none() && self.stop_trigger.is_none() {
+            return Err(usage_error(
+                "--trigger-delta needs --start-trigger or --stop-trigger: it skips windows that \
+                 the triggers make short",
+            ));
+        }
+        match self.window_cap() {
+            Some(length) if u128::from(delta_ns) > length.as_nanos() => Err(usage_error(&format!(
+                "--trigger-delta {delta_ns} can never be met: a window lasts at most {} ns \
+                 (--duration)",
+                length.as_nanos()
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -434,7 +466,10 @@ where
         (false, true) => Err(usage_error(
             "nothing to trace: give --pid PID, --comm NAME, --cgroup PATH or a command after --",
         )),
-        _ => Ok(cli),
+        _ => {
+            cli.check_windows()?;
+            Ok(cli)
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::placement::Placement;
 use crate::records::Record;
 use crate::reorder::{Reorder, HOLD_NS};
 use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
-use crate::skel::types::window_state;
+use crate::skel::types::{window_closer, window_state};
 use crate::symbolize::{self, AddressSpaces};
 use crate::target::Target;
 use crate::thousands::thousands;
@@ -100,6 +100,7 @@ pub fn collect(
             .collect(),
         start: clock::now(),
         requested: cli.window_cap(),
+        start_trigger: cli.start_trigger.as_ref().map(ToString::to_string),
     };
     let aggregator = RefCell::new(Aggregator::new(header.start.mono_ns));
     let reorder = RefCell::new(Reorder::default());
@@ -134,7 +135,9 @@ pub fn collect(
         alive: traced,
         lost: Lost::default(),
         stacks_missed: 0,
-        missed_starts: 0,
+        missed_windows: 0,
+        over: false,
+        reported: 0,
     };
     let Some(windows) = windows.as_ref() else {
         // One window, from now: the probes are all there is to open it.
@@ -147,7 +150,6 @@ pub fn collect(
         sink.report(collected, Layout::Only)?;
         return Ok(failure);
     };
-    let mut reported = 0;
     loop {
         let Some(opened) = session.open()? else {
             return Ok(None); // interrupted, or the target is gone
@@ -163,9 +165,8 @@ pub fn collect(
             .window
             .as_ref()
             .expect("a window's report");
-        let delta = info.close_ns.saturating_sub(info.open_ns);
-        let stop = collected.measurement.stop_reason;
-        if delta < windows.min_delta_ns {
+        let delta = info.close_ns - info.open_ns;
+        if windows.skips(delta) {
             sink.note(&format!(
                 "# Sample dump skipped, delta {} ns",
                 thousands(delta)
@@ -175,22 +176,19 @@ pub fn collect(
                 1 => Layout::Triggered,
                 _ => Layout::OneOfMany,
             };
-            // Nothing is recorded between windows: the report is made at
+            // The reader's priority is for reading: the report is made at
             // normal priority, as the one window's is.
             priority::lower();
             let written = sink.report(collected, layout);
             let _ = priority::raise(); // refused already, said in the first report
             written?;
-            reported += 1;
+            session.reported += 1;
         }
-        let last = windows.count != 0 && reported >= windows.count;
-        if failure.is_some()
-            || last
-            || matches!(stop, StopReason::Interrupted | StopReason::TargetExited)
-        {
+        if session.over {
             return Ok(failure);
         }
-        if !session.pause(windows.interval)? {
+        // A start trigger keeps the pause itself (from the close).
+        if windows.start.is_none() && !session.pause(windows.interval)? {
             return Ok(None);
         }
     }
@@ -215,30 +213,35 @@ struct Session<'a, 'obj, 'cb> {
     /// last window's end (the kernel's counters only grow).
     lost: Lost,
     stacks_missed: u64,
-    missed_starts: u32,
+    missed_windows: u64,
+    /// The last window is taken: a signal, the target's exit or a
+    /// failure ended it, or it makes the last report asked for.
+    over: bool,
+    /// Reports made.
+    reported: u64,
 }
 
 impl Session<'_, '_, '_> {
-    /// Opens the next window: arms the start trigger and waits for it, or
-    /// opens at once. None when Ctrl-C or the target's exit comes first.
+    /// Opens the next window at once, or waits for the start trigger to
+    /// open it: when it opened. None when a signal or the
+    /// target's exit comes first.
     fn open(&mut self) -> Result<Option<Timestamp>> {
-        let tracer = &*self.tracer;
         let start_trigger = self.windows.is_some_and(|w| w.start.is_some());
         if !start_trigger {
             let now = clock::now();
-            tracer.set_window(window_state::WINDOW_OPEN, Some(now.mono_ns), Some(0));
+            self.tracer.open_window(now.mono_ns);
             return Ok(Some(now));
         }
-        tracer.set_window(window_state::WINDOW_ARMED, Some(0), Some(0));
+        self.tracer.arm_windows(true);
         loop {
+            let window = self.tracer.window();
+            if window.opened != window.taken {
+                return Ok(Some(clock::at(window.open_ns)));
+            }
             if self.interrupted() {
                 return Ok(None);
             }
             drain(self.ring, DRAIN_INTERVAL)?;
-            let window = tracer.window();
-            if window.state == window_state::WINDOW_OPEN && window.open_ns != 0 {
-                return Ok(Some(clock::at(window.open_ns)));
-            }
         }
     }
 
@@ -267,20 +270,33 @@ impl Session<'_, '_, '_> {
         // this read is seen doing so.
         let at_start = procfs::live_threads_of(&self.alive);
         let softirqs_at_start = self.tracer.softirq_totals();
-        let deadline = self
+        let deadline_ns = self
             .cli
             .window_cap()
-            .map(|cap| Instant::now() + cap.saturating_sub(elapsed_since(start_ns)));
+            .map(|cap| start_ns.saturating_add(u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX)));
 
-        let stop_trigger = windows.is_some_and(|w| w.stop.is_some());
-        let read = self.read_until_the_end(deadline, stop_trigger);
-        let (stop_reason, failure) = match read {
+        let read = self.read_until_the_end(deadline_ns, windows.is_some());
+        let (mut stop_reason, failure) = match read {
             Ok(reason) => (reason, None),
             Err(err) => (StopReason::Failed, Some(err)),
         };
+        self.over = matches!(
+            stop_reason,
+            StopReason::Interrupted | StopReason::TargetExited
+        );
         let end = match windows {
             None => clock::now(),
-            Some(_) => self.close(),
+            Some(_) => {
+                let (end, closed_by) = self.close();
+                // The programs tell which came first, the stop trigger
+                // or the window's length.
+                match closed_by {
+                    window_closer::CLOSED_BY_STOP_TRIGGER => stop_reason = StopReason::StopTrigger,
+                    window_closer::CLOSED_BY_LENGTH => stop_reason = StopReason::Duration,
+                    _ => {}
+                }
+                end
+            }
         };
         let alive = self.aggregator.borrow().processes_alive();
         let at_end = procfs::live_threads_of(&alive);
@@ -291,6 +307,10 @@ impl Session<'_, '_, '_> {
         if windows.is_none() {
             self.tracer.detach();
         }
+        // Calls still in progress, before the ring buffer is read: one
+        // that returns meanwhile is in both (a window's call is recorded
+        // until the window is taken), and counted once.
+        let in_flight = self.tracer.in_flight();
         // What the kernel sent before the close (one window: before the
         // probes went; several: records go straight to the ring buffer).
         let drained = drain(self.ring, Duration::ZERO);
@@ -310,7 +330,7 @@ impl Session<'_, '_, '_> {
         reorder.release_all(|record| aggregator.ingest(record));
         warnings.extend(reorder.late_warning());
         drop(reorder);
-        match self.tracer.in_flight() {
+        match in_flight {
             Ok(calls) => {
                 for (tid, call) in calls {
                     aggregator.add_in_flight(tid, call);
@@ -351,6 +371,20 @@ impl Session<'_, '_, '_> {
         let lost_so_far = self.tracer.lost();
         let lost = lost_so_far.since(&self.lost);
         self.lost = lost_so_far;
+        let window = windows.map(|windows| {
+            self.take(windows, &failure, end.mono_ns - start_ns);
+            let state = self.tracer.window();
+            let missed = state.missed - self.missed_windows;
+            self.missed_windows = state.missed;
+            WindowInfo {
+                number: state.taken,
+                start_trigger: windows.start.as_ref().map(ToString::to_string),
+                stop_trigger: windows.stop.as_ref().map(ToString::to_string),
+                open_ns: start_ns,
+                close_ns: end.mono_ns,
+                missed_windows: missed,
+            }
+        });
         warnings.extend(lost.warnings(spilled_calls));
         let syscall_events = self.cli.events().map(|_| {
             let calls = aggregator.take_slow_calls();
@@ -370,24 +404,6 @@ impl Session<'_, '_, '_> {
                 thousands(stacks_missed)
             ));
         }
-        let window = windows.map(|windows| {
-            let state = self.tracer.window();
-            let missed = state.missed_starts - self.missed_starts;
-            self.missed_starts = state.missed_starts;
-            if missed > 0 {
-                warnings.push(format!(
-                    "{missed} start triggers fired while the previous report was being made \
-                     (between windows): those windows were not sampled"
-                ));
-            }
-            WindowInfo {
-                start_trigger: windows.start.as_ref().map(ToString::to_string),
-                stop_trigger: windows.stop.as_ref().map(ToString::to_string),
-                open_ns: start_ns,
-                close_ns: end.mono_ns,
-                missed_start_triggers: missed,
-            }
-        });
 
         let states_at_start = at_start
             .iter()
@@ -466,28 +482,45 @@ impl Session<'_, '_, '_> {
             && (self.target.is_launched() || self.aggregator.borrow().forked_processes_alive() == 0)
     }
 
-    /// Reads records until the deadline, a signal, the target's exit (and
-    /// that of the processes it forked), or the stop trigger when there is
-    /// one (`stop_trigger`).
+    /// Takes the window, whose records are gathered, from the programs:
+    /// the start trigger may open the next while its report is made, if
+    /// there is to be one (`failure` and a signal or the target's exit end
+    /// the session, as the last report does). Start triggers missed until
+    /// then are this window's.
+    fn take(&mut self, windows: &Windows, failure: &Option<anyhow::Error>, length_ns: u64) {
+        let reports = self.reported + u64::from(!windows.skips(length_ns));
+        if failure.is_some() || (windows.count != 0 && reports >= windows.count) {
+            self.over = true;
+        }
+        if self.over {
+            self.tracer.arm_windows(false);
+        }
+        let number = self.tracer.window().opened;
+        self.tracer.take_window(number);
+    }
+
+    /// Reads records until the deadline (CLOCK_MONOTONIC ns), a signal,
+    /// the target's exit (and that of the processes it forked), or, with
+    /// `windows`, the programs' close (the stop trigger).
     fn read_until_the_end(
         &mut self,
-        deadline: Option<Instant>,
-        stop_trigger: bool,
+        deadline_ns: Option<u64>,
+        windows: bool,
     ) -> Result<StopReason> {
         loop {
             if let Some(signal) = signals::take() {
                 self.target.forward(signal);
                 return Ok(StopReason::Interrupted);
             }
-            if stop_trigger && self.tracer.window().state == window_state::WINDOW_CLOSED {
+            if windows && self.tracer.window().state == window_state::WINDOW_CLOSED {
                 return Ok(StopReason::StopTrigger);
             }
             if self.target_gone() {
                 return Ok(StopReason::TargetExited);
             }
-            let timeout = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left.min(DRAIN_INTERVAL),
+            let timeout = match deadline_ns {
+                Some(deadline_ns) => match deadline_ns.checked_sub(clock::monotonic_ns()) {
+                    Some(left) if left > 0 => Duration::from_nanos(left).min(DRAIN_INTERVAL),
                     _ => return Ok(StopReason::Duration),
                 },
                 None => DRAIN_INTERVAL,
@@ -496,14 +529,12 @@ impl Session<'_, '_, '_> {
         }
     }
 
-    /// Closes the window now, unless the stop trigger did: when it closed.
-    fn close(&self) -> Timestamp {
-        let now = clock::now();
-        if self.tracer.window().state == window_state::WINDOW_OPEN {
-            self.tracer
-                .set_window(window_state::WINDOW_CLOSED, None, Some(now.mono_ns));
-        }
-        clock::at(self.tracer.window().close_ns)
+    /// Closes the window now (at its length's end when that has passed),
+    /// unless the programs closed it: when, and what closed it.
+    fn close(&mut self) -> (Timestamp, window_closer) {
+        self.tracer.close_window(clock::monotonic_ns());
+        let window = self.tracer.window();
+        (clock::at(window.close_ns), window.closed_by)
     }
 
     /// Whether Ctrl-C (passed on to a launched command) or the target's
@@ -530,11 +561,6 @@ impl Session<'_, '_, '_> {
             drain(self.ring, left.min(DRAIN_INTERVAL))?;
         }
     }
-}
-
-/// Time since `mono_ns` (CLOCK_MONOTONIC).
-fn elapsed_since(mono_ns: u64) -> Duration {
-    Duration::from_nanos(clock::monotonic_ns().saturating_sub(mono_ns))
 }
 
 /// The processes traced from the start: those given and, following forks

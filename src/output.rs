@@ -101,7 +101,7 @@ impl Output {
 
     /// Announces that the window has begun.
     pub fn announce(&self, header: &Header) -> Result<()> {
-        let lines = text::render_header(header);
+        let lines = text::render_header(header, None);
         if self.report_on_stdout_as_text() {
             let mut stdout = io::stdout().lock();
             let written = stdout

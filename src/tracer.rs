@@ -19,7 +19,7 @@ use crate::loss::Lost;
 use crate::records::{comm_bytes, decode_sample, InFlight, Origin, Record};
 use crate::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
-    syscall_start, thread_key, window_state,
+    syscall_start, thread_key, window_closer, window_state,
 };
 use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 use crate::syscall_names;
@@ -78,13 +78,19 @@ pub struct Options<'a> {
     pub verbose: bool,
 }
 
-/// The window as the programs see it.
+/// The window as the programs see it (struct window of kernel_delay.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowState {
     pub state: window_state,
+    pub closed_by: window_closer,
     pub open_ns: u64,
     pub close_ns: u64,
-    pub missed_starts: u32,
+    /// Windows opened so far: the number of the last.
+    pub opened: u64,
+    /// The number of the last window user space took.
+    pub taken: u64,
+    /// Start triggers that fired while a window was pending.
+    pub missed: u64,
 }
 
 pub struct Tracer<'obj> {
@@ -97,6 +103,8 @@ pub struct Tracer<'obj> {
     pid_limit: u32,
     /// Each thread's call is in task storage, not in the thread map.
     task_storage: bool,
+    /// A window's length at most, as the programs have it (0: none).
+    window_ns: u64,
 }
 
 impl<'obj> Tracer<'obj> {
@@ -147,6 +155,13 @@ impl<'obj> Tracer<'obj> {
         let task_storage = has_task_storage_for_tracing(&btf);
         rodata.task_storage = task_storage;
         rodata.windowed = windows.is_some();
+        let window_ns = windows.and_then(|w| w.length).map_or(0, |length| {
+            u64::try_from(length.as_nanos()).unwrap_or(u64::MAX)
+        });
+        rodata.window_ns = window_ns;
+        rodata.interval_ns = windows.map_or(0, |w| {
+            u64::try_from(w.interval.as_nanos()).unwrap_or(u64::MAX)
+        });
         rodata.sigreturn_nr = syscall_names::SIGRETURN;
         let stack_traces = match events {
             Some(events) => {
@@ -210,6 +225,7 @@ impl<'obj> Tracer<'obj> {
             skipped,
             pid_limit,
             task_storage,
+            window_ns,
         };
         // Before the programs: a trigger that does not exist fails with
         // nothing attached.
@@ -286,51 +302,97 @@ impl<'obj> Tracer<'obj> {
 
     /// Stops tracing: no record is produced after this returns.
     pub fn detach(&mut self) {
-        self.trigger_links.clear();
+        close_links(std::mem::take(&mut self.trigger_links));
         self.skel.links = KernelDelayLinks::default();
     }
 
-    /// The programs' .bss, mapped into our memory.
-    fn bss(&self) -> *mut crate::skel::types::bss {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("the BPF object has a .bss");
-        std::ptr::from_ref(bss).cast_mut()
+    /// The programs' .bss, mapped into our memory: to read from.
+    fn bss(&self) -> *const crate::skel::types::bss {
+        let bss = self.skel.maps.bss_data.as_deref();
+        std::ptr::from_ref(bss.expect("the BPF object has a .bss"))
+    }
+
+    /// The window's fields in the .bss, to write to.
+    fn window_mut(&mut self) -> *mut crate::skel::types::window {
+        let bss = self.skel.maps.bss_data.as_deref_mut();
+        &raw mut bss.expect("the BPF object has a .bss").window
     }
 
     /// The window, as the programs see it.
     pub fn window(&self) -> WindowState {
         // SAFETY: valid, aligned fields of the mmapped .bss, which the
-        // programs update behind our back.
+        // programs update behind our back: read volatile.
         unsafe {
             let window = &raw const (*self.bss()).window;
             WindowState {
                 state: window_state(std::ptr::read_volatile(&raw const (*window).state)),
+                closed_by: window_closer(std::ptr::read_volatile(&raw const (*window).closed_by)),
                 open_ns: std::ptr::read_volatile(&raw const (*window).open_ns),
                 close_ns: std::ptr::read_volatile(&raw const (*window).close_ns),
-                missed_starts: std::ptr::read_volatile(&raw const (*window).missed_starts),
+                opened: std::ptr::read_volatile(&raw const (*window).opened),
+                taken: std::ptr::read_volatile(&raw const (*window).taken),
+                missed: std::ptr::read_volatile(&raw const (*window).missed),
             }
         }
     }
 
-    /// Moves the window to `state`; `open_ns` / `close_ns` when given
-    /// (written before the state, as the programs do).
-    pub fn set_window(&self, state: window_state, open_ns: Option<u64>, close_ns: Option<u64>) {
-        // SAFETY: as in window(); the programs only write these fields in
-        // the states user space leaves them in.
+    /// Lets the start trigger open windows (`armed`), or no more.
+    pub fn arm_windows(&mut self, armed: bool) {
+        let window = self.window_mut();
+        // SAFETY: a valid, aligned field of the mmapped .bss, ours to
+        // write (the programs only read it).
+        unsafe { std::ptr::write_volatile(&raw mut (*window).armed, u32::from(armed)) };
+    }
+
+    /// Opens the next window at `now_ns` (without a start trigger).
+    pub fn open_window(&mut self, now_ns: u64) {
+        let opened = self.window().opened;
+        let window = self.window_mut();
+        // SAFETY: valid, aligned fields of the mmapped .bss; without a
+        // start trigger only user space opens windows. The time goes
+        // before the state and the number that publish it.
         unsafe {
-            let window = &raw mut (*self.bss()).window;
-            if let Some(ns) = open_ns {
-                std::ptr::write_volatile(&raw mut (*window).open_ns, ns);
-            }
-            if let Some(ns) = close_ns {
-                std::ptr::write_volatile(&raw mut (*window).close_ns, ns);
-            }
+            std::ptr::write_volatile(&raw mut (*window).open_ns, now_ns);
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            std::ptr::write_volatile(&raw mut (*window).state, state.0);
+            std::ptr::write_volatile(&raw mut (*window).state, window_state::WINDOW_OPEN.0);
+            std::ptr::write_volatile(&raw mut (*window).opened, opened + 1);
+        }
+    }
+
+    /// Closes the open window at `now_ns`, or where its length ended it;
+    /// a window the stop trigger closed stays as it closed.
+    pub fn close_window(&mut self, now_ns: u64) {
+        let state = self.window();
+        if state.state != window_state::WINDOW_OPEN {
+            return;
+        }
+        let (close_ns, closed_by) = match self.window_ns {
+            length if length != 0 && now_ns.saturating_sub(state.open_ns) >= length => {
+                (state.open_ns + length, window_closer::CLOSED_BY_LENGTH)
+            }
+            _ => (now_ns, window_closer::CLOSED_BY_USER),
+        };
+        let window = self.window_mut();
+        // SAFETY: valid, aligned fields of the mmapped .bss. A stop
+        // trigger that fires meanwhile writes a close time too, a few
+        // nanoseconds from ours: either is the window's end.
+        unsafe {
+            std::ptr::write_volatile(&raw mut (*window).close_ns, close_ns);
+            std::ptr::write_volatile(&raw mut (*window).closed_by, closed_by.0);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            std::ptr::write_volatile(&raw mut (*window).state, window_state::WINDOW_CLOSED.0);
+        }
+    }
+
+    /// User space is done with window number `number`: the start trigger
+    /// may open the next.
+    pub fn take_window(&mut self, number: u64) {
+        let window = self.window_mut();
+        // SAFETY: a valid, aligned field of the mmapped .bss, written only
+        // by user space.
+        unsafe {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            std::ptr::write_volatile(&raw mut (*window).taken, number);
         }
     }
 
@@ -485,6 +547,23 @@ impl<'obj> Tracer<'obj> {
             },
         )
     }
+}
+
+impl Drop for Tracer<'_> {
+    fn drop(&mut self) {
+        close_links(std::mem::take(&mut self.trigger_links));
+    }
+}
+
+/// Closes `links` at once, each on a thread of its own: closing a uprobe
+/// waits for RCU grace periods (uprobe_unregister_sync), which the kernel
+/// then shares between them instead of waiting for each in turn.
+fn close_links(links: Vec<Link>) {
+    std::thread::scope(|scope| {
+        for link in links {
+            scope.spawn(move || drop(link));
+        }
+    });
 }
 
 /// The kernel's largest pid_max on 64-bit machines.

@@ -45,14 +45,16 @@ impl fmt::Display for Trigger {
     }
 }
 
-const SYNTAX: &str = "a trigger is u:PROVIDER:PROBE[@PATH] (USDT), up:FUNCTION[@PATH] or \
-     ur:FUNCTION[@PATH] (uprobe, uretprobe), t:SYSTEM:EVENT (tracepoint), k:FUNCTION or \
-     kr:FUNCTION (kprobe, kretprobe)";
+const SYNTAX: &str = "a trigger is u:PROVIDER:PROBE[@PATH] or u:PATH:PROVIDER:PROBE (USDT), \
+     up:FUNCTION[@PATH] or ur:FUNCTION[@PATH] (uprobe, uretprobe), t:SYSTEM:EVENT (tracepoint), \
+     k:FUNCTION or kr:FUNCTION (kprobe, kretprobe)";
 
 /// Parses SPEC: `KIND:WHAT`, KIND short or long (`up` or `uprobe`).
 pub fn parse(spec: &str) -> Result<Trigger, String> {
     let (kind, what) = spec.split_once(':').ok_or_else(|| SYNTAX.to_string())?;
     let nonempty = |part: &str| !part.is_empty() && !part.contains(char::is_whitespace);
+    // A function's (mangled) name has no colon.
+    let name = |part: &str| nonempty(part) && !part.contains(':');
     // `NAME@PATH`: in a library, not the target's executable.
     let in_file = |what: &str| -> Result<(String, Option<PathBuf>), String> {
         match what.split_once('@') {
@@ -64,12 +66,26 @@ pub fn parse(spec: &str) -> Result<Trigger, String> {
         }
     };
     let probe = match kind {
+        // bpftrace's form, the file first: a path has a slash.
+        "u" | "usdt" if what.contains('/') && !what.contains('@') => {
+            let parts: Vec<&str> = what.split(':').collect();
+            match parts[..] {
+                [path, provider, probe] if name(provider) && name(probe) && nonempty(path) => {
+                    Probe::Usdt {
+                        provider: provider.to_string(),
+                        name: probe.to_string(),
+                        library: Some(PathBuf::from(path)),
+                    }
+                }
+                _ => return Err(SYNTAX.to_string()),
+            }
+        }
         "u" | "usdt" => {
             let (probe, library) = in_file(what)?;
             match probe.split_once(':') {
-                Some((provider, name)) if nonempty(provider) && nonempty(name) => Probe::Usdt {
+                Some((provider, probe)) if name(provider) && name(probe) => Probe::Usdt {
                     provider: provider.to_string(),
-                    name: name.to_string(),
+                    name: probe.to_string(),
                     library,
                 },
                 _ => return Err(SYNTAX.to_string()),
@@ -77,6 +93,9 @@ pub fn parse(spec: &str) -> Result<Trigger, String> {
         }
         "up" | "uprobe" | "ur" | "uretprobe" => {
             let (function, library) = in_file(what)?;
+            if !name(&function) {
+                return Err(SYNTAX.to_string());
+            }
             Probe::Uprobe {
                 function,
                 library,
@@ -250,6 +269,14 @@ mod tests {
                 ret: true
             }
         );
+        assert_eq!(
+            probe("u:/usr/sbin/ovs-vswitchd:udpif_revalidator:start_dump"),
+            Probe::Usdt {
+                provider: "udpif_revalidator".into(),
+                name: "start_dump".into(),
+                library: Some("/usr/sbin/ovs-vswitchd".into()),
+            }
+        );
         assert_eq!(parse("ur:end").unwrap().to_string(), "ur:end");
     }
 
@@ -267,6 +294,12 @@ mod tests {
             "up:@/x",
             "up:a@",
             "up:two words",
+            "up::",
+            "up:a:b",
+            "u:/bin/prog:probe",
+            "u:/bin/prog:a:b:c",
+            "u:./prog::b",
+            "u:a:b:c",
         ] {
             let err = parse(spec).expect_err(spec);
             assert!(

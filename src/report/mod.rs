@@ -69,6 +69,8 @@ pub struct Header {
     pub start: Timestamp,
     /// None: until the launched command exits.
     pub requested: Option<Duration>,
+    /// The trigger that opens each window, when one does.
+    pub start_trigger: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,12 +119,16 @@ pub struct Report {
 /// (CLOCK_MONOTONIC ns, the kernel's timestamps of the triggers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WindowInfo {
+    /// Windows opened in the run so far, this one included (skipped ones
+    /// too).
+    pub number: u64,
     pub start_trigger: Option<String>,
     pub stop_trigger: Option<String>,
     pub open_ns: u64,
     pub close_ns: u64,
-    /// Start triggers that fired between this window and the one before.
-    pub missed_start_triggers: u32,
+    /// Start triggers that fired while this window or the one before was
+    /// closed and its records not yet gathered: windows not sampled.
+    pub missed_windows: u64,
 }
 
 /// One slow call (--syscall-events), its stacks innermost frame first.
@@ -562,6 +568,7 @@ pub(crate) mod tests {
                 cgroups: vec![],
                 start,
                 requested: Some(Duration::from_secs(3)),
+                start_trigger: None,
             },
             kernel: "6.18.44".into(),
             end,

@@ -13,8 +13,8 @@ use super::table::new_table;
 use super::units::{human_ns, percent};
 use super::view::View;
 use super::{
-    events, log2_hist, CallTimes, Header, Report, SyscallEventReport, SyscallReport, ThreadReport,
-    ThreadSummary, WindowInfo,
+    events, log2_hist, CallTimes, Header, Report, StopReason, SyscallEventReport, SyscallReport,
+    ThreadReport, ThreadSummary, WindowInfo,
 };
 use crate::clock::{hms, rfc3339};
 use crate::irq::SystemSoftirqs;
@@ -29,8 +29,15 @@ const INDENT: &str = "          ";
 /// Histograms a little further in, under their table.
 const HIST_INDENT: &str = "            ";
 
-/// The lines printed when the window opens.
-pub fn render_header(header: &Header) -> String {
+/// The lines printed as tracing begins, or as a window opens (at
+/// `trigger_ns`, when its start trigger opened it): as the Open vSwitch
+/// tool prints them.
+pub fn render_header(header: &Header, trigger_ns: Option<u64>) -> String {
+    let start = match (trigger_ns, &header.start_trigger) {
+        (Some(ns), _) => format!("# Start sampling (trigger@{ns})"),
+        (None, Some(trigger)) => format!("# Waiting for the start trigger {trigger}"),
+        (None, None) => "# Start sampling".to_string(),
+    };
     let duration = match header.requested {
         Some(d) => format!("{} seconds", seconds(d.as_secs_f64())),
         None => "until the command exits".to_string(),
@@ -50,7 +57,7 @@ pub fn render_header(header: &Header) -> String {
         dirs => format!(", and those that join cgroup {}", dirs.join(", ")),
     };
     format!(
-        "# Start sampling @{} ({} UTC)\n# Monitoring PID: {}{forks}{cgroups}, Duration: {}\n",
+        "{start} @{} ({} UTC)\n# Monitoring PID: {}{forks}{cgroups}, Duration: {}\n",
         rfc3339(header.start.wall),
         hms(header.start.wall),
         pids.join(", "),
@@ -126,7 +133,12 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
 }
 
 pub fn write(report: &Report, frame: &Frame, out: &mut impl io::Write) -> io::Result<()> {
-    out.write_all(render_header(frame.header).as_bytes())?;
+    let trigger_ns = report
+        .window
+        .as_ref()
+        .filter(|window| window.start_trigger.is_some())
+        .map(|window| window.open_ns);
+    out.write_all(render_header(frame.header, trigger_ns).as_bytes())?;
     write_body(report, frame, out)
 }
 
@@ -152,9 +164,15 @@ fn ranked(report: &Report, top: Option<usize>) -> Vec<usize> {
 /// The lines about the whole window, before the summary.
 fn render_preamble(report: &Report, frame: &Frame) -> String {
     let mut out = String::new();
+    let stop = match (&report.window, report.stop_reason) {
+        (Some(window), StopReason::StopTrigger) => {
+            format!("# Stop sampling (trigger@{})", window.close_ns)
+        }
+        _ => "# Stop sampling".to_string(),
+    };
     let _ = writeln!(
         out,
-        "# Stop sampling @{} ({} UTC), after {} seconds ({})",
+        "{stop} @{} ({} UTC), after {} seconds ({})",
         report.end,
         hms(frame.end),
         seconds(report.duration_ns as f64 / 1e9),
@@ -210,6 +228,14 @@ fn render_window(out: &mut String, window: &WindowInfo) {
         "# Triggered sample dump, stop-start delta {} ns",
         thousands(window.close_ns.saturating_sub(window.open_ns))
     );
+    if window.missed_windows > 0 {
+        let _ = writeln!(
+            out,
+            "# Missed windows: {} (the start trigger fired while a window was closed and its \
+             records not yet gathered)",
+            thousands(window.missed_windows)
+        );
+    }
 }
 
 /// Nothing completed in the window: no call, no stretch, no interrupt.

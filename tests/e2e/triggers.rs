@@ -1,6 +1,7 @@
 //! Windows that open and close on the target's own events: uprobes,
-//! uretprobes, USDT probes and tracepoints as triggers, short windows
-//! skipped, and repeated samples.
+//! uretprobes, USDT probes and tracepoints as triggers, windows of any
+//! length each reported or counted as missed, short windows skipped, and
+//! repeated samples.
 
 use serde_json::Value;
 
@@ -12,6 +13,41 @@ fn triggered(args: &[&str], rounds: &str, lengths: &str) -> (std::process::Outpu
     let binary = c_workload("triggered", dir.path());
     let command = [binary.to_str().unwrap(), rounds, lengths];
     launch(&[args, &["--"], &command[..]].concat())
+}
+
+/// The reports (one a window) of `kernel-delay --json --sample-count 0
+/// ARGS -- triggered ROUNDS LENGTHS PAUSE`, and what the run printed.
+fn triggered_windows(
+    args: &[&str],
+    rounds: &str,
+    lengths: &str,
+    pause: &str,
+) -> (std::process::Output, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload("triggered", dir.path());
+    let out = dir.path().join("reports.jsonl");
+    let command = [binary.to_str().unwrap(), rounds, lengths, pause];
+    let options = ["--json", "-o", out.to_str().unwrap(), "--sample-count", "0"];
+    let output = run_tool(&[&options[..], args, &["--"], &command[..]].concat());
+    assert!(output.status.success(), "{output:?}");
+    let reports: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON report a line"))
+        .collect();
+    for report in &reports {
+        assert_budgets_add_up(report);
+    }
+    (output, reports)
+}
+
+/// The windows reported and those counted as missed.
+fn reported_and_missed(reports: &[Value]) -> (u64, u64) {
+    let missed = reports
+        .iter()
+        .map(|r| field(&r["window"], "missed_windows"))
+        .sum();
+    (reports.len() as u64, missed)
 }
 
 /// The window's length, and the calls counted in it (name, count).
@@ -57,6 +93,77 @@ fn function_probes_open_and_close_the_window_around_the_sleep() {
 
 #[test]
 #[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn windows_of_a_millisecond_are_each_reported_or_counted_as_missed() {
+    // 20 windows of a 1 ms sleep, 20 ms apart: a window closed before the
+    // reader looked is still reported, and the next one opens.
+    let (_, reports) = triggered_windows(
+        &["--start-trigger", "up:begin", "--stop-trigger", "up:end"],
+        "20",
+        "1",
+        "20",
+    );
+    let (reported, missed) = reported_and_missed(&reports);
+    assert_eq!(reported + missed, 20, "every window reported or missed");
+    assert!(reported >= 2, "later windows are reported too: {reported}");
+    let mut numbers = Vec::new();
+    for report in &reports {
+        let (length, calls) = window_and_calls(report);
+        assert!((MS..500 * MS).contains(&length), "window of {length} ns");
+        assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
+        assert_eq!(report["stop_reason"], "stop_trigger");
+        numbers.push(field(&report["window"], "number"));
+    }
+    assert_eq!(numbers, (1..=reported).collect::<Vec<_>>());
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn windows_faster_than_reports_are_counted_as_missed() {
+    // 3,000 windows back to back, each around one call: far more than
+    // reports can be made for.
+    let (_, reports) = triggered_windows(
+        &["--start-trigger", "up:begin", "--stop-trigger", "up:end"],
+        "3000",
+        "0",
+        "0",
+    );
+    let (reported, missed) = reported_and_missed(&reports);
+    assert_eq!(reported + missed, 3000, "every window reported or missed");
+    assert!(
+        missed > 0 && reported > 0,
+        "{reported} reported, {missed} missed"
+    );
+    for report in &reports {
+        let (_, calls) = window_and_calls(report);
+        assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_window_of_a_millisecond_after_the_start_trigger_lasts_exactly_that() {
+    // Each 1 ms window opens at begin() and ends inside its 5 ms sleep:
+    // the sleep is shown unfinished.
+    let (_, reports) = triggered_windows(
+        &["--start-trigger", "up:begin", "--duration", "0.001"],
+        "3",
+        "5",
+        "20",
+    );
+    let (reported, missed) = reported_and_missed(&reports);
+    assert_eq!((reported, missed), (3, 0));
+    for report in &reports {
+        let (length, calls) = window_and_calls(report);
+        assert_eq!(length, MS, "exactly --duration");
+        assert_eq!(report["stop_reason"], "duration");
+        assert!(calls.is_empty(), "{calls:?}");
+        let unfinished = &only_thread(report, "kd-triggered")["unfinished"];
+        assert_eq!(unfinished[0]["name"], "clock_nanosleep", "{unfinished}");
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn usdt_probes_open_and_close_the_window_around_the_sleep() {
     let (_, report) = triggered(
         &[
@@ -68,6 +175,24 @@ fn usdt_probes_open_and_close_the_window_around_the_sleep() {
         "1",
         "150",
     );
+    let (length, calls) = window_and_calls(&report);
+    assert!(about(length, 150), "window of {length} ns");
+    assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
+    // bpftrace's form, the file first.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload("triggered", dir.path());
+    let binary = binary.to_str().unwrap();
+    let start = format!("u:{binary}:kd:begin");
+    let (_, report) = launch(&[
+        "--start-trigger",
+        &start,
+        "--stop-trigger",
+        "u:kd:end",
+        "--",
+        binary,
+        "1",
+        "150",
+    ]);
     let (length, calls) = window_and_calls(&report);
     assert!(about(length, 150), "window of {length} ns");
     assert_eq!(calls, [("clock_nanosleep".to_string(), 1)]);
@@ -193,10 +318,35 @@ fn a_trigger_that_does_not_exist_is_a_clear_error_before_tracing() {
             ["--start-trigger", "bogus"],
             "a trigger is u:PROVIDER:PROBE",
         ),
+        (["--start-trigger", "up::"], "a trigger is u:PROVIDER:PROBE"),
+        (
+            ["--start-trigger", "u:/bin/true:begin"],
+            "a trigger is u:PROVIDER:PROBE[@PATH] or u:PATH:PROVIDER:PROBE",
+        ),
+        (
+            ["--trigger-delta", "1000"],
+            "--trigger-delta needs --start-trigger or --stop-trigger",
+        ),
     ] {
         let err = refused(&[&args[..], &["--", binary, "1", "10"]].concat());
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    let err = refused(&[
+        "--start-trigger",
+        "up:begin",
+        "--duration",
+        "0.1",
+        "--trigger-delta",
+        "200000000",
+        "--",
+        binary,
+    ]);
+    assert!(
+        err.contains(
+            "--trigger-delta 200000000 can never be met: a window lasts at most 100000000 ns"
+        ),
+        "{err}"
+    );
     if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
         let err = refused(&["--start-trigger", "k:do_sys_openat2", "--", binary]);
         assert!(err.contains("this kernel has no kprobes"), "{err}");

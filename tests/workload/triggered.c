@@ -1,8 +1,9 @@
 /* A workload for kernel-delay's trigger tests: ROUNDS times, a pause of
- * 20 ms, then begin(), one sleep of MS milliseconds, end(); the USDT
- * probes kd:begin and kd:end mark the same places, and the thread renames
- * itself (the task:task_rename tracepoint) before the first round. MS may
- * be a list, MS1,MS2,..., one per round in turn. */
+ * PAUSE milliseconds (default 20), then begin(), one sleep of MS
+ * milliseconds, end(); the USDT probes kd:begin and kd:end mark the same
+ * places, and the thread renames itself (the task:task_rename tracepoint)
+ * before the first round. MS may be a list, MS1,MS2,..., one per round in
+ * turn. A sleep or pause of 0 is still a call to clock_nanosleep. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 1;
 	char *lengths = argc > 2 ? strdup(argv[2]) : strdup("100");
+	long pause = argc > 3 ? atol(argv[3]) : 20;
 	long ms[64];
 	int n = 0;
 
@@ -39,7 +41,7 @@ int main(int argc, char **argv)
 		ms[n++] = atol(length);
 	prctl(PR_SET_NAME, "kd-triggered");
 	for (int i = 0; i < rounds; i++) {
-		sleep_ms(20);
+		sleep_ms(pause);
 		begin();
 		sleep_ms(ms[i % n]);
 		end();
