@@ -92,12 +92,13 @@ bench: build
 	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead
 
 # One fully static (musl, static-pie) binary of the tool, checked: `file`
-# says static, it runs, and (as root) it traces this machine's kernel.
+# says static, it runs, and (as root) it traces this machine's kernel, and
+# the load tests run with it (what ships gets real-time priority).
 static: deps
 	$(call apt_install,$(STATIC_PACKAGES))
 	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	vmtest/build-static.sh
-	$(SUDO) vmtest/check-static.sh $(STATIC_DIR)
+	$(SUDO) env "PATH=$$PATH" vmtest/check-static.sh $(STATIC_DIR)
 
 # The same for aarch64, cross-built on x86_64: the BPF object is compiled for
 # arm64 against vmlinux/arm64/vmlinux.h. Checked under qemu-user: static, and

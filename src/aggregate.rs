@@ -360,7 +360,7 @@ impl Aggregator {
             }
             Record::ProcessNew { pid, ppid, ts_ns } => {
                 if ts_ns <= self.end_ns {
-                    self.add_process(pid, Some(ppid), Some(ts_ns));
+                    self.process_forked(pid, ppid, ts_ns);
                 }
             }
             Record::Exec { tid, old_tid, .. } => {
@@ -457,6 +457,26 @@ impl Aggregator {
     pub fn add_listed_process(&mut self, pid: u32, ppid: Option<u32>) {
         let process = self.process(pid);
         process.ppid = process.ppid.or(ppid);
+    }
+
+    /// A fork's record. The process may be listed already: a look at
+    /// --cgroup's directories can find it before its record is read (an
+    /// entry neither forked nor exited): that entry is this process.
+    fn process_forked(&mut self, pid: u32, ppid: u32, ts_ns: u64) {
+        let listed = self
+            .newest_process
+            .get(&pid)
+            .map(|&index| &mut self.processes[index])
+            .filter(|process| process.forked_ns.is_none() && process.exit_ns.is_none());
+        match listed {
+            Some(process) => {
+                process.ppid = Some(ppid);
+                process.forked_ns = Some(ts_ns);
+            }
+            None => {
+                self.add_process(pid, Some(ppid), Some(ts_ns));
+            }
+        }
     }
 
     fn add_process(&mut self, pid: u32, ppid: Option<u32>, forked_ns: Option<u64>) -> usize {
@@ -939,6 +959,41 @@ mod tests {
                 .unsampled(),
             20
         );
+    }
+
+    #[test]
+    fn a_fork_found_by_a_cgroup_scan_before_its_record_is_listed_once() {
+        let mut agg = Aggregator::new(1_000);
+        agg.add_listed_process(1, Some(0));
+        // The scan finds 2 (gone already: no parent in /proc), then its
+        // fork record is read.
+        agg.add_listed_process(2, None);
+        agg.ingest(Record::ProcessNew {
+            pid: 2,
+            ppid: 1,
+            ts_ns: 1_100,
+        });
+        // A later process with the id of one that exited is another.
+        agg.ingest(Record::ThreadExit {
+            tid: 2,
+            pid: 2,
+            ts_ns: 1_200,
+            comm: [0; 16],
+            process_exited: true,
+        });
+        agg.ingest(Record::ProcessNew {
+            pid: 2,
+            ppid: 1,
+            ts_ns: 1_300,
+        });
+        let (_, processes) = agg.into_parts();
+        let twos: Vec<_> = processes.iter().filter(|p| p.pid == 2).collect();
+        assert_eq!(twos.len(), 2, "{processes:?}");
+        assert_eq!(
+            (twos[0].ppid, twos[0].forked_ns, twos[0].exit_ns),
+            (Some(1), Some(1_100), Some(1_200))
+        );
+        assert_eq!((twos[1].forked_ns, twos[1].exit_ns), (Some(1_300), None));
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
 
 /// How often the directories are read again for processes that joined.
 const RESCAN: Duration = Duration::from_millis(100);
@@ -26,11 +27,25 @@ fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
-/// The directory `path` names: as given when absolute, else under the
-/// cgroup v2 mount.
+/// Whether `path` is written relative to the current directory (`.`,
+/// `..`, `./x`, `../x`), not to the cgroup v2 mount.
+fn from_current_directory(path: &Path) -> bool {
+    matches!(
+        path.components().next(),
+        Some(Component::CurDir | Component::ParentDir)
+    )
+}
+
+/// The directory `path` names: as given when absolute, from the current
+/// directory when it starts with `.` or `..`, else under the cgroup v2
+/// mount. It must be a directory of a cgroup file system.
 fn resolve(path: &Path) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
         path.to_path_buf()
+    } else if from_current_directory(path) {
+        std::env::current_dir()
+            .context("the current directory cannot be read")?
+            .join(path)
     } else {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
             .context("reading /proc/self/mountinfo failed")?;
@@ -42,14 +57,24 @@ fn resolve(path: &Path) -> Result<PathBuf> {
             ),
         }
     };
-    if !dir.join("cgroup.procs").is_file() {
+    let on_cgroup_fs = statfs(&dir)
+        .is_ok_and(|fs| [CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC].contains(&fs.filesystem_type()));
+    if !on_cgroup_fs || !dir.join("cgroup.procs").is_file() {
         bail!(
-            "--cgroup {}: {} is not a cgroup directory (it has no cgroup.procs)",
+            "--cgroup {}: {} is not a cgroup directory (a directory of a cgroup file system, \
+             with cgroup.procs)",
             path.display(),
             dir.display()
         );
     }
-    Ok(dir)
+    // Absolute and without `.` or `..`: as the report names it.
+    dir.canonicalize().with_context(|| {
+        format!(
+            "--cgroup {}: {} cannot be read",
+            path.display(),
+            dir.display()
+        )
+    })
 }
 
 /// The process ids listed in `dir/cgroup.procs` and in those of the
@@ -84,14 +109,20 @@ impl Cgroups {
     /// The directories `paths` name; an error names one that is not a
     /// cgroup.
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
-        Ok(Cgroups {
-            dirs: paths
-                .iter()
-                .map(|path| resolve(path))
-                .collect::<Result<_>>()?,
+        let dirs = paths
+            .iter()
+            .map(|path| resolve(path))
+            .collect::<Result<_>>()?;
+        Ok(Self::of(dirs))
+    }
+
+    /// The cgroups of directories `dirs`, as they are.
+    fn of(dirs: Vec<PathBuf>) -> Self {
+        Cgroups {
+            dirs,
             seen: RefCell::default(),
             last_scan: Cell::new(Instant::now()),
-        })
+        }
     }
 
     /// Their directories, as the report names them.
@@ -167,6 +198,21 @@ mod tests {
     fn a_directory_without_cgroup_procs_is_refused() {
         let err = Cgroups::open(&[PathBuf::from("/proc/self")]).unwrap_err();
         assert!(err.to_string().contains("not a cgroup directory"), "{err}");
+        // A file named cgroup.procs elsewhere does not make a cgroup.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cgroup.procs"), "1\n").unwrap();
+        let err = Cgroups::open(&[dir.path().to_path_buf()]).unwrap_err();
+        assert!(err.to_string().contains("not a cgroup directory"), "{err}");
+    }
+
+    #[test]
+    fn dot_paths_are_from_the_current_directory() {
+        for path in [".", "..", "./a", "../a/b"] {
+            assert!(from_current_directory(Path::new(path)), "{path}");
+        }
+        for path in ["system.slice", "a/./b", "/sys/fs/cgroup", ".hidden"] {
+            assert!(!from_current_directory(Path::new(path)), "{path}");
+        }
     }
 
     #[test]
@@ -176,7 +222,7 @@ mod tests {
         fs::create_dir_all(&below).unwrap();
         fs::write(dir.join("cgroup.procs"), "10\n11\n").unwrap();
         fs::write(below.join("cgroup.procs"), "12\n10\n").unwrap();
-        let cgroups = Cgroups::open(std::slice::from_ref(&dir)).unwrap();
+        let cgroups = Cgroups::of(vec![dir.clone()]);
         let mut pids = cgroups.initial();
         pids.sort_unstable();
         assert_eq!(pids, [10, 11, 12]);

@@ -466,8 +466,9 @@ impl Session<'_, '_, '_> {
             .map(Cgroups::joined)
             .unwrap_or_default()
         {
-            self.tracer.trace_process(pid);
-            aggregator.add_listed_process(pid, procfs::parent(pid));
+            if self.tracer.trace_process(pid) {
+                aggregator.add_listed_process(pid, procfs::parent(pid));
+            }
         }
         if let Some(placement) = self.placement.borrow_mut().as_mut() {
             placement.review();
@@ -571,8 +572,9 @@ fn traced_from_the_start(tracer: &mut Tracer<'_>, target: &Target, follow_forks:
     if follow_forks && !target.is_launched() {
         for _ in 0..2 {
             for pid in procfs::descendants(&traced) {
-                tracer.trace_process(pid);
-                traced.push(pid);
+                if tracer.trace_process(pid) {
+                    traced.push(pid);
+                }
             }
         }
     }

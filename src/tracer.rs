@@ -264,10 +264,12 @@ impl<'obj> Tracer<'obj> {
 
     /// Adds process `pid` to the traced set (a running descendant of a
     /// traced process, found in /proc, or a process that joined a traced
-    /// cgroup).
-    pub fn trace_process(&mut self, pid: u32) {
-        if pid >= self.pid_limit {
-            return;
+    /// cgroup); false when it cannot be traced.
+    pub fn trace_process(&mut self, pid: u32) -> bool {
+        // Never kernel-delay itself, whatever the target holds (the v2
+        // root cgroup, a shell it was started from with -f).
+        if pid >= self.pid_limit || pid == std::process::id() {
+            return false;
         }
         let set = self
             .skel
@@ -281,6 +283,7 @@ impl<'obj> Tracer<'obj> {
             let base = std::ptr::from_mut(set).cast::<u8>();
             std::ptr::write_volatile(base.add(pid as usize), 1);
         }
+        true
     }
 
     /// A ring buffer that hands each decoded record to `on_record`, with

@@ -12,7 +12,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-pub const TOOL: &str = env!("CARGO_BIN_EXE_kernel-delay");
+/// The binary under test: this build's, or the one KERNEL_DELAY_BIN named
+/// when the tests were built (make static: the static binary).
+pub const TOOL: &str = match option_env!("KERNEL_DELAY_BIN") {
+    Some(binary) => binary,
+    None => env!("CARGO_BIN_EXE_kernel-delay"),
+};
 
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
 

@@ -290,3 +290,101 @@ fn a_cgroup_that_is_not_one_is_refused() {
     ]);
     assert!(err.contains("no process is in cgroup"), "{err}");
 }
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_fork_storm_in_a_cgroup_lists_each_process_once_with_its_parent() {
+    // Children of a few milliseconds each, one after another: each look
+    // at the cgroup finds one alive whose fork record is not read yet.
+    // Still one entry each, with its parent and its exit.
+    let cgroup = TestCgroup::new("storm");
+    let mut workload = Workload::start();
+    let parent = u64::from(workload.pid());
+    cgroup.add(workload.pid());
+    let dir = cgroup.dir.display().to_string();
+    let trace = Trace::start(&["--cgroup", &dir, "--duration", "300"]);
+    let printed = workload.run("fork 300 20000");
+    let report = trace.interrupt();
+    let forked = children(&printed);
+    assert_eq!(forked.len(), 300);
+    let processes = report["processes"].as_array().unwrap();
+    for child in &forked {
+        let entries: Vec<&Value> = processes.iter().filter(|p| p["pid"] == *child).collect();
+        assert_eq!(entries.len(), 1, "process {child}: {entries:?}");
+        let entry = entries[0];
+        assert_eq!(field(entry, "ppid"), parent, "{entry}");
+        assert_eq!(
+            (&entry["forked"], &entry["exited"]),
+            (&Value::Bool(true), &Value::Bool(true)),
+            "{entry}"
+        );
+    }
+    assert_eq!(
+        processes.len(),
+        forked.len() + 1,
+        "the workload and its children"
+    );
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn kernel_delay_in_the_traced_cgroup_does_not_trace_itself() {
+    let cgroup = TestCgroup::new("self");
+    let mut workload = Workload::start();
+    cgroup.add(workload.pid());
+    let dir = cgroup.dir.display().to_string();
+    // A shell that joins the cgroup and runs kernel-delay, a descendant
+    // of a traced process in the cgroup (the --json that Trace adds is the
+    // shell's $0).
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("echo $$ > {dir}/cgroup.procs && {TOOL} --json --cgroup {dir} --duration 1"),
+    ]);
+    let trace = Trace::spawn(command);
+    let shell = u64::from(trace.child.id());
+    workload.run("burst 300");
+    let report = trace.report();
+    assert_eq!(getppid_of(&report, u64::from(workload.pid())), 300);
+    assert!(process(&report, shell).is_some(), "{report:#}");
+    let own: Vec<&Value> = report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["comm"] == "kernel-delay")
+        .collect();
+    assert!(own.is_empty(), "{own:?}");
+    assert_eq!(
+        report["processes"].as_array().unwrap().len(),
+        2,
+        "{report:#}"
+    );
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn cgroup_dot_is_the_current_directory() {
+    let cgroup = TestCgroup::new("dot");
+    let mut workload = Workload::start();
+    cgroup.add(workload.pid());
+    let mut command = Command::new(TOOL);
+    command
+        .args(["--cgroup", ".", "--duration", "300"])
+        .current_dir(&cgroup.dir);
+    let trace = Trace::spawn(command);
+    workload.run("burst 200");
+    let report = trace.interrupt();
+    assert_eq!(getppid_of(&report, u64::from(workload.pid())), 200);
+    assert_eq!(
+        report["cgroups"],
+        serde_json::json!([cgroup.dir.display().to_string()])
+    );
+    // Elsewhere than in a cgroup file system: refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut command = Command::new(TOOL);
+    command
+        .args(["--cgroup", ".", "--duration", "1"])
+        .current_dir(elsewhere.path());
+    let err = refused_by(command);
+    assert!(err.contains("not a cgroup directory"), "{err}");
+}
