@@ -46,7 +46,8 @@ static __always_inline bool is_kernel_thread(struct task_struct *task)
 
 /* Whether `task`, exiting, is the last thread of its process: do_exit()
  * counts live threads down before the sched_process_exit tracepoint (all
- * supported kernels). */
+ * supported kernels). Threads that exit together may all read 0 here:
+ * user space takes the latest of their exits as the process's. */
 static __always_inline bool last_thread(struct task_struct *task)
 {
 	return BPF_CORE_READ(task, signal, live.counter) == 0;

@@ -33,8 +33,10 @@ __u8 traced_pids[1] SEC(".data.traced_pids");
  * a record crosses wakes the reader early: between them the reader drains
  * on its own timer, which is what keeps the per-record cost low. */
 const volatile __u32 wakeup_shift = 31;
-/* sched_switch has its prev_state argument (5.18+): set from kernel BTF. */
+/* sched_switch has its prev_state argument (5.18+), sched_process_exit its
+ * group_dead (6.16+): set from kernel BTF. */
 const volatile bool has_prev_state = false;
+const volatile bool exit_has_group_dead = false;
 /* The kernel keeps task-local storage for tracing programs (5.13+): each
  * thread's call lives with the thread (a few pointer loads away). Older
  * kernels: in the thread map, a hash by thread id. Set from kernel BTF. */
@@ -755,7 +757,12 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 
 	if (!is_target(pid_tgid))
 		return 0;
-	process_exited = last_thread(task);
+	/* The kernel's own answer where it passes it (6.16+): threads that
+	 * exit together can all read signal->live as 0 by now. */
+	if (exit_has_group_dead)
+		process_exited = (bool)ctx[1];
+	else
+		process_exited = last_thread(task);
 
 	/* exit() and exit_group() never return: forget their start. Its calls
 	 * go before its exit, ahead of any later thread with its id. */
@@ -767,9 +774,8 @@ int BPF_PROG(sched_process_exit, struct task_struct *task)
 		bpf_map_delete_elem(&syscall_starts, &tid);
 	}
 	flush_this_cpu(false);
-	/* A process that reuses the id later is not this one. */
-	if (process_exited && !targ_tgid)
-		set_traced(pid, 0);
+	/* The process stays in the set (its siblings may still be exiting):
+	 * a process that reuses its id has its byte written at its fork. */
 	if (!recording())
 		return 0;
 
@@ -805,8 +811,14 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	struct record_place place;
 	__s32 at;
 
-	if (!follow_forks || pid == parent->tgid || !is_traced(parent->tgid))
+	if (pid == parent->tgid || targ_tgid)
 		return 0;
+	/* Every new process: one that reuses the id of a traced process that
+	 * exited is not traced unless its parent is. */
+	if (!follow_forks || !is_traced(parent->tgid)) {
+		set_traced(pid, 0);
+		return 0;
+	}
 	set_traced(pid, 1);
 	if (!recording())
 		return 0;

@@ -355,7 +355,11 @@ impl Aggregator {
                 thread.exit = Some(ThreadExit { ts_ns, comm });
                 thread.pid.get_or_insert(pid);
                 if process_exited {
-                    self.process(pid).exit_ns = Some(ts_ns);
+                    // Before 6.16, threads exiting together may each say
+                    // they were the last: the process ended with the
+                    // latest.
+                    let process = self.process(pid);
+                    process.exit_ns = process.exit_ns.max(Some(ts_ns));
                 }
             }
             Record::ProcessNew { pid, ppid, ts_ns } => {

@@ -151,7 +151,8 @@ impl<'obj> Tracer<'obj> {
         rodata.pid_limit = pid_limit;
         // Wake the reader early at each quarter of the buffer pending.
         rodata.wakeup_shift = (ringbuf_bytes / 4).trailing_zeros();
-        rodata.has_prev_state = sched_switch_has_prev_state(&btf);
+        rodata.has_prev_state = tracepoint_arguments(&btf, "sched_switch") >= 4;
+        rodata.exit_has_group_dead = tracepoint_arguments(&btf, "sched_process_exit") >= 2;
         let task_storage = has_task_storage_for_tracing(&btf);
         rodata.task_storage = task_storage;
         rodata.windowed = windows.is_some();
@@ -603,14 +604,14 @@ fn has_task_storage_for_tracing(btf: &Btf<'_>) -> bool {
         })
 }
 
-/// Whether the kernel's sched_switch tracepoint passes the state the
-/// previous task leaves in (5.18+); older ones make us read it from the task.
-fn sched_switch_has_prev_state(btf: &Btf<'_>) -> bool {
-    btf.type_by_name::<Typedef>("btf_trace_sched_switch")
+/// How many arguments tracepoint `name` passes its programs (beside the
+/// context), from kernel BTF: newer kernels add some.
+fn tracepoint_arguments(btf: &Btf<'_>, name: &str) -> usize {
+    btf.type_by_name::<Typedef>(&format!("btf_trace_{name}"))
         .and_then(|typedef| typedef.next_type()) // pointer
         .and_then(|pointer| pointer.next_type()) // prototype
         .and_then(|proto| FuncProto::try_from(proto).ok())
-        .is_some_and(|proto| proto.len() >= 5)
+        .map_or(0, |proto| proto.len().saturating_sub(1))
 }
 
 /// Turns off the programs whose tracepoint the kernel lacks, and names them.

@@ -179,3 +179,22 @@ fn a_process_whose_main_thread_exited_is_still_traced() {
     // The main thread is gone: no time to account for it.
     assert_eq!(report["threads"].as_array().unwrap().len(), 1, "{report:#}");
 }
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn threads_exiting_together_each_keep_their_exit_and_calls() {
+    // exit_group() with 60 threads asleep: they exit at once on both CPUs,
+    // several of them seeing the process's last thread gone. Three runs.
+    for _ in 0..3 {
+        let (_, report) = launch(&["--", WORKLOAD, "exit-together", "60", "100"]);
+        let leavers = threads_named(&report, "leaver");
+        assert_eq!(leavers.len(), 60, "{report:#}");
+        for leaver in &leavers {
+            assert_eq!(count(leaver, "getppid"), 100, "{leaver}");
+            assert_eq!(leaver["exited"], true, "{leaver}");
+        }
+        let processes = report["processes"].as_array().unwrap();
+        assert_eq!(processes.len(), 1, "{processes:?}");
+        assert_eq!(processes[0]["exited"], true);
+    }
+}

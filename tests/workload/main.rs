@@ -560,6 +560,27 @@ fn exec_from_thread(calls: u64) -> ! {
     unreachable!("exec ends the main thread")
 }
 
+/// `threads` threads ("leaver") make `calls` getppid() calls each and
+/// sleep; then the process exits (exit_group): every thread exits at once,
+/// on every CPU.
+fn exit_together(threads: u64, calls: u64) -> ! {
+    let done = std::sync::Arc::new(std::sync::Barrier::new(threads as usize + 1));
+    for _ in 0..threads {
+        let done = done.clone();
+        thread::Builder::new()
+            .name("leaver".into())
+            .stack_size(CROWD_STACK)
+            .spawn(move || {
+                getppid_calls(calls);
+                done.wait();
+                thread::sleep(Duration::from_secs(60));
+            })
+            .expect("spawning a thread");
+    }
+    done.wait();
+    std::process::exit(0)
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("wait") {
@@ -594,10 +615,12 @@ fn main() -> ExitCode {
         Some("demo") => demo(number(arg(1), "SECONDS")),
         Some("leaderless") => leaderless(Duration::from_millis(number(arg(1), "MS"))),
         Some("exec-from-thread") => exec_from_thread(number(arg(1), "N")),
+        Some("exit-together") => exit_together(number(arg(1), "N"), number(arg(2), "K")),
         _ => {
             eprintln!(
                 "usage: kd-workload serve | run N CODE | loop N | pingpong N | crowd N K \
-                 | churn N K | demo SECONDS | leaderless MS | exec-from-thread N"
+                 | churn N K | demo SECONDS | leaderless MS | exec-from-thread N \
+                 | exit-together N K"
             );
             return ExitCode::from(2);
         }
