@@ -73,7 +73,10 @@ pub fn collect(
             verbose: cli.verbose(),
         },
     )?;
-    signals::install()?;
+    // A signal while the probes were attaching (handled since the start).
+    if let Some(received) = signals::take() {
+        return Err(signals::BeforeTracing(received).into());
+    }
     let traced = traced_from_the_start(&mut tracer, target, follow_forks);
     // Once the programs are loaded: the verifier's work is no urgent work.
     let mut warnings = Vec::new();

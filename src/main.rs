@@ -17,6 +17,7 @@ mod priority;
 mod procfs;
 mod records;
 mod reorder;
+mod replacement;
 mod report;
 mod sanitize;
 mod sched;
@@ -78,6 +79,10 @@ fn failed(err: &anyhow::Error) -> ExitCode {
         // As SIGPIPE would end it, but without dying before the report.
         return ExitCode::from(128 + 13);
     }
+    if let Some(signal) = err.downcast_ref::<signals::BeforeTracing>() {
+        eprintln!("kernel-delay: {signal}");
+        return ExitCode::from(signal.exit_status());
+    }
     eprintln!(
         "kernel-delay: {}",
         libbpf_errors::in_words(&format!("{err:#}"))
@@ -86,6 +91,7 @@ fn failed(err: &anyhow::Error) -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    signals::install()?;
     if procfs::in_nested_pid_namespace() {
         bail!(
             "this is a PID namespace of its own (a container?), and the kernel's tracepoints \

@@ -9,19 +9,18 @@
 //! `/proc/self/fd/N`) are written in place.
 
 use std::fmt;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
-use tempfile::NamedTempFile;
 
 use crate::clock::Timestamp;
+use crate::replacement::Replacement;
 use crate::report::view::View;
 use crate::report::{json, text, Header, Report};
 
@@ -43,10 +42,10 @@ enum Destination {
         path: PathBuf,
         file: File,
     },
-    /// A file, replaced by the temporary file once the report is in it.
+    /// A file, replaced once the report is in it.
     Replace {
         path: PathBuf,
-        temp: NamedTempFile,
+        temp: Replacement,
     },
 }
 
@@ -150,7 +149,7 @@ impl Output {
                 return on_stdout(render(&mut io::stdout().lock()), "the report");
             }
             Destination::InPlace { path, file } => (path, file),
-            Destination::Replace { path, temp } => (path, temp.as_file()),
+            Destination::Replace { path, temp } => (path, temp.file()),
         };
         render(&mut file)
             .with_context(|| format!("writing the report to {} failed", path.display()))
@@ -172,11 +171,9 @@ impl Output {
     /// Puts a report file in place, once every report is written.
     pub fn finish(self) -> Result<()> {
         match self.destination {
-            Destination::Replace { path, temp } => {
-                temp.persist(&path).map(drop).with_context(|| {
-                    format!("putting the report in place at {} failed", path.display())
-                })
-            }
+            Destination::Replace { path, temp } => temp.commit().with_context(|| {
+                format!("putting the report in place at {} failed", path.display())
+            }),
             Destination::Stdout | Destination::InPlace { .. } => Ok(()),
         }
     }
@@ -230,14 +227,7 @@ fn open(path: &Path) -> Result<Destination> {
         _ => Path::new("."),
     };
     let name = path.file_name().context("it names no file")?;
-    // The temporary name is an implementation detail: the error names the
-    // destination only.
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".kernel-delay")
-        .permissions(Permissions::from_mode(0o666)) // less the umask, as a new file
-        .tempfile_in(directory)
-        .map_err(|err| io::Error::from(err.kind()))?;
+    let temp = Replacement::create(directory, Path::new(name))?;
     Ok(Destination::Replace {
         path: path.to_path_buf(),
         temp,
@@ -289,16 +279,6 @@ mod tests {
         let Destination::Replace { temp, .. } = open(&path).unwrap() else {
             panic!("a file is replaced");
         };
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
-        assert_eq!(temp.path().parent(), Some(dir.path()));
-        let mode = temp.as_file().metadata().unwrap().permissions().mode();
-        let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        nix::sys::stat::umask(umask);
-        assert_eq!(
-            mode & 0o777,
-            0o666 & !umask.bits(),
-            "as a new file would be"
-        );
         drop(temp); // a failed run
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "OLD");
         assert_eq!(

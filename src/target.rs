@@ -192,12 +192,14 @@ impl Target {
             .is_none_or(|cgroups| cgroups.processes().is_empty())
     }
 
-    /// Passes SIGINT/SIGTERM on to a launched command, as a shell would.
-    pub fn forward(&self, signal: Signal) {
-        if let Some(pid) = self.command_pid() {
-            if !self.has_exited() {
-                let _ = kill(Pid::from_raw(pid as i32), signal);
-            }
+    /// Passes a signal that asks to stop on to a launched command, as a
+    /// shell would (unless the terminal sent it to the command too).
+    pub fn forward(&self, received: signals::Received) {
+        let (Some(pid), Some(signal)) = (self.command_pid(), received.forwarded()) else {
+            return;
+        };
+        if !self.has_exited() {
+            let _ = kill(Pid::from_raw(pid as i32), signal);
         }
     }
 

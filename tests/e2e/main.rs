@@ -9,6 +9,7 @@ mod irq;
 mod ovs;
 mod processes;
 mod sched;
+mod signals;
 mod syscalls;
 mod threads;
 mod triggers;
