@@ -144,6 +144,20 @@ struct {
 	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
 
+/* The address space each process with slow calls is in, by process id
+ * (--syscall-events with stacks): a new id after each exec, and for a new
+ * process that reuses an id. LRU: a process evicted gets a new id, which
+ * only makes user space read its memory map again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_ADDRESS_SPACES);
+	__type(key, __u32);
+	__type(value, __u64);
+} address_spaces SEC(".maps");
+
+/* The last address-space id given. */
+__u64 address_spaces_made = 0;
+
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
 /* The window, when windowed. */
@@ -173,6 +187,7 @@ enum softirq_vectors _softirq_vectors = 0;
 enum stack_depth _stack_depth = 0;
 enum staging _staging = 0;
 enum stack_id _stack_id = 0;
+enum address_space_limit _address_space_limit = 0;
 enum window_state _window_state = 0;
 enum window_closer _window_closer = 0;
 
@@ -648,6 +663,23 @@ static __always_inline __s32 take_stack(void *ctx, __u64 flags)
 	return id;
 }
 
+/* The id of the address space process `pid` is in; 0 if none could be
+ * given. */
+static __always_inline __u64 address_space(__u32 pid)
+{
+	__u64 *id = bpf_map_lookup_elem(&address_spaces, &pid), fresh;
+
+	if (id)
+		return *id;
+	fresh = __sync_fetch_and_add(&address_spaces_made, 1) + 1;
+	if (bpf_map_update_elem(&address_spaces, &pid, &fresh, BPF_NOEXIST)) {
+		/* Another thread of the process gave it one meanwhile. */
+		id = bpf_map_lookup_elem(&address_spaces, &pid);
+		return id ? *id : 0;
+	}
+	return fresh;
+}
+
 /* The event of a slow call, in place of its syscall_event; false when the
  * ring buffer has no room (the call is then spilled, its event lost). */
 static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_start *start,
@@ -677,6 +709,7 @@ static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_
 	e->ret = ret;
 	e->kernel_stack = kernel_stack;
 	e->user_stack = user_stack;
+	e->address_space = capture_stacks ? address_space(pid) : 0;
 	record_end(&place);
 	return true;
 }
@@ -813,6 +846,9 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 
 	if (pid == parent->tgid || targ_tgid)
 		return 0;
+	/* A process with a reused id is not the one that had it. */
+	if (capture_stacks)
+		bpf_map_delete_elem(&address_spaces, &pid);
 	/* Every new process: one that reuses the id of a traced process that
 	 * exited is not traced unless its parent is. */
 	if (!follow_forks || !is_traced(parent->tgid)) {
@@ -849,7 +885,12 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	__u64 now;
 	__s32 at;
 
-	if (!is_traced(task->tgid) || tid == old_tid)
+	if (!is_traced(task->tgid))
+		return 0;
+	/* A new program: its stacks are read in a new memory map. */
+	if (capture_stacks)
+		bpf_map_delete_elem(&address_spaces, &tid);
+	if (tid == old_tid)
 		return 0;
 	/* Task storage goes with the task; the thread map is by id. */
 	start = task_storage ? NULL : bpf_map_lookup_elem(&syscall_starts, &old_tid);

@@ -156,6 +156,8 @@ struct slow_call_event {
 	 * thread first waited in the call, else where the call returned. */
 	__s32 kernel_stack;
 	__s32 user_stack;
+	/* The process's address space (see address_spaces); 0: unknown. */
+	__u64 address_space;
 };
 
 /* A stack id that stands for no stack taken. */
@@ -165,6 +167,10 @@ enum stack_id {
 /* Frames per stack in the stack map (the kernel's PERF_MAX_STACK_DEPTH). */
 enum stack_depth {
 	MAX_STACK_DEPTH = 127,
+};
+/* Processes whose address spaces are told apart at once. */
+enum address_space_limit {
+	MAX_ADDRESS_SPACES = 4096,
 };
 
 /* A context switch that involves a traced thread: the running thread

@@ -225,6 +225,9 @@ pub struct Aggregator {
     newest_process: HashMap<u32, usize>,
     /// Slow calls inside the window (--syscall-events), in arrival order.
     slow_calls: Vec<SlowCall>,
+    /// How many are kept, and those past it, counted.
+    slow_call_cap: usize,
+    slow_calls_not_listed: u64,
 }
 
 impl Aggregator {
@@ -239,7 +242,14 @@ impl Aggregator {
             processes: Vec::new(),
             newest_process: HashMap::new(),
             slow_calls: Vec::new(),
+            slow_call_cap: usize::MAX,
+            slow_calls_not_listed: 0,
         }
+    }
+
+    /// Keeps the first `cap` slow calls; those after are only counted.
+    pub fn limit_slow_calls(&mut self, cap: usize) {
+        self.slow_call_cap = cap;
     }
 
     pub fn close(&mut self, end_ns: u64) {
@@ -309,7 +319,11 @@ impl Aggregator {
             Record::SlowCall(call) => {
                 self.call(call.tid, call.nr, call.errno, call.enter_ns, call.exit_ns);
                 if call.enter_ns >= self.start_ns && call.exit_ns <= self.end_ns {
-                    self.slow_calls.push(call);
+                    if self.slow_calls.len() < self.slow_call_cap {
+                        self.slow_calls.push(call);
+                    } else {
+                        self.slow_calls_not_listed += 1;
+                    }
                 }
             }
             Record::Switch { ts_ns, out, into } => {
@@ -593,11 +607,12 @@ impl Aggregator {
         }
     }
 
-    /// The slow calls seen in the window (--syscall-events), by entry time.
-    pub fn take_slow_calls(&mut self) -> Vec<SlowCall> {
+    /// The slow calls kept in the window (--syscall-events), by entry
+    /// time, and how many more there were.
+    pub fn take_slow_calls(&mut self) -> (Vec<SlowCall>, u64) {
         let mut calls = std::mem::take(&mut self.slow_calls);
         calls.sort_by_key(|call| (call.enter_ns, call.tid));
-        calls
+        (calls, self.slow_calls_not_listed)
     }
 
     /// The threads and the processes seen.

@@ -123,6 +123,17 @@ pub struct Cli {
     )]
     pub stack_trace_size: u32,
 
+    /// How many slow calls --syscall-events lists a window at most (the
+    /// first ones); those past it are counted, not kept: memory stays
+    /// bounded whatever the rate.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_SYSCALL_EVENTS,
+        requires = "syscall_events"
+    )]
+    pub max_syscall_events: usize,
+
     /// Open the window when this probe fires in a traced process:
     /// u:PROVIDER:PROBE (USDT), up:FUNCTION / ur:FUNCTION (uprobe,
     /// uretprobe; FUNCTION@PATH in a library), t:SYSTEM:EVENT (tracepoint),
@@ -268,6 +279,7 @@ const MAX_STACK_TRACES: u32 = 1 << 20;
 
 /// Page size of the ring buffer's --buffer-page-count.
 const PAGE_BYTES: u32 = 4096;
+const DEFAULT_MAX_SYSCALL_EVENTS: usize = 100_000;
 const DEFAULT_RINGBUF_MB: u32 = 16;
 const MAX_RINGBUF_MB: u32 = 1024;
 
@@ -302,6 +314,8 @@ pub struct EventOptions {
     pub stack_traces: u32,
     /// Leave the poll family out.
     pub skip_poll: bool,
+    /// Slow calls listed a window at most.
+    pub max_events: usize,
 }
 
 /// What to trace.
@@ -408,6 +422,7 @@ impl Cli {
             min_ns: self.syscall_events?,
             stack_traces: self.stack_trace_size,
             skip_poll: self.skip_syscall_poll_events,
+            max_events: self.max_syscall_events,
         })
     }
 
@@ -743,7 +758,8 @@ mod tests {
             Some(EventOptions {
                 min_ns: 4_000_000,
                 stack_traces: 0,
-                skip_poll: true
+                skip_poll: true,
+                max_events: 100_000,
             })
         );
         // The command after -- is not taken for a threshold.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use libbpf_rs::RingBuffer;
 
+use crate::address_space::AddressSpaces;
 use crate::aggregate::{Aggregator, ThreadActivity};
 use crate::cgroup::Cgroups;
 use crate::cli::{Cli, Windows};
@@ -20,9 +21,9 @@ use crate::output::Layout;
 use crate::placement::Placement;
 use crate::records::Record;
 use crate::reorder::{Reorder, HOLD_NS};
-use crate::report::{Header, Measurement, StopReason, ThreadNames, WindowInfo};
+use crate::report::{Header, Measurement, StopReason, SyscallEvents, ThreadNames, WindowInfo};
 use crate::skel::types::{window_closer, window_state};
-use crate::symbolize::{self, AddressSpaces};
+use crate::symbolize;
 use crate::target::Target;
 use crate::thousands::thousands;
 use crate::tracer::{drain, read_pending, Filter, Options, Tracer};
@@ -108,10 +109,10 @@ pub fn collect(
     let aggregator = RefCell::new(Aggregator::new(header.start.mono_ns));
     let reorder = RefCell::new(Reorder::default());
     // A slow call's process has its memory map read while it lives.
-    let spaces = RefCell::new(AddressSpaces::default());
+    let spaces = RefCell::new(AddressSpaces::new(Box::new(tracer.address_spaces()?)));
     let ring = tracer.ring_buffer(|origin, record| {
         if let Record::SlowCall(call) = &record {
-            spaces.borrow_mut().note(call.pid);
+            spaces.borrow_mut().note(call.pid, call.address_space);
         }
         // Where the traced threads run (records sent at once count too:
         // in a window opened by triggers, all are).
@@ -259,6 +260,11 @@ impl Session<'_, '_, '_> {
     ) -> Result<(Collected, Option<anyhow::Error>)> {
         let start_ns = header.start.mono_ns;
         *self.aggregator.borrow_mut() = Aggregator::new(start_ns);
+        if let Some(events) = self.cli.events() {
+            self.aggregator
+                .borrow_mut()
+                .limit_slow_calls(events.max_events);
+        }
         // Records from while the probes were attaching tell the state the
         // one window starts in; between windows, only stragglers come.
         if windows.is_some() {
@@ -389,13 +395,17 @@ impl Session<'_, '_, '_> {
             }
         });
         warnings.extend(lost.warnings(spilled_calls));
-        let syscall_events = self.cli.events().map(|_| {
-            let calls = aggregator.take_slow_calls();
-            symbolize::symbolize(
-                calls,
-                |id| self.tracer.stack(id),
-                &mut self.spaces.borrow_mut(),
-            )
+        let syscall_events = self.cli.events().map(|events| {
+            let (calls, not_listed) = aggregator.take_slow_calls();
+            SyscallEvents {
+                calls: symbolize::symbolize(
+                    calls,
+                    |id| self.tracer.stack(id),
+                    &mut self.spaces.borrow_mut(),
+                ),
+                limit: events.max_events,
+                not_listed,
+            }
         });
         let stacks_missed_so_far = self.tracer.stacks_missed();
         let stacks_missed = stacks_missed_so_far - self.stacks_missed;

@@ -1,6 +1,7 @@
 //! kernel-delay: where the threads of the traced processes spend their time
 //! in the kernel, traced with eBPF.
 
+mod address_space;
 mod aggregate;
 mod cgroup;
 mod cli;

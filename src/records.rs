@@ -107,6 +107,9 @@ pub struct SlowCall {
     pub ret: i64,
     pub kernel_stack: i32,
     pub user_stack: i32,
+    /// Its process's address space, as the programs number them (0:
+    /// unknown).
+    pub address_space: u64,
 }
 
 /// The traced thread a context switch takes off its CPU.
@@ -252,6 +255,7 @@ impl Records<'_> {
                     ret: e.ret,
                     kernel_stack: e.kernel_stack,
                     user_stack: e.user_stack,
+                    address_space: e.address_space,
                 })
             }
             event_kind::EVENT_SWITCH => {
@@ -602,6 +606,7 @@ mod tests {
             ret: -4,
             kernel_stack: 7,
             user_stack: -17,
+            address_space: 3,
         };
         decodes_to(
             &e,
@@ -615,6 +620,7 @@ mod tests {
                 ret: -4,
                 kernel_stack: 7,
                 user_stack: -17,
+                address_space: 3,
             }),
         );
     }

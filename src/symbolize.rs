@@ -1,91 +1,33 @@
 //! Stacks of slow calls (--syscall-events) as function names, files and
 //! lines: kernel frames from kallsyms, user frames from the target's ELF
-//! files and their DWARF (blazesym). A process's memory map is read while
-//! it lives, when its first slow call arrives; the files are read once the
-//! window has closed, each distinct stack once.
+//! files and their DWARF, else their symbol table (blazesym), in the
+//! address space each call was made in (address_space). The files are read
+//! once the window has closed, each distinct stack once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::rc::Rc;
 
 use blazesym::symbolize::source::{Elf, Kernel, Source};
-use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 
+use crate::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
 use crate::records::{SlowCall, NO_STACK};
 use crate::sanitize::sanitize;
 
-/// A slow call with its stacks, innermost frame first.
+/// A slow call with its stacks, innermost frame first; calls with the
+/// same stack share it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SymbolizedCall {
     pub call: SlowCall,
-    pub kernel_stack: Vec<String>,
-    pub user_stack: Vec<String>,
+    pub kernel_stack: Rc<[String]>,
+    pub user_stack: Rc<[String]>,
+    /// The user stack's walk left the code: cut there.
+    pub user_stack_cut: bool,
 }
 
-/// One file-backed (or named: `[vdso]`, `[stack]`) range of a process's
-/// memory map.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Mapping {
-    start: u64,
-    end: u64,
-    /// Offset in the file of `start`.
-    offset: u64,
-    /// The file, or the kernel's name for the range; empty if anonymous.
-    name: String,
-}
-
-/// The memory maps of the processes that made slow calls, read while they
-/// lived (None: it had exited before).
-#[derive(Debug, Default)]
-pub struct AddressSpaces {
-    maps: HashMap<u32, Option<Vec<Mapping>>>,
-}
-
-impl AddressSpaces {
-    /// Process `pid` made a slow call: its map is read, the first time.
-    pub fn note(&mut self, pid: u32) {
-        self.maps.entry(pid).or_insert_with(|| read_maps(pid));
-    }
-
-    /// The mapping of `pid` that holds `address`; the map is read again
-    /// when none does and the process lives (it mapped a library since).
-    fn mapping(&mut self, pid: u32, address: u64) -> Result<&Mapping, &'static str> {
-        let holds = |maps: &Option<Vec<Mapping>>| {
-            maps.as_ref()
-                .is_some_and(|maps| maps.iter().any(|m| (m.start..m.end).contains(&address)))
-        };
-        if !self.maps.get(&pid).is_some_and(holds) {
-            if let Some(fresh) = read_maps(pid) {
-                self.maps.insert(pid, Some(fresh));
-            }
-        }
-        match self.maps.get(&pid) {
-            Some(Some(maps)) => maps
-                .iter()
-                .find(|m| (m.start..m.end).contains(&address))
-                .ok_or("not mapped"),
-            _ => Err("process exited before its memory map was read"),
-        }
-    }
-}
-
-fn read_maps(pid: u32) -> Option<Vec<Mapping>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    Some(text.lines().filter_map(parse_maps_line).collect())
-}
-
-/// `start-end perms offset dev inode [name]`
-fn parse_maps_line(line: &str) -> Option<Mapping> {
-    let mut fields = line.splitn(6, ' ');
-    let (start, end) = fields.next()?.split_once('-')?;
-    let offset = fields.nth(1)?;
-    let name = fields.nth(2).unwrap_or("").trim_start();
-    Some(Mapping {
-        start: u64::from_str_radix(start, 16).ok()?,
-        end: u64::from_str_radix(end, 16).ok()?,
-        offset: u64::from_str_radix(offset, 16).ok()?,
-        name: name.to_string(),
-    })
-}
+/// Frames, and whether the walk was cut short.
+type Stack = (Rc<[String]>, bool);
 
 /// Symbolizes the stacks of `calls`; `stack` reads a stack's frames from
 /// the kernel's map by id.
@@ -96,24 +38,25 @@ pub fn symbolize(
 ) -> Vec<SymbolizedCall> {
     let symbolizer = Symbolizer::new();
     let modules = kernel_modules();
-    let mut kernel_stacks: HashMap<i32, Vec<String>> = HashMap::new();
-    let mut user_stacks: HashMap<(u32, i32), Vec<String>> = HashMap::new();
+    let mut kernel_stacks: HashMap<i32, Stack> = HashMap::new();
+    let mut user_stacks: HashMap<(u32, u64, i32), Stack> = HashMap::new();
     calls
         .into_iter()
         .map(|call| {
-            let kernel_stack = kernel_stacks
+            let (kernel_stack, _) = kernel_stacks
                 .entry(call.kernel_stack)
                 .or_insert_with(|| {
                     frames_of(call.kernel_stack, &stack, |addresses| {
-                        kernel_frames(&symbolizer, &modules, addresses)
+                        (kernel_frames(&symbolizer, &modules, addresses), false)
                     })
                 })
                 .clone();
-            let user_stack = user_stacks
-                .entry((call.pid, call.user_stack))
+            let (user_stack, user_stack_cut) = user_stacks
+                .entry((call.pid, call.address_space, call.user_stack))
                 .or_insert_with(|| {
                     frames_of(call.user_stack, &stack, |addresses| {
-                        user_frames(&symbolizer, spaces, call.pid, addresses)
+                        let space = (call.pid, call.address_space);
+                        user_frames(&symbolizer, spaces, space, addresses)
                     })
                 })
                 .clone();
@@ -121,6 +64,7 @@ pub fn symbolize(
                 call,
                 kernel_stack,
                 user_stack,
+                user_stack_cut,
             }
         })
         .collect()
@@ -130,16 +74,23 @@ pub fn symbolize(
 fn frames_of(
     id: i32,
     stack: impl Fn(i32) -> Option<Vec<u64>>,
-    symbolize: impl FnOnce(&[u64]) -> Vec<String>,
-) -> Vec<String> {
-    match id {
-        NO_STACK => Vec::new(),
-        id if id < 0 => vec![format!("[stack not recorded: {}]", why_not_recorded(-id))],
+    symbolize: impl FnOnce(&[u64]) -> (Vec<String>, bool),
+) -> Stack {
+    let (frames, cut) = match id {
+        NO_STACK => (Vec::new(), false),
+        id if id < 0 => (
+            vec![format!("[stack not recorded: {}]", why_not_recorded(-id))],
+            false,
+        ),
         id => match stack(id) {
             Some(addresses) => symbolize(&addresses),
-            None => vec!["[stack not found in the stack map]".to_string()],
+            None => (
+                vec!["[stack not found in the stack map]".to_string()],
+                false,
+            ),
         },
-    }
+    };
+    (frames.into(), cut)
 }
 
 /// What bpf_get_stackid()'s error `errno` means here.
@@ -217,72 +168,82 @@ fn is_tracer_frame(name: &str) -> bool {
 }
 
 /// `function+0xoff (file:line) [path]`; a frame with no symbol shows its
-/// address and the mapping it falls in.
+/// address and the mapping it falls in. A return address outside the
+/// process's code means the frame-pointer walk left the stack (a function
+/// built without frame pointers): the frames stop there, and the stack is
+/// said to be cut.
 fn user_frames(
     symbolizer: &Symbolizer,
     spaces: &mut AddressSpaces,
-    pid: u32,
+    (pid, id): (u32, u64),
     addresses: &[u64],
-) -> Vec<String> {
-    let sites = call_sites(addresses);
-    addresses
-        .iter()
-        .zip(sites)
-        .enumerate()
-        .map(|(i, (&address, site))| {
-            let mapping = match spaces.mapping(pid, site) {
-                Ok(mapping) => mapping.clone(),
-                Err(why) => return format!("{address:#x} [{why}]"),
-            };
-            let shown = if mapping.name.is_empty() {
-                "anonymous".to_string()
-            } else {
-                sanitize(mapping.name.as_bytes())
-            };
-            let Some(file) = readable_file(pid, &mapping.name) else {
-                return format!("{address:#x} [{shown}]");
-            };
-            let offset = site - mapping.start + mapping.offset;
-            let source = Source::Elf(Elf::new(file));
-            let symbol = symbolizer
-                .symbolize(&source, Input::FileOffset(&[offset]))
-                .ok()
-                .and_then(|mut found| found.pop());
-            match symbol {
-                Some(Symbolized::Sym(sym)) => {
-                    let line = sym
-                        .code_info
-                        .as_ref()
-                        .map(|code| {
-                            let file = sanitize(code.file.as_encoded_bytes());
-                            match code.line {
-                                Some(line) => format!(" ({file}:{line})"),
-                                None => format!(" ({file})"),
-                            }
-                        })
-                        .unwrap_or_default();
-                    format!(
-                        "{}+{:#x}{line} [{shown}]",
-                        sanitize(sym.name.as_bytes()),
-                        sym.offset + usize::from(i > 0)
-                    )
-                }
-                _ => format!("{address:#x} [{shown}]"),
+) -> (Vec<String>, bool) {
+    let mut frames = Vec::with_capacity(addresses.len());
+    for (i, (&address, site)) in addresses.iter().zip(call_sites(addresses)).enumerate() {
+        let mapping = match spaces.mapping(pid, id, site) {
+            Ok(mapping) if i > 0 && !mapping.executable => return (frames, true),
+            Ok(mapping) => mapping.clone(),
+            Err(NOT_MAPPED) if i > 0 => return (frames, true),
+            Err(why) => {
+                frames.push(format!("{address:#x} [{why}]"));
+                continue;
             }
-        })
-        .collect()
+        };
+        let shown = if mapping.name.is_empty() {
+            "anonymous".to_string()
+        } else {
+            sanitize(mapping.name.as_bytes())
+        };
+        let offset = site - mapping.start + mapping.offset;
+        let symbol = match spaces.file_of(pid, &mapping) {
+            FileToRead::Path(file) => symbol_at(symbolizer, file, offset),
+            FileToRead::Not(why) => {
+                frames.push(format!("{address:#x} [{shown}: {why}]"));
+                continue;
+            }
+            FileToRead::Nothing => None,
+        };
+        frames.push(match symbol {
+            Some(sym) => {
+                let line = sym
+                    .code_info
+                    .as_ref()
+                    .map(|code| {
+                        let file = sanitize(code.file.as_encoded_bytes());
+                        match code.line {
+                            Some(line) => format!(" ({file}:{line})"),
+                            None => format!(" ({file})"),
+                        }
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{}+{:#x}{line} [{shown}]",
+                    sanitize(sym.name.as_bytes()),
+                    sym.offset + usize::from(i > 0)
+                )
+            }
+            None => format!("{address:#x} [{shown}]"),
+        });
+    }
+    (frames, false)
 }
 
-/// Where a mapped file can be read: through the process's root while it
-/// lives (its own mount namespace, in a container), else by its path.
-fn readable_file(pid: u32, name: &str) -> Option<PathBuf> {
-    if !name.starts_with('/') || name.ends_with(" (deleted)") {
-        return None;
-    }
-    let through_root = PathBuf::from(format!("/proc/{pid}/root{name}"));
-    [through_root, PathBuf::from(name)]
-        .into_iter()
-        .find(|path| Path::new(path).is_file())
+/// The symbol at `offset` of ELF file `file`: from its DWARF (file and
+/// line too), else, where that is missing or cannot be read, from its
+/// symbol table.
+fn symbol_at(symbolizer: &Symbolizer, file: PathBuf, offset: u64) -> Option<Sym<'static>> {
+    let lookup = |debug_syms: bool| {
+        let mut elf = Elf::new(&file);
+        elf.debug_syms = debug_syms;
+        match symbolizer
+            .symbolize_single(&Source::Elf(elf), Input::FileOffset(offset))
+            .ok()?
+        {
+            Symbolized::Sym(sym) => Some(sym.into_owned()),
+            Symbolized::Unknown(_) => None,
+        }
+    };
+    lookup(true).or_else(|| lookup(false))
 }
 
 /// (base, size, name) of each kernel module, from /proc/modules.
@@ -303,24 +264,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_lines() {
-        assert_eq!(
-            parse_maps_line(
-                "55d1c0a00000-55d1c0a21000 r-xp 00002000 fd:01 1234   /usr/bin/my prog"
-            ),
-            Some(Mapping {
-                start: 0x55d1_c0a0_0000,
-                end: 0x55d1_c0a2_1000,
-                offset: 0x2000,
-                name: "/usr/bin/my prog".into(),
-            })
-        );
-        let anonymous = parse_maps_line("7ffd1000-7ffd2000 rw-p 00000000 00:00 0").unwrap();
-        assert_eq!(anonymous.name, "");
-        assert_eq!(parse_maps_line("garbage"), None);
-    }
-
-    #[test]
     fn the_tracers_own_frames_are_left_out() {
         assert!(is_tracer_frame("bpf_prog_3aef7913da4e79a7_sched_switch"));
         assert!(is_tracer_frame("bpf_trace_run4"));
@@ -334,34 +277,57 @@ mod tests {
 
     #[test]
     fn this_process_is_symbolized() {
-        let mut spaces = AddressSpaces::default();
+        let mut spaces = AddressSpaces::new(Box::new(|_| Some(1)));
         let pid = std::process::id();
-        spaces.note(pid);
+        spaces.note(pid, 1);
         let here = this_process_is_symbolized as fn() as usize as u64;
-        let frames = user_frames(&Symbolizer::new(), &mut spaces, pid, &[here]);
+        let (frames, cut) = user_frames(&Symbolizer::new(), &mut spaces, (pid, 1), &[here]);
         assert!(
             frames[0].contains("this_process_is_symbolized+0x0"),
             "{frames:?}"
         );
-        let gone = user_frames(&Symbolizer::new(), &mut spaces, u32::MAX, &[here]);
+        assert!(!cut);
+        let (gone, _) = user_frames(&Symbolizer::new(), &mut spaces, (u32::MAX, 1), &[here]);
         assert_eq!(
             gone,
             [format!(
-                "{here:#x} [process exited before its memory map was read]"
+                "{here:#x} [the process exited or exec'd before its memory map was read]"
             )]
         );
     }
 
     #[test]
+    fn a_walk_that_leaves_the_code_is_cut_there() {
+        let mut spaces = AddressSpaces::new(Box::new(|_| Some(1)));
+        let pid = std::process::id();
+        spaces.note(pid, 1);
+        let here = a_walk_that_leaves_the_code_is_cut_there as fn() as usize as u64;
+        let heap = Box::new(0u64);
+        let data = std::ptr::from_ref(heap.as_ref()) as u64;
+        // A return address in data, then ASCII text: neither is code.
+        for junk in [data + 1, 0x7469_7728_206c_6c6f] {
+            let (frames, cut) = user_frames(
+                &Symbolizer::new(),
+                &mut spaces,
+                (pid, 1),
+                &[here, here + 1, junk, here],
+            );
+            assert_eq!(frames.len(), 2, "{frames:?}");
+            assert!(cut);
+        }
+    }
+
+    #[test]
     fn unrecorded_stacks_say_why() {
         let none = |_| None;
-        assert!(frames_of(NO_STACK, none, |_| Vec::new()).is_empty());
+        let nothing = |_: &[u64]| (Vec::new(), false);
+        assert!(frames_of(NO_STACK, none, nothing).0.is_empty());
         assert_eq!(
-            frames_of(-17, none, |_| Vec::new()),
+            *frames_of(-17, none, nothing).0,
             ["[stack not recorded: the stack map was full or another stack held its slot: raise --stack-trace-size]"]
         );
         assert_eq!(
-            frames_of(3, none, |_| Vec::new()),
+            *frames_of(3, none, nothing).0,
             ["[stack not found in the stack map]"]
         );
     }

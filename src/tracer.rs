@@ -10,7 +10,8 @@ use libbpf_rs::btf::types::{FuncProto, Struct, Typedef};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    ErrorKind, Iter, Link, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+    ErrorKind, Iter, Link, MapCore, MapFlags, MapHandle, OpenObject, PrintLevel, RingBuffer,
+    RingBufferBuilder,
 };
 
 use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
@@ -426,6 +427,16 @@ impl<'obj> Tracer<'obj> {
                 .take_while(|&address| address != 0)
                 .collect(),
         )
+    }
+
+    /// Looks up the address space a process is in now, as the programs
+    /// number them (--syscall-events with stacks).
+    pub fn address_spaces(&self) -> Result<impl Fn(u32) -> Option<u64>> {
+        let map = MapHandle::try_from(&self.skel.maps.address_spaces)?;
+        Ok(move |pid: u32| {
+            let value = map.lookup(&pid.to_ne_bytes(), MapFlags::ANY).ok()??;
+            Some(u64::from_ne_bytes(value.try_into().ok()?))
+        })
     }
 
     /// Stacks of events the kernel could not record (map full, collisions).

@@ -50,10 +50,29 @@ pub fn render(out: &mut String, events: &[&SyscallEventReport]) {
                 continue;
             }
             let _ = writeln!(out, "  {title}:");
-            for frame in frames {
+            for frame in frames.iter() {
                 let _ = writeln!(out, "    {frame}");
             }
         }
+        if event.user_stack_cut {
+            let _ = writeln!(
+                out,
+                "    [cut: the walk left the code here (a caller built without frame pointers)]"
+            );
+        }
+    }
+}
+
+/// The line under the section when calls past --max-syscall-events were
+/// left out.
+pub fn render_not_listed(out: &mut String, not_listed: u64, limit: usize) {
+    if not_listed > 0 {
+        let _ = writeln!(
+            out,
+            "# {} more slow calls not listed (--max-syscall-events {}): counted in the tables above",
+            thousands(not_listed),
+            thousands(limit as u64)
+        );
     }
 }
 
@@ -78,8 +97,9 @@ mod tests {
             duration_ns: 5_000_234,
             ret: 0,
             errno: errno.map(str::to_string),
-            kernel_stack: vec!["do_nanosleep+0x6e [kernel]".into()],
-            user_stack: vec!["kd_slow_sleep+0x1c (slow.c:9) [/tmp/slow]".into()],
+            kernel_stack: vec!["do_nanosleep+0x6e [kernel]".to_string()].into(),
+            user_stack: vec!["kd_slow_sleep+0x1c (slow.c:9) [/tmp/slow]".to_string()].into(),
+            user_stack_cut: errno.is_some(),
         }
     }
 

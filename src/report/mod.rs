@@ -16,6 +16,7 @@ pub use threads::{ThreadSummary, Threads};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -110,6 +111,12 @@ pub struct Report {
     /// by entry time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall_events: Option<Vec<SyscallEventReport>>,
+    /// With --syscall-events: how many it lists at most
+    /// (--max-syscall-events), and how many more there were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_events_limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_events_not_listed: Option<u64>,
     /// For triggered or repeated windows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowInfo>,
@@ -145,8 +152,12 @@ pub struct SyscallEventReport {
     pub ret: i64,
     /// The errno's name when the call failed.
     pub errno: Option<String>,
-    pub kernel_stack: Vec<String>,
-    pub user_stack: Vec<String>,
+    /// Shared by the calls with the same stack.
+    pub kernel_stack: Rc<[String]>,
+    pub user_stack: Rc<[String]>,
+    /// The walk of the user stack left the code (a frame pointer that
+    /// was not one): the frames before are shown, none after.
+    pub user_stack_cut: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -283,6 +294,15 @@ pub struct ThreadNames {
     pub states_at_start: HashMap<u32, ThreadState>,
 }
 
+/// The slow calls of a window (--syscall-events).
+pub struct SyscallEvents {
+    /// The first `limit`, by entry time.
+    pub calls: Vec<SymbolizedCall>,
+    pub limit: usize,
+    /// Those past the limit, counted.
+    pub not_listed: u64,
+}
+
 /// Everything the report is built from, besides the per-thread activity.
 pub struct Measurement {
     pub header: Header,
@@ -296,7 +316,7 @@ pub struct Measurement {
     pub skipped_tracepoints: Vec<String>,
     pub softirqs_system: SystemSoftirqs,
     /// With --syscall-events: the slow calls, by entry time.
-    pub syscall_events: Option<Vec<SymbolizedCall>>,
+    pub syscall_events: Option<SyscallEvents>,
     /// For triggered or repeated windows: what opened and closed this one.
     pub window: Option<WindowInfo>,
     pub names: ThreadNames,
@@ -349,10 +369,24 @@ impl Report {
             .iter()
             .find(|p| p.pid == pid)
             .map_or(comm, |p| p.comm.clone());
-        let syscall_events = m.syscall_events.as_ref().map(|calls| {
-            calls
+        let syscall_events = m.syscall_events.as_ref().map(|events| {
+            // Each thread's name: the first live one's where an id came
+            // back, else the first's.
+            let mut names: HashMap<u32, (bool, &str)> = HashMap::new();
+            for thread in threads.summaries() {
+                let seen = (thread.exited, thread.comm.as_str());
+                let name = names.entry(thread.tid).or_insert(seen);
+                if name.0 && !thread.exited {
+                    *name = seen;
+                }
+            }
+            events
+                .calls
                 .iter()
-                .map(|call| event_report(call, &threads))
+                .map(|call| {
+                    let comm = names.get(&call.call.tid).map_or("?", |&(_, comm)| comm);
+                    event_report(call, comm)
+                })
                 .collect()
         });
         Report {
@@ -374,6 +408,8 @@ impl Report {
             processes,
             threads,
             softirqs_system: m.softirqs_system.clone(),
+            syscall_events_limit: m.syscall_events.as_ref().map(|events| events.limit),
+            syscall_events_not_listed: m.syscall_events.as_ref().map(|events| events.not_listed),
             syscall_events,
             window: m.window.clone(),
         }
@@ -382,17 +418,12 @@ impl Report {
 
 /// A slow call, named after its thread (the row with its id that was
 /// alive when the call returned).
-fn event_report(symbolized: &SymbolizedCall, threads: &Threads) -> SyscallEventReport {
+fn event_report(symbolized: &SymbolizedCall, comm: &str) -> SyscallEventReport {
     let call = &symbolized.call;
-    let comm = threads
-        .summaries()
-        .filter(|t| t.tid == call.tid)
-        .min_by_key(|t| t.exited)
-        .map_or_else(|| "?".to_string(), |t| t.comm.clone());
     SyscallEventReport {
         tid: call.tid,
         pid: call.pid,
-        comm,
+        comm: comm.to_string(),
         nr: call.nr,
         name: syscall_names::name(call.nr),
         entry_ns: call.enter_ns,
@@ -400,8 +431,9 @@ fn event_report(symbolized: &SymbolizedCall, threads: &Threads) -> SyscallEventR
         duration_ns: call.exit_ns.saturating_sub(call.enter_ns),
         ret: call.ret,
         errno: (call.errno != 0).then(|| syscall_names::errno_name(call.errno)),
-        kernel_stack: symbolized.kernel_stack.clone(),
-        user_stack: symbolized.user_stack.clone(),
+        kernel_stack: Rc::clone(&symbolized.kernel_stack),
+        user_stack: Rc::clone(&symbolized.user_stack),
+        user_stack_cut: symbolized.user_stack_cut,
     }
 }
 

@@ -128,6 +128,12 @@ pub fn write_body(report: &Report, frame: &Frame, out: &mut impl io::Write) -> i
             .filter(|call| view.chosen(call.tid, &call.comm))
             .collect();
         events::render(&mut text, &shown);
+        if let (Some(limit), Some(not_listed)) = (
+            report.syscall_events_limit,
+            report.syscall_events_not_listed,
+        ) {
+            events::render_not_listed(&mut text, not_listed, limit);
+        }
     }
     out.write_all(text.as_bytes())
 }

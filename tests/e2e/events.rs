@@ -174,3 +174,176 @@ fn without_the_option_there_are_no_events() {
     let (_, report) = traced("sleep 3 5");
     assert!(report.get("syscall_events").is_none());
 }
+
+/// The user frames of the clock_nanosleep events of a --syscall-events run
+/// of `command`.
+fn user_stacks_of_sleeps(command: &[&str]) -> Vec<Vec<String>> {
+    let (_, report) = launch(&[&["--syscall-events", "4000000", "--"], command].concat());
+    events(&report, "clock_nanosleep")
+        .iter()
+        .map(|event| frames(event, "user_stack"))
+        .collect()
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_process_that_execs_after_its_first_slow_call_is_symbolized_in_its_new_program() {
+    // The shell waits 50 ms (a slow call), then becomes slow_sleep.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = slow_sleep(dir.path());
+    let script = format!("sleep 0.05; exec {} 20", binary.display());
+    let (_, report) = launch(&["--syscall-events", "4000000", "--", "sh", "-c", &script]);
+    let sleeps: Vec<&Value> = events(&report, "clock_nanosleep")
+        .into_iter()
+        .filter(|e| e["comm"] == "slow_sleep" && field(e, "duration_ns") < 40 * MS)
+        .collect();
+    assert_eq!(sleeps.len(), 20, "{:#}", report["syscall_events"]);
+    for sleep in sleeps {
+        let user = frames(sleep, "user_stack");
+        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
+    }
+    // The shell's own wait, in the program it left: not read in the new.
+    let wait = &events(&report, "wait4")[0];
+    for frame in frames(wait, "user_stack") {
+        assert!(
+            frame.ends_with("before its memory map was read]"),
+            "{frame}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_binary_replaced_while_traced_is_symbolized_as_the_one_that_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = slow_sleep(dir.path());
+    // Another program, renamed over the binary while it runs.
+    let other = c_workload("triggered", dir.path());
+    let trace = std::thread::spawn({
+        let binary = binary.clone();
+        move || {
+            let (_, report) = launch(&[
+                "--syscall-events",
+                "4000000",
+                "--",
+                binary.to_str().unwrap(),
+                "60",
+            ]);
+            report
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    std::fs::rename(&other, &binary).unwrap();
+    let report = trace.join().unwrap();
+    let sleeps = events(&report, "clock_nanosleep");
+    assert_eq!(sleeps.len(), 60);
+    for sleep in sleeps {
+        let user = frames(sleep, "user_stack");
+        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
+        assert!(user[1].starts_with("main+0x"), "{user:?}");
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn zstd_compressed_and_broken_dwarf_still_name_the_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = slow_sleep(dir.path());
+    let path = binary.to_str().unwrap();
+    let objcopy = |args: &[&str]| {
+        let status = std::process::Command::new("objcopy")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "objcopy {args:?}");
+    };
+    // zstd: names, files and lines, as uncompressed.
+    let zstd = dir.path().join("zstd");
+    objcopy(&[
+        "--compress-debug-sections=zstd",
+        path,
+        zstd.to_str().unwrap(),
+    ]);
+    for user in user_stacks_of_sleeps(&[zstd.to_str().unwrap(), "5"]) {
+        assert!(
+            user[0].starts_with("kd_slow_sleep+0x") && user[0].contains("(slow_sleep.c:"),
+            "{user:?}"
+        );
+    }
+    // A unit length that no unit has: names from the symbol table.
+    let info = dir.path().join("debug_info");
+    objcopy(&[
+        "--dump-section",
+        &format!(".debug_info={}", info.display()),
+        path,
+    ]);
+    let mut bytes = std::fs::read(&info).unwrap();
+    bytes[..4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    std::fs::write(&info, bytes).unwrap();
+    let broken = dir.path().join("broken");
+    objcopy(&[
+        "--update-section",
+        &format!(".debug_info={}", info.display()),
+        path,
+        broken.to_str().unwrap(),
+    ]);
+    let stacks = user_stacks_of_sleeps(&[broken.to_str().unwrap(), "5"]);
+    assert_eq!(stacks.len(), 5);
+    for user in stacks {
+        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
+        assert!(user[1].starts_with("main+0x"), "{user:?}");
+    }
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_frame_pointer_walk_that_leaves_the_code_is_cut_not_padded_with_junk() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload("junk_frame_pointer", dir.path());
+    for mode in ["text", "data"] {
+        let (_, report) = launch(&[
+            "--syscall-events",
+            "4000000",
+            "--",
+            binary.to_str().unwrap(),
+            "40",
+            mode,
+        ]);
+        let sleeps = events(&report, "nanosleep");
+        assert_eq!(sleeps.len(), 40, "{mode}");
+        for sleep in sleeps {
+            let user = frames(sleep, "user_stack");
+            assert_eq!(user.len(), 1, "{mode}: {user:?}");
+            assert!(user[0].starts_with("main+0x"), "{mode}: {user:?}");
+            assert_eq!(sleep["user_stack_cut"], true, "{mode}");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn every_call_an_event_keeps_the_first_ones_and_counts_the_rest() {
+    let (_, report) = launch(&[
+        "--syscall-events",
+        "--max-syscall-events",
+        "1000",
+        "--",
+        WORKLOAD,
+        "run",
+        "5000",
+        "0",
+    ]);
+    let listed = report["syscall_events"].as_array().unwrap().len() as u64;
+    assert_eq!(listed, 1000);
+    assert_eq!(field(&report, "syscall_events_limit"), 1000);
+    let calls: u64 = report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["syscalls"].as_array().unwrap())
+        .map(|s| field(s, "count"))
+        .sum();
+    assert!(calls > 5000, "{calls}");
+    assert_eq!(listed + field(&report, "syscall_events_not_listed"), calls);
+}
