@@ -1059,6 +1059,17 @@ int calls_in_flight(struct bpf_iter__task *ctx)
 
 /* Triggers: a probe in a traced process opens or closes the window. */
 
+/* Wakes the reader now, not at its next look: the window closed, and the
+ * sooner its records are gathered, the sooner the next can open. (Not as
+ * one opens: woken then, the reader would compete with the traced threads
+ * in the window.) If the buffer is full, it wakes by itself. */
+static __always_inline void wake_reader(void)
+{
+	struct sample_header header = { .kind = EVENT_WINDOW };
+
+	bpf_ringbuf_output(&events, &header, sizeof(header), BPF_RB_FORCE_WAKEUP);
+}
+
 /* Opens the next window, unless one is pending (counted as missed, but
  * for a start inside an open window) or the pause after the last one is
  * not over. */
@@ -1096,6 +1107,7 @@ static __always_inline void stop_window(void)
 		WRITE_ONCE(window.closed_by, CLOSED_BY_STOP_TRIGGER);
 	}
 	WRITE_ONCE(window.state, WINDOW_CLOSED);
+	wake_reader();
 }
 
 static __always_inline int trigger(bool start)

@@ -23,6 +23,9 @@ enum event_kind {
 	 * made, or records sent at once. */
 	EVENT_BATCH = 14,
 	EVENT_DIRECT = 15,
+	/* A sample of no records that wakes the reader at once: the stop
+	 * trigger closed a window. */
+	EVENT_WINDOW = 16,
 };
 
 /* Sampling windows, opened and closed by triggers (--start-trigger,
@@ -111,7 +114,7 @@ enum switch_out_state {
  * does not name it: the header names the thread running when the first
  * record was made, and a switch (or an exec) names the next one. */
 struct sample_header {
-	__u16 kind;	/* EVENT_BATCH or EVENT_DIRECT */
+	__u16 kind;	/* EVENT_BATCH, EVENT_DIRECT or EVENT_WINDOW */
 	__u16 cpu;
 	__u32 tid;	/* running when the first record was made, traced or not */
 	__u64 base_ns;

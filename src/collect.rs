@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use blazesym::symbolize::Symbolizer;
 use libbpf_rs::RingBuffer;
 
 use crate::address_space::AddressSpaces;
@@ -136,6 +137,7 @@ pub fn collect(
         reorder: &reorder,
         placement: &placement,
         spaces: &spaces,
+        symbolizer: Symbolizer::new(),
         alive: traced,
         lost: Lost::default(),
         stacks_missed: 0,
@@ -211,6 +213,8 @@ struct Session<'a, 'obj, 'cb> {
     reorder: &'a RefCell<Reorder>,
     placement: &'a RefCell<Option<Placement>>,
     spaces: &'a RefCell<AddressSpaces>,
+    /// The files read for symbols, kept from one window to the next.
+    symbolizer: Symbolizer,
     /// The traced processes alive at the last window's end.
     alive: Vec<u32>,
     /// The loss counters, stacks missed and start triggers missed at the
@@ -399,6 +403,7 @@ impl Session<'_, '_, '_> {
             let (calls, not_listed) = aggregator.take_slow_calls();
             SyscallEvents {
                 calls: symbolize::symbolize(
+                    &self.symbolizer,
                     calls,
                     |id| self.tracer.stack(id),
                     &mut self.spaces.borrow_mut(),

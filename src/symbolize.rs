@@ -30,13 +30,14 @@ pub struct SymbolizedCall {
 type Stack = (Rc<[String]>, bool);
 
 /// Symbolizes the stacks of `calls`; `stack` reads a stack's frames from
-/// the kernel's map by id.
+/// the kernel's map by id. `symbolizer` keeps the files it has read, from
+/// one window to the next.
 pub fn symbolize(
+    symbolizer: &Symbolizer,
     calls: Vec<SlowCall>,
     stack: impl Fn(i32) -> Option<Vec<u64>>,
     spaces: &mut AddressSpaces,
 ) -> Vec<SymbolizedCall> {
-    let symbolizer = Symbolizer::new();
     let modules = kernel_modules();
     let mut kernel_stacks: HashMap<i32, Stack> = HashMap::new();
     let mut user_stacks: HashMap<(u32, u64, i32), Stack> = HashMap::new();
@@ -47,7 +48,7 @@ pub fn symbolize(
                 .entry(call.kernel_stack)
                 .or_insert_with(|| {
                     frames_of(call.kernel_stack, &stack, |addresses| {
-                        (kernel_frames(&symbolizer, &modules, addresses), false)
+                        (kernel_frames(symbolizer, &modules, addresses), false)
                     })
                 })
                 .clone();
@@ -56,7 +57,7 @@ pub fn symbolize(
                 .or_insert_with(|| {
                     frames_of(call.user_stack, &stack, |addresses| {
                         let space = (call.pid, call.address_space);
-                        user_frames(&symbolizer, spaces, space, addresses)
+                        user_frames(symbolizer, spaces, space, addresses)
                     })
                 })
                 .clone();

@@ -236,6 +236,37 @@ def kprobe_triggers_open_and_close_a_window(run):
     expect(25 * MS <= length <= 500 * MS, f"a window of {length / MS:.1f} ms for a 30 ms sleep")
 
 
+@check("uprobe-trigger")
+def uprobe_triggers_with_stacks_open_every_window(run):
+    """vmtest/init traces `probed 3 30 2000` with --syscall-events 20 ms,
+    --sample-count 3, --start-trigger up:kd_probe_point and --stop-trigger
+    ur:kd_probe_point: three windows, each one call of the function (three
+    getppid() and a 30 ms sleep), the sleep an event with its stacks (the
+    kernel's names nanosleep; kd-workload has no frame pointers, so its
+    user stack is its innermost frames only)."""
+    status = run.values.get("uprobe_exit")
+    expect(status == "0", f"exit status {status}: {run.lines('uprobe_stderr')}")
+    lines = run.files.get("uprobe_report", [])
+    try:
+        reports = [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as error:
+        raise Failed(f"the uprobe reports are not JSON lines: {error}") from None
+    expect(len(reports) == 3, f"{len(reports)} windows reported, not 3")
+    for report in reports:
+        window = report.get("window") or {}
+        expect(report["stop_reason"] == "stop_trigger", f"stop reason {report['stop_reason']}")
+        expect(window.get("missed_windows") == 0, f"window {window}")
+        probed = [t for t in report["threads"] if t["comm"] == "probed"]
+        expect(len(probed) == 1, f"{len(probed)} probed threads")
+        calls = {s["name"]: s["count"] for s in probed[0]["syscalls"]}
+        expect(calls.get("getppid") == 3, f"calls in the window: {calls}")
+        sleeps = [e for e in report.get("syscall_events", []) if e["comm"] == "probed"]
+        expect(len(sleeps) == 1, f"{len(sleeps)} slow calls in the window")
+        kernel, user = sleeps[0]["kernel_stack"], sleeps[0]["user_stack"]
+        expect(any("nanosleep" in frame for frame in kernel), f"kernel stack {kernel}")
+        expect(len(user) > 0, "an empty user stack")
+
+
 @check("shared-cpu", f"spin {SPINNERS} {SPIN_MS}")
 def ready_time_on_a_shared_cpu(run):
     """Two threads pinned to one CPU: each waits (ready) while the other

@@ -173,7 +173,8 @@ impl Trace {
             .recv_timeout(PATIENCE)
             .expect("kernel-delay did not start");
         assert!(
-            first.starts_with("# Start sampling @"),
+            first.starts_with("# Start sampling @")
+                || first.starts_with("# Waiting for the start trigger "),
             "unexpected first line: {first:?}"
         );
         Trace { child }

@@ -158,7 +158,54 @@ fn a_window_of_a_millisecond_after_the_start_trigger_lasts_exactly_that() {
         assert_eq!(report["stop_reason"], "duration");
         assert!(calls.is_empty(), "{calls:?}");
         let unfinished = &only_thread(report, "kd-triggered")["unfinished"];
-        assert_eq!(unfinished[0]["name"], "clock_nanosleep", "{unfinished}");
+        assert_eq!(unfinished[0]["name"], "clock_nanosleep", "{report:#}");
+    }
+}
+
+#[test]
+#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
+fn a_uprobe_and_a_uretprobe_on_one_function_with_stacks_open_every_window() {
+    // kd-workload's kd_probe_point(): three getppid() and a 30 ms sleep,
+    // three times, 0.3 s apart (time for each report, its stacks
+    // symbolized); slow calls listed with their stacks.
+    let mut workload = Workload::start();
+    let pid = workload.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports.jsonl");
+    let trace = Trace::start_text(
+        &[
+            "--pid",
+            &pid,
+            "--json",
+            "--syscall-events",
+            "20000000",
+            "--sample-count",
+            "3",
+            "--start-trigger",
+            "up:kd_probe_point",
+            "--stop-trigger",
+            "ur:kd_probe_point",
+        ],
+        &out,
+    );
+    workload.run("probed 3 30 300");
+    let output = trace.finish();
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let reports: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 3, "{text}");
+    for report in &reports {
+        assert_eq!(report["stop_reason"], "stop_trigger");
+        assert_eq!(field(&report["window"], "missed_windows"), 0);
+        assert_eq!(count(only_thread(report, "probed"), "getppid"), 3);
+        let sleeps = report["syscall_events"].as_array().unwrap();
+        assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+        let kernel = sleeps[0]["kernel_stack"].to_string();
+        assert!(kernel.contains("nanosleep"), "{kernel}");
+        assert!(!sleeps[0]["user_stack"].as_array().unwrap().is_empty());
     }
 }
 

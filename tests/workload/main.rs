@@ -385,6 +385,17 @@ fn serve() {
                     }
                 });
             }
+            Some("probed") => {
+                let k = number(words.next(), "K");
+                let ms = number(words.next(), "MS");
+                let pause = Duration::from_millis(number(words.next(), "PAUSE"));
+                on_thread("probed", move || {
+                    for _ in 0..k {
+                        thread::sleep(pause);
+                        kd_probe_point(ms);
+                    }
+                });
+            }
             Some("spin") => {
                 let n = number(words.next(), "N");
                 let ms = number(words.next(), "MS");
@@ -558,6 +569,15 @@ fn exec_from_thread(calls: u64) -> ! {
         .expect("spawning a thread");
     let _ = execer.join();
     unreachable!("exec ends the main thread")
+}
+
+/// A function for uprobe and uretprobe triggers (`up:kd_probe_point`,
+/// `ur:kd_probe_point`): three getppid() calls and a sleep of `ms`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn kd_probe_point(ms: u64) {
+    getppid_calls(3);
+    thread::sleep(Duration::from_millis(ms));
 }
 
 /// `threads` threads ("leaver") make `calls` getppid() calls each and
