@@ -33,7 +33,7 @@ for bin in kernel-delay kd-workload; do
         fail "$bin has a program interpreter"
     fi
 done
-# Size in bytes and MiB, as documented in the README.
+# Size in bytes and MiB, as documented in docs/building.md.
 size=$(stat -c %s "$dir/kernel-delay")
 awk -v s="$size" 'BEGIN { printf "kernel-delay: %d bytes (%.1f MiB)\n", s, s / 1048576 }'
 
