@@ -19,26 +19,7 @@ fn vmlinux_dir() -> &'static str {
     }
 }
 
-/// Whether this build runs as root (the effective uid, from /proc): the
-/// end-to-end tests load BPF programs, and without root they are marked
-/// ignored, with a note, rather than failing.
-fn building_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let uids = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
-            Some(uids.split_whitespace().nth(1)? == "0")
-        })
-        .unwrap_or(false)
-}
-
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(without_root)");
-    if !building_as_root() {
-        println!("cargo::rustc-cfg=without_root");
-    }
-    // sudo and su change USER: the check is made again.
-    println!("cargo:rerun-if-env-changed=USER");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (source, skeleton) in OBJECTS {
         SkeletonBuilder::new()

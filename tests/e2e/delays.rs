@@ -12,8 +12,8 @@ fn share_of_ready(thread: &Value, part: &str) -> f64 {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn waits_that_end_on_an_idle_cpu_are_told_apart_as_bpftrace_sees_them() {
+    needs_root!();
     // A thread that naps 1 ms at a time: alone on the machine, it is woken
     // on an idle CPU nearly every time (296 of 302 here); on a busy one,
     // less often. Either way each wait that ended with the CPU leaving the
@@ -52,8 +52,8 @@ fn waits_that_end_on_an_idle_cpu_are_told_apart_as_bpftrace_sees_them() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn threads_sharing_a_cpu_wait_behind_each_other_as_schedstat_says() {
+    needs_root!();
     let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
     assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
@@ -74,8 +74,8 @@ fn threads_sharing_a_cpu_wait_behind_each_other_as_schedstat_says() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_sleep_call_is_asleep() {
+    needs_root!();
     let (_, report) = traced("sleep 100 2");
     let sleeper = only_thread(&report, "sleeper");
     let nanosleep = syscall(sleeper, "clock_nanosleep").expect("clock_nanosleep");
@@ -92,8 +92,8 @@ fn a_sleep_call_is_asleep() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_call_of_more_than_two_to_the_32_nanoseconds_is_timed_whole() {
+    needs_root!();
     // A record's duration is 32 bits unless the call took 2^32 ns (4.29 s)
     // or more: 4.4 s would read as 0.1 s if its high half were lost.
     let (_, report) = traced("sleep 1 4400");
@@ -107,8 +107,8 @@ fn a_call_of_more_than_two_to_the_32_nanoseconds_is_timed_whole() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_call_that_spins_in_the_kernel_waits_for_the_cpu_inside_it() {
+    needs_root!();
     // Two threads on one CPU, each in read() from /dev/zero nearly all the
     // time: the kernel hands the CPU over from inside the call.
     let (_, report) = traced("spin-read 2 2000");
@@ -129,8 +129,8 @@ fn a_call_that_spins_in_the_kernel_waits_for_the_cpu_inside_it() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_call_waiting_for_the_disk_is_blocked() {
+    needs_root!();
     let (_, report) = traced("fsync 200");
     let syncer = only_thread(&report, "syncer");
     let fsync = syscall(syncer, "fsync").expect("fsync");
@@ -139,8 +139,8 @@ fn a_call_waiting_for_the_disk_is_blocked() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn failed_calls_are_counted_by_errno() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "300");
     workload.run("badfd 1000");
@@ -159,8 +159,8 @@ fn failed_calls_are_counted_by_errno() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_signal_handler_returning_is_not_an_error_of_rt_sigreturn() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "300");
     workload.run("signals 200");
@@ -180,8 +180,8 @@ fn a_signal_handler_returning_is_not_an_error_of_rt_sigreturn() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
+    needs_root!();
     let mut workload = Workload::start();
     workload.run("idle 50");
     let dir = tempfile::tempdir().unwrap();
@@ -262,8 +262,8 @@ fn the_worst_threads_come_first_and_idle_ones_take_a_line() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn threads_are_chosen_by_name_and_a_choice_of_none_says_so() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let details = |filter: &str| -> String {
         let out = dir.path().join("report.txt");

@@ -30,8 +30,8 @@ fn frames(event: &Value, stack: &str) -> Vec<String> {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = slow_sleep(dir.path());
     let (_, report) = launch(&[
@@ -93,8 +93,8 @@ fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_text_report_lists_the_events_under_their_heading() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = slow_sleep(dir.path());
     let out = dir.path().join("report.txt");
@@ -127,8 +127,8 @@ fn the_text_report_lists_the_events_under_their_heading() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn poll_waits_are_events_unless_left_out_and_stacks_can_be_off() {
+    needs_root!();
     // 50 epoll_wait() of 1 ms each: all past a 0.5 ms threshold.
     for (options, want) in [
         (&[][..], 50),
@@ -169,8 +169,8 @@ fn poll_waits_are_events_unless_left_out_and_stacks_can_be_off() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn without_the_option_there_are_no_events() {
+    needs_root!();
     let (_, report) = traced("sleep 3 5");
     assert!(report.get("syscall_events").is_none());
 }
@@ -186,8 +186,8 @@ fn user_stacks_of_sleeps(command: &[&str]) -> Vec<Vec<String>> {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_process_that_execs_after_its_first_slow_call_is_symbolized_in_its_new_program() {
+    needs_root!();
     // The shell waits 50 ms (a slow call), then becomes slow_sleep.
     let dir = tempfile::tempdir().unwrap();
     let binary = slow_sleep(dir.path());
@@ -213,8 +213,8 @@ fn a_process_that_execs_after_its_first_slow_call_is_symbolized_in_its_new_progr
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_binary_replaced_while_traced_is_symbolized_as_the_one_that_ran() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = slow_sleep(dir.path());
     // Another program, renamed over the binary while it runs.
@@ -245,8 +245,8 @@ fn a_binary_replaced_while_traced_is_symbolized_as_the_one_that_ran() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn zstd_compressed_and_broken_dwarf_still_name_the_functions() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = slow_sleep(dir.path());
     let path = binary.to_str().unwrap();
@@ -297,8 +297,8 @@ fn zstd_compressed_and_broken_dwarf_still_name_the_functions() {
 
 #[test]
 #[cfg(target_arch = "x86_64")]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_frame_pointer_walk_that_leaves_the_code_is_cut_not_padded_with_junk() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = c_workload("junk_frame_pointer", dir.path());
     for mode in ["text", "data"] {
@@ -322,8 +322,8 @@ fn a_frame_pointer_walk_that_leaves_the_code_is_cut_not_padded_with_junk() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn every_call_an_event_keeps_the_first_ones_and_counts_the_rest() {
+    needs_root!();
     let (_, report) = launch(&[
         "--syscall-events",
         "--max-syscall-events",

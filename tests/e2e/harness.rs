@@ -24,9 +24,38 @@ pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
 /// Far above what any step takes, even on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Whether the tests run as root (they load BPF programs).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Says once, on the terminal (past the test harness's capture), that the
+/// end-to-end tests were skipped.
+pub fn note_skipped() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "e2e: not root: the end-to-end tests are skipped (they load BPF programs; make test \
+             runs them as root)"
+        );
+    });
+}
+
+/// The first line of each end-to-end test: without root, the test is
+/// skipped (it returns), and the run says so.
+macro_rules! needs_root {
+    () => {
+        if !$crate::harness::is_root() {
+            $crate::harness::note_skipped();
+            return;
+        }
+    };
+}
+
 pub fn require_root() {
     assert!(
-        nix::unistd::geteuid().is_root(),
+        is_root(),
         "the end-to-end tests load BPF programs: run them as root (make test)"
     );
 }

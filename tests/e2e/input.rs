@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn bad_input_gets_one_clear_line() {
+    needs_root!();
     require_root();
     assert!(refused(&["--pid", "2147483647"]).contains("no process with pid 2147483647"));
     assert!(refused(&["--pid", "x"]).contains("--pid"));
@@ -29,8 +29,8 @@ fn bad_input_gets_one_clear_line() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn libbpf_error_codes_are_words() {
+    needs_root!();
     // libbpf fails with its own code (4001) on a file that is not ELF.
     let err = refused(&["--start-trigger", "up:main@/etc/passwd", "--", "true"]);
     assert!(!err.contains("Unknown error"), "{err}");
@@ -38,8 +38,8 @@ fn libbpf_error_codes_are_words() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn inside_a_pid_namespace_it_says_so() {
+    needs_root!();
     require_root();
     // Its pid 1 is not the host's: tracing it would silently see nothing.
     let mut command = Command::new("unshare");
@@ -57,8 +57,8 @@ fn inside_a_pid_namespace_it_says_so() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn without_privileges_it_says_so() {
+    needs_root!();
     require_root();
     let workload = Workload::start();
     // Drop to nobody: no CAP_BPF, no CAP_PERFMON.
@@ -75,8 +75,8 @@ fn without_privileges_it_says_so() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_failed_run_never_destroys_the_report_file() {
+    needs_root!();
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
@@ -91,8 +91,8 @@ fn a_failed_run_never_destroys_the_report_file() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_symlink_at_the_report_path_is_replaced_not_followed() {
+    needs_root!();
     // A world-writable, sticky directory, as /tmp is: another user could
     // plant a link to a file of root's there.
     let shared = tempfile::tempdir().unwrap();
@@ -124,8 +124,8 @@ fn a_symlink_at_the_report_path_is_replaced_not_followed() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn an_output_that_cannot_take_a_report_fails_before_the_window() {
+    needs_root!();
     let workload = Workload::start();
     let pid = workload.pid().to_string();
     let begun = Instant::now();
@@ -140,8 +140,8 @@ fn an_output_that_cannot_take_a_report_fails_before_the_window() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_write_error_says_what_was_being_written() {
+    needs_root!();
     let workload = Workload::start();
     let pid = workload.pid().to_string();
     let output = run_tool(&["--pid", &pid, "--duration", "0.1", "-o", "/dev/full"]);
@@ -173,8 +173,8 @@ fn a_write_error_says_what_was_being_written() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn it_will_not_trace_itself() {
+    needs_root!();
     require_root();
     let mut command = Command::new("sh");
     command.args(["-c", &format!("exec {TOOL} --pid $$ --duration 1")]);
@@ -182,8 +182,8 @@ fn it_will_not_trace_itself() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_closed_standard_output_is_an_error_before_the_window() {
+    needs_root!();
     let workload = Workload::start();
     let mut command = Command::new("sh");
     command.args([
@@ -214,8 +214,8 @@ fn with_reader_gone(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_reader_that_goes_away_ends_it_quietly_wherever_it_writes() {
+    needs_root!();
     let workload = Workload::start();
     let pid = workload.pid().to_string();
     // The text report's start line, then the JSON report, find no reader:
@@ -233,8 +233,8 @@ fn a_reader_that_goes_away_ends_it_quietly_wherever_it_writes() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_launched_command_starts_with_default_signals_and_priority() {
+    needs_root!();
     let (output, _) = launch(&["--", "cat", "/proc/self/status", "/proc/self/stat"]);
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
@@ -257,8 +257,8 @@ fn the_launched_command_starts_with_default_signals_and_priority() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn with_only_cap_bpf_and_cap_perfmon_the_report_says_what_it_cannot_see() {
+    needs_root!();
     let workload = Workload::start();
     // nobody, with the capabilities to trace and no more: the target is
     // root's, so its /proc/PID/task/TID/syscall is unreadable, and the

@@ -21,8 +21,8 @@ fn hardirq<'a>(thread: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn net_rx_of_loopback_udp_is_charged_to_the_sender() {
+    needs_root!();
     let mut workload = Workload::start();
     let pid = workload.pid();
     let independent = Bpftrace::start(&format!(
@@ -63,8 +63,8 @@ fn config_hz() -> u64 {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_spinning_thread_takes_the_timer_tick() {
+    needs_root!();
     let mut workload = Workload::start();
     // The spinner runs alone on the last CPU; kernel-delay keeps off it so
     // that its own timers do not land there.

@@ -1,9 +1,13 @@
 //! End-to-end tests: the real kernel-delay, as root, against workloads with
 //! a known answer, checked through its JSON report. One module per topic.
+//! Each begins with `needs_root!()`: run by another user, it is skipped,
+//! and the run says so once.
+
+#[macro_use]
+mod harness;
 
 mod delays;
 mod events;
-mod harness;
 mod input;
 mod irq;
 mod ovs;

@@ -26,8 +26,8 @@ fn event_loop(command: &str, name: &str, call: &str, polls: u64) -> (Value, Valu
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn long_poll_is_each_iteration_of_a_poll_loop() {
+    needs_root!();
     // poll() returns at once, then 2 ms of work.
     let (_, intervals) = event_loop("poll 50 2", "poller", "poll", 50);
     assert!(field(&intervals, "max_ns") < 500 * MS, "{intervals}");
@@ -37,8 +37,8 @@ fn long_poll_is_each_iteration_of_a_poll_loop() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn long_poll_covers_epoll_servers_too() {
+    needs_root!();
     // epoll_wait() times out after 1 ms, then 2 ms of work.
     let (report, _) = event_loop("epoll 20 2", "epoller", "epoll_wait", 20);
     // A thread that never polls has no iterations.
@@ -62,8 +62,8 @@ fn named_workload(dir: &std::path::Path, name: &str) -> Child {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn processes_are_found_by_name() {
+    needs_root!();
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let name = format!("kdw-{}", std::process::id() % 100_000);
@@ -99,8 +99,8 @@ fn processes_are_found_by_name() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn buffer_page_count_sizes_the_ring_buffer_in_pages() {
+    needs_root!();
     let workload = Workload::start();
     let trace = Trace::start(&[
         "--pid",
@@ -131,8 +131,8 @@ fn buffer_page_count_sizes_the_ring_buffer_in_pages() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_open_vswitch_debug_and_upcall_options_are_accepted() {
+    needs_root!();
     // -D takes an optional level; --skip-upcall-stats has nothing to skip,
     // and says so once.
     for debug in [&["-D"][..], &["--debug", "63"], &["-D", "0"]] {

@@ -35,8 +35,8 @@ fn getppid_of(report: &Value, pid: u64) -> u64 {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn several_processes_are_traced_at_once_each_exactly() {
+    needs_root!();
     let mut first = Workload::start();
     let mut second = Workload::start();
     let pids = format!("{},{}", first.pid(), second.pid());
@@ -64,8 +64,8 @@ fn several_processes_are_traced_at_once_each_exactly() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_launched_shell_is_traced_with_the_command_it_forks() {
+    needs_root!();
     let script = format!("{WORKLOAD} run 7000 0; true");
     let (output, report) = launch(&["--", "sh", "-c", &script]);
     assert!(output.status.success(), "{output:?}");
@@ -114,8 +114,8 @@ fn children(printed: &[String]) -> Vec<u64> {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn follow_forks_traces_the_children_forked_during_the_window() {
+    needs_root!();
     let mut workload = Workload::start();
     let parent = u64::from(workload.pid());
     let trace = Trace::start(&["--pid", &parent.to_string(), "-f", "--duration", "300"]);
@@ -146,8 +146,8 @@ fn follow_forks_traces_the_children_forked_during_the_window() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn follow_forks_includes_the_descendants_running_at_the_start() {
+    needs_root!();
     let mut workload = Workload::start_under_shell();
     let shell = workload.pid().to_string();
     let trace = Trace::start(&["--pid", &shell, "-f", "--duration", "300"]);
@@ -168,8 +168,8 @@ fn follow_forks_includes_the_descendants_running_at_the_start() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_when_the_last_traced_process_has_exited() {
+    needs_root!();
     require_root();
     // The shell leaves a child behind it that lives on for 1.5 s.
     let mut shell = Command::new("sh")
@@ -244,8 +244,8 @@ impl Drop for TestCgroup {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_cgroup_is_traced_with_the_processes_that_join_it() {
+    needs_root!();
     // Dropped last: the workloads are gone by then.
     let cgroup = TestCgroup::new("join");
     let mut inside = Workload::start();
@@ -277,8 +277,8 @@ fn a_cgroup_is_traced_with_the_processes_that_join_it() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_cgroup_that_is_not_one_is_refused() {
+    needs_root!();
     let err = refused(&["--cgroup", "/proc/self", "--duration", "1"]);
     assert!(err.contains("not a cgroup directory"), "{err}");
     let cgroup = TestCgroup::new("empty");
@@ -292,8 +292,8 @@ fn a_cgroup_that_is_not_one_is_refused() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_fork_storm_in_a_cgroup_lists_each_process_once_with_its_parent() {
+    needs_root!();
     // Children of a few milliseconds each, one after another: each look
     // at the cgroup finds one alive whose fork record is not read yet.
     // Still one entry each, with its parent and its exit.
@@ -327,8 +327,8 @@ fn a_fork_storm_in_a_cgroup_lists_each_process_once_with_its_parent() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn kernel_delay_in_the_traced_cgroup_does_not_trace_itself() {
+    needs_root!();
     let cgroup = TestCgroup::new("self");
     let mut workload = Workload::start();
     cgroup.add(workload.pid());
@@ -362,8 +362,8 @@ fn kernel_delay_in_the_traced_cgroup_does_not_trace_itself() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn cgroup_dot_is_the_current_directory() {
+    needs_root!();
     let cgroup = TestCgroup::new("dot");
     let mut workload = Workload::start();
     cgroup.add(workload.pid());

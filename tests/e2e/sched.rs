@@ -11,8 +11,8 @@ use nix::unistd::Pid;
 use crate::harness::*;
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
+    needs_root!();
     let (printed, report) = traced("spin 2 3000");
     let kernel_accounts = schedstats(&printed);
     assert_eq!(kernel_accounts.len(), 2, "{printed:?}");
@@ -58,8 +58,8 @@ fn two_threads_sharing_one_cpu_each_wait_half_the_time() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_sleeping_thread_is_sleeping() {
+    needs_root!();
     let (_, report) = traced("sleep 25 40");
     let sleeper = only_thread(&report, "sleeper");
     let sleeping = fraction(sleeper, "sleeping_ns");
@@ -70,8 +70,8 @@ fn a_sleeping_thread_is_sleeping() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
+    needs_root!();
     let workload = Workload::start();
     // Nothing to read: the main thread waits in read() on its stdin pipe.
     let report = Trace::of(&workload, "1").report();
@@ -93,8 +93,8 @@ fn a_thread_blocked_in_read_all_window_is_reported_asleep() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_stopped_process_is_stopped() {
+    needs_root!();
     let workload = Workload::start();
     let trace = Trace::of(&workload, "60");
     let target = Pid::from_raw(workload.pid() as i32);
@@ -112,8 +112,8 @@ fn a_stopped_process_is_stopped() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn waiting_for_the_disk_is_blocked_time() {
+    needs_root!();
     let (printed, report) = traced("fsync 500");
     let Schedstat {
         tid,
@@ -142,8 +142,8 @@ fn waiting_for_the_disk_is_blocked_time() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn threads_handed_between_cpus_are_accounted_as_schedstat_says() {
+    needs_root!();
     // Four threads pass two bytes around, each spinning 20 us with one:
     // the CPUs switch from one to another and wake each other's, so that a
     // thread's records come from both CPUs' batches, in either order.
@@ -202,8 +202,8 @@ fn threads_handed_between_cpus_are_accounted_as_schedstat_says() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_thread_computing_without_calls_does_not_hold_back_its_records() {
+    needs_root!();
     // The poller makes one call, then computes 100 ms without any, alone
     // on CPU 1 (kernel-delay and the burst on CPU 0): the batch its call
     // was staged in goes at a timer interrupt, not when the thread next

@@ -67,8 +67,8 @@ fn send(child: &Child, signal: libc::c_int) {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn every_signal_that_would_end_it_ends_the_window_with_its_report() {
+    needs_root!();
     for signal in [
         libc::SIGHUP,
         libc::SIGQUIT,
@@ -92,8 +92,8 @@ fn every_signal_that_would_end_it_ends_the_window_with_its_report() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_signal_before_tracing_began_is_one_line_and_leaves_nothing() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
     let child = tracing_into(&out);
@@ -117,8 +117,8 @@ fn a_signal_before_tracing_began_is_one_line_and_leaves_nothing() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_report_goes_where_named_at_the_start_and_nothing_is_left_anywhere() {
+    needs_root!();
     // The output's directory is moved and a symbolic link to another put
     // in its place while tracing.
     let top = tempfile::tempdir().unwrap();

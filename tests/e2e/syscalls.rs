@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::harness::*;
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn counts_exactly_the_calls_made_in_the_window() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "60");
     workload.run("burst 1000");
@@ -50,8 +50,8 @@ fn counts_exactly_the_calls_made_in_the_window() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_burst_of_three_million_calls_is_counted_exactly_with_nothing_lost() {
+    needs_root!();
     let (_, report) = traced("burst 3000000");
     assert_eq!(report["lost_events"], 0);
     assert_eq!(count(only_thread(&report, "burst"), "getppid"), 3_000_000);
@@ -79,8 +79,8 @@ fn traced_with_reader_stopped(command: &str) -> (Vec<String>, Value) {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
+    needs_root!();
     // A 1 MiB buffer holds ~65,000 calls.
     let (_, report) = traced_with_reader_stopped("burst 200000");
 
@@ -123,8 +123,8 @@ fn calls_the_ring_buffer_has_no_room_for_are_still_counted_exactly() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
+    needs_root!();
     // Four threads hand both CPUs to one another while the reader is
     // stopped: the ring buffer fills, switches are lost and calls spill.
     // A call's record names no thread (it is the running one's, which the
@@ -146,8 +146,8 @@ fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn sleeps_of_known_length() {
+    needs_root!();
     let (_, report) = traced("sleep 25 20");
     let sleeper = only_thread(&report, "sleeper");
     let sleeps = syscall(sleeper, "clock_nanosleep").expect("clock_nanosleep row");
@@ -164,8 +164,8 @@ fn sleeps_of_known_length() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_call_in_progress_when_the_window_closes_is_unfinished() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "60");
     // The main thread goes back to read() its next command and stays there.

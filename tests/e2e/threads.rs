@@ -20,8 +20,8 @@ fn getppid_counts(report: &Value, name: &str) -> Vec<u64> {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn five_thousand_threads_at_once_are_counted_exactly_with_nothing_lost() {
+    needs_root!();
     // Both CPUs saturated by the target itself: the reader's real-time
     // priority keeps it draining.
     let (_, report) = traced("threads 5000 1000");
@@ -86,8 +86,8 @@ fn highest_pid_in_use() -> u64 {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_thread_id_that_comes_back_is_a_new_thread() {
+    needs_root!();
     require_root();
     let (_pid_max, pid_max) = PidMax::small();
     let Some(pid_max) = pid_max else {
@@ -119,8 +119,8 @@ fn a_thread_id_that_comes_back_is_a_new_thread() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn exec_from_a_thread_other_than_the_leader_is_counted_under_its_new_id() {
+    needs_root!();
     let (output, report) = launch(&["--", WORKLOAD, "exec-from-thread", "500"]);
     assert!(output.status.success(), "{output:?}");
     let pid = field(&report, "pid");
@@ -161,8 +161,8 @@ fn wait_for_zombie_leader(child: &Child) {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_process_whose_main_thread_exited_is_still_traced() {
+    needs_root!();
     require_root();
     let mut leaderless = Command::new(WORKLOAD)
         .args(["leaderless", "20000"])
@@ -181,8 +181,8 @@ fn a_process_whose_main_thread_exited_is_still_traced() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn threads_exiting_together_each_keep_their_exit_and_calls() {
+    needs_root!();
     // exit_group() with 60 threads asleep: they exit at once on both CPUs,
     // several of them seeing the process's last thread gone. Three runs.
     for _ in 0..3 {

@@ -71,8 +71,8 @@ fn about(ns: u64, ms: u64) -> bool {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn function_probes_open_and_close_the_window_around_the_sleep() {
+    needs_root!();
     for (start, stop) in [("up:begin", "up:end"), ("ur:begin", "uprobe:end")] {
         let (_, report) = triggered(
             &["--start-trigger", start, "--stop-trigger", stop],
@@ -92,8 +92,8 @@ fn function_probes_open_and_close_the_window_around_the_sleep() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn windows_of_a_millisecond_are_each_reported_or_counted_as_missed() {
+    needs_root!();
     // 20 windows of a 1 ms sleep, 20 ms apart: a window closed before the
     // reader looked is still reported, and the next one opens.
     let (_, reports) = triggered_windows(
@@ -117,8 +117,8 @@ fn windows_of_a_millisecond_are_each_reported_or_counted_as_missed() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn windows_faster_than_reports_are_counted_as_missed() {
+    needs_root!();
     // 3,000 windows back to back, each around one call: far more than
     // reports can be made for.
     let (_, reports) = triggered_windows(
@@ -140,8 +140,8 @@ fn windows_faster_than_reports_are_counted_as_missed() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_window_of_a_millisecond_after_the_start_trigger_lasts_exactly_that() {
+    needs_root!();
     // Each 1 ms window opens at begin() and ends inside its 5 ms sleep:
     // the sleep is shown unfinished.
     let (_, reports) = triggered_windows(
@@ -163,8 +163,8 @@ fn a_window_of_a_millisecond_after_the_start_trigger_lasts_exactly_that() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_uprobe_and_a_uretprobe_on_one_function_with_stacks_open_every_window() {
+    needs_root!();
     // kd-workload's kd_probe_point(): three getppid() and a 30 ms sleep,
     // three times, 0.3 s apart (time for each report, its stacks
     // symbolized); slow calls listed with their stacks.
@@ -210,8 +210,8 @@ fn a_uprobe_and_a_uretprobe_on_one_function_with_stacks_open_every_window() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn usdt_probes_open_and_close_the_window_around_the_sleep() {
+    needs_root!();
     let (_, report) = triggered(
         &[
             "--start-trigger",
@@ -246,8 +246,8 @@ fn usdt_probes_open_and_close_the_window_around_the_sleep() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_tracepoint_opens_the_window_for_its_duration() {
+    needs_root!();
     // The workload renames itself (task:task_rename) before its rounds;
     // a raw tracepoint needs no tracefs.
     let (_, report) = triggered(
@@ -270,8 +270,8 @@ fn a_tracepoint_opens_the_window_for_its_duration() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn windows_shorter_than_the_trigger_delta_are_skipped() {
+    needs_root!();
     let (output, report) = triggered(
         &[
             "--start-trigger",
@@ -295,8 +295,8 @@ fn windows_shorter_than_the_trigger_delta_are_skipped() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn repeated_samples_are_one_report_a_line_each_its_own_window() {
+    needs_root!();
     let mut workload = Workload::start();
     let pid = workload.pid().to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -343,8 +343,8 @@ fn repeated_samples_are_one_report_a_line_each_its_own_window() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn a_trigger_that_does_not_exist_is_a_clear_error_before_tracing() {
+    needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let binary = c_workload("triggered", dir.path());
     let binary = binary.to_str().unwrap();

@@ -9,8 +9,8 @@ use nix::sys::signal::Signal;
 use crate::harness::*;
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn ctrl_c_ends_the_window_early_with_a_report() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
     workload.run("burst 10");
@@ -23,8 +23,8 @@ fn ctrl_c_ends_the_window_early_with_a_report() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn sigterm_ends_the_window_early_with_a_report() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
     workload.run("burst 20");
@@ -34,8 +34,8 @@ fn sigterm_ends_the_window_early_with_a_report() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
+    needs_root!();
     let begun = Instant::now();
     let (output, report) = launch(&["--duration", "0.3", "--", "sh", "-c", "sleep 1.5; exit 7"]);
     // It waited for the command and exited as it did.
@@ -50,8 +50,8 @@ fn launch_mode_reports_after_the_window_and_waits_for_the_command() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_after_the_duration() {
+    needs_root!();
     let workload = Workload::start();
     let report = Trace::of(&workload, "0.5").report();
     assert_eq!(report["stop_reason"], "duration");
@@ -70,8 +70,8 @@ fn the_window_ends_after_the_duration() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_window_ends_when_the_target_exits() {
+    needs_root!();
     let mut workload = Workload::start();
     let trace = Trace::of(&workload, "600");
     workload.run("burst 77");
@@ -83,8 +83,8 @@ fn the_window_ends_when_the_target_exits() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn launch_mode_traces_the_command_until_it_exits() {
+    needs_root!();
     let (output, report) = launch(&["--", WORKLOAD, "run", "5000", "3"]);
     // The command's output passes through and its exit code comes back.
     assert_eq!(
@@ -105,8 +105,8 @@ fn launch_mode_traces_the_command_until_it_exits() {
 }
 
 #[test]
-#[cfg_attr(without_root, ignore = "needs root: make test runs it as root")]
 fn the_text_report_has_the_classic_layout() {
+    needs_root!();
     require_root();
     let output = wait_with_timeout(
         Command::new(TOOL)
