@@ -155,9 +155,6 @@ struct {
 	__type(value, __u64);
 } address_spaces SEC(".maps");
 
-/* The last address-space id given. */
-__u64 address_spaces_made = 0;
-
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
 /* The window, when windowed. */
@@ -664,14 +661,16 @@ static __always_inline __s32 take_stack(void *ctx, __u64 flags)
 }
 
 /* The id of the address space process `pid` is in; 0 if none could be
- * given. */
+ * given. A new one is the time it is given: with the process id, unique
+ * (a counter would need an atomic that returns the old value, which 5.10
+ * refuses anywhere in the object). */
 static __always_inline __u64 address_space(__u32 pid)
 {
 	__u64 *id = bpf_map_lookup_elem(&address_spaces, &pid), fresh;
 
 	if (id)
 		return *id;
-	fresh = __sync_fetch_and_add(&address_spaces_made, 1) + 1;
+	fresh = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&address_spaces, &pid, &fresh, BPF_NOEXIST)) {
 		/* Another thread of the process gave it one meanwhile. */
 		id = bpf_map_lookup_elem(&address_spaces, &pid);

@@ -734,3 +734,33 @@ fn explain(err: libbpf_rs::Error) -> anyhow::Error {
 fn print_libbpf(_level: PrintLevel, message: String) {
     eprint!("{message}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The atomic instructions' mode (BPF_STX | BPF_ATOMIC, any size).
+    const BPF_STX: u8 = 0x03;
+    const BPF_ATOMIC: u8 = 0xc0;
+
+    #[test]
+    fn no_atomic_returns_a_value_for_5_10() {
+        // 5.10's verifier refuses, anywhere in the object, an atomic whose
+        // imm is not a plain add (a fetch, an exchange): every program
+        // would fail to load there.
+        let mut storage = MaybeUninit::uninit();
+        let open = KernelDelaySkelBuilder::default()
+            .open(&mut storage)
+            .unwrap();
+        let mut atomics = 0;
+        for prog in open.open_object().progs() {
+            for insn in prog.insns() {
+                if insn.code & 0x07 == BPF_STX && insn.code & 0xe0 == BPF_ATOMIC {
+                    atomics += 1;
+                    assert_eq!(insn.imm, 0, "a fetching atomic in {:?}", prog.name());
+                }
+            }
+        }
+        assert!(atomics > 0, "the counters are atomic adds");
+    }
+}
