@@ -803,7 +803,11 @@ mod tests {
         let timeline = threads[0].timeline.clone().unwrap();
         let (stats, time) = timeline.finish(5_000, None, None);
         assert_eq!(
-            (time.ready_ns, time.running_ns, time.sleeping_ns),
+            (
+                time.times.ready_ns(),
+                time.times.running_ns,
+                time.times.sleeping_ns
+            ),
             (1_000, 3_000, 0)
         );
         assert_eq!(stats.run.count, 0);
@@ -1087,9 +1091,9 @@ mod tests {
             thread.timeline.clone().unwrap().finish(2_000, None, None).1
         };
         let (seven, eight) = (budget(7), budget(8));
-        assert_eq!((seven.running_ns, seven.ready_ns), (400, 600));
-        assert_eq!((eight.ready_ns, eight.running_ns), (500, 500));
-        assert_eq!(eight.ready_idle_cpu_ns, 500);
+        assert_eq!((seven.times.running_ns, seven.times.ready_ns()), (400, 600));
+        assert_eq!((eight.times.ready_ns(), eight.times.running_ns), (500, 500));
+        assert_eq!(eight.times.ready_idle_cpu_ns, 500);
     }
 
     #[test]

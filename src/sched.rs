@@ -3,6 +3,7 @@
 //! statistics) and a budget that adds up, to the nanosecond, to the time the
 //! thread was observed.
 
+use serde::ser::SerializeStruct;
 use serde::Serialize;
 
 use crate::stats::{Distribution, Stats};
@@ -137,6 +138,24 @@ impl StateTimes {
         }
     }
 
+    /// Writes its fields into a JSON object, the time on the CPU named
+    /// `running`, ready also as the sum of its two parts.
+    pub fn serialize_fields<S: SerializeStruct>(
+        &self,
+        running: &'static str,
+        out: &mut S,
+    ) -> Result<(), S::Error> {
+        out.serialize_field(running, &self.running_ns)?;
+        out.serialize_field("ready_ns", &self.ready_ns())?;
+        // Waiting while the CPU ran other tasks (CPU contention), and while
+        // it came out of idle (wake-up latency).
+        out.serialize_field("ready_busy_cpu_ns", &self.ready_busy_cpu_ns)?;
+        out.serialize_field("ready_idle_cpu_ns", &self.ready_idle_cpu_ns)?;
+        out.serialize_field("sleeping_ns", &self.sleeping_ns)?;
+        out.serialize_field("blocked_ns", &self.blocked_ns)?;
+        out.serialize_field("stopped_ns", &self.stopped_ns)
+    }
+
     fn parts(&self) -> [(ThreadState, bool, u64); 6] {
         [
             (ThreadState::Running, false, self.running_ns),
@@ -164,45 +183,34 @@ pub struct SchedStats {
 }
 
 /// All of the observed time, split by state.
-/// Its fields are named after [`ThreadState::name`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeBudget {
     pub observed_ns: u64,
-    pub running_ns: u64,
-    /// ready_busy_cpu_ns + ready_idle_cpu_ns
-    pub ready_ns: u64,
-    /// Waiting while the CPU ran other tasks: CPU contention.
-    pub ready_busy_cpu_ns: u64,
-    /// Waiting while the CPU came out of idle: wake-up latency.
-    pub ready_idle_cpu_ns: u64,
-    pub sleeping_ns: u64,
-    pub blocked_ns: u64,
-    pub stopped_ns: u64,
+    pub times: StateTimes,
 }
 
 impl TimeBudget {
-    fn new(observed_ns: u64, times: &StateTimes) -> Self {
-        TimeBudget {
-            observed_ns,
-            running_ns: times.running_ns,
-            ready_ns: times.ready_ns(),
-            ready_busy_cpu_ns: times.ready_busy_cpu_ns,
-            ready_idle_cpu_ns: times.ready_idle_cpu_ns,
-            sleeping_ns: times.sleeping_ns,
-            blocked_ns: times.blocked_ns,
-            stopped_ns: times.stopped_ns,
-        }
-    }
-
     /// The parts in the order of [`ThreadState::ALL`].
     pub fn parts(&self) -> [u64; STATES] {
+        let t = &self.times;
         [
-            self.running_ns,
-            self.ready_ns,
-            self.sleeping_ns,
-            self.blocked_ns,
-            self.stopped_ns,
+            t.running_ns,
+            t.ready_ns(),
+            t.sleeping_ns,
+            t.blocked_ns,
+            t.stopped_ns,
         ]
+    }
+}
+
+/// Its JSON: `observed_ns`, then the times, named after
+/// [`ThreadState::name`] (`running_ns`...).
+impl Serialize for TimeBudget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("TimeBudget", 8)?;
+        out.serialize_field("observed_ns", &self.observed_ns)?;
+        self.times.serialize_fields("running_ns", &mut out)?;
+        out.end()
     }
 }
 
@@ -389,7 +397,10 @@ impl Timeline {
             }
         };
         let begin = self.born_ns.unwrap_or(self.window_start);
-        let time = TimeBudget::new(end.saturating_sub(begin), &self.budget);
+        let time = TimeBudget {
+            observed_ns: end.saturating_sub(begin),
+            times: self.budget,
+        };
         let [run, ready_busy_cpu, sleep, block, stopped] =
             self.stretches.each_ref().map(Distribution::summary);
         let ready_idle_cpu = self.ready_after_idle.summary();
@@ -467,25 +478,35 @@ mod tests {
     fn no_event_is_attributed_by_the_state_at_start() {
         let (stats, time) = run_with(&[], None, Some(ThreadState::Sleeping));
         assert_eq!(time.observed_ns, 100_000);
-        assert_eq!(time.sleeping_ns, 100_000);
+        assert_eq!(time.times.sleeping_ns, 100_000);
         assert_eq!(stats, SchedStats::default());
         let (_, time) = run_with(&[], None, Some(ThreadState::Blocked));
-        assert_eq!(time.blocked_ns, 100_000);
+        assert_eq!(time.times.blocked_ns, 100_000);
     }
 
     #[test]
     fn first_event_tells_what_came_before() {
         // Switched out first: it was running.
         let (stats, time) = run(&[(3_000, out(Sleeping))]);
-        assert_eq!((time.running_ns, time.sleeping_ns), (2_000, 98_000));
+        assert_eq!(
+            (time.times.running_ns, time.times.sleeping_ns),
+            (2_000, 98_000)
+        );
         assert_eq!(stats.run.count, 0, "partial stretches are not statistics");
         // Switched in first, no wakeup: it was ready.
         let (_, time) = run(&[(4_000, IN)]);
-        assert_eq!((time.ready_ns, time.running_ns), (3_000, 97_000));
+        assert_eq!(
+            (time.times.ready_ns(), time.times.running_ns),
+            (3_000, 97_000)
+        );
         // Woken first: it was asleep.
         let (_, time) = run(&[(5_000, Wakeup), (6_000, IN)]);
         assert_eq!(
-            (time.sleeping_ns, time.ready_ns, time.running_ns),
+            (
+                time.times.sleeping_ns,
+                time.times.ready_ns(),
+                time.times.running_ns
+            ),
             (4_000, 1_000, 95_000)
         );
     }
@@ -511,13 +532,14 @@ mod tests {
             time,
             TimeBudget {
                 observed_ns: 100_000,
-                running_ns: 24_000 + 30_000,
-                ready_ns: 1_000 + 5_000,
-                ready_busy_cpu_ns: 1_000 + 5_000,
-                ready_idle_cpu_ns: 0,
-                sleeping_ns: 20_000,
-                blocked_ns: 20_000,
-                stopped_ns: 0,
+                times: StateTimes {
+                    running_ns: 24_000 + 30_000,
+                    ready_busy_cpu_ns: 1_000 + 5_000,
+                    ready_idle_cpu_ns: 0,
+                    sleeping_ns: 20_000,
+                    blocked_ns: 20_000,
+                    stopped_ns: 0,
+                },
             }
         );
     }
@@ -531,14 +553,14 @@ mod tests {
             (54_000, IN),
         ]);
         assert_eq!((stats.stopped.count, stats.stopped.total_ns), (1, 50_000));
-        assert_eq!(time.stopped_ns, 50_000);
+        assert_eq!(time.times.stopped_ns, 50_000);
     }
 
     #[test]
     fn switched_in_after_a_sleep_without_wakeup_was_ready() {
         let (stats, time) = run(&[(2_000, IN), (3_000, out(Sleeping)), (4_000, IN)]);
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 1_000));
-        assert_eq!(time.sleeping_ns, 0);
+        assert_eq!(time.times.sleeping_ns, 0);
     }
 
     #[test]
@@ -552,7 +574,7 @@ mod tests {
         ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (1, 2_000));
         assert_eq!((stats.ready.count, stats.ready.total_ns), (1, 2_000));
-        assert_eq!(time.running_ns, 2_000 + 95_000);
+        assert_eq!(time.times.running_ns, 2_000 + 95_000);
     }
 
     #[test]
@@ -564,7 +586,10 @@ mod tests {
             (30_000, IN),
         ]);
         assert_eq!(time.observed_ns, 10_000);
-        assert_eq!((time.ready_ns, time.running_ns), (2_000, 8_000));
+        assert_eq!(
+            (time.times.ready_ns(), time.times.running_ns),
+            (2_000, 8_000)
+        );
         assert_eq!((stats.ready.count, stats.run.count), (1, 1));
     }
 
@@ -572,7 +597,10 @@ mod tests {
     fn exit_without_its_last_switch_ends_at_the_exit() {
         let (_, time) = run_with(&[(2_000, IN)], Some(50_000), None);
         assert_eq!(time.observed_ns, 49_000);
-        assert_eq!((time.ready_ns, time.running_ns), (1_000, 48_000));
+        assert_eq!(
+            (time.times.ready_ns(), time.times.running_ns),
+            (1_000, 48_000)
+        );
     }
 
     #[test]
@@ -584,7 +612,11 @@ mod tests {
             (11_500, IN),
         ]);
         assert_eq!(
-            (time.blocked_ns, time.ready_ns, time.running_ns),
+            (
+                time.times.blocked_ns,
+                time.times.ready_ns(),
+                time.times.running_ns
+            ),
             (10_000, 500, 89_500)
         );
         assert_eq!(stats.block.count, 0, "began before the window");
@@ -628,12 +660,12 @@ mod tests {
             (60_000, Wakeup), // ready until the end: counted as busy
         ]);
         assert_eq!(
-            (time.ready_busy_cpu_ns, time.ready_idle_cpu_ns),
+            (time.times.ready_busy_cpu_ns, time.times.ready_idle_cpu_ns),
             (1_000 + 3_000 + 1_000 + 41_000, 400)
         );
         assert_eq!(
-            time.ready_ns,
-            time.ready_busy_cpu_ns + time.ready_idle_cpu_ns
+            time.times.ready_ns(),
+            time.times.ready_busy_cpu_ns + time.times.ready_idle_cpu_ns
         );
         assert_eq!(
             (stats.ready_busy_cpu.count, stats.ready_busy_cpu.total_ns),

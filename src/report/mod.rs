@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
+use serde::ser::SerializeStruct;
 use serde::Serialize;
 
 use crate::aggregate::{ProcessActivity, ThreadActivity};
@@ -240,30 +241,18 @@ impl SyscallReport {
 }
 
 /// Where the calls' time went, by the thread's state while in them: the
-/// parts add up to `total_ns` (less the spilled calls').
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// parts add up to `total_ns` (less the spilled calls'). Its JSON names
+/// the time on the CPU `oncpu_ns`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallTimes {
-    pub oncpu_ns: u64,
-    /// ready_busy_cpu_ns + ready_idle_cpu_ns
-    pub ready_ns: u64,
-    pub ready_busy_cpu_ns: u64,
-    pub ready_idle_cpu_ns: u64,
-    pub sleeping_ns: u64,
-    pub blocked_ns: u64,
-    pub stopped_ns: u64,
+    pub times: StateTimes,
 }
 
-impl From<&StateTimes> for CallTimes {
-    fn from(times: &StateTimes) -> Self {
-        CallTimes {
-            oncpu_ns: times.running_ns,
-            ready_ns: times.ready_ns(),
-            ready_busy_cpu_ns: times.ready_busy_cpu_ns,
-            ready_idle_cpu_ns: times.ready_idle_cpu_ns,
-            sleeping_ns: times.sleeping_ns,
-            blocked_ns: times.blocked_ns,
-            stopped_ns: times.stopped_ns,
-        }
+impl Serialize for CallTimes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("CallTimes", 7)?;
+        self.times.serialize_fields("oncpu_ns", &mut out)?;
+        out.end()
     }
 }
 
@@ -271,7 +260,7 @@ impl CallTimes {
     /// Time in calls not spent asleep: on the CPU, waiting for it, or
     /// blocked (D): the part of a call's time that is the kernel's.
     pub fn not_asleep_ns(&self) -> u64 {
-        self.oncpu_ns + self.ready_ns + self.blocked_ns
+        self.times.running_ns + self.times.ready_ns() + self.times.blocked_ns
     }
 }
 

@@ -82,12 +82,12 @@ fn summary_row(thread: &ThreadSummary) -> Vec<String> {
         thread.tid.to_string(),
         thread.comm.clone(),
         human_ns(time.observed_ns),
-        share(time.running_ns),
-        share(time.ready_ns),
-        share(time.ready_busy_cpu_ns),
-        share(time.ready_idle_cpu_ns),
-        share(time.sleeping_ns),
-        share(time.blocked_ns),
+        share(time.times.running_ns),
+        share(time.times.ready_ns()),
+        share(time.times.ready_busy_cpu_ns),
+        share(time.times.ready_idle_cpu_ns),
+        share(time.times.sleeping_ns),
+        share(time.times.blocked_ns),
         human_ns(thread.irq_ns),
         human_ns(thread.kernel_delay_ns),
         most,
@@ -127,23 +127,23 @@ pub fn verdict(worst: &ThreadSummary) -> String {
         Some(p99) => format!(", p99 {}", human_ns(p99)),
     };
     let mut clauses = Vec::new();
-    if time.ready_ns > 0 && time.ready_ns >= time.blocked_ns {
+    if time.times.ready_ns() > 0 && time.times.ready_ns() >= time.times.blocked_ns {
         clauses.push(format!(
             "{who} waited for a CPU {} of its time (behind other tasks {}, for an idle CPU \
              to wake {}){}",
-            share(time.ready_ns),
-            share(time.ready_busy_cpu_ns),
-            share(time.ready_idle_cpu_ns),
+            share(time.times.ready_ns()),
+            share(time.times.ready_busy_cpu_ns),
+            share(time.times.ready_idle_cpu_ns),
             p99(worst.ready_p99_ns)
         ));
-    } else if time.blocked_ns > 0 {
+    } else if time.times.blocked_ns > 0 {
         let most_in = worst
             .most_blocked_in
             .as_ref()
             .map_or_else(String::new, |name| format!(", most of it in {name}"));
         clauses.push(format!(
             "{who} was blocked (D) {} of its time{}{most_in}",
-            share(time.blocked_ns),
+            share(time.times.blocked_ns),
             p99(worst.block_p99_ns)
         ));
     }
@@ -152,7 +152,7 @@ pub fn verdict(worst: &ThreadSummary) -> String {
         let sep = if clauses.is_empty() { ": " } else { "" };
         clauses.push(format!(
             "{subject}{sep}interrupts took {} of its CPU time",
-            percent(irq, time.running_ns)
+            percent(irq, time.times.running_ns)
         ));
     }
     clauses.join("; ")
@@ -162,7 +162,7 @@ pub fn verdict(worst: &ThreadSummary) -> String {
 mod tests {
     use super::*;
     use crate::report::threads::{TopCall, Unfinished};
-    use crate::sched::TimeBudget;
+    use crate::sched::{StateTimes, TimeBudget};
 
     fn worker() -> ThreadSummary {
         ThreadSummary {
@@ -172,13 +172,14 @@ mod tests {
             exited: false,
             time: TimeBudget {
                 observed_ns: 1_000,
-                running_ns: 500,
-                ready_ns: 190,
-                ready_busy_cpu_ns: 150,
-                ready_idle_cpu_ns: 40,
-                sleeping_ns: 300,
-                blocked_ns: 10,
-                stopped_ns: 0,
+                times: StateTimes {
+                    running_ns: 500,
+                    ready_busy_cpu_ns: 150,
+                    ready_idle_cpu_ns: 40,
+                    sleeping_ns: 300,
+                    blocked_ns: 10,
+                    stopped_ns: 0,
+                },
             },
             irq_ns: 15,
             kernel_delay_ns: 215,
@@ -201,13 +202,14 @@ mod tests {
             "thread 101 (worker) waited for a CPU 19.0% of its time (behind other tasks 15.0%, \
              for an idle CPU to wake 4.0%), p99 1.40 ms; interrupts took 3.0% of its CPU time"
         );
-        thread.time.ready_ns = 0;
+        thread.time.times.ready_busy_cpu_ns = 0;
+        thread.time.times.ready_idle_cpu_ns = 0;
         assert_eq!(
             verdict(&thread),
             "thread 101 (worker) was blocked (D) 1.0% of its time, most of it in fsync; \
              interrupts took 3.0% of its CPU time"
         );
-        thread.time.blocked_ns = 0;
+        thread.time.times.blocked_ns = 0;
         assert_eq!(
             verdict(&thread),
             "thread 101 (worker): interrupts took 3.0% of its CPU time"

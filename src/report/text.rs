@@ -332,17 +332,17 @@ fn render_idle_thread(out: &mut String, thread: &ThreadReport) {
 /// totals, and where the calls' time went by thread state.
 fn render_syscalls(out: &mut String, syscalls: &[SyscallReport], view: &View) {
     indent_table(out, syscall_table(syscalls));
-    let by_state = syscalls.iter().fold(CallTimes::default(), |mut sum, s| {
-        add_call_times(&mut sum, &s.by_state);
-        sum
-    });
+    let mut by_state = CallTimes::default();
+    for s in syscalls {
+        by_state.times.accumulate(&s.by_state.times);
+    }
     let _ = writeln!(
         out,
         "{INDENT} Not asleep in calls: {} ns = on CPU {} + ready {} + blocked {}",
         thousands(by_state.not_asleep_ns()),
-        thousands(by_state.oncpu_ns),
-        thousands(by_state.ready_ns),
-        thousands(by_state.blocked_ns)
+        thousands(by_state.times.running_ns),
+        thousands(by_state.times.ready_ns()),
+        thousands(by_state.times.blocked_ns)
     );
     let spilled: u64 = syscalls.iter().map(|s| s.spilled).sum();
     if spilled > 0 {
@@ -355,7 +355,7 @@ fn render_syscalls(out: &mut String, syscalls: &[SyscallReport], view: &View) {
     // Calls that ran on the CPU from entry to return have nothing to split.
     let left_cpu: Vec<&SyscallReport> = syscalls
         .iter()
-        .filter(|s| view.all || s.by_state.oncpu_ns < s.stats.total_ns)
+        .filter(|s| view.all || s.by_state.times.running_ns < s.stats.total_ns)
         .collect();
     if !left_cpu.is_empty() {
         let _ = writeln!(
@@ -378,12 +378,12 @@ fn render_syscalls(out: &mut String, syscalls: &[SyscallReport], view: &View) {
             "STOPPED ns",
         ]);
         for s in left_cpu {
-            let t = &s.by_state;
+            let t = &s.by_state.times;
             table.add_row(row(
                 [s.name.clone()],
                 [
-                    t.oncpu_ns,
-                    t.ready_ns,
+                    t.running_ns,
+                    t.ready_ns(),
                     t.ready_busy_cpu_ns,
                     t.ready_idle_cpu_ns,
                     t.sleeping_ns,
@@ -401,16 +401,6 @@ fn render_syscalls(out: &mut String, syscalls: &[SyscallReport], view: &View) {
             log2_hist::render(out, HIST_INDENT, &s.stats.hist);
         }
     }
-}
-
-fn add_call_times(sum: &mut CallTimes, t: &CallTimes) {
-    sum.oncpu_ns += t.oncpu_ns;
-    sum.ready_ns += t.ready_ns;
-    sum.ready_busy_cpu_ns += t.ready_busy_cpu_ns;
-    sum.ready_idle_cpu_ns += t.ready_idle_cpu_ns;
-    sum.sleeping_ns += t.sleeping_ns;
-    sum.blocked_ns += t.blocked_ns;
-    sum.stopped_ns += t.stopped_ns;
 }
 
 /// The columns of a latency series: COUNT, TOTAL, MIN, AVG, P50, P90, P99,
@@ -596,8 +586,8 @@ fn time_budget(tid: u32, time: &TimeBudget) -> String {
             let split = match state {
                 ThreadState::Ready => format!(
                     ": busy CPU {}, idle CPU {}",
-                    thousands(time.ready_busy_cpu_ns),
-                    thousands(time.ready_idle_cpu_ns)
+                    thousands(time.times.ready_busy_cpu_ns),
+                    thousands(time.times.ready_idle_cpu_ns)
                 ),
                 _ => String::new(),
             };
@@ -669,19 +659,21 @@ mod tests {
     use super::*;
     use crate::report::tests::{rendered, row_of, sample, sample_report};
     use crate::report::view::ThreadFilter;
+    use crate::sched::StateTimes;
     use time::macros::datetime;
 
     #[test]
     fn budget_line() {
         let time = TimeBudget {
             observed_ns: 2_000,
-            running_ns: 1_000,
-            ready_ns: 500,
-            ready_busy_cpu_ns: 400,
-            ready_idle_cpu_ns: 100,
-            sleeping_ns: 500,
-            blocked_ns: 0,
-            stopped_ns: 0,
+            times: StateTimes {
+                running_ns: 1_000,
+                ready_busy_cpu_ns: 400,
+                ready_idle_cpu_ns: 100,
+                sleeping_ns: 500,
+                blocked_ns: 0,
+                stopped_ns: 0,
+            },
         };
         assert_eq!(
             time_budget(7, &time),

@@ -45,7 +45,7 @@ impl ThreadSummary {
             pid: row.pid,
             comm: row.comm.clone(),
             exited: row.exited,
-            time: row.time.clone(),
+            time: row.time,
             irq_ns: irq_ns(&row.softirqs, &row.hardirqs),
             kernel_delay_ns: row.kernel_delay_ns,
             ready_p99_ns: p99(&row.sched.ready),
@@ -54,8 +54,8 @@ impl ThreadSummary {
             most_blocked_in: row
                 .syscalls
                 .iter()
-                .filter(|call| call.by_state.blocked_ns > 0)
-                .max_by_key(|call| call.by_state.blocked_ns)
+                .filter(|call| call.by_state.times.blocked_ns > 0)
+                .max_by_key(|call| call.by_state.times.blocked_ns)
                 .map(|call| call.name.clone()),
         }
     }
@@ -212,7 +212,9 @@ fn thread_report(
                 .iter()
                 .map(|&(errno, count)| (syscall_names::errno_name(errno), count))
                 .collect(),
-            by_state: CallTimes::from(&calls.by_state()),
+            by_state: CallTimes {
+                times: calls.by_state(),
+            },
         },
     );
 
@@ -264,7 +266,9 @@ fn thread_report(
         tid: activity.tid,
         pid,
         comm: comm.to_string(),
-        kernel_delay_ns: time.ready_ns + time.blocked_ns + irq_ns(&softirqs, &hardirqs),
+        kernel_delay_ns: time.times.ready_ns()
+            + time.times.blocked_ns
+            + irq_ns(&softirqs, &hardirqs),
         poll_intervals: activity.poll_intervals.summary(),
         created: activity.born.is_some_and(|b| b.ts_ns >= start_ns),
         exited: exit.is_some(),
