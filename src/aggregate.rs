@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::irq::HardIrq;
-use crate::records::{InFlight, IrqSource, Record, SlowCall};
+use crate::records::{InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit};
 use crate::sched::{Departure, SchedEvent, StateTimes, Timeline};
 use crate::stats::Distribution;
 use crate::syscall_names::is_poll_family_nr;
@@ -61,12 +61,6 @@ pub struct ProcessActivity {
     pub forked_ns: Option<u64>,
     /// When its last thread exited.
     pub exit_ns: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadExit {
-    pub ts_ns: u64,
-    pub comm: [u8; 16],
 }
 
 impl ThreadActivity {
@@ -622,26 +616,6 @@ impl Aggregator {
         }
         (self.threads, self.processes)
     }
-}
-
-/// An exit the kernel kept in its map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeptExit {
-    pub exit: ThreadExit,
-    pub pid: u32,
-    pub process_exited: bool,
-}
-
-/// Completed calls of one thread, number and errno, known by their totals
-/// only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpilledCalls {
-    pub count: u64,
-    pub total_ns: u64,
-    pub min_ns: u64,
-    pub max_ns: u64,
-    /// 0: they did not fail.
-    pub errno: u32,
 }
 
 #[cfg(test)]

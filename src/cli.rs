@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
-use crate::generate::Generated;
 use crate::report::view::{ThreadFilter, View};
+use crate::tracer::{EventOptions, Windows};
 use crate::trigger::{self, Trigger};
 
 /// Where processes' threads spend their time in the kernel (eBPF)
@@ -283,39 +283,17 @@ const DEFAULT_MAX_SYSCALL_EVENTS: usize = 100_000;
 const DEFAULT_RINGBUF_MB: u32 = 16;
 const MAX_RINGBUF_MB: u32 = 1024;
 
-/// Windows that open and close on triggers, or come one after another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Windows {
-    pub start: Option<Trigger>,
-    pub stop: Option<Trigger>,
-    /// Windows shorter than this are skipped.
-    pub min_delta_ns: u64,
-    /// A window's length at most (--duration); None: until the stop
-    /// trigger, or the command's exit.
-    pub length: Option<Duration>,
-    /// Reports to make; 0: until interrupted.
-    pub count: u64,
-    pub interval: Duration,
-}
-
-impl Windows {
-    /// Whether a window of `length_ns` is skipped (--trigger-delta).
-    pub fn skips(&self, length_ns: u64) -> bool {
-        length_ns < self.min_delta_ns
-    }
-}
-
-/// --syscall-events and its companions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventOptions {
-    /// Calls that take at least this long are events.
-    pub min_ns: u64,
-    /// Room for distinct stacks; 0: no stacks.
-    pub stack_traces: u32,
-    /// Leave the poll family out.
-    pub skip_poll: bool,
-    /// Slow calls listed a window at most.
-    pub max_events: usize,
+/// What --generate writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// The man page (section 8), in roff.
+    Man,
+    /// Completions for bash.
+    Bash,
+    /// Completions for zsh.
+    Zsh,
+    /// Completions for fish.
+    Fish,
 }
 
 /// What to trace.

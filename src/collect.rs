@@ -15,7 +15,7 @@ use libbpf_rs::RingBuffer;
 use crate::address_space::AddressSpaces;
 use crate::aggregate::{Aggregator, ThreadActivity};
 use crate::cgroup::Cgroups;
-use crate::cli::{Cli, Windows};
+use crate::cli::Cli;
 use crate::clock::{self, Timestamp};
 use crate::loss::Lost;
 use crate::output::Layout;
@@ -27,7 +27,7 @@ use crate::skel::types::{window_closer, window_state};
 use crate::symbolize;
 use crate::target::Target;
 use crate::thousands::thousands;
-use crate::tracer::{drain, read_pending, Filter, Options, Tracer};
+use crate::tracer::{drain, read_pending, Filter, Options, Tracer, Windows};
 use crate::{irq, priority, procfs, sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:

@@ -4,27 +4,14 @@
 
 use std::io::{self, Write};
 
-use clap::{CommandFactory, ValueEnum};
+use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Roff};
 
-use crate::cli::{Cli, EXAMPLES};
+use crate::cli::{Cli, Generated, EXAMPLES};
 
 const NAME: &str = "kernel-delay";
-
-/// What --generate writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Generated {
-    /// The man page (section 8), in roff.
-    Man,
-    /// Completions for bash.
-    Bash,
-    /// Completions for zsh.
-    Zsh,
-    /// Completions for fish.
-    Fish,
-}
 
 /// Writes `what` to `out`.
 pub fn write(what: Generated, out: &mut dyn Write) -> io::Result<()> {

@@ -135,6 +135,33 @@ pub enum IrqSource {
     Hard(HardIrq),
 }
 
+/// A thread's exit: when, and its last name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadExit {
+    pub ts_ns: u64,
+    pub comm: [u8; 16],
+}
+
+/// An exit the kernel kept in its map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptExit {
+    pub exit: ThreadExit,
+    pub pid: u32,
+    pub process_exited: bool,
+}
+
+/// Completed calls of one thread, number and errno, known by their totals
+/// only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpilledCalls {
+    pub count: u64,
+    pub total_ns: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
+    /// 0: they did not fail.
+    pub errno: u32,
+}
+
 /// A system call that was entered inside the window and had not returned
 /// when the window closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

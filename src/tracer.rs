@@ -14,10 +14,10 @@ use libbpf_rs::{
     RingBufferBuilder,
 };
 
-use crate::aggregate::{KeptExit, SpilledCalls, ThreadExit};
-use crate::cli::{EventOptions, Windows};
 use crate::loss::Lost;
-use crate::records::{comm_bytes, decode_sample, InFlight, Origin, Record};
+use crate::records::{
+    comm_bytes, decode_sample, InFlight, KeptExit, Origin, Record, SpilledCalls, ThreadExit,
+};
 use crate::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
     syscall_start, thread_key, window_closer, window_state,
@@ -66,6 +66,41 @@ impl Filter {
             },
         }
     }
+}
+
+/// Windows that open and close on triggers, or come one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    pub start: Option<Trigger>,
+    pub stop: Option<Trigger>,
+    /// Windows shorter than this are skipped.
+    pub min_delta_ns: u64,
+    /// A window's length at most (--duration); None: until the stop
+    /// trigger, or the command's exit.
+    pub length: Option<Duration>,
+    /// Reports to make; 0: until interrupted.
+    pub count: u64,
+    pub interval: Duration,
+}
+
+impl Windows {
+    /// Whether a window of `length_ns` is skipped (--trigger-delta).
+    pub fn skips(&self, length_ns: u64) -> bool {
+        length_ns < self.min_delta_ns
+    }
+}
+
+/// --syscall-events and its companions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventOptions {
+    /// Calls that take at least this long are events.
+    pub min_ns: u64,
+    /// Room for distinct stacks; 0: no stacks.
+    pub stack_traces: u32,
+    /// Leave the poll family out.
+    pub skip_poll: bool,
+    /// Slow calls listed a window at most.
+    pub max_events: usize,
 }
 
 /// How to load and attach.
