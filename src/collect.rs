@@ -109,7 +109,7 @@ pub fn collect(
     };
     let aggregator = RefCell::new(Aggregator::new(header.start.mono_ns));
     let reorder = RefCell::new(Reorder::default());
-    // A slow call's process has its memory map read while it lives.
+    // A slow call's address space has its memory map read at its first.
     let spaces = RefCell::new(AddressSpaces::new(Box::new(tracer.address_spaces()?)));
     let ring = tracer.ring_buffer(|origin, record| {
         if let Record::SlowCall(call) = &record {
@@ -171,7 +171,7 @@ pub fn collect(
             .window
             .as_ref()
             .expect("a window's report");
-        let delta = info.close_ns - info.open_ns;
+        let delta = info.close_ns.saturating_sub(info.open_ns);
         if windows.skips(delta) {
             sink.note(&format!(
                 "# Sample dump skipped, delta {} ns",
@@ -385,7 +385,7 @@ impl Session<'_, '_, '_> {
         let lost = lost_so_far.since(&self.lost);
         self.lost = lost_so_far;
         let window = windows.map(|windows| {
-            self.take(windows, &failure, end.mono_ns - start_ns);
+            self.take(windows, &failure, end.mono_ns.saturating_sub(start_ns));
             let state = self.tracer.window();
             let missed = state.missed - self.missed_windows;
             self.missed_windows = state.missed;
