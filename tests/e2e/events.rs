@@ -202,14 +202,15 @@ fn a_process_that_execs_after_its_first_slow_call_is_symbolized_in_its_new_progr
         let user = frames(sleep, "user_stack");
         assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
     }
-    // The shell's own wait, in the program it left: not read in the new.
+    // The shell's own wait, in the program it left: named from the
+    // shell's map if it was read in time, else said not to be; never
+    // looked up in the new program's map.
     let wait = &events(&report, "wait4")[0];
-    for frame in frames(wait, "user_stack") {
-        assert!(
-            frame.ends_with("before its memory map was read]"),
-            "{frame}"
-        );
-    }
+    let user = frames(wait, "user_stack");
+    let not_read = user
+        .iter()
+        .all(|f| f.ends_with("before its memory map was read]"));
+    assert!(not_read || user[0].contains("wait4"), "{user:?}");
 }
 
 #[test]
