@@ -185,9 +185,10 @@ impl AddressSpaces {
     /// open, unless it changed since; else the path, through the process's
     /// root while it lives (its mount namespace), if it is still that file.
     pub fn file_of(&self, pid: u32, mapping: &Mapping) -> FileToRead {
-        if !mapping.name.starts_with('/') || mapping.name.ends_with(" (deleted)") {
+        if !mapping.name.starts_with('/') {
             return FileToRead::Nothing;
         }
+        // Held: readable even if it was unlinked since.
         if let Some(held) = self.files.get(&mapping.file) {
             let unchanged = held.file.metadata().is_ok_and(|meta| {
                 (meta.size(), (meta.mtime(), meta.mtime_nsec())) == (held.size, held.mtime)
@@ -196,6 +197,9 @@ impl AddressSpaces {
                 true => FileToRead::Path(format!("/proc/self/fd/{}", held.file.as_raw_fd()).into()),
                 false => FileToRead::Not("file changed since it was mapped"),
             };
+        }
+        if mapping.name.ends_with(" (deleted)") {
+            return FileToRead::Nothing;
         }
         let through_root = PathBuf::from(format!("/proc/{pid}/root{}", mapping.name));
         for path in [through_root, PathBuf::from(&mapping.name)] {
