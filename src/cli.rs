@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
 
+use crate::kernel::tracer::{EventOptions, Windows};
+use crate::kernel::trigger::{self, Trigger};
 use crate::report::view::{ThreadFilter, View};
-use crate::tracer::{EventOptions, Windows};
-use crate::trigger::{self, Trigger};
 
 /// Where processes' threads spend their time in the kernel (eBPF)
 #[derive(Parser, Debug)]

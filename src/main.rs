@@ -1,49 +1,34 @@
 //! kernel-delay: where the threads of the traced processes spend their time
 //! in the kernel, traced with eBPF.
 
-mod address_space;
-mod aggregate;
-mod cgroup;
 mod cli;
 mod clock;
 mod collect;
 mod generate;
-mod histogram;
-mod irq;
-mod libbpf_errors;
-mod loss;
+mod kernel;
+mod model;
 mod output;
-mod placement;
-mod priority;
-mod procfs;
-mod records;
-mod reorder;
-mod replacement;
+mod processes;
 mod report;
 mod sanitize;
-mod sched;
 mod signals;
-mod skel;
-mod stats;
-mod symbolize;
-mod syscall_names;
-mod target;
+mod symbols;
 mod thousands;
-mod tracer;
-mod trigger;
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::error::ErrorKind;
 
-use cgroup::Cgroups;
 use cli::{Cli, TargetSpec};
 use collect::{Collected, Sink};
+use kernel::libbpf_errors;
 use output::{Layout, Output, ReaderGone};
+use processes::cgroup::Cgroups;
+use processes::procfs;
+use processes::Target;
 use report::Header;
 use report::Report;
-use target::Target;
 
 fn main() -> ExitCode {
     let cli = match cli::parse_from(std::env::args_os()) {
@@ -112,7 +97,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let cgroups = (!cgroups.is_empty())
                 .then(|| Cgroups::open(&cgroups))
                 .transpose()?;
-            Target::existing(target::with_named(pids, &names)?, cgroups)?
+            Target::existing(processes::with_named(pids, &names)?, cgroups)?
         }
         TargetSpec::Command(command) => Target::launch(&command)?,
     };

@@ -22,14 +22,14 @@ use std::time::Duration;
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::aggregate::{ProcessActivity, ThreadActivity};
 use crate::clock::{rfc3339, Timestamp};
-use crate::irq::SystemSoftirqs;
-use crate::loss::Lost;
-use crate::sched::{SchedStats, StateTimes, ThreadState, TimeBudget};
-use crate::stats::Stats;
-use crate::symbolize::SymbolizedCall;
-use crate::syscall_names;
+use crate::kernel::irq::SystemSoftirqs;
+use crate::kernel::loss::Lost;
+use crate::kernel::syscall_names;
+use crate::model::aggregate::{ProcessActivity, ThreadActivity};
+use crate::model::sched::{SchedStats, StateTimes, ThreadState, TimeBudget};
+use crate::model::stats::Stats;
+use crate::symbols::symbolize::SymbolizedCall;
 
 pub const SCHEMA: &str = "kernel-delay/1";
 
@@ -462,9 +462,9 @@ fn process_report(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::aggregate::Aggregator;
-    use crate::irq::HardIrq;
-    use crate::records::{InFlight, IrqSource, Record};
+    use crate::kernel::irq::HardIrq;
+    use crate::kernel::records::{InFlight, IrqSource, Record};
+    use crate::model::aggregate::Aggregator;
     use time::macros::datetime;
 
     /// What `write` writes of `report`, as text.
@@ -601,7 +601,7 @@ pub(crate) mod tests {
             skipped_tracepoints: vec!["thermal_apic_entry".into()],
             softirqs_system: SystemSoftirqs {
                 cpus: vec![0, 1],
-                vectors: vec![crate::irq::SystemSoftirq {
+                vectors: vec![crate::kernel::irq::SystemSoftirq {
                     vec: 3,
                     name: "NET_RX".into(),
                     count: 10,

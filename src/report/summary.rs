@@ -161,8 +161,8 @@ pub fn verdict(worst: &ThreadSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::sched::{StateTimes, TimeBudget};
     use crate::report::threads::{TopCall, Unfinished};
-    use crate::sched::{StateTimes, TimeBudget};
 
     fn worker() -> ThreadSummary {
         ThreadSummary {

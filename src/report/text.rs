@@ -17,11 +17,11 @@ use super::{
     ThreadReport, ThreadSummary, WindowInfo,
 };
 use crate::clock::{hms, rfc3339};
-use crate::irq::SystemSoftirqs;
+use crate::kernel::irq::SystemSoftirqs;
+use crate::kernel::syscall_names::is_poll_family;
+use crate::model::sched::{ThreadState, TimeBudget};
+use crate::model::stats::Stats;
 use crate::sanitize::sanitize;
-use crate::sched::{ThreadState, TimeBudget};
-use crate::stats::Stats;
-use crate::syscall_names::is_poll_family;
 use crate::thousands::thousands;
 
 /// Resource tables start under the THREAD column.
@@ -657,9 +657,9 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::sched::StateTimes;
     use crate::report::tests::{rendered, row_of, sample, sample_report};
     use crate::report::view::ThreadFilter;
-    use crate::sched::StateTimes;
     use time::macros::datetime;
 
     #[test]

@@ -9,12 +9,12 @@ use super::{
     CallTimes, HardirqReport, SoftirqReport, SyscallReport, ThreadNames, ThreadReport,
     UnfinishedSyscall,
 };
-use crate::aggregate::ThreadActivity;
-use crate::irq::{self, HardIrq};
+use crate::kernel::irq::{self, HardIrq};
+use crate::kernel::syscall_names;
+use crate::model::aggregate::ThreadActivity;
+use crate::model::sched::{ThreadState, TimeBudget, Timeline};
+use crate::model::stats::{Distribution, Stats};
 use crate::sanitize::sanitize;
-use crate::sched::{ThreadState, TimeBudget, Timeline};
-use crate::stats::{Distribution, Stats};
-use crate::syscall_names;
 
 /// What the summary and the ranking read of a thread.
 #[derive(Debug, Clone)]

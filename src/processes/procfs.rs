@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 
-use crate::sched::ThreadState;
+use crate::model::sched::ThreadState;
 
 /// The process (thread group) that thread `tid` belongs to.
 pub fn thread_group(tid: u32) -> io::Result<u32> {

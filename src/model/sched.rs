@@ -6,7 +6,8 @@
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::stats::{Distribution, Stats};
+use crate::kernel::records::Departure;
+use crate::model::stats::{Distribution, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadState {
@@ -66,19 +67,6 @@ impl ThreadState {
             _ => None,
         }
     }
-}
-
-/// The state a thread left its CPU in (enum switch_out_state of
-/// bpf/kernel_delay.h, named as [`ThreadState`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Departure {
-    /// Preempted, or yielded: still runnable.
-    Ready,
-    Sleeping,
-    Blocked,
-    Stopped,
-    /// Its last switch.
-    Dead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,10 @@
 //! The records the BPF programs send through the ring buffer (the structs
 //! of bpf/kernel_delay.h), decoded into what the aggregation reads.
 
-use crate::irq::HardIrq;
-use crate::sched::Departure;
+use crate::kernel::irq::HardIrq;
 use std::mem::size_of;
 
-use crate::skel::types::{
+use crate::kernel::skel::types::{
     event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
     switch_event, switch_flags, switch_out_state, syscall_event, thread_exit_event,
     thread_new_event, wakeup_event,
@@ -191,6 +190,19 @@ pub fn comm_bytes(comm: &[i8; 16]) -> [u8; 16] {
 pub struct Sample<'a> {
     pub origin: Origin,
     pub records: Records<'a>,
+}
+
+/// The state a thread left its CPU in (enum switch_out_state of
+/// bpf/kernel_delay.h, named as the states of the time budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Preempted, or yielded: still runnable.
+    Ready,
+    Sleeping,
+    Blocked,
+    Stopped,
+    /// Its last switch.
+    Dead,
 }
 
 /// Where a sample's records were made.

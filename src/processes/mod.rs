@@ -1,6 +1,9 @@
 //! The processes being traced: existing ones (`--pid`), or a command
 //! started by us and held before exec until the probes are attached.
 
+pub mod cgroup;
+pub mod procfs;
+
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -14,8 +17,8 @@ use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, execvp, fork, pipe2, read, write, AccessFlags, ForkResult, Pid};
 
-use crate::cgroup::Cgroups;
-use crate::procfs::{has_live_thread, processes_named, thread_group};
+use crate::processes::cgroup::Cgroups;
+use crate::processes::procfs::{has_live_thread, processes_named, thread_group};
 use crate::signals;
 
 pub struct Target {

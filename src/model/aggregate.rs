@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 
-use crate::irq::HardIrq;
-use crate::records::{InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit};
-use crate::sched::{Departure, SchedEvent, StateTimes, Timeline};
-use crate::stats::Distribution;
-use crate::syscall_names::is_poll_family_nr;
+use crate::kernel::irq::HardIrq;
+use crate::kernel::records::{
+    Departure, InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit,
+};
+use crate::kernel::syscall_names::is_poll_family_nr;
+use crate::model::sched::{SchedEvent, StateTimes, Timeline};
+use crate::model::stats::Distribution;
 
 /// What one thread did in the window.
 #[derive(Debug)]
@@ -621,7 +623,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{Arriving, Leaving};
+    use crate::kernel::records::{Arriving, Leaving};
 
     fn call(tid: u32, nr: i64, enter_ns: u64, exit_ns: u64) -> Record {
         Record::Syscall {

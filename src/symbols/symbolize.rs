@@ -11,9 +11,9 @@ use std::rc::Rc;
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 
-use crate::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
-use crate::records::{SlowCall, NO_STACK};
+use crate::kernel::records::{SlowCall, NO_STACK};
 use crate::sanitize::sanitize;
+use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
 
 /// A slow call with its stacks, innermost frame first; calls with the
 /// same stack share it.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::histogram::Histogram;
+use crate::model::histogram::Histogram;
 
 /// The summary of one latency series, as reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -9,8 +9,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::records::Record;
-use crate::skel::types::staging;
+use crate::kernel::records::Record;
+use crate::kernel::skel::types::staging;
 use crate::thousands::thousands;
 
 /// How long a record is held: the kernel's bound on staging (5 ms), a

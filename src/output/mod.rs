@@ -8,6 +8,8 @@
 //! Devices, pipes and our own descriptors (`/dev/stdout`, `/dev/null`,
 //! `/proc/self/fd/N`) are written in place.
 
+mod replacement;
+
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -20,7 +22,7 @@ use nix::sys::stat::SFlag;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 
 use crate::clock::Timestamp;
-use crate::replacement::Replacement;
+use crate::output::replacement::Replacement;
 use crate::report::view::View;
 use crate::report::{json, text, Header, Report};
 

@@ -14,17 +14,17 @@ use libbpf_rs::{
     RingBufferBuilder,
 };
 
-use crate::loss::Lost;
-use crate::records::{
+use crate::kernel::loss::Lost;
+use crate::kernel::records::{
     comm_bytes, decode_sample, InFlight, KeptExit, Origin, Record, SpilledCalls, ThreadExit,
 };
-use crate::skel::types::{
+use crate::kernel::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
     syscall_start, thread_key, window_closer, window_state,
 };
-use crate::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
-use crate::syscall_names;
-use crate::trigger::{self, Trigger};
+use crate::kernel::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
+use crate::kernel::syscall_names;
+use crate::kernel::trigger::{self, Trigger};
 
 const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -347,13 +347,13 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// The programs' .bss, mapped into our memory: to read from.
-    fn bss(&self) -> *const crate::skel::types::bss {
+    fn bss(&self) -> *const crate::kernel::skel::types::bss {
         let bss = self.skel.maps.bss_data.as_deref();
         std::ptr::from_ref(bss.expect("the BPF object has a .bss"))
     }
 
     /// The window's fields in the .bss, to write to.
-    fn window_mut(&mut self) -> *mut crate::skel::types::window {
+    fn window_mut(&mut self) -> *mut crate::kernel::skel::types::window {
         let bss = self.skel.maps.bss_data.as_deref_mut();
         &raw mut bss.expect("the BPF object has a .bss").window
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::skel::types::{irq_vector, softirq_totals, softirq_vectors};
+use crate::kernel::skel::types::{irq_vector, softirq_totals, softirq_vectors};
 
 /// Softirq vectors, as bpf/kernel_delay.h counts them.
 const SOFTIRQ_VECTORS: usize = softirq_vectors::SOFTIRQ_VECTORS.0 as usize;

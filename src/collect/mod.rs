@@ -3,6 +3,10 @@
 //! (at --duration, on the stop trigger, Ctrl-C or the target's exit), and
 //! gathers everything its report is built from.
 
+mod placement;
+mod priority;
+mod reorder;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
@@ -12,23 +16,25 @@ use anyhow::Result;
 use blazesym::symbolize::Symbolizer;
 use libbpf_rs::RingBuffer;
 
-use crate::address_space::AddressSpaces;
-use crate::aggregate::{Aggregator, ThreadActivity};
-use crate::cgroup::Cgroups;
+use self::placement::Placement;
+use self::reorder::{Reorder, HOLD_NS};
 use crate::cli::Cli;
 use crate::clock::{self, Timestamp};
-use crate::loss::Lost;
+use crate::kernel::irq;
+use crate::kernel::loss::Lost;
+use crate::kernel::records::Record;
+use crate::kernel::skel::types::{window_closer, window_state};
+use crate::kernel::tracer::{drain, read_pending, Filter, Options, Tracer, Windows};
+use crate::model::aggregate::{Aggregator, ThreadActivity};
 use crate::output::Layout;
-use crate::placement::Placement;
-use crate::records::Record;
-use crate::reorder::{Reorder, HOLD_NS};
+use crate::processes::cgroup::Cgroups;
+use crate::processes::procfs;
+use crate::processes::Target;
 use crate::report::{Header, Measurement, StopReason, SyscallEvents, ThreadNames, WindowInfo};
-use crate::skel::types::{window_closer, window_state};
-use crate::symbolize;
-use crate::target::Target;
+use crate::symbols::address_space::AddressSpaces;
+use crate::symbols::symbolize;
 use crate::thousands::thousands;
-use crate::tracer::{drain, read_pending, Filter, Options, Tracer, Windows};
-use crate::{irq, priority, procfs, sanitize, signals};
+use crate::{sanitize, signals};
 
 /// How often the ring buffer is read when the kernel does not wake us:
 /// short enough to end the window on time, long enough to batch records.

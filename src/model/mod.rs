@@ -1,0 +1,7 @@
+//! What each traced thread did in a window, built from the records:
+//! system calls, scheduling states and interrupts, with their statistics.
+
+pub mod aggregate;
+pub mod histogram;
+pub mod sched;
+pub mod stats;
