@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
 
-use crate::kernel::tracer::{EventOptions, Windows};
+use crate::kernel::tracer::{EventOptions, WindowPlan};
 use crate::kernel::trigger::{self, Trigger};
 use crate::report::view::{ThreadFilter, View};
 
@@ -339,8 +339,9 @@ impl Cli {
         }
     }
 
-    /// The window's length; None runs until the launched command exits.
-    pub fn window(&self) -> Option<Duration> {
+    /// --duration, or its default with --pid; None: until the launched
+    /// command exits.
+    fn duration_or_default(&self) -> Option<Duration> {
         match (self.duration, self.traces_running_processes()) {
             (Some(d), _) => Some(d),
             (None, true) => Some(DEFAULT_DURATION),
@@ -348,28 +349,28 @@ impl Cli {
         }
     }
 
-    /// Triggered or repeated windows; None for the one window of old.
-    pub fn windows(&self) -> Option<Windows> {
-        let windows = Windows {
+    /// Triggered or repeated windows; None for one window, opened at once.
+    pub fn window_plan(&self) -> Option<WindowPlan> {
+        let plan = WindowPlan {
             start: self.start_trigger.clone(),
             stop: self.stop_trigger.clone(),
             min_delta_ns: self.trigger_delta.unwrap_or(0),
-            length: self.window_cap(),
+            length: self.window_length(),
             count: self.sample_count,
             interval: self.sample_interval.unwrap_or(Duration::ZERO),
         };
-        let plain = windows.start.is_none() && windows.stop.is_none() && windows.count == 1;
-        (!plain).then_some(windows)
+        let plain = plan.start.is_none() && plan.stop.is_none() && plan.count == 1;
+        (!plain).then_some(plan)
     }
 
     /// How long a window lasts at most: --duration, or by default 10 s
     /// with --pid (until the command exits otherwise), unless a stop
     /// trigger is to close it.
-    pub fn window_cap(&self) -> Option<Duration> {
+    pub fn window_length(&self) -> Option<Duration> {
         match (self.duration, &self.stop_trigger) {
             (Some(d), _) => Some(d),
             (None, Some(_)) => None,
-            (None, None) => self.window(),
+            (None, None) => self.duration_or_default(),
         }
     }
 
@@ -384,7 +385,7 @@ impl Cli {
                  the triggers make short",
             ));
         }
-        match self.window_cap() {
+        match self.window_length() {
             Some(length) if u128::from(delta_ns) > length.as_nanos() => Err(usage_error(&format!(
                 "--trigger-delta {delta_ns} can never be met: a window lasts at most {} ns \
                  (--duration)",
@@ -589,7 +590,7 @@ mod tests {
             }
         );
         assert!(!cli.follows_forks());
-        assert_eq!(cli.window(), Some(Duration::from_secs(10)));
+        assert_eq!(cli.duration_or_default(), Some(Duration::from_secs(10)));
         assert!(!cli.json);
         assert_eq!(cli.ringbuf_bytes(), 16 << 20);
     }
@@ -597,7 +598,7 @@ mod tests {
     #[test]
     fn fractional_duration() {
         let cli = parse(&["-p", "42", "-d", "0.5", "--json", "-o", "r.json"]).unwrap();
-        assert_eq!(cli.window(), Some(Duration::from_millis(500)));
+        assert_eq!(cli.duration_or_default(), Some(Duration::from_millis(500)));
         assert!(cli.json);
         assert_eq!(cli.output, Some(PathBuf::from("r.json")));
     }
@@ -605,7 +606,7 @@ mod tests {
     #[test]
     fn sample_time_is_the_open_vswitch_name_of_duration() {
         let cli = parse(&["--pid", "42", "--sample-time", "0.25"]).unwrap();
-        assert_eq!(cli.window(), Some(Duration::from_millis(250)));
+        assert_eq!(cli.duration_or_default(), Some(Duration::from_millis(250)));
     }
 
     #[test]
@@ -649,7 +650,7 @@ mod tests {
                 cgroups: vec![]
             }
         );
-        assert_eq!(cli.window(), Some(DEFAULT_DURATION));
+        assert_eq!(cli.duration_or_default(), Some(DEFAULT_DURATION));
         assert!(!cli.follows_forks());
         let err = parse(&["-n", "x", "--", "ls"]).unwrap_err();
         assert!(err.contains("not both"), "{err}");
@@ -710,9 +711,9 @@ mod tests {
             cli.target(),
             TargetSpec::Command(vec!["sleep".into(), "1".into()])
         );
-        assert_eq!(cli.window(), None);
+        assert_eq!(cli.duration_or_default(), None);
         let cli = parse(&["--duration", "2", "--", "ls", "-l"]).unwrap();
-        assert_eq!(cli.window(), Some(Duration::from_secs(2)));
+        assert_eq!(cli.duration_or_default(), Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -749,7 +750,7 @@ mod tests {
     #[test]
     fn triggers_and_repeated_windows() {
         let cli = parse(&["--pid", "1"]).unwrap();
-        assert_eq!(cli.windows(), None);
+        assert_eq!(cli.window_plan(), None);
         let cli = parse(&[
             "--pid",
             "1",
@@ -761,10 +762,10 @@ mod tests {
             "1000",
         ])
         .unwrap();
-        let windows = cli.windows().unwrap();
+        let windows = cli.window_plan().unwrap();
         assert_eq!(windows.start.unwrap().spec, "up:begin");
         assert_eq!((windows.min_delta_ns, windows.count), (1_000, 1));
-        assert_eq!(cli.window_cap(), None, "the stop trigger closes it");
+        assert_eq!(cli.window_length(), None, "the stop trigger closes it");
         let cli = parse(&[
             "--pid",
             "1",
@@ -776,12 +777,12 @@ mod tests {
             "0.3",
         ])
         .unwrap();
-        let windows = cli.windows().unwrap();
+        let windows = cli.window_plan().unwrap();
         assert_eq!(
             (windows.count, windows.interval),
             (3, Duration::from_millis(200))
         );
-        assert_eq!(cli.window_cap(), Some(Duration::from_millis(300)));
+        assert_eq!(cli.window_length(), Some(Duration::from_millis(300)));
         let start_only = parse(&[
             "--pid",
             "1",
@@ -789,7 +790,7 @@ mod tests {
             "t:sched:sched_process_exec",
         ]);
         assert_eq!(
-            start_only.unwrap().window_cap(),
+            start_only.unwrap().window_length(),
             Some(Duration::from_secs(10))
         );
     }
@@ -868,11 +869,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            parse(&["--pid", "1", "-d", "31536000"]).unwrap().window(),
+            parse(&["--pid", "1", "-d", "31536000"])
+                .unwrap()
+                .duration_or_default(),
             Some(MAX_DURATION)
         );
         assert_eq!(
-            parse(&["--pid", "1", "-d", "0.001"]).unwrap().window(),
+            parse(&["--pid", "1", "-d", "0.001"])
+                .unwrap()
+                .duration_or_default(),
             Some(MIN_DURATION)
         );
     }

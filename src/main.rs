@@ -112,7 +112,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         collected => collected,
     };
     let reported = collected.and_then(|failure| {
-        if reporter.reported == 0 && cli.windows().is_some() {
+        if reporter.reported == 0 && cli.window_plan().is_some() {
             reporter.output.note("# No window was sampled")?;
         }
         reporter.output.finish()?;

@@ -68,9 +68,10 @@ impl Filter {
     }
 }
 
-/// Windows that open and close on triggers, or come one after another.
+/// How the windows open, close and repeat: on triggers, or one after
+/// another.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Windows {
+pub struct WindowPlan {
     pub start: Option<Trigger>,
     pub stop: Option<Trigger>,
     /// Windows shorter than this are skipped.
@@ -83,7 +84,7 @@ pub struct Windows {
     pub interval: Duration,
 }
 
-impl Windows {
+impl WindowPlan {
     /// Whether a window of `length_ns` is skipped (--trigger-delta).
     pub fn skips(&self, length_ns: u64) -> bool {
         length_ns < self.min_delta_ns
@@ -108,7 +109,7 @@ pub struct Options<'a> {
     pub ringbuf_bytes: u32,
     pub events: Option<EventOptions>,
     /// Triggered or repeated windows.
-    pub windows: Option<&'a Windows>,
+    pub plan: Option<&'a WindowPlan>,
     /// The target's executable, where triggers are looked for by default.
     pub executable: &'a Path,
     pub verbose: bool,
@@ -154,7 +155,7 @@ impl<'obj> Tracer<'obj> {
         let Options {
             ringbuf_bytes,
             events,
-            windows,
+            plan,
             executable,
             verbose,
         } = *options;
@@ -191,12 +192,12 @@ impl<'obj> Tracer<'obj> {
         rodata.exit_has_group_dead = tracepoint_arguments(&btf, "sched_process_exit") >= 2;
         let task_storage = has_task_storage_for_tracing(&btf);
         rodata.task_storage = task_storage;
-        rodata.windowed = windows.is_some();
-        let window_ns = windows.and_then(|w| w.length).map_or(0, |length| {
+        rodata.windowed = plan.is_some();
+        let window_ns = plan.and_then(|w| w.length).map_or(0, |length| {
             u64::try_from(length.as_nanos()).unwrap_or(u64::MAX)
         });
         rodata.window_ns = window_ns;
-        rodata.interval_ns = windows.map_or(0, |w| {
+        rodata.interval_ns = plan.map_or(0, |w| {
             u64::try_from(w.interval.as_nanos()).unwrap_or(u64::MAX)
         });
         rodata.sigreturn_nr = syscall_names::SIGRETURN;
@@ -237,8 +238,8 @@ impl<'obj> Tracer<'obj> {
             .context("sizing the set of traced processes failed")?;
         let skipped = leave_out_missing_tracepoints(open.open_object_mut(), &btf)?;
         let probe = |trigger: Option<&Trigger>| trigger::needs(trigger.map(|t| &t.probe));
-        let (start_probe, start_usdt, start_tp) = probe(windows.and_then(|w| w.start.as_ref()));
-        let (stop_probe, stop_usdt, stop_tp) = probe(windows.and_then(|w| w.stop.as_ref()));
+        let (start_probe, start_usdt, start_tp) = probe(plan.and_then(|w| w.start.as_ref()));
+        let (stop_probe, stop_usdt, stop_tp) = probe(plan.and_then(|w| w.stop.as_ref()));
         let progs = &mut open.progs;
         for (prog, used) in [
             (&mut progs.start_trigger, start_probe),
@@ -266,7 +267,7 @@ impl<'obj> Tracer<'obj> {
         };
         // Before the programs: a trigger that does not exist fails with
         // nothing attached.
-        if let Some(windows) = windows {
+        if let Some(plan) = plan {
             let progs = &tracer.skel.progs;
             let start = trigger::Programs {
                 probe: &progs.start_trigger,
@@ -279,7 +280,7 @@ impl<'obj> Tracer<'obj> {
                 tracepoint: &progs.stop_trigger_tp,
             };
             let mut links = Vec::new();
-            for (trigger, programs) in [(&windows.start, start), (&windows.stop, stop)] {
+            for (trigger, programs) in [(&plan.start, start), (&plan.stop, stop)] {
                 if let Some(trigger) = trigger {
                     links.push(trigger::attach(trigger, &programs, executable, &btf)?);
                 }
@@ -359,7 +360,7 @@ impl<'obj> Tracer<'obj> {
     }
 
     /// The window, as the programs see it.
-    pub fn window(&self) -> WindowState {
+    pub fn window_state(&self) -> WindowState {
         // SAFETY: valid, aligned fields of the mmapped .bss, which the
         // programs update behind our back: read volatile.
         unsafe {
@@ -386,7 +387,7 @@ impl<'obj> Tracer<'obj> {
 
     /// Opens the next window at `now_ns` (without a start trigger).
     pub fn open_window(&mut self, now_ns: u64) {
-        let opened = self.window().opened;
+        let opened = self.window_state().opened;
         let window = self.window_mut();
         // SAFETY: valid, aligned fields of the mmapped .bss; without a
         // start trigger only user space opens windows. The time goes
@@ -402,7 +403,7 @@ impl<'obj> Tracer<'obj> {
     /// Closes the open window at `now_ns`, or where its length ended it;
     /// a window the stop trigger closed stays as it closed.
     pub fn close_window(&mut self, now_ns: u64) {
-        let state = self.window();
+        let state = self.window_state();
         if state.state != window_state::WINDOW_OPEN {
             return;
         }

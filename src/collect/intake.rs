@@ -1,0 +1,57 @@
+//! What happens to each record as the ring buffer hands it over: the one
+//! state the ring buffer's callback shares with the session, which drains
+//! it between reads.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use anyhow::Result;
+use libbpf_rs::RingBuffer;
+
+use crate::collect::placement::Placement;
+use crate::collect::reorder::Reorder;
+use crate::kernel::records::{Origin, Record};
+use crate::kernel::tracer::Tracer;
+use crate::symbols::address_space::AddressSpaces;
+
+pub struct Intake {
+    /// Records as they arrive, until the aggregator can have them in
+    /// order.
+    pub reorder: Reorder,
+    /// Where the traced threads run; None when the reader could not be
+    /// given real-time priority (the kernel then keeps it off busy CPUs).
+    pub placement: Option<Placement>,
+    /// The slow calls' address spaces, each with its memory map read at
+    /// its first slow call, while the process is still in it.
+    pub spaces: AddressSpaces,
+}
+
+impl Intake {
+    /// The ring buffer of `tracer`, whose callback hands each record to
+    /// the intake.
+    pub fn connect(
+        self,
+        tracer: &Tracer<'_>,
+    ) -> Result<(RingBuffer<'static>, Rc<RefCell<Intake>>)> {
+        let intake = Rc::new(RefCell::new(self));
+        let shared = Rc::clone(&intake);
+        let ring = tracer.ring_buffer(move |origin, record| {
+            shared.borrow_mut().receive(origin, record);
+        })?;
+        Ok((ring, intake))
+    }
+
+    fn receive(&mut self, origin: Origin, record: Record) {
+        if let Record::SlowCall(call) = &record {
+            self.spaces.note(call.pid, call.address_space);
+        }
+        // Where the traced threads run (records sent at once count too:
+        // in a window opened by triggers, all are).
+        if origin.staged || record.made_by_running_thread() {
+            if let Some(placement) = self.placement.as_mut() {
+                placement.note(origin.cpu);
+            }
+        }
+        self.reorder.push(origin.batch_cpu(), record);
+    }
+}
