@@ -32,21 +32,21 @@ STATIC_PACKAGES := musl-tools musl-dev gcc make autoconf automake autopoint libt
 MUSL_TARGET := $(shell uname -m)-unknown-linux-musl
 STATIC_DIR := target/$(MUSL_TARGET)/release
 # `make static-aarch64` (on x86_64): Debian's cross gcc, made a musl one by
-# arm64 musl-dev (downloaded by vmtest/build-static.sh, not installed), and
+# arm64 musl-dev (downloaded by scripts/static/build.sh, not installed), and
 # qemu-user to run the result here.
 AARCH64_TARGET := aarch64-unknown-linux-musl
 AARCH64_DIR := target/$(AARCH64_TARGET)/release
 AARCH64_PACKAGES := gcc-aarch64-linux-gnu qemu-user-static
-# `make vmtest`: the emulator and the guest's shell and tools.
-VMTEST_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file xz-utils
-# Kernel packages for `make vmtest` (default: the current Debian 5.10, 6.1 and 6.12).
+# `make kernels`: the emulator and the guest's shell and tools.
+KERNELS_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file xz-utils
+# Kernel packages for `make kernels` (default: the current Debian 5.10, 6.1 and 6.12).
 KERNELS ?=
 
 # `make install`: where, and under which staging directory.
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 vmtest image
+.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 kernels image
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -61,7 +61,7 @@ run: build
 	$(SUDO) $(BIN) $(if $(ARGS),$(ARGS),--duration 10 -- $(WORKLOAD) demo 3)
 
 lint: deps
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 
 # The BPF programs' interrupt nesting rule is unit-tested on the host (C);
@@ -72,6 +72,7 @@ test: lint
 	@mkdir -p target
 	$(CC) -Wall -Wextra -Werror -I bpf -o target/irq_nesting_test tests/irq_nesting_test.c
 	./target/irq_nesting_test
+	cargo build --release
 	$(SUDO) env "PATH=$$PATH" cargo test --release -- --test-threads=1
 	tests/install.sh
 
@@ -97,35 +98,35 @@ bench: build
 static: deps
 	$(call apt_install,$(STATIC_PACKAGES))
 	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	vmtest/build-static.sh
-	$(SUDO) env "PATH=$$PATH" vmtest/check-static.sh $(STATIC_DIR)
+	scripts/static/build.sh
+	$(SUDO) env "PATH=$$PATH" scripts/static/check.sh $(STATIC_DIR)
 
 # The same for aarch64, cross-built on x86_64: the BPF object is compiled for
 # arm64 against vmlinux/arm64/vmlinux.h. Checked under qemu-user: static, and
-# it runs (`make vmtest` traces with it on arm64 kernels).
+# it runs (`make kernels` traces with it on arm64 kernels).
 static-aarch64: deps
 	$(call apt_install,$(STATIC_PACKAGES) $(AARCH64_PACKAGES),--no-install-recommends)
 	@rustup target list --installed | grep -qx $(AARCH64_TARGET) || rustup target add $(AARCH64_TARGET)
-	vmtest/build-static.sh aarch64
-	vmtest/check-static.sh $(AARCH64_DIR)
+	scripts/static/build.sh aarch64
+	scripts/static/check.sh $(AARCH64_DIR)
 
 # Boots Debian's 5.10, 6.1 and 6.12 amd64 kernels and 6.1 and 6.12 arm64
 # kernels under QEMU with the static binaries of their architecture and
 # checks their reports there: one PASS/FAIL line per kernel. (Without
 # --no-install-recommends, qemu-system-x86/-arm would pull in a GUI.)
-vmtest: static static-aarch64
-	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
-	vmtest/run.sh $(KERNELS)
+kernels: static static-aarch64
+	$(call apt_install,$(KERNELS_PACKAGES),--no-install-recommends)
+	scripts/kernels/run.sh $(KERNELS)
 
 # The container image for amd64 and arm64: a manifest list
 # localhost/kernel-delay:latest in podman's (root's) store and an OCI archive
-# under target/image/, checked by vmtest/check-image.sh. (Without
+# under target/image/, checked by scripts/image/check.sh. (Without
 # --no-install-recommends, podman would pull in tools it does not need here.)
 IMAGE_PACKAGES := podman
 image: static static-aarch64
 	$(call apt_install,$(IMAGE_PACKAGES),--no-install-recommends)
-	$(SUDO) vmtest/image.sh
-	$(SUDO) vmtest/check-image.sh
+	$(SUDO) scripts/image/build.sh
+	$(SUDO) scripts/image/check.sh
 
 # Regenerates the CO-RE header from the running kernel's BTF (x86 and arm64
 # ship in the repository).
@@ -136,7 +137,7 @@ vmlinux:
 # Regenerates vmlinux/arm64/vmlinux.h on any machine, from the BTF in Debian's
 # arm64 kernel package.
 vmlinux-arm64: deps
-	vmtest/vmlinux-arm64.sh
+	scripts/vmlinux/arm64.sh
 
 clean:
 	cargo clean

@@ -30,6 +30,17 @@ fn main() {
                 panic!("building the BPF skeleton of {source} failed (is clang installed?): {err}")
             });
     }
+    // The test workload (a crate of its own), for the end-to-end tests and
+    // the bench: built into the same target directory and profile as this
+    // build, whose OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is under the profile's directory");
+    println!(
+        "cargo:rustc-env=KD_WORKLOAD={}",
+        profile_dir.join("kd-workload").display()
+    );
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed=benches/bpf");
     println!("cargo:rerun-if-changed={}", vmlinux_dir());

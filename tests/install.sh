@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test of `make install`: into a staging directory (DESTDIR), the
 # binary runs, the man page renders without warnings, and each shell loads
-# its completions and completes an option. Removes what it made, failed or
-# not.
+# its completions and completes an option; and `cargo install` installs the
+# tool alone (not the test workload). Removes what it made, failed or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "install test: FAIL: $*" >&2; exit 1; }
@@ -32,4 +32,10 @@ zsh -n "$root/share/zsh/site-functions/_kernel-delay" || fail "zsh cannot read i
 offered=$(fish --no-config -c "source $root/share/fish/vendor_completions.d/kernel-delay.fish
     complete -C 'kernel-delay --sta'")
 [[ $offered == *--start-trigger* ]] || fail "fish offers '$offered' for --sta"
-echo "install test: OK (binary, man page, bash, zsh and fish completions)"
+
+# cargo install: the tool, and nothing of the tests (this build's target
+# directory, so nothing is compiled twice).
+cargo install --quiet --locked --path . --root "$stage/cargo" --target-dir target
+installed=$(ls "$stage/cargo/bin")
+[[ $installed == kernel-delay ]] || fail "cargo install installed: $installed"
+echo "install test: OK (binary, man page, bash, zsh and fish completions; cargo install: kernel-delay alone)"

@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use floors::{Floor, Level};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_kernel-delay");
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
+const WORKLOAD: &str = env!("KD_WORKLOAD");
 const ROUNDS: usize = 5;
 const REPORT: &str = "/tmp/kernel-delay-bench.json";
 /// Keeps kernel-delay's reader at normal priority (no CAP_SYS_NICE).

@@ -19,7 +19,9 @@ pub const TOOL: &str = match option_env!("KERNEL_DELAY_BIN") {
     None => env!("CARGO_BIN_EXE_kernel-delay"),
 };
 
-pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_kd-workload");
+/// The test workload, built beside the tool (`cargo build`: it is a default
+/// member of the workspace).
+pub const WORKLOAD: &str = env!("KD_WORKLOAD");
 
 /// Far above what any step takes, even on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -93,7 +95,7 @@ impl Workload {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting kd-workload");
+            .expect("starting kd-workload (built by `cargo build --release`)");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut workload = Workload {

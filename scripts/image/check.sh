@@ -11,7 +11,7 @@
 # starts. The binary, its path and its (lack of) neighbours are the image's
 # own; what is not exercised is the container runtime.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 image=localhost/kernel-delay:latest
 out=target/image
 fail() {
@@ -62,7 +62,7 @@ while read -r arch id; do
 done <"$out/instances"
 
 # The amd64 image's binary traces 5000 getppid() calls of kd-workload.
-traced=$(vmtest/check-trace.sh "$amd64_root/kernel-delay" target/x86_64-unknown-linux-musl/release/kd-workload) ||
+traced=$(scripts/check-trace.sh "$amd64_root/kernel-delay" target/x86_64-unknown-linux-musl/release/kd-workload) ||
     fail "the amd64 image's /kernel-delay: see above"
 echo "the amd64 image's /kernel-delay (run from its filesystem, podman image mount) $traced"
 echo "check-image: OK"

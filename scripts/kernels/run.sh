@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# `make vmtest`: proves the static kernel-delay on other kernels and on
+# `make kernels`: proves the static kernel-delay on other kernels and on
 # another architecture. For each Debian kernel package it downloads the
-# package (apt-get download, cached under target/vmtest), boots its vmlinuz
+# package (apt-get download, cached under target/kernels), boots its vmlinuz
 # under QEMU (TCG: no KVM needed) with an initramfs holding busybox,
-# kernel-delay, kd-workload and vmtest/init, and checks what the guest
-# reports (vmtest/checks.py). amd64 kernels boot in qemu-system-x86_64 with
+# kernel-delay, kd-workload and scripts/kernels/init, and checks what the guest
+# reports (scripts/kernels/checks.py). amd64 kernels boot in qemu-system-x86_64 with
 # the x86_64 binaries, arm64 kernels in qemu-system-aarch64 (-M virt) with
 # the aarch64 ones. Prints one "PASS <kernel> (<arch>: ...)" or
 # "FAIL <kernel> (<arch>: ...): reason" line per kernel and exits 1 if any
 # failed.
 #
-# Usage: vmtest/run.sh [[SUITE:]PACKAGE...]
+# Usage: scripts/kernels/run.sh [[SUITE:]PACKAGE...]
 #   PACKAGE: a linux-image package, either a meta package, resolved to the
 #   concrete one it currently depends on, or a concrete one such as
 #   linux-image-6.1.0-50-amd64. Its name ends in its architecture (Debian's
 #   flavours: -amd64, -cloud-amd64, -arm64, ...). SUITE: another Debian
 #   release to take it from (e.g. bullseye). Packages of another release or
 #   architecture come through apt configurations of their own
-#   (vmtest/debian.sh): the machine's apt sources are not touched.
+#   (scripts/debian-packages.sh): the machine's apt sources are not touched.
 #   Default: linux-image-amd64 (bookworm's 6.1), linux-image-6.12-amd64
 #   (6.12 from bookworm-security), bullseye:linux-image-amd64 (Debian 11's
 #   5.10), linux-image-arm64 and linux-image-6.12-arm64 (the same two for
@@ -28,21 +28,21 @@
 #   per boot, default 120 on amd64, 240 on arm64: emulating another
 #   architecture is slower).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$PWD
-work=$root/target/vmtest
+work=$root/target/kernels
 
-say() { echo "vmtest: $*"; }
+say() { echo "kernels: $*"; }
 die() {
-    echo "vmtest: $*" >&2
+    echo "kernels: $*" >&2
     exit 1
 }
-# shellcheck source=vmtest/debian.sh
-. vmtest/debian.sh
+# shellcheck source=scripts/debian-packages.sh
+. scripts/debian-packages.sh
 
 [[ $(uname -m) == x86_64 ]] || die "boots kernels with x86_64 builds of QEMU and binaries: x86_64 hosts only"
 for tool in python3 file apt-get dpkg-deb xz; do
-    command -v "$tool" >/dev/null || die "$tool is missing (make vmtest installs it)"
+    command -v "$tool" >/dev/null || die "$tool is missing (make kernels installs it)"
 done
 [[ $# -gt 0 ]] || set -- linux-image-amd64 linux-image-6.12-amd64 bullseye:linux-image-amd64 \
     linux-image-arm64 linux-image-6.12-arm64
@@ -129,7 +129,7 @@ busybox_for() {
 
 # Puts vmlinuz, config, the package version and the data port's modules
 # (modules/N-NAME.ko, decompressed, N their load order) in
-# target/vmtest/kernels/KVER/.
+# target/kernels/kernels/KVER/.
 fetch() {
     local package=$1 kver=$2 dir=$work/kernels/$2 tmp deb n=0 module path wanted=()
     [[ -s $dir/vmlinuz && -s $dir/version && -s $dir/arch ]] && return 0
@@ -165,7 +165,7 @@ fetch() {
 
 # ---- initramfs: one per architecture, plus each kernel's modules ---------------
 
-# Builds target/vmtest/initramfs-ARCH.cpio.gz (of the current arch_setup).
+# Builds target/scripts/kernels/initramfs-ARCH.cpio.gz (of the current arch_setup).
 build_initramfs() {
     local tree=$work/initramfs-$arch busybox bin
     busybox=$(busybox_for "$arch") || die "no static busybox for $arch"
@@ -180,9 +180,9 @@ build_initramfs() {
     cp "$busybox" "$tree/bin/busybox"
     ln -s busybox "$tree/bin/sh"
     cp "$bin_dir/kernel-delay" "$bin_dir/kd-workload" "$tree/"
-    cp vmtest/init "$tree/init"
+    cp scripts/kernels/init "$tree/init"
     chmod 755 "$tree/init"
-    python3 vmtest/checks.py commands >"$tree/commands"
+    python3 scripts/kernels/checks.py commands >"$tree/commands"
     cpio_gz "$tree" >"$work/initramfs-$arch.cpio.gz"
 }
 
@@ -243,7 +243,7 @@ boot() {
     elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
     note="$note, $((elapsed / 1000)).$(( (elapsed % 1000) / 100 )) s"
     [[ $status -ne 124 ]] || note="$note, timed out after ${boot_timeout} s"
-    if python3 vmtest/checks.py verify "$logs/$kver.data" "$kver" "$work/kernels/$kver/config" "$note"; then
+    if python3 scripts/kernels/checks.py verify "$logs/$kver.data" "$kver" "$work/kernels/$kver/config" "$note"; then
         return 0
     fi
     echo "  console: $logs/$kver.console, guest data: $logs/$kver.data; console tail:"
@@ -286,11 +286,11 @@ unset APT_CONFIG
 built=()
 for kver in "${kernels[@]}"; do
     arch_setup "$(cat "$work/kernels/$kver/arch")"
-    command -v "${qemu_cmd[0]}" >/dev/null || die "${qemu_cmd[0]} is missing (make vmtest installs it)"
+    command -v "${qemu_cmd[0]}" >/dev/null || die "${qemu_cmd[0]} is missing (make kernels installs it)"
     if [[ " ${built[*]} " != *" $arch "* ]]; then
         build_initramfs
         say "initramfs for $arch: $(du -h "$work/initramfs-$arch.cpio.gz" | cut -f1)" \
-            "($(python3 vmtest/checks.py commands | paste -sd, -))"
+            "($(python3 scripts/kernels/checks.py commands | paste -sd, -))"
         built+=("$arch")
     fi
     boot "$kver" || failed=1

@@ -3,7 +3,7 @@
 # `KD_WORKLOAD run 5000 0` on this machine's kernel (as root) and counts
 # exactly 5000 getppid() calls, none lost. Prints one line saying so, or
 # what went wrong on stderr, and exits non-zero.
-# Usage: vmtest/check-trace.sh KERNEL_DELAY KD_WORKLOAD
+# Usage: scripts/check-trace.sh KERNEL_DELAY KD_WORKLOAD
 set -euo pipefail
 kernel_delay=${1:?usage: check-trace.sh KERNEL_DELAY KD_WORKLOAD}
 workload=${2:?usage: check-trace.sh KERNEL_DELAY KD_WORKLOAD}

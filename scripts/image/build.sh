@@ -6,12 +6,12 @@
 # in podman's local store, and saves the list with both images as an OCI
 # archive, target/image/kernel-delay.oci.tar (tag latest). Nothing runs
 # inside the images while building (no RUN), so the arm64 one needs no
-# emulation. Then checks them (vmtest/check-image.sh).
+# emulation. Then checks them (scripts/image/check.sh).
 #
 # Builds are reproducible (--timestamp 0): the same binary gives the same
 # image, so rebuilding does not pile up copies in the store.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 image=localhost/kernel-delay:latest
 out=target/image
 context=$out/context
@@ -41,7 +41,7 @@ podman manifest create "$image" >/dev/null
 : >"$out/instances"
 for arch in amd64 arm64; do
     id=$(podman build --quiet --timestamp 0 --platform "linux/$arch" --manifest "$image" \
-        -f Containerfile "$context" | tail -1)
+        -f scripts/image/Containerfile "$context" | tail -1)
     # Each image by ID, for the check: the list itself names instances by
     # manifest digest only.
     echo "$arch $id" >>"$out/instances"

@@ -3,8 +3,8 @@
 # static and they run. Binaries for another architecture (aarch64 on an
 # x86_64 machine) run under qemu-user (qemu-aarch64-static, called directly:
 # binfmt_misc may be unavailable); they cannot trace this machine's kernel,
-# `make vmtest` boots arm64 kernels for that.
-# Usage: vmtest/check-static.sh DIR   (DIR holds kernel-delay and kd-workload)
+# `make kernels` boots arm64 kernels for that.
+# Usage: scripts/static/check.sh DIR   (DIR holds kernel-delay and kd-workload)
 set -euo pipefail
 dir=${1:?usage: check-static.sh DIR}
 fail() { echo "check-static: FAIL: $*" >&2; exit 1; }
@@ -50,8 +50,9 @@ set -e
 # and run the load tests with this binary (what ships is what is tested at
 # load: it must get the reader's real-time priority and lose nothing).
 if [[ ${#run[@]} -eq 0 && $(id -u) -eq 0 && -e /sys/kernel/btf/vmlinux ]]; then
-    "$(dirname "$0")/check-trace.sh" "$dir/kernel-delay" "$dir/kd-workload" || fail "see above"
+    "$(dirname "$0")/../check-trace.sh" "$dir/kernel-delay" "$dir/kd-workload" || fail "see above"
     binary=$(realpath "$dir/kernel-delay")
+    cargo build --release --package kd-workload # the tests' workload, for this machine
     KERNEL_DELAY_BIN=$binary cargo test --release --test e2e -- --test-threads=1 --exact \
         threads::five_thousand_threads_at_once_are_counted_exactly_with_nothing_lost \
         window::launch_mode_traces_the_command_until_it_exits \

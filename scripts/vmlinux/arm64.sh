@@ -6,13 +6,13 @@
 # kernel's types serve all kernels with BTF.
 #
 # Debian's arm64 vmlinuz is a raw Image, not an ELF file; bpftool cannot
-# read BTF from it, so vmtest/btf-from-image.py copies the BTF out first.
+# read BTF from it, so scripts/vmlinux/btf-from-image.py copies the BTF out first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$PWD
 say() { echo "vmlinux-arm64: $*"; }
-# shellcheck source=vmtest/debian.sh
-. vmtest/debian.sh
+# shellcheck source=scripts/debian-packages.sh
+. scripts/debian-packages.sh
 
 work=$root/target/vmlinux-arm64
 rm -rf "$work" && mkdir -p "$work/deb"
@@ -23,7 +23,7 @@ say "downloading $resolved"
 debian_download "$resolved" "$work/deb"
 kver=${resolved#linux-image-}
 dpkg-deb --fsys-tarfile "$work"/deb/*.deb | tar -x -C "$work" "./boot/vmlinuz-$kver"
-python3 vmtest/btf-from-image.py "$work/boot/vmlinuz-$kver" "$work/btf"
+python3 scripts/vmlinux/btf-from-image.py "$work/boot/vmlinuz-$kver" "$work/btf"
 mkdir -p vmlinux/arm64
 bpftool btf dump file "$work/btf" format c >vmlinux/arm64/vmlinux.h
 say "vmlinux/arm64/vmlinux.h from $kver ($(wc -l <vmlinux/arm64/vmlinux.h) lines)"

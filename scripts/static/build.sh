@@ -5,7 +5,7 @@
 # aarch64, cross-built on an x86_64 machine), which first install the
 # packages and the Rust target.
 #
-# Usage: vmtest/build-static.sh [ARCH]
+# Usage: scripts/static/build.sh [ARCH]
 #
 # libbpf, libelf and zlib come from the sources bundled in libbpf-sys (the
 # crate feature `vendored`): Debian ships them built for glibc only. Two
@@ -16,7 +16,7 @@
 #    skip those checks.
 #  - an include directory for musl-gcc, which by design does not search
 #    /usr/include: the kernel's UAPI headers (linux/, asm/, asm-generic/),
-#    which libbpf needs, and vmtest/musl/argp.h, a declarations-only header
+#    which libbpf needs, and scripts/static/musl/argp.h, a declarations-only header
 #    for elfutils' lib/color.c (see that file).
 #
 # Cross-building for aarch64 uses Debian's packages only: the cross gcc
@@ -28,7 +28,7 @@
 # links with its own musl crt files and libc (self-contained), through the
 # cross gcc.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$PWD
 host=$(uname -m)
 arch=${1:-$host}
@@ -41,7 +41,7 @@ die() {
 
 include=$root/target/musl-include/$arch
 mkdir -p "$include"
-ln -sfn "$root/vmtest/musl/argp.h" "$include/argp.h"
+ln -sfn "$root/scripts/static/musl/argp.h" "$include/argp.h"
 # Environment of the cargo build below, and the C compiler's flags.
 build_env=()
 cflags="-I$include"
@@ -55,8 +55,8 @@ elif [[ $arch == aarch64 && $host == x86_64 ]]; then
         die "aarch64-linux-gnu-gcc is missing (make static-aarch64 installs gcc-aarch64-linux-gnu)"
     sysroot=$root/target/sysroot/aarch64
     if [[ ! -f $sysroot/.complete ]]; then
-        # shellcheck source=vmtest/debian.sh
-        . vmtest/debian.sh
+        # shellcheck source=scripts/debian-packages.sh
+        . scripts/debian-packages.sh
         rm -rf "$sysroot" && mkdir -p "$sysroot/debs"
         APT_CONFIG=$(debian_apt "$debian_host_suite" arm64)
         export APT_CONFIG
@@ -108,5 +108,5 @@ env "${build_env[@]}" \
     ac_cv_search_fts_close='none required' \
     ac_cv_search__obstack_free='none required' \
     "$cflags_var=$cflags" \
-    cargo build --release --features vendored --target "$target" \
-        --bin kernel-delay --bin kd-workload
+    cargo build --release --features kernel-delay/vendored --target "$target" \
+        --package kernel-delay --package kd-workload

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The checks of `make vmtest`, one list for the guest and the host.
+"""The checks of `make kernels`, one list for the guest and the host.
 
     checks.py commands
-        the kd-workload commands the guest runs, one a line (vmtest/run.sh
+        the kd-workload commands the guest runs, one a line (scripts/kernels/run.sh
         puts them in the initramfs as /commands)
     checks.py verify DATA KERNEL CONFIG [NOTE]
         reads what the guest wrote to its data port (DATA), runs every check
@@ -199,7 +199,7 @@ SPINNERS, SPIN_MS = 2, 2000
 
 @check("syscall-event")
 def slow_sleeps_are_events_with_their_kernel_stack(run):
-    """The guest traces with --syscall-events 15 ms (vmtest/init): each of
+    """The guest traces with --syscall-events 15 ms (scripts/kernels/init): each of
     the sleeper's sleeps is an event whose kernel stack shows where it
     slept, symbolized from the guest's kallsyms."""
     events = [
@@ -219,7 +219,7 @@ def slow_sleeps_are_events_with_their_kernel_stack(run):
 
 @check("kprobe-trigger")
 def kprobe_triggers_open_and_close_a_window(run):
-    """vmtest/init traces `sleep 3 30` with --start-trigger
+    """scripts/kernels/init traces `sleep 3 30` with --start-trigger
     k:hrtimer_nanosleep --stop-trigger kr:hrtimer_nanosleep: the window is
     the first sleep, from the kernel function's entry to its return."""
     status = run.values.get("kprobe_exit")
@@ -238,7 +238,7 @@ def kprobe_triggers_open_and_close_a_window(run):
 
 @check("uprobe-trigger")
 def uprobe_triggers_with_stacks_open_every_window(run):
-    """vmtest/init traces `probed 3 30 2000` with --syscall-events 20 ms,
+    """scripts/kernels/init traces `probed 3 30 2000` with --syscall-events 20 ms,
     --sample-count 3, --start-trigger up:kd_probe_point and --stop-trigger
     ur:kd_probe_point: three windows, each one call of the function (three
     getppid() and a 30 ms sleep), the sleep an event with its stacks (the
