@@ -15,12 +15,18 @@ struct irq_cpu_state {
 	__u64 vector_start;	/* x86 system vector */
 	__u64 in_softirq;
 	__u64 nested_hardirq_ns;	/* hard IRQ time inside the running softirq */
+	/* What runs while its start is set: what a wakeup there came from. */
+	__s32 hardirq;		/* IRQ number */
+	__u32 vector;		/* enum irq_vector */
+	__u32 softirq_vec;
+	__u32 pad;
 };
 
 static __always_inline void softirq_entered(struct irq_cpu_state *state, __u32 vec, __u64 now)
 {
 	state->softirq_start[vec] = now;
 	state->in_softirq = 1;
+	state->softirq_vec = vec;
 	state->nested_hardirq_ns = 0;
 }
 

@@ -155,6 +155,15 @@ struct {
 	__type(value, __u64);
 } address_spaces SEC(".maps");
 
+/* Tasks that are not traced whose names are in the ring buffer already
+ * (see name_task). LRU: one evicted is named again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NAMED_TASKS);
+	__type(key, __u32);
+	__type(value, struct named_task);
+} named_tasks SEC(".maps");
+
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
 /* The window, when windowed. */
@@ -174,10 +183,12 @@ struct slow_call_event _slow_call_event = {};
 struct sample_header _sample_header = {};
 struct call_in_flight _call_in_flight = {};
 struct irq_event _irq_event = {};
+struct task_name_event _task_name_event = {};
 /* ... and the enums user space matches on. */
 enum event_kind _event_kind = 0;
 enum switch_out_state _switch_out_state = 0;
 enum switch_flags _switch_flags = 0;
+enum waker_kind _waker_kind = 0;
 enum lost_cause _lost_cause = 0;
 enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
@@ -450,6 +461,13 @@ static __always_inline __u32 switch_out_state(unsigned int state)
 	return state ? OUT_SLEEPING : OUT_READY;
 }
 
+static __always_inline struct irq_cpu_state *irq_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&irq_cpu, &zero);
+}
+
 static __always_inline void mark_target_cpu(void)
 {
 	__u32 zero = 0;
@@ -457,6 +475,38 @@ static __always_inline void mark_target_cpu(void)
 
 	if (totals)
 		totals->target_ran = 1;
+}
+
+/* Records that name `task`, which is not traced, follow its name the
+ * first time in the window (or since it left named_tasks). Read with
+ * CO-RE: `task` may be a plain pointer (the current task on old kernels). */
+static __always_inline void name_task(struct task_struct *task, __u64 now, bool stage)
+{
+	__u32 tid = BPF_CORE_READ(task, pid);
+	struct named_task *named, fresh = {
+		.start_ns = BPF_CORE_READ(task, start_time),
+		.window = READ_ONCE(window.opened),
+	};
+	struct task_name_event *e;
+	struct record_place place;
+	__s32 at;
+
+	if (!tid)
+		return; /* the idle task, named by user space */
+	named = bpf_map_lookup_elem(&named_tasks, &tid);
+	if (named && named->start_ns == fresh.start_ns && named->window == fresh.window)
+		return;
+	e = record_or_lost(&place, sizeof(*e), now, stage, &at);
+	if (!e)
+		return;
+	e->kind = EVENT_TASK_NAME;
+	e->kernel_thread = is_kernel_thread(task);
+	e->at = at;
+	e->tid = tid;
+	e->pid = BPF_CORE_READ(task, tgid);
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	record_end(&place);
+	bpf_map_update_elem(&named_tasks, &tid, &fresh, BPF_ANY);
 }
 
 /* Raw context: the fourth argument exists only on 5.18+, and reading it
@@ -468,6 +518,7 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *prev = (struct task_struct *)ctx[1];
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
+	struct task_struct *other = NULL;
 	struct syscall_start *start;
 	struct record_place place;
 	struct switch_event *e;
@@ -480,6 +531,13 @@ int sched_switch(__u64 *ctx)
 	if (next_traced)
 		mark_target_cpu();
 	now = bpf_ktime_get_ns();
+	/* Who held the CPU before a traced thread, or took it from one. */
+	if (!prev_traced)
+		other = prev;
+	else if (!next_traced)
+		other = next;
+	if (other)
+		name_task(other, now, true);
 	e = record_or_lost(&place, sizeof(*e), now, true, &at);
 	if (!e)
 		return 0;
@@ -487,6 +545,8 @@ int sched_switch(__u64 *ctx)
 	e->at = at;
 	e->prev_state = 0;
 	e->flags = 0;
+	e->other_tid = other ? other->pid : 0;
+	e->other_pid = other ? other->tgid : 0;
 	if (prev_traced) {
 		/* A preempted task is still runnable whatever its state says. */
 		if (preempt)
@@ -521,9 +581,62 @@ int sched_switch(__u64 *ctx)
 	return 0;
 }
 
+/* The state of `task`, made if it has none yet. */
+static __always_inline struct syscall_start *thread_state_of(struct task_struct *task)
+{
+	struct syscall_start *state, fresh = { .kernel_stack = NO_STACK };
+	__u32 tid = task->pid;
+
+	if (task_storage)
+		return bpf_task_storage_get(&task_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	state = bpf_map_lookup_elem(&syscall_starts, &tid);
+	if (state)
+		return state;
+	bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&syscall_starts, &tid);
+}
+
+/* In the waker's context: what is waking a traced thread, an interrupt or
+ * a task (never the task an interrupt landed on), kept for its wakeup. */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(sched_waking, struct task_struct *task)
+{
+	struct irq_cpu_state *irq;
+	struct syscall_start *state;
+	__u64 pid_tgid;
+
+	if (!is_traced(task->tgid) || !recording())
+		return 0;
+	state = thread_state_of(task);
+	if (!state)
+		return 0;
+	irq = irq_state();
+	state->waker_pid = 0;
+	if (irq && irq->hardirq_start) {
+		state->waker_kind = WAKER_HARDIRQ;
+		state->waker = irq->hardirq;
+	} else if (irq && irq->vector_start) {
+		state->waker_kind = WAKER_VECTOR;
+		state->waker = irq->vector;
+	} else if (irq && irq->in_softirq) {
+		state->waker_kind = WAKER_SOFTIRQ;
+		state->waker = irq->softirq_vec;
+	} else {
+		pid_tgid = bpf_get_current_pid_tgid();
+		state->waker_kind = WAKER_TASK;
+		state->waker = (__u32)pid_tgid;
+		state->waker_pid = pid_tgid >> 32;
+		if (!is_traced(pid_tgid >> 32))
+			name_task((struct task_struct *)bpf_get_current_task(), bpf_ktime_get_ns(),
+				  false);
+	}
+	return 0;
+}
+
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *task)
 {
+	struct syscall_start *state;
 	struct record_place place;
 	struct wakeup_event *e;
 	__u64 now;
@@ -538,9 +651,18 @@ int BPF_PROG(sched_wakeup, struct task_struct *task)
 	if (!e)
 		return 0;
 	e->kind = EVENT_WAKEUP;
-	e->pad = 0;
 	e->at = at;
 	e->tid = task->pid;
+	e->waker_kind = WAKER_UNKNOWN;
+	e->waker = 0;
+	e->waker_pid = 0;
+	state = call_of(task);
+	if (state && state->waker_kind != WAKER_UNKNOWN) {
+		e->waker_kind = state->waker_kind;
+		e->waker = state->waker;
+		e->waker_pid = state->waker_pid;
+		state->waker_kind = WAKER_UNKNOWN;
+	}
 	record_end(&place);
 	return 0;
 }
@@ -593,6 +715,10 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	fresh.nr = id;
 	fresh.kernel_stack = NO_STACK;
 	fresh.kernel_stack_taken = 0;
+	fresh.waker_kind = WAKER_UNKNOWN;
+	fresh.waker = 0;
+	fresh.waker_pid = 0;
+	fresh.pad = 0;
 	fresh.enter_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST))
 		count_lost(LOST_SYSCALL_MAP_FULL);
@@ -915,13 +1041,6 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 
 /* Interrupts: charged to the current task when it is one of the target's. */
 
-static __always_inline struct irq_cpu_state *irq_state(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&irq_cpu, &zero);
-}
-
 static __always_inline void emit_irq(__u32 kind, __s32 id, __u64 exit_ns, __u64 duration_ns,
 				     const char *name)
 {
@@ -1005,8 +1124,10 @@ int BPF_PROG(irq_handler_entry, int irq, struct irqaction *action)
 {
 	struct irq_cpu_state *state = irq_state();
 
-	if (state)
+	if (state) {
+		state->hardirq = irq;
 		state->hardirq_start = bpf_ktime_get_ns();
+	}
 	return 0;
 }
 
@@ -1143,12 +1264,14 @@ TRIGGER_PROGS("raw_tp", _tp)
 /* x86 system vectors (timer tick, IPIs): the irq_vectors tracepoints. User
  * space leaves out those the running kernel does not have. */
 
-static __always_inline int vector_entry(void)
+static __always_inline int vector_entry(enum irq_vector id)
 {
 	struct irq_cpu_state *state = irq_state();
 
-	if (state)
+	if (state) {
+		state->vector = id;
 		state->vector_start = bpf_ktime_get_ns();
+	}
 	return 0;
 }
 
@@ -1170,7 +1293,7 @@ static __always_inline int vector_exit(enum irq_vector id)
 	SEC("tp_btf/" #tp "_entry")					\
 	int BPF_PROG(tp##_entry, int vector)				\
 	{								\
-		return vector_entry();					\
+		return vector_entry(id);					\
 	}								\
 	SEC("tp_btf/" #tp "_exit")					\
 	int BPF_PROG(tp##_exit, int vector)				\

@@ -26,6 +26,9 @@ enum event_kind {
 	/* A sample of no records that wakes the reader at once: the stop
 	 * trigger closed a window. */
 	EVENT_WINDOW = 16,
+	/* The name of a task that is not traced, the first time in the
+	 * window a switch or a wakeup names it. */
+	EVENT_TASK_NAME = 17,
 };
 
 /* Sampling windows, opened and closed by triggers (--start-trigger,
@@ -184,13 +187,50 @@ struct switch_event {
 	__u8 flags;		/* enum switch_flags */
 	__s32 at;
 	__u32 next_tid;		/* 0 when not traced */
+	/* The side that is not traced, when one is not: the task that held
+	 * the CPU before a traced thread got it, or the one that takes it
+	 * from a traced thread (0 for the idle task, and when both sides
+	 * are traced). */
+	__u32 other_tid;
+	__u32 other_pid;
+};
+
+/* What woke a thread: the context try_to_wake_up() ran in. */
+enum waker_kind {
+	WAKER_UNKNOWN = 0,	/* its waking was not seen */
+	WAKER_TASK = 1,		/* a task: waker is its thread id, waker_pid its process */
+	WAKER_HARDIRQ = 2,	/* a device IRQ handler: waker is the IRQ number */
+	WAKER_VECTOR = 3,	/* an x86 system vector: waker is enum irq_vector */
+	WAKER_SOFTIRQ = 4,	/* a softirq: waker is its vector */
 };
 
 struct wakeup_event {
 	__u16 kind;
-	__u16 pad;
+	__u16 waker_kind;	/* enum waker_kind */
 	__s32 at;
 	__u32 tid;
+	__u32 waker;
+	__u32 waker_pid;
+};
+
+/* A task that is not traced, as a switch or a wakeup names it. */
+struct task_name_event {
+	__u16 kind;
+	__u16 kernel_thread;
+	__s32 at;
+	__u32 tid;
+	__u32 pid;
+	char comm[TASK_COMM_LEN];
+};
+
+/* The tasks named in the ring buffer already: by thread id, the task's
+ * start time and the window it was named in. */
+enum named_task_limit {
+	NAMED_TASKS = 4096,
+};
+struct named_task {
+	__u64 start_ns;
+	__u64 window;
 };
 /* A new thread: its task start time tells its spilled calls and kept exit
  * apart from those of an earlier thread with the same id. */
@@ -315,7 +355,10 @@ struct call_in_flight {
 	__u64 enter_ns;
 };
 
-/* Per-thread system call in flight; enter_ns == 0 means none. */
+/* Per-thread state: the system call in flight (enter_ns == 0 means
+ * none), and what is waking the thread, noted by sched_waking in the
+ * waker's context for the wakeup's record (sched_wakeup may run on the
+ * wakee's CPU, after an IPI, in no context of the waker's). */
 struct syscall_start {
 	__u64 enter_ns;
 	__s64 nr;
@@ -323,6 +366,10 @@ struct syscall_start {
 	 * stack id or -errno), once kernel_stack_taken is set. */
 	__s32 kernel_stack;
 	__u32 kernel_stack_taken;
+	__u32 waker_kind;	/* enum waker_kind; WAKER_UNKNOWN once used */
+	__u32 waker;
+	__u32 waker_pid;
+	__u32 pad;
 };
 
 #endif /* __KERNEL_DELAY_H */

@@ -120,7 +120,11 @@ mod tests {
     use super::*;
 
     fn wakeup(tid: u32, ts_ns: u64) -> Record {
-        Record::Wakeup { tid, ts_ns }
+        Record::Wakeup {
+            tid,
+            ts_ns,
+            waker: crate::kernel::records::Waker::Unknown,
+        }
     }
 
     fn released(reorder: &mut Reorder, horizon_ns: u64) -> Vec<Record> {

@@ -201,7 +201,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             names(opening.threads)
         };
         let events = aggregator.events();
-        let (threads, processes) = aggregator.into_parts();
+        let (threads, processes, tasks) = aggregator.into_parts();
         self.alive = closing.alive;
         let measurement = Measurement {
             header,
@@ -222,6 +222,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
                 states_at_start,
             },
             processes,
+            tasks,
         };
         Ok((
             Collected {

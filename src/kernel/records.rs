@@ -6,8 +6,8 @@ use std::mem::size_of;
 
 use crate::kernel::skel::types::{
     event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
-    switch_event, switch_flags, switch_out_state, syscall_event, thread_exit_event,
-    thread_new_event, wakeup_event,
+    switch_event, switch_flags, switch_out_state, syscall_event, task_name_event,
+    thread_exit_event, thread_new_event, waker_kind, wakeup_event,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -30,8 +30,16 @@ pub enum Record {
         out: Option<Leaving>,
         into: Option<Arriving>,
     },
-    /// Thread `tid` became runnable.
-    Wakeup { tid: u32, ts_ns: u64 },
+    /// Thread `tid` became runnable, woken by `waker`.
+    Wakeup { tid: u32, ts_ns: u64, waker: Waker },
+    /// The name of a task that is not traced, as the records that follow
+    /// name it.
+    TaskName {
+        task: Task,
+        ts_ns: u64,
+        kernel_thread: bool,
+        comm: [u8; 16],
+    },
     /// A thread of process `pid` was created; `start_ns` is its task start
     /// time.
     ThreadNew {
@@ -71,6 +79,7 @@ impl Record {
             Record::SlowCall(call) => call.exit_ns,
             Record::Switch { ts_ns, .. }
             | Record::Wakeup { ts_ns, .. }
+            | Record::TaskName { ts_ns, .. }
             | Record::ThreadNew { ts_ns, .. }
             | Record::ThreadExit { ts_ns, .. }
             | Record::ProcessNew { ts_ns, .. }
@@ -79,12 +88,16 @@ impl Record {
     }
 
     /// Made on its CPU by a traced thread running there; not a wakeup, a
-    /// new thread or a new process, which the thread that makes them (any
-    /// task, or an interrupt, for a wakeup sent at once) may make anywhere.
+    /// new thread, a new process or a name, which the thread that makes
+    /// them (any task, or an interrupt, for a wakeup or a name sent at
+    /// once) may make anywhere.
     pub fn made_by_running_thread(&self) -> bool {
         !matches!(
             self,
-            Record::Wakeup { .. } | Record::ThreadNew { .. } | Record::ProcessNew { .. }
+            Record::Wakeup { .. }
+                | Record::TaskName { .. }
+                | Record::ThreadNew { .. }
+                | Record::ProcessNew { .. }
         )
     }
 }
@@ -111,6 +124,15 @@ pub struct SlowCall {
     pub address_space: u64,
 }
 
+/// A task a record names: its thread id (0: the idle task), and its
+/// process when the record carries it (a task that is not traced; a
+/// traced thread's process is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Task {
+    pub tid: u32,
+    pub pid: Option<u32>,
+}
+
 /// The traced thread a context switch takes off its CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leaving {
@@ -118,6 +140,8 @@ pub struct Leaving {
     pub departure: Departure,
     /// It is inside a system call.
     pub in_call: bool,
+    /// The task that gets the CPU (its preemptor, when it is still ready).
+    pub next: Task,
 }
 
 /// The traced thread a context switch gives the CPU to.
@@ -126,9 +150,21 @@ pub struct Arriving {
     pub tid: u32,
     /// The CPU was idle before: the thread waited for it to wake up.
     pub after_idle: bool,
+    /// The task that had the CPU until then.
+    pub prev: Task,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What woke a thread: the context its wakeup ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Waker {
+    /// The programs did not see it (its waking came before tracing).
+    Unknown,
+    Task(Task),
+    /// An interrupt (a device IRQ's handler name is not known here).
+    Interrupt(IrqSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IrqSource {
     Softirq(u32),
     Hard(HardIrq),
@@ -178,6 +214,23 @@ fn departure(state: switch_out_state) -> Option<Departure> {
         switch_out_state::OUT_DEAD => Departure::Dead,
         _ => return None,
     })
+}
+
+/// What woke the thread of wakeup `e`.
+fn waker(e: &wakeup_event) -> Waker {
+    match waker_kind(u32::from(e.waker_kind)) {
+        waker_kind::WAKER_TASK => Waker::Task(Task {
+            tid: e.waker,
+            pid: Some(e.waker_pid),
+        }),
+        waker_kind::WAKER_HARDIRQ => Waker::Interrupt(IrqSource::Hard(HardIrq::Line {
+            irq: e.waker as i32,
+            handler: Vec::new(),
+        })),
+        waker_kind::WAKER_VECTOR => Waker::Interrupt(IrqSource::Hard(HardIrq::Vector(e.waker))),
+        waker_kind::WAKER_SOFTIRQ => Waker::Interrupt(IrqSource::Softirq(e.waker)),
+        _ => Waker::Unknown,
+    }
 }
 
 /// A kernel `char[]` (signed on x86) as bytes.
@@ -300,17 +353,33 @@ impl Records<'_> {
             event_kind::EVENT_SWITCH => {
                 let e: switch_event = read_record(data);
                 let flag = |flag: switch_flags| u32::from(e.flags) & flag.0 != 0;
-                let out = match flag(switch_flags::SWITCH_PREV_TRACED) {
+                let prev_traced = flag(switch_flags::SWITCH_PREV_TRACED);
+                let other = Task {
+                    tid: e.other_tid,
+                    pid: Some(e.other_pid),
+                };
+                let out = match prev_traced {
                     false => None,
                     true => Some(Leaving {
                         tid: self.running,
                         departure: departure(switch_out_state(u32::from(e.prev_state)))?,
                         in_call: flag(switch_flags::SWITCH_PREV_IN_CALL),
+                        next: match e.next_tid {
+                            0 => other,
+                            tid => Task { tid, pid: None },
+                        },
                     }),
                 };
                 let into = (e.next_tid != 0).then_some(Arriving {
                     tid: e.next_tid,
                     after_idle: flag(switch_flags::SWITCH_NEXT_AFTER_IDLE),
+                    prev: match prev_traced {
+                        true => Task {
+                            tid: self.running,
+                            pid: None,
+                        },
+                        false => other,
+                    },
                 });
                 self.running = e.next_tid;
                 Record::Switch {
@@ -324,6 +393,19 @@ impl Records<'_> {
                 Record::Wakeup {
                     tid: e.tid,
                     ts_ns: self.time(e.at),
+                    waker: waker(&e),
+                }
+            }
+            event_kind::EVENT_TASK_NAME => {
+                let e: task_name_event = read_record(data);
+                Record::TaskName {
+                    task: Task {
+                        tid: e.tid,
+                        pid: Some(e.pid),
+                    },
+                    ts_ns: self.time(e.at),
+                    kernel_thread: e.kernel_thread != 0,
+                    comm: comm_bytes(&e.comm),
                 }
             }
             event_kind::EVENT_THREAD_NEW => {
@@ -428,6 +510,7 @@ fn record_size(kind: event_kind) -> Option<usize> {
         event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),
         event_kind::EVENT_SWITCH => size_of::<switch_event>(),
         event_kind::EVENT_WAKEUP => size_of::<wakeup_event>(),
+        event_kind::EVENT_TASK_NAME => size_of::<task_name_event>(),
         event_kind::EVENT_THREAD_NEW => size_of::<thread_new_event>(),
         event_kind::EVENT_THREAD_EXIT => size_of::<thread_exit_event>(),
         event_kind::EVENT_EXEC => size_of::<exec_event>(),
@@ -498,6 +581,7 @@ mod tests {
         call
     }
 
+    /// A switch whose untraced side, if any, is task 77 of process 76.
     fn switch(flags: switch_flags, at: i32, next_tid: u32) -> switch_event {
         switch_event {
             kind: event_kind::EVENT_SWITCH.0 as u16,
@@ -505,16 +589,30 @@ mod tests {
             flags: flags.0 as u8,
             at,
             next_tid,
+            other_tid: 77,
+            other_pid: 76,
         }
     }
+
+    /// A traced thread, whose process the record does not carry.
+    fn traced(tid: u32) -> Task {
+        Task { tid, pid: None }
+    }
+
+    const UNTRACED: Task = Task {
+        tid: 77,
+        pid: Some(76),
+    };
 
     #[test]
     fn a_batch_is_records_of_the_running_thread_one_after_another() {
         let wakeup = wakeup_event {
             kind: event_kind::EVENT_WAKEUP.0 as u16,
-            pad: 0,
+            waker_kind: waker_kind::WAKER_TASK.0 as u16,
             at: 5,
             tid: 3,
+            waker: 1,
+            waker_pid: 1,
         };
         let mut batch = vec![0u8; 1]; // lies at an odd place in memory
         batch.extend(header(event_kind::EVENT_BATCH, 7, 1, 1_000));
@@ -539,7 +637,11 @@ mod tests {
                 call_of(1, 0, 1_006, 1_010),
                 Record::Wakeup {
                     tid: 3,
-                    ts_ns: 1_005
+                    ts_ns: 1_005,
+                    waker: Waker::Task(Task {
+                        tid: 1,
+                        pid: Some(1)
+                    }),
                 },
                 Record::Switch {
                     ts_ns: 1_020,
@@ -547,10 +649,12 @@ mod tests {
                         tid: 1,
                         departure: Departure::Sleeping,
                         in_call: false,
+                        next: traced(2),
                     }),
                     into: Some(Arriving {
                         tid: 2,
                         after_idle: false,
+                        prev: traced(1),
                     }),
                 },
                 call_of(2, 1, 1_024, 1_030),
@@ -568,7 +672,17 @@ mod tests {
 
     #[test]
     fn only_records_of_others_can_be_made_away_from_the_traced_threads() {
-        let wakeup = Record::Wakeup { tid: 1, ts_ns: 0 };
+        let wakeup = Record::Wakeup {
+            tid: 1,
+            ts_ns: 0,
+            waker: Waker::Unknown,
+        };
+        let name = Record::TaskName {
+            task: UNTRACED,
+            ts_ns: 0,
+            kernel_thread: false,
+            comm: [0; 16],
+        };
         let call = Record::Syscall {
             tid: 1,
             nr: 0,
@@ -582,9 +696,11 @@ mod tests {
             into: Some(Arriving {
                 tid: 1,
                 after_idle: true,
+                prev: traced(0),
             }),
         };
         assert!(!wakeup.made_by_running_thread());
+        assert!(!name.made_by_running_thread());
         assert!(call.made_by_running_thread());
         assert!(switch.made_by_running_thread());
     }
@@ -683,10 +799,12 @@ mod tests {
                         tid: 42,
                         departure,
                         in_call: false,
+                        next: traced(8),
                     }),
                     into: Some(Arriving {
                         tid: 8,
                         after_idle: false,
+                        prev: traced(42),
                     }),
                 },
             );
@@ -701,10 +819,12 @@ mod tests {
                     tid: 42,
                     departure: Departure::Dead,
                     in_call: true,
+                    next: traced(8),
                 }),
                 into: Some(Arriving {
                     tid: 8,
                     after_idle: true,
+                    prev: traced(42),
                 }),
             },
         );
@@ -714,7 +834,8 @@ mod tests {
             vec![],
             "an unknown state is no guess"
         );
-        // Only one side traced: an untraced thread leaves, or gets the CPU.
+        // Only one side traced: an untraced task leaves, or gets the CPU,
+        // and is named.
         let into = switch(switch_flags(0), 5, 8);
         let out = switch(switch_flags::SWITCH_PREV_TRACED, 5, 0);
         assert_eq!(
@@ -726,6 +847,7 @@ mod tests {
                     into: Some(Arriving {
                         tid: 8,
                         after_idle: false,
+                        prev: UNTRACED,
                     }),
                 },
                 Record::Switch {
@@ -734,22 +856,76 @@ mod tests {
                         tid: 8,
                         departure: Departure::Sleeping,
                         in_call: false,
+                        next: UNTRACED,
                     }),
                     into: None,
                 },
             ]
         );
-        let wakeup = wakeup_event {
+        let mut wakeup = wakeup_event {
             kind: event_kind::EVENT_WAKEUP.0 as u16,
-            pad: 0,
+            waker_kind: 0,
             at: 9,
             tid: 7,
+            waker: 3,
+            waker_pid: 0,
         };
+        for (kind, waker) in [
+            (waker_kind::WAKER_UNKNOWN, Waker::Unknown),
+            (
+                waker_kind::WAKER_HARDIRQ,
+                Waker::Interrupt(IrqSource::Hard(HardIrq::Line {
+                    irq: 3,
+                    handler: Vec::new(),
+                })),
+            ),
+            (
+                waker_kind::WAKER_VECTOR,
+                Waker::Interrupt(IrqSource::Hard(HardIrq::Vector(3))),
+            ),
+            (
+                waker_kind::WAKER_SOFTIRQ,
+                Waker::Interrupt(IrqSource::Softirq(3)),
+            ),
+            (
+                waker_kind::WAKER_TASK,
+                Waker::Task(Task {
+                    tid: 3,
+                    pid: Some(0),
+                }),
+            ),
+        ] {
+            wakeup.waker_kind = kind.0 as u16;
+            decodes_to(
+                &wakeup,
+                Record::Wakeup {
+                    tid: 7,
+                    ts_ns: BASE + 9,
+                    waker,
+                },
+            );
+        }
+        let mut comm = [0i8; 16];
+        for (c, b) in comm.iter_mut().zip(b"kworker/0:1") {
+            *c = *b as i8;
+        }
+        let name = task_name_event {
+            kind: event_kind::EVENT_TASK_NAME.0 as u16,
+            kernel_thread: 1,
+            at: 9,
+            tid: 77,
+            pid: 76,
+            comm,
+        };
+        let mut expected = [0u8; 16];
+        expected[..11].copy_from_slice(b"kworker/0:1");
         decodes_to(
-            &wakeup,
-            Record::Wakeup {
-                tid: 7,
+            &name,
+            Record::TaskName {
+                task: UNTRACED,
                 ts_ns: BASE + 9,
+                kernel_thread: true,
+                comm: expected,
             },
         );
     }

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::records::{
-    Departure, InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit,
+    Departure, InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit, Waker,
 };
 use crate::kernel::syscall_names::is_poll_family_nr;
+use crate::model::attribution::Tasks;
 use crate::model::sched::{SchedEvent, StateTimes, Timeline};
 use crate::model::stats::Distribution;
 
@@ -224,6 +225,8 @@ pub struct Aggregator {
     /// How many are kept, and those past it, counted.
     slow_call_cap: usize,
     slow_calls_not_listed: u64,
+    /// The tasks that are not traced that the records name.
+    tasks: Tasks,
 }
 
 impl Aggregator {
@@ -240,6 +243,7 @@ impl Aggregator {
             slow_calls: Vec::new(),
             slow_call_cap: usize::MAX,
             slow_calls_not_listed: 0,
+            tasks: Tasks::default(),
         }
     }
 
@@ -324,20 +328,35 @@ impl Aggregator {
             }
             Record::Switch { ts_ns, out, into } => {
                 if let Some(out) = out {
+                    self.tasks.note(out.next);
                     let event = SchedEvent::SwitchOut {
                         departure: out.departure,
                         in_call: out.in_call,
+                        next: out.next.tid,
                     };
                     self.sched(out.tid, ts_ns, event);
                 }
                 if let Some(into) = into {
+                    self.tasks.note(into.prev);
                     let event = SchedEvent::SwitchIn {
                         after_idle: into.after_idle,
+                        prev: into.prev.tid,
                     };
                     self.sched(into.tid, ts_ns, event);
                 }
             }
-            Record::Wakeup { tid, ts_ns } => self.sched(tid, ts_ns, SchedEvent::Wakeup),
+            Record::Wakeup { tid, ts_ns, waker } => {
+                if let Waker::Task(task) = waker {
+                    self.tasks.note(task);
+                }
+                self.sched(tid, ts_ns, SchedEvent::Wakeup(waker));
+            }
+            Record::TaskName {
+                task,
+                comm,
+                kernel_thread,
+                ..
+            } => self.tasks.name(task, comm, kernel_thread),
             Record::ThreadNew {
                 tid,
                 pid,
@@ -612,18 +631,18 @@ impl Aggregator {
     }
 
     /// The threads and the processes seen.
-    pub fn into_parts(mut self) -> (Vec<ThreadActivity>, Vec<ProcessActivity>) {
+    pub fn into_parts(mut self) -> (Vec<ThreadActivity>, Vec<ProcessActivity>, Tasks) {
         for &index in self.newest.values() {
             self.threads[index].newest = true;
         }
-        (self.threads, self.processes)
+        (self.threads, self.processes, self.tasks)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::records::{Arriving, Leaving};
+    use crate::kernel::records::{Arriving, Leaving, Task};
 
     fn call(tid: u32, nr: i64, enter_ns: u64, exit_ns: u64) -> Record {
         Record::Syscall {
@@ -664,6 +683,7 @@ mod tests {
             into: Some(Arriving {
                 tid,
                 after_idle: false,
+                prev: Task { tid: 0, pid: None },
             }),
         }
     }
@@ -676,6 +696,7 @@ mod tests {
                 tid,
                 departure,
                 in_call,
+                next: Task { tid: 0, pid: None },
             }),
             into: None,
         }
@@ -777,7 +798,7 @@ mod tests {
         agg.ingest(switch_out(7, 6_000, Departure::Sleeping, false));
         let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
-        let (stats, time) = timeline.finish(5_000, None, None);
+        let (stats, time, _) = timeline.finish(5_000, None, None);
         assert_eq!(
             (
                 time.times.ready_ns(),
@@ -868,7 +889,7 @@ mod tests {
         assert!(nines[1].exit.is_none());
         assert!(!nines[0].newest && nines[1].newest);
         assert!(!nines[0].alive_at_start() && !nines[1].alive_at_start());
-        let (_, first) = nines[0].timeline.clone().unwrap().finish(5_000, None, None);
+        let (_, first, _) = nines[0].timeline.clone().unwrap().finish(5_000, None, None);
         assert_eq!(
             first.observed_ns, 350,
             "born at 1,100, last switch at 1,450"
@@ -937,7 +958,7 @@ mod tests {
         // A thread whose creation record was lost.
         agg.add_spilled(9, 4_000, 110, spilled);
         agg.add_spilled(9, 4_000, 0, spilled);
-        let (threads, processes) = agg.into_parts();
+        let (threads, processes, _) = agg.into_parts();
         let nines = by_tid(&threads, 9);
         assert_eq!(nines.len(), 3);
         assert_eq!(count(nines[0], 110), 11);
@@ -985,7 +1006,7 @@ mod tests {
             ppid: 1,
             ts_ns: 1_300,
         });
-        let (_, processes) = agg.into_parts();
+        let (_, processes, _) = agg.into_parts();
         let twos: Vec<_> = processes.iter().filter(|p| p.pid == 2).collect();
         assert_eq!(twos.len(), 2, "{processes:?}");
         assert_eq!(
@@ -1022,7 +1043,7 @@ mod tests {
         });
         assert_eq!(agg.forked_processes_alive(), 0);
         assert_eq!(agg.processes_alive(), vec![1]);
-        let (threads, processes) = agg.into_parts();
+        let (threads, processes, _) = agg.into_parts();
         assert_eq!(
             processes,
             vec![
@@ -1054,10 +1075,12 @@ mod tests {
                 tid: 7,
                 departure: Departure::Ready,
                 in_call: false,
+                next: Task { tid: 8, pid: None },
             }),
             into: Some(Arriving {
                 tid: 8,
                 after_idle: true,
+                prev: Task { tid: 7, pid: None },
             }),
         });
         agg.close(2_000);
@@ -1082,6 +1105,7 @@ mod tests {
         agg.ingest(Record::Wakeup {
             tid: 7,
             ts_ns: 2_000,
+            waker: Waker::Unknown,
         });
         agg.ingest(switch_in(7, 2_100));
         agg.ingest(call(7, 0, 1_200, 2_150));

@@ -2,6 +2,7 @@
 //! system calls, scheduling states and interrupts, with their statistics.
 
 pub mod aggregate;
+pub mod attribution;
 pub mod histogram;
 pub mod sched;
 pub mod stats;

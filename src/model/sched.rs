@@ -6,7 +6,8 @@
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::kernel::records::Departure;
+use crate::kernel::records::{Departure, Waker};
+use crate::model::attribution::{Attribution, Holder};
 use crate::model::stats::{Distribution, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,18 +70,20 @@ impl ThreadState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchedEvent {
-    /// Got a CPU; `after_idle`: the CPU was idle before.
+    /// Got a CPU from task `prev`; `after_idle`: the CPU was idle before.
     SwitchIn {
         after_idle: bool,
+        prev: u32,
     },
-    /// Left its CPU; `in_call`: inside a system call.
+    /// Left its CPU to task `next`; `in_call`: inside a system call.
     SwitchOut {
         departure: Departure,
         in_call: bool,
+        next: u32,
     },
-    Wakeup,
+    Wakeup(Waker),
     /// Newly created and runnable.
     WakeupNew,
 }
@@ -233,6 +236,8 @@ pub struct Timeline {
     /// Boxed: a thread is in few calls that leave the CPU at a time, and
     /// thousands of threads hold a timeline.
     call: Option<Box<CallOffCpu>>,
+    /// Boxed, and made at the first wait or wakeup it tells about.
+    attribution: Option<Box<Attribution>>,
 }
 
 impl Timeline {
@@ -248,6 +253,7 @@ impl Timeline {
             stretches: Default::default(),
             ready_after_idle: Distribution::default(),
             call: None,
+            attribution: None,
         }
     }
 
@@ -266,26 +272,29 @@ impl Timeline {
                 self.born_ns = Some(ts);
                 self.begin(ts, ThreadState::Ready);
             }
-            SchedEvent::Wakeup | SchedEvent::WakeupNew => match self.state {
-                Some(ThreadState::Running | ThreadState::Ready) => {} // already runnable
-                waiting => {
-                    // A first event that is a wakeup means it was asleep.
-                    self.close(ts, waiting.unwrap_or(ThreadState::Sleeping), false);
-                    self.begin(ts, ThreadState::Ready);
-                }
-            },
-            SchedEvent::SwitchIn { after_idle } => {
+            SchedEvent::WakeupNew => self.woken(ts, None),
+            SchedEvent::Wakeup(waker) => self.woken(ts, Some(waker)),
+            SchedEvent::SwitchIn { after_idle, prev } => {
                 // Switched in without a wakeup seen: it was runnable all
                 // along (e.g. a sleep cut short by a pending signal).
                 let was = match self.state {
                     Some(ThreadState::Running) => ThreadState::Running,
                     _ => ThreadState::Ready,
                 };
-                self.close(ts, was, after_idle);
+                self.close(ts, was, after_idle, Holder::Task(prev));
                 self.begin(ts, ThreadState::Running);
             }
-            SchedEvent::SwitchOut { departure, in_call } => {
-                self.close(ts, self.state.unwrap_or(ThreadState::Running), false);
+            SchedEvent::SwitchOut {
+                departure,
+                in_call,
+                next,
+            } => {
+                // Ready before it: its switch in was not recorded.
+                let state = self.state.unwrap_or(ThreadState::Running);
+                self.close(ts, state, false, Holder::Unseen);
+                if departure == Departure::Ready {
+                    self.attribution().preempted_by.add(next, 0);
+                }
                 // A call whose return was not seen (its record lost) ends
                 // here at the latest.
                 if !in_call {
@@ -301,6 +310,42 @@ impl Timeline {
                     None => self.died_ns = Some(ts),
                 }
             }
+        }
+    }
+
+    /// A wakeup at `ts` by `waker` (None: a new thread's, which only
+    /// tells it was runnable): it ends a wait, unless the thread was
+    /// runnable already.
+    fn woken(&mut self, ts: u64, waker: Option<Waker>) {
+        let waited = match self.state {
+            Some(ThreadState::Running | ThreadState::Ready) => None,
+            // A first event that is a wakeup means it was asleep.
+            waiting => Some(waiting.unwrap_or(ThreadState::Sleeping)),
+        };
+        let ended_ns = match waited {
+            Some(ThreadState::Sleeping | ThreadState::Blocked) => ts - self.since_ns,
+            _ => 0,
+        };
+        if let Some(waker) = waker {
+            self.attribution().woken_by.add(waker, ended_ns);
+        }
+        if let Some(state) = waited {
+            self.close(ts, state, false, Holder::Unseen);
+            self.begin(ts, ThreadState::Ready);
+        }
+    }
+
+    fn attribution(&mut self) -> &mut Attribution {
+        self.attribution.get_or_insert_with(Box::default)
+    }
+
+    /// `ns` spent in `state` (ready: after the CPU idled, or behind
+    /// `holder`): the budget, and the holder's share of it, in one place
+    /// so that the shares add up to the budget's time ready behind others.
+    fn spend(&mut self, state: ThreadState, after_idle: bool, ns: u64, holder: Holder) {
+        self.budget.add(state, after_idle, ns);
+        if state == ThreadState::Ready && !after_idle {
+            self.attribution().ready_behind.add(holder, ns);
         }
     }
 
@@ -331,7 +376,7 @@ impl Timeline {
                     None
                 }
             },
-            SchedEvent::Wakeup | SchedEvent::WakeupNew => match self.state {
+            SchedEvent::Wakeup(_) | SchedEvent::WakeupNew => match self.state {
                 Some(s) if !s.is_off_cpu_wait() => Some(s),
                 _ => Some(ThreadState::Ready),
             },
@@ -339,10 +384,10 @@ impl Timeline {
     }
 
     /// Ends the current stretch, in `state`, at `ts`; a stretch ready ends
-    /// `after_idle` or not.
-    fn close(&mut self, ts: u64, state: ThreadState, after_idle: bool) {
+    /// `after_idle` or not, behind `holder`.
+    fn close(&mut self, ts: u64, state: ThreadState, after_idle: bool, holder: Holder) {
         let elapsed = ts - self.since_ns;
-        self.budget.add(state, after_idle, elapsed);
+        self.spend(state, after_idle, elapsed, holder);
         if self.since_event {
             match state {
                 ThreadState::Ready if after_idle => self.ready_after_idle.record(elapsed),
@@ -369,7 +414,7 @@ impl Timeline {
         end_ns: u64,
         exit_ns: Option<u64>,
         state_at_start: Option<ThreadState>,
-    ) -> (SchedStats, TimeBudget) {
+    ) -> (SchedStats, TimeBudget, Attribution) {
         let end = match self.died_ns {
             Some(died) => died,
             None => {
@@ -380,7 +425,7 @@ impl Timeline {
                     .state
                     .or(state_at_start)
                     .unwrap_or(ThreadState::Running);
-                self.budget.add(state, false, end - self.since_ns);
+                self.spend(state, false, end - self.since_ns, Holder::StillReady);
                 end
             }
         };
@@ -406,6 +451,7 @@ impl Timeline {
                 stopped,
             },
             time,
+            self.attribution.map(|a| *a).unwrap_or_default(),
         )
     }
 }
@@ -426,14 +472,23 @@ mod tests {
     use Departure::*;
     use SchedEvent::*;
 
+    /// The task the CPU goes to or comes from.
+    const OTHER: u32 = 99;
+
     /// Switched in from another task.
-    const IN: SchedEvent = SwitchIn { after_idle: false };
+    const IN: SchedEvent = SwitchIn {
+        after_idle: false,
+        prev: OTHER,
+    };
+
+    const WAKEUP: SchedEvent = Wakeup(Waker::Unknown);
 
     /// Switched out outside any system call.
     fn out(departure: Departure) -> SchedEvent {
         SwitchOut {
             departure,
             in_call: false,
+            next: OTHER,
         }
     }
 
@@ -450,14 +505,19 @@ mod tests {
         at_start: Option<ThreadState>,
     ) -> (SchedStats, TimeBudget) {
         let mut timeline = Timeline::new(START);
-        for &(ts, event) in events {
-            timeline.apply(ts, event);
+        for (ts, event) in events {
+            timeline.apply(*ts, event.clone());
         }
-        let (stats, time) = timeline.finish(END, exit, at_start);
+        let (stats, time, attribution) = timeline.finish(END, exit, at_start);
         assert_eq!(
             time.parts().iter().sum::<u64>(),
             time.observed_ns,
             "budget must add up: {time:?}"
+        );
+        assert_eq!(
+            attribution.ready_behind.total().ns,
+            time.times.ready_busy_cpu_ns,
+            "the holders' shares must add up: {attribution:?}"
         );
         (stats, time)
     }
@@ -488,7 +548,7 @@ mod tests {
             (3_000, 97_000)
         );
         // Woken first: it was asleep.
-        let (_, time) = run(&[(5_000, Wakeup), (6_000, IN)]);
+        let (_, time) = run(&[(5_000, WAKEUP), (6_000, IN)]);
         assert_eq!(
             (
                 time.times.sleeping_ns,
@@ -506,10 +566,10 @@ mod tests {
             (12_000, out(Ready)),
             (15_000, IN),
             (25_000, out(Sleeping)),
-            (45_000, Wakeup),
+            (45_000, WAKEUP),
             (46_000, IN),
             (50_000, out(Blocked)),
-            (70_000, Wakeup),
+            (70_000, WAKEUP),
             (71_000, IN),
         ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (3, 24_000));
@@ -537,7 +597,7 @@ mod tests {
         let (stats, time) = run(&[
             (2_000, IN),
             (3_000, out(Stopped)),
-            (53_000, Wakeup),
+            (53_000, WAKEUP),
             (54_000, IN),
         ]);
         assert_eq!((stats.stopped.count, stats.stopped.total_ns), (1, 50_000));
@@ -555,9 +615,9 @@ mod tests {
     fn wakeups_of_runnable_threads_change_nothing() {
         let (stats, time) = run(&[
             (2_000, IN),
-            (3_000, Wakeup),
+            (3_000, WAKEUP),
             (4_000, out(Ready)),
-            (5_000, Wakeup),
+            (5_000, WAKEUP),
             (6_000, IN),
         ]);
         assert_eq!((stats.run.count, stats.run.total_ns), (1, 2_000));
@@ -596,7 +656,7 @@ mod tests {
         let (stats, time) = run(&[
             (500, IN),
             (900, out(Blocked)),
-            (11_000, Wakeup),
+            (11_000, WAKEUP),
             (11_500, IN),
         ]);
         assert_eq!(
@@ -633,19 +693,22 @@ mod tests {
 
     #[test]
     fn ready_time_is_split_by_what_the_cpu_did() {
-        let after_idle = SwitchIn { after_idle: true };
+        let after_idle = SwitchIn {
+            after_idle: true,
+            prev: 0,
+        };
         let (stats, time) = run(&[
             (2_000, IN),
             (3_000, out(Sleeping)),
-            (10_000, Wakeup),
+            (10_000, WAKEUP),
             (10_400, after_idle), // woke an idle CPU: 400
             (20_000, out(Ready)),
             (23_000, IN), // behind another task: 3,000
             (30_000, out(Sleeping)),
-            (40_000, Wakeup),
+            (40_000, WAKEUP),
             (41_000, IN), // 1,000
             (50_000, out(Sleeping)),
-            (60_000, Wakeup), // ready until the end: counted as busy
+            (60_000, WAKEUP), // ready until the end: counted as busy
         ]);
         assert_eq!(
             (time.times.ready_busy_cpu_ns, time.times.ready_idle_cpu_ns),
@@ -676,10 +739,17 @@ mod tests {
             SwitchOut {
                 departure: Blocked,
                 in_call: true,
+                next: OTHER,
             },
         );
-        timeline.apply(woken, Wakeup);
-        timeline.apply(back, SwitchIn { after_idle: true });
+        timeline.apply(woken, WAKEUP);
+        timeline.apply(
+            back,
+            SwitchIn {
+                after_idle: true,
+                prev: 0,
+            },
+        );
         timeline.call_returned(enter, exit)
     }
 
@@ -721,9 +791,10 @@ mod tests {
             SwitchOut {
                 departure: Sleeping,
                 in_call: true,
+                next: OTHER,
             },
         );
-        timeline.apply(3_000, Wakeup);
+        timeline.apply(3_000, WAKEUP);
         timeline.apply(3_100, IN);
         let times = timeline.call_returned(4_000, 4_500);
         assert_eq!((times.running_ns, times.sleeping_ns), (500, 0));

@@ -1,6 +1,7 @@
 //! The report: what was measured, per thread, in the form both renderers
 //! (text and JSON) read.
 
+mod attribution;
 mod events;
 pub mod json;
 mod log2_hist;
@@ -11,6 +12,7 @@ mod threads;
 mod units;
 pub mod view;
 
+use attribution::{Attributed, Directory};
 use threads::ThreadEntry;
 pub use threads::{ThreadSummary, Threads};
 
@@ -27,6 +29,7 @@ use crate::kernel::irq::SystemSoftirqs;
 use crate::kernel::loss::Lost;
 use crate::kernel::syscall_names;
 use crate::model::aggregate::{ProcessActivity, ThreadActivity};
+use crate::model::attribution::Tasks;
 use crate::model::sched::{SchedStats, StateTimes, ThreadState, TimeBudget};
 use crate::model::stats::Stats;
 use crate::symbols::symbolize::SymbolizedCall;
@@ -191,10 +194,20 @@ pub struct ThreadReport {
     pub poll_intervals: Stats,
     /// Calls entered in the window that had not returned when it closed.
     pub unfinished: Vec<UnfinishedSyscall>,
-    pub sched: SchedStats,
+    pub sched: SchedReport,
     pub time: TimeBudget,
     pub softirqs: Vec<SoftirqReport>,
     pub hardirqs: Vec<HardirqReport>,
+}
+
+/// A thread's scheduling: its stretches by state, and who it waited
+/// behind and was woken by.
+#[derive(Debug, Serialize)]
+pub struct SchedReport {
+    #[serde(flatten)]
+    pub stats: SchedStats,
+    #[serde(flatten)]
+    pub attributed: Attributed,
 }
 
 #[derive(Debug, Serialize)]
@@ -310,6 +323,8 @@ pub struct Measurement {
     pub window: Option<WindowInfo>,
     pub names: ThreadNames,
     pub processes: Vec<ProcessActivity>,
+    /// The tasks that are not traced that the records named.
+    pub tasks: Tasks,
 }
 
 impl Report {
@@ -320,9 +335,25 @@ impl Report {
             [only] => Some(only.pid),
             _ => None,
         };
+        let identities: Vec<(Option<u32>, String)> = activity
+            .iter()
+            .map(|thread| ThreadEntry::identity(thread, &m.names, window, only_process))
+            .collect();
+        // Later threads with an id are newer: they name it.
+        let directory = Directory::new(
+            activity
+                .iter()
+                .zip(&identities)
+                .map(|(thread, identity)| (thread.tid, identity.clone()))
+                .collect(),
+            m.tasks.clone(),
+        );
         let mut entries: Vec<ThreadEntry> = activity
             .into_iter()
-            .map(|thread| ThreadEntry::new(thread, &m.names, window, only_process))
+            .zip(identities)
+            .map(|(thread, identity)| {
+                ThreadEntry::new(thread, identity, &m.names, window, &directory)
+            })
             .collect();
         let mut processes: Vec<ProcessReport> = m
             .processes
@@ -351,7 +382,7 @@ impl Report {
             let t = &e.summary;
             (rank(t.pid), Reverse(t.kernel_delay_ns), t.tid)
         });
-        let threads = Threads::new(entries, window);
+        let threads = Threads::new(entries, window, directory);
 
         let (pid, comm) = m.header.processes[0].clone();
         let comm = processes
@@ -614,9 +645,14 @@ pub(crate) mod tests {
             window: None,
             names,
             processes: Vec::new(),
+            tasks: Tasks::default(),
         };
-        let (threads, processes) = agg.into_parts();
-        let m = Measurement { processes, ..m };
+        let (threads, processes, tasks) = agg.into_parts();
+        let m = Measurement {
+            processes,
+            tasks,
+            ..m
+        };
         (Report::build(&m, threads), m.header, m.end)
     }
 

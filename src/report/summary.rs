@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use comfy_table::CellAlignment;
 
+use super::attribution::TaskShare;
 use super::table::new_table;
 use super::units::{human_ns, percent};
 use super::{Report, ThreadSummary};
@@ -112,6 +113,24 @@ pub fn process_line(report: &Report, pid: Option<u32>) -> String {
     line
 }
 
+/// The tasks a thread waited behind, each with its share of the time
+/// `behind_ns`, up to the next clause: `: spinner [same process] 96.0%,
+/// kworker/0:1 3.0%;`, or `,` when there are none.
+fn holders(main: &[TaskShare], behind_ns: u64) -> String {
+    let named: Vec<String> = main
+        .iter()
+        .filter(|holder| holder.ns.unwrap_or(0) > 0)
+        .map(|holder| {
+            let ns = holder.ns.unwrap_or(0);
+            format!("{} {}", holder.label(), percent(ns, behind_ns))
+        })
+        .collect();
+    match named.is_empty() {
+        true => ",".to_string(),
+        false => format!(": {};", named.join(", ")),
+    }
+}
+
 /// What the delay of a process's worst thread came from: waiting for a
 /// CPU or blocked, whichever is larger, and interrupts.
 pub fn verdict(worst: &ThreadSummary) -> String {
@@ -129,10 +148,11 @@ pub fn verdict(worst: &ThreadSummary) -> String {
     let mut clauses = Vec::new();
     if time.times.ready_ns() > 0 && time.times.ready_ns() >= time.times.blocked_ns {
         clauses.push(format!(
-            "{who} waited for a CPU {} of its time (behind other tasks {}, for an idle CPU \
+            "{who} waited for a CPU {} of its time (behind other tasks {}{} for an idle CPU \
              to wake {}){}",
             share(time.times.ready_ns()),
             share(time.times.ready_busy_cpu_ns),
+            holders(&worst.main_holders, time.times.ready_busy_cpu_ns),
             share(time.times.ready_idle_cpu_ns),
             p99(worst.ready_p99_ns)
         ));
@@ -191,6 +211,7 @@ mod tests {
                 unfinished: None,
             }),
             most_blocked_in: Some("fsync".into()),
+            main_holders: Vec::new(),
         }
     }
 

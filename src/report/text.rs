@@ -251,11 +251,11 @@ fn is_idle(thread: &ThreadReport) -> bool {
         && thread.softirqs.is_empty()
         && thread.hardirqs.is_empty()
         && [
-            &sched.run,
-            &sched.ready,
-            &sched.sleep,
-            &sched.block,
-            &sched.stopped,
+            &sched.stats.run,
+            &sched.stats.ready,
+            &sched.stats.sleep,
+            &sched.stats.block,
+            &sched.stats.stopped,
         ]
         .iter()
         .all(|stats| stats.count == 0)
@@ -446,11 +446,11 @@ fn render_sched(out: &mut String, thread: &ThreadReport, view: &View) {
     let sched = &thread.sched;
     // The count's name is the Open vSwitch tool's: STOP_CNT for stops.
     for (title, count, stats, histogram) in [
-        ("RUN", "SCHED_CNT", &sched.run, false),
-        ("READY", "SCHED_CNT", &sched.ready, true),
-        ("SLEEP", "SCHED_CNT", &sched.sleep, true),
-        ("BLOCKED", "SCHED_CNT", &sched.block, true),
-        ("STOPPED", "STOP_CNT", &sched.stopped, false),
+        ("RUN", "SCHED_CNT", &sched.stats.run, false),
+        ("READY", "SCHED_CNT", &sched.stats.ready, true),
+        ("SLEEP", "SCHED_CNT", &sched.stats.sleep, true),
+        ("BLOCKED", "SCHED_CNT", &sched.stats.block, true),
+        ("STOPPED", "STOP_CNT", &sched.stats.stopped, false),
     ] {
         if stats.count == 0 && !view.all {
             continue;
@@ -461,8 +461,8 @@ fn render_sched(out: &mut String, thread: &ThreadReport, view: &View) {
             let mut table = stats_table(&["WAITING"], count);
             for (label, part) in [
                 ("all", stats),
-                ("behind others", &sched.ready_busy_cpu),
-                ("for idle CPU", &sched.ready_idle_cpu),
+                ("behind others", &sched.stats.ready_busy_cpu),
+                ("for idle CPU", &sched.stats.ready_idle_cpu),
             ] {
                 table.add_row(series_row(label, part));
             }
@@ -476,7 +476,83 @@ fn render_sched(out: &mut String, thread: &ThreadReport, view: &View) {
             log2_hist::render(out, HIST_INDENT, &stats.hist);
         }
     }
+    render_attribution(out, thread, view);
     let _ = writeln!(out, "{INDENT} {}", time_budget(thread.tid, &thread.time));
+}
+
+/// Rows of an attribution section shown by name; the rest are summed.
+const SHOWN: usize = 5;
+
+/// Who the thread waited behind, was preempted by and woken by.
+fn render_attribution(out: &mut String, thread: &ThreadReport, view: &View) {
+    let attributed = &thread.sched.attributed;
+    let id = |id: Option<u32>| id.map_or_else(|| "-".to_string(), |id| id.to_string());
+    let behind = &attributed.ready_behind;
+    if !behind.is_empty() || view.all {
+        let _ = writeln!(
+            out,
+            "{INDENT} [READY BEHIND] the task that ran before it got the CPU"
+        );
+        let mut table = new_table(&["TASK", "TID", "PID", "COUNT", "WAITED ns", "SHARE"]);
+        let whole = thread.time.times.ready_busy_cpu_ns;
+        for (label, tid, pid, count, ns) in shown(behind, |s| {
+            (s.label(), id(s.tid), id(s.pid), s.count, s.ns.unwrap_or(0))
+        }) {
+            let share = percent(ns, whole);
+            table.add_row(vec![
+                label,
+                tid,
+                pid,
+                thousands(count),
+                thousands(ns),
+                share,
+            ]);
+        }
+        indent_table(out, table);
+    }
+    let preempted = &attributed.preempted_by;
+    if !preempted.is_empty() || view.all {
+        let _ = writeln!(out, "{INDENT} [PREEMPTED BY]");
+        let mut table = new_table(&["TASK", "TID", "PID", "COUNT"]);
+        for (label, tid, pid, count, _) in
+            shown(preempted, |s| (s.label(), id(s.tid), id(s.pid), s.count, 0))
+        {
+            table.add_row(vec![label, tid, pid, thousands(count)]);
+        }
+        indent_table(out, table);
+    }
+    let woken = &attributed.woken_by;
+    if !woken.is_empty() || view.all {
+        let _ = writeln!(out, "{INDENT} [WOKEN BY]");
+        let mut table = new_table(&["WAKER", "TID", "PID", "COUNT", "ENDED WAITS ns"]);
+        for (label, tid, pid, count, ns) in shown(woken, |w| {
+            let label = match &w.irq {
+                Some(irq) => format!("{irq} [interrupt]"),
+                None => w.comm.clone().unwrap_or_default(),
+            };
+            (label, id(w.tid), id(w.pid), w.count, w.ended_ns)
+        }) {
+            table.add_row(vec![label, tid, pid, thousands(count), thousands(ns)]);
+        }
+        indent_table(out, table);
+    }
+}
+
+/// The first [`SHOWN`] of `rows` as `fields` make them, then one
+/// `(others)` row of the rest's count and time.
+fn shown<R>(
+    rows: &[R],
+    fields: impl Fn(&R) -> (String, String, String, u64, u64),
+) -> Vec<(String, String, String, u64, u64)> {
+    let mut shown: Vec<_> = rows.iter().take(SHOWN).map(&fields).collect();
+    if rows.len() > SHOWN {
+        let (count, ns) = rows[SHOWN..]
+            .iter()
+            .map(&fields)
+            .fold((0, 0), |(c, n), (_, _, _, count, ns)| (c + count, n + ns));
+        shown.push(("(others)".to_string(), "-".into(), "-".into(), count, ns));
+    }
+    shown
 }
 
 /// The count, then the statistics of `stats`.
@@ -878,7 +954,7 @@ mod tests {
     #[test]
     fn histograms_when_asked_for() {
         let mut worker = row_of(&sample_report(), 101);
-        worker.sched.ready = Stats {
+        worker.sched.stats.ready = Stats {
             count: 1,
             hist: vec![[1_024, 2_047, 1]],
             ..Stats::default()

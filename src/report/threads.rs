@@ -5,8 +5,9 @@
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
+use super::attribution::{Directory, TaskShare};
 use super::{
-    CallTimes, HardirqReport, SoftirqReport, SyscallReport, ThreadNames, ThreadReport,
+    CallTimes, HardirqReport, SchedReport, SoftirqReport, SyscallReport, ThreadNames, ThreadReport,
     UnfinishedSyscall,
 };
 use crate::kernel::irq::{self, HardIrq};
@@ -35,7 +36,12 @@ pub struct ThreadSummary {
     pub top_call: Option<TopCall>,
     /// The call with the most time blocked in it.
     pub most_blocked_in: Option<String>,
+    /// The tasks it waited behind most while ready, worst first.
+    pub main_holders: Vec<TaskShare>,
 }
+
+/// Holders the summary names.
+const MAIN_HOLDERS: usize = 2;
 
 impl ThreadSummary {
     fn of(row: &ThreadReport) -> Self {
@@ -48,8 +54,8 @@ impl ThreadSummary {
             time: row.time,
             irq_ns: irq_ns(&row.softirqs, &row.hardirqs),
             kernel_delay_ns: row.kernel_delay_ns,
-            ready_p99_ns: p99(&row.sched.ready),
-            block_p99_ns: p99(&row.sched.block),
+            ready_p99_ns: p99(&row.sched.stats.ready),
+            block_p99_ns: p99(&row.sched.stats.block),
             top_call: TopCall::of(row),
             most_blocked_in: row
                 .syscalls
@@ -57,6 +63,14 @@ impl ThreadSummary {
                 .filter(|call| call.by_state.times.blocked_ns > 0)
                 .max_by_key(|call| call.by_state.times.blocked_ns)
                 .map(|call| call.name.clone()),
+            main_holders: row
+                .sched
+                .attributed
+                .ready_behind
+                .iter()
+                .take(MAIN_HOLDERS)
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -135,12 +149,13 @@ pub struct ThreadEntry {
 }
 
 impl ThreadEntry {
-    pub fn new(
-        activity: ThreadActivity,
+    /// The process and escaped name of the thread that did `activity`.
+    pub fn identity(
+        activity: &ThreadActivity,
         names: &ThreadNames,
         window: (u64, u64),
         only_process: Option<u32>,
-    ) -> Self {
+    ) -> (Option<u32>, String) {
         let tid = activity.tid;
         let exited = activity.exit.filter(|e| e.ts_ns <= window.1);
         let alive_at_start = activity.alive_at_start();
@@ -156,17 +171,28 @@ impl ThreadEntry {
             .or(activity.exit.as_ref().map(|e| e.comm.as_slice()))
             .or(at_start.map(Vec::as_slice))
             .unwrap_or(b"?");
-        let state_at_start = alive_at_start
-            .then(|| names.states_at_start.get(&tid).copied())
+        (activity.pid.or(only_process), sanitize(raw_name))
+    }
+
+    /// `identity`: what [`Self::identity`] says of it.
+    pub fn new(
+        activity: ThreadActivity,
+        (pid, comm): (Option<u32>, String),
+        names: &ThreadNames,
+        window: (u64, u64),
+        directory: &Directory,
+    ) -> Self {
+        let state_at_start = activity
+            .alive_at_start()
+            .then(|| names.states_at_start.get(&activity.tid).copied())
             .flatten();
-        let pid = activity.pid.or(only_process);
-        let comm = sanitize(raw_name);
         let summary = ThreadSummary::of(&thread_report(
             &activity,
             pid,
             &comm,
             state_at_start,
             window,
+            directory,
         ));
         ThreadEntry {
             activity,
@@ -178,13 +204,14 @@ impl ThreadEntry {
     }
 
     /// Its row of the report.
-    fn row(&self, window: (u64, u64)) -> ThreadReport {
+    fn row(&self, window: (u64, u64), directory: &Directory) -> ThreadReport {
         thread_report(
             &self.activity,
             self.pid,
             &self.comm,
             self.state_at_start,
             window,
+            directory,
         )
     }
 }
@@ -196,6 +223,7 @@ fn thread_report(
     comm: &str,
     state_at_start: Option<ThreadState>,
     (start_ns, end_ns): (u64, u64),
+    directory: &Directory,
 ) -> ThreadReport {
     let exit = activity.exit.filter(|e| e.ts_ns <= end_ns);
     let syscalls = rows_by_total(
@@ -236,11 +264,15 @@ fn thread_report(
         .collect();
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 
-    let (sched, time) = activity
+    let (stats, time, attribution) = activity
         .timeline
         .clone()
         .unwrap_or_else(|| Timeline::new(start_ns))
         .finish(end_ns, exit.map(|e| e.ts_ns), state_at_start);
+    let sched = SchedReport {
+        stats,
+        attributed: directory.attributed(&attribution, pid),
+    };
     let softirqs = rows_by_total(
         activity.softirqs.iter(),
         |dist| dist,
@@ -293,11 +325,16 @@ fn irq_ns(softirqs: &[SoftirqReport], hardirqs: &[HardirqReport]) -> u64 {
 pub struct Threads {
     entries: Vec<ThreadEntry>,
     window: (u64, u64),
+    directory: Directory,
 }
 
 impl Threads {
-    pub fn new(entries: Vec<ThreadEntry>, window: (u64, u64)) -> Self {
-        Threads { entries, window }
+    pub fn new(entries: Vec<ThreadEntry>, window: (u64, u64), directory: Directory) -> Self {
+        Threads {
+            entries,
+            window,
+            directory,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -310,7 +347,7 @@ impl Threads {
 
     /// The row of thread `index`, made now.
     pub fn row(&self, index: usize) -> ThreadReport {
-        self.entries[index].row(self.window)
+        self.entries[index].row(self.window, &self.directory)
     }
 }
 

@@ -78,8 +78,13 @@ impl Workload {
 
     /// `kd-workload serve`, all its threads on CPU `cpu`.
     pub fn start_on_cpu(cpu: usize) -> Self {
-        let mut command = Command::new("taskset");
-        command.args(["-c", &cpu.to_string(), WORKLOAD, "serve"]);
+        Self::start_under(&["taskset", "-c", &cpu.to_string()])
+    }
+
+    /// `kd-workload serve` run by `wrapper` (a command that execs it).
+    pub fn start_under(wrapper: &[&str]) -> Self {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).args([WORKLOAD, "serve"]);
         Self::start_with(command)
     }
 
@@ -123,9 +128,14 @@ impl Workload {
         assert_eq!(self.read_line(), want);
     }
 
+    /// Starts one command; its output is read line by line.
+    pub fn send(&mut self, command: &str) {
+        writeln!(self.stdin.as_ref().unwrap(), "{command}").expect("writing kd-workload");
+    }
+
     /// Runs one command, waits until it is done, returns what it printed.
     pub fn run(&mut self, command: &str) -> Vec<String> {
-        writeln!(self.stdin.as_ref().unwrap(), "{command}").expect("writing kd-workload");
+        self.send(command);
         let mut printed = Vec::new();
         loop {
             match self.read_line() {
@@ -309,8 +319,9 @@ fn sum(value: &Value, keys: &[&str]) -> u64 {
 
 /// Every thread's time budget adds up to its observed time, to the ns, and
 /// no thread is observed for longer than the window; its ready time is its
-/// two parts; each of its calls' time adds up by thread state, and their
-/// histogram holds every sampled call.
+/// two parts, the time behind others its holders' shares, its wakeups its
+/// wakers' counts; each of its calls' time adds up by thread state, and
+/// their histogram holds every sampled call.
 pub fn assert_budgets_add_up(report: &Value) {
     let window = field(report, "duration_ns");
     for thread in report["threads"].as_array().unwrap() {
@@ -329,6 +340,23 @@ pub fn assert_budgets_add_up(report: &Value) {
         assert!(field(time, "observed_ns") <= window, "{thread}");
         let ready = sum(time, &["ready_busy_cpu_ns", "ready_idle_cpu_ns"]);
         assert_eq!(ready, field(time, "ready_ns"), "{thread}");
+        // Who it waited behind: every ns of its time ready behind others;
+        // what woke it: every wakeup.
+        let sched = &thread["sched"];
+        let total = |list: &str, key: &str| -> u64 {
+            let rows = sched[list].as_array().unwrap();
+            rows.iter().map(|row| field(row, key)).sum()
+        };
+        assert_eq!(
+            total("ready_behind", "ns"),
+            field(time, "ready_busy_cpu_ns"),
+            "{thread}"
+        );
+        assert_eq!(
+            total("woken_by", "count"),
+            field(sched, "wakeups"),
+            "{thread}"
+        );
         for call in thread["syscalls"].as_array().unwrap() {
             if field(call, "spilled") > 0 {
                 continue; // known by their totals only

@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 
+mod attribution;
 mod delays;
 mod events;
 mod input;

@@ -19,6 +19,13 @@
 //!                                               SIGUSR1 whose handler returns (rt_sigreturn)
 //!                                udp N          N datagrams over loopback from a new thread
 //!                                               "udp-sender" (NET_RX runs in its context)
+//!                                crowded-sleep K MS
+//!                                               a thread "sleeper" (nice 19) sleeps K times
+//!                                               MS ms while a thread "spinner" spins
+//!                                               beside it (pin the process to share a CPU)
+//!                                udp-receive N  a thread "udp-receiver" binds a loopback UDP
+//!                                               port, prints "port P", and blocks in
+//!                                               recvfrom() until N datagrams came
 //!                                fsync N        N 4 KiB writes, each fsync()ed, on a new
 //!                                               thread "syncer" (waits in D state), which
 //!                                               then prints its "schedstat" line
@@ -53,6 +60,8 @@
 //!   kd-workload churn N K      `churn N K`, then print the wall ns per call
 //!                              (the timing modes also print the process's own CPU
 //!                              seconds after the ns)
+//!   kd-workload udp-send PORT N
+//!                              N datagrams to 127.0.0.1:PORT, 1 ms apart
 //!   kd-workload demo SECONDS   a few busy threads for SECONDS
 //!   kd-workload wait MODE ...  reads a line from stdin, then runs MODE (so that
 //!                              a tracer can attach to a known pid first)
@@ -189,6 +198,53 @@ fn udp_datagrams(n: u64) {
         // Keep the receive queue short so that no datagram is dropped.
         while receiver.recv(&mut buf).is_ok() {}
     }
+}
+
+/// Binds a loopback port, says which, and receives `n` datagrams, each
+/// waited for in recvfrom().
+fn udp_receive(n: u64) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding the receiver");
+    let port = socket.local_addr().expect("receiver address").port();
+    println!("port {port}");
+    let mut buf = [0u8; 64];
+    for _ in 0..n {
+        socket.recv_from(&mut buf).expect("receiving a datagram");
+    }
+}
+
+fn udp_send(port: u64, n: u64) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding the sender");
+    for _ in 0..n {
+        socket
+            .send_to(&[7u8; 32], ("127.0.0.1", port as u16))
+            .expect("sending a datagram");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A sleeper and a spinner of one process: where they share a CPU, the
+/// sleeper waits behind its sibling.
+fn crowded_sleep(k: u64, ms: u64) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinning = done.clone();
+    let spinner = thread::Builder::new()
+        .name("spinner".into())
+        .spawn(move || {
+            while !spinning.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+        .expect("spawning a thread");
+    on_thread("sleeper", move || {
+        // Below its sibling: each wakeup waits out the spinner's turn.
+        // SAFETY: setpriority() of the calling thread (who 0), no pointers.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        for _ in 0..k {
+            thread::sleep(Duration::from_millis(ms));
+        }
+    });
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinner.join().expect("spinner panicked");
 }
 
 fn fsync_writes(n: u64) {
@@ -434,6 +490,13 @@ fn serve() {
                 let n = number(words.next(), "N");
                 on_thread("syncer", move || fsync_writes(n));
             }
+            Some("crowded-sleep") => {
+                crowded_sleep(number(words.next(), "K"), number(words.next(), "MS"));
+            }
+            Some("udp-receive") => {
+                let n = number(words.next(), "N");
+                on_thread("udp-receiver", move || udp_receive(n));
+            }
             _ => panic!("kd-workload: unknown command {line:?}"),
         }
         writeln!(stdout, "done").unwrap();
@@ -632,6 +695,7 @@ fn main() -> ExitCode {
             let (n, k) = (number(arg(1), "N"), number(arg(2), "K"));
             timed(n * k, || churn(n, k));
         }
+        Some("udp-send") => udp_send(number(arg(1), "PORT"), number(arg(2), "N")),
         Some("demo") => demo(number(arg(1), "SECONDS")),
         Some("leaderless") => leaderless(Duration::from_millis(number(arg(1), "MS"))),
         Some("exec-from-thread") => exec_from_thread(number(arg(1), "N")),
@@ -639,7 +703,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: kd-workload serve | run N CODE | loop N | pingpong N | crowd N K \
-                 | churn N K | demo SECONDS | leaderless MS | exec-from-thread N \
+                 | churn N K | udp-send PORT N | demo SECONDS | leaderless MS | exec-from-thread N \
                  | exit-together N K"
             );
             return ExitCode::from(2);
