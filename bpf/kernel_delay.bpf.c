@@ -188,7 +188,7 @@ struct task_name_event _task_name_event = {};
 enum event_kind _event_kind = 0;
 enum switch_out_state _switch_out_state = 0;
 enum switch_flags _switch_flags = 0;
-enum waker_kind _waker_kind = 0;
+enum waking_irq _waking_irq = 0;
 enum lost_cause _lost_cause = 0;
 enum irq_vector _irq_vector = 0;
 enum softirq_vectors _softirq_vectors = 0;
@@ -531,22 +531,29 @@ int sched_switch(__u64 *ctx)
 	if (next_traced)
 		mark_target_cpu();
 	now = bpf_ktime_get_ns();
-	/* Who held the CPU before a traced thread, or took it from one. */
-	if (!prev_traced)
+	/* Who had the CPU before a traced thread, or takes it from one,
+	 * when it is neither traced nor the idle task. */
+	if (!prev_traced && prev->pid)
 		other = prev;
-	else if (!next_traced)
+	else if (!next_traced && next->pid)
 		other = next;
-	if (other)
+	if (other) {
 		name_task(other, now, true);
-	e = record_or_lost(&place, sizeof(*e), now, true, &at);
-	if (!e)
-		return 0;
-	e->kind = EVENT_SWITCH;
+		e = record_or_lost(&place, sizeof(*e), now, true, &at);
+		if (!e)
+			return 0;
+		e->kind = EVENT_SWITCH_OTHER;
+		e->other_tid = other->pid;
+		e->other_pid = other->tgid;
+	} else {
+		e = record_or_lost(&place, offsetof(struct switch_event, other_tid), now, true, &at);
+		if (!e)
+			return 0;
+		e->kind = EVENT_SWITCH;
+	}
 	e->at = at;
 	e->prev_state = 0;
 	e->flags = 0;
-	e->other_tid = other ? other->pid : 0;
-	e->other_pid = other ? other->tgid : 0;
 	if (prev_traced) {
 		/* A preempted task is still runnable whatever its state says. */
 		if (preempt)
@@ -581,90 +588,68 @@ int sched_switch(__u64 *ctx)
 	return 0;
 }
 
-/* The state of `task`, made if it has none yet. */
-static __always_inline struct syscall_start *thread_state_of(struct task_struct *task)
-{
-	struct syscall_start *state, fresh = { .kernel_stack = NO_STACK };
-	__u32 tid = task->pid;
-
-	if (task_storage)
-		return bpf_task_storage_get(&task_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	state = bpf_map_lookup_elem(&syscall_starts, &tid);
-	if (state)
-		return state;
-	bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&syscall_starts, &tid);
-}
-
-/* In the waker's context: what is waking a traced thread, an interrupt or
- * a task (never the task an interrupt landed on), kept for its wakeup. */
-SEC("tp_btf/sched_waking")
-int BPF_PROG(sched_waking, struct task_struct *task)
+/* A traced thread is woken: its wait for a CPU starts. `in_waker` (at
+ * sched_waking, with --wakers): recorded in the waker's context, with what
+ * woke it: the device IRQ, x86 vector or softirq that runs here, else the
+ * thread running here (never the task an interrupt landed on). Else (at
+ * sched_wakeup) where the wakeup completes: on the wakee's CPU after an
+ * IPI, for a wakeup queued to it, in no context of the waker's. */
+static __always_inline int record_wakeup(struct task_struct *task, bool in_waker)
 {
 	struct irq_cpu_state *irq;
-	struct syscall_start *state;
-	__u64 pid_tgid;
-
-	if (!is_traced(task->tgid) || !recording())
-		return 0;
-	state = thread_state_of(task);
-	if (!state)
-		return 0;
-	irq = irq_state();
-	state->waker_pid = 0;
-	if (irq && irq->hardirq_start) {
-		state->waker_kind = WAKER_HARDIRQ;
-		state->waker = irq->hardirq;
-	} else if (irq && irq->vector_start) {
-		state->waker_kind = WAKER_VECTOR;
-		state->waker = irq->vector;
-	} else if (irq && irq->in_softirq) {
-		state->waker_kind = WAKER_SOFTIRQ;
-		state->waker = irq->softirq_vec;
-	} else {
-		pid_tgid = bpf_get_current_pid_tgid();
-		state->waker_kind = WAKER_TASK;
-		state->waker = (__u32)pid_tgid;
-		state->waker_pid = pid_tgid >> 32;
-		if (!is_traced(pid_tgid >> 32))
-			name_task((struct task_struct *)bpf_get_current_task(), bpf_ktime_get_ns(),
-				  false);
-	}
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(sched_wakeup, struct task_struct *task)
-{
-	struct syscall_start *state;
 	struct record_place place;
 	struct wakeup_event *e;
-	__u64 now;
+	__u32 by_irq = 0, id = 0;
+	__u64 now, pid_tgid;
 	__s32 at;
 
 	if (!is_traced(task->tgid) || !recording())
 		return 0;
 	now = bpf_ktime_get_ns();
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (in_waker) {
+		irq = irq_state();
+		if (irq && irq->hardirq_start) {
+			by_irq = WAKING_HARDIRQ;
+			id = irq->hardirq;
+		} else if (irq && irq->vector_start) {
+			by_irq = WAKING_VECTOR;
+			id = irq->vector;
+		} else if (irq && irq->in_softirq) {
+			by_irq = WAKING_SOFTIRQ;
+			id = irq->softirq_vec;
+		} else if (!is_target(pid_tgid)) {
+			name_task((struct task_struct *)bpf_get_current_task(), now, false);
+		}
+	}
 	/* Staged only by a traced waker: a CPU that runs no traced thread
 	 * may idle, and nothing would send its batch. */
-	e = record_or_lost(&place, sizeof(*e), now, is_target(bpf_get_current_pid_tgid()), &at);
+	e = record_or_lost(&place, by_irq ? sizeof(*e) : offsetof(struct wakeup_event, irq), now,
+			   is_target(pid_tgid), &at);
 	if (!e)
 		return 0;
-	e->kind = EVENT_WAKEUP;
+	e->kind = by_irq ? EVENT_WAKEUP_IRQ : EVENT_WAKEUP;
+	e->waking_irq = by_irq;
 	e->at = at;
 	e->tid = task->pid;
-	e->waker_kind = WAKER_UNKNOWN;
-	e->waker = 0;
-	e->waker_pid = 0;
-	state = call_of(task);
-	if (state && state->waker_kind != WAKER_UNKNOWN) {
-		e->waker_kind = state->waker_kind;
-		e->waker = state->waker;
-		e->waker_pid = state->waker_pid;
-		state->waker_kind = WAKER_UNKNOWN;
-	}
+	if (by_irq)
+		e->irq = id;
 	record_end(&place);
 	return 0;
+}
+
+/* One of the two is loaded: sched_waking with --wakers (each wakeup costs
+ * more there), else sched_wakeup. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(sched_wakeup, struct task_struct *task)
+{
+	return record_wakeup(task, false);
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(sched_waking, struct task_struct *task)
+{
+	return record_wakeup(task, true);
 }
 
 SEC("tp_btf/sched_wakeup_new")
@@ -715,10 +700,6 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	fresh.nr = id;
 	fresh.kernel_stack = NO_STACK;
 	fresh.kernel_stack_taken = 0;
-	fresh.waker_kind = WAKER_UNKNOWN;
-	fresh.waker = 0;
-	fresh.waker_pid = 0;
-	fresh.pad = 0;
 	fresh.enter_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&syscall_starts, &tid, &fresh, BPF_NOEXIST))
 		count_lost(LOST_SYSCALL_MAP_FULL);

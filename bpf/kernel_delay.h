@@ -29,6 +29,11 @@ enum event_kind {
 	/* The name of a task that is not traced, the first time in the
 	 * window a switch or a wakeup names it. */
 	EVENT_TASK_NAME = 17,
+	/* A switch between a traced thread and a task that is not traced nor
+	 * the idle task: a switch_event with its untraced side. */
+	EVENT_SWITCH_OTHER = 18,
+	/* Woken by an interrupt: a wakeup_event with the interrupt. */
+	EVENT_WAKEUP_IRQ = 19,
 };
 
 /* Sampling windows, opened and closed by triggers (--start-trigger,
@@ -180,37 +185,37 @@ enum address_space_limit {
 };
 
 /* A context switch that involves a traced thread: the running thread
- * leaves the CPU (when SWITCH_PREV_TRACED), next_tid gets it. */
+ * leaves the CPU (when SWITCH_PREV_TRACED), next_tid gets it. The side
+ * that is not traced, if any, is the idle task; an EVENT_SWITCH_OTHER
+ * names it instead: the task that had the CPU before a traced thread got
+ * it, or the one that takes it from a traced thread. */
 struct switch_event {
 	__u16 kind;
 	__u8 prev_state;	/* enum switch_out_state */
 	__u8 flags;		/* enum switch_flags */
 	__s32 at;
 	__u32 next_tid;		/* 0 when not traced */
-	/* The side that is not traced, when one is not: the task that held
-	 * the CPU before a traced thread got it, or the one that takes it
-	 * from a traced thread (0 for the idle task, and when both sides
-	 * are traced). */
-	__u32 other_tid;
-	__u32 other_pid;
+	__u32 other_tid;	/* EVENT_SWITCH_OTHER only */
+	__u32 other_pid;	/* EVENT_SWITCH_OTHER only */
 };
 
-/* What woke a thread: the context try_to_wake_up() ran in. */
-enum waker_kind {
-	WAKER_UNKNOWN = 0,	/* its waking was not seen */
-	WAKER_TASK = 1,		/* a task: waker is its thread id, waker_pid its process */
-	WAKER_HARDIRQ = 2,	/* a device IRQ handler: waker is the IRQ number */
-	WAKER_VECTOR = 3,	/* an x86 system vector: waker is enum irq_vector */
-	WAKER_SOFTIRQ = 4,	/* a softirq: waker is its vector */
+/* The interrupt that woke a thread (EVENT_WAKEUP_IRQ). */
+enum waking_irq {
+	WAKING_HARDIRQ = 1,	/* a device IRQ handler: irq is its number */
+	WAKING_VECTOR = 2,	/* an x86 system vector: irq is enum irq_vector */
+	WAKING_SOFTIRQ = 3,	/* a softirq: irq is its vector */
 };
 
+/* A traced thread is woken. Recorded at sched_waking (--wakers), in the
+ * waker's context: by the thread running there (EVENT_WAKEUP), or by an
+ * interrupt (EVENT_WAKEUP_IRQ); else at sched_wakeup, by no one named
+ * (EVENT_WAKEUP). */
 struct wakeup_event {
 	__u16 kind;
-	__u16 waker_kind;	/* enum waker_kind */
+	__u16 waking_irq;	/* enum waking_irq; EVENT_WAKEUP_IRQ only */
 	__s32 at;
 	__u32 tid;
-	__u32 waker;
-	__u32 waker_pid;
+	__u32 irq;	/* EVENT_WAKEUP_IRQ only */
 };
 
 /* A task that is not traced, as a switch or a wakeup names it. */
@@ -355,10 +360,7 @@ struct call_in_flight {
 	__u64 enter_ns;
 };
 
-/* Per-thread state: the system call in flight (enter_ns == 0 means
- * none), and what is waking the thread, noted by sched_waking in the
- * waker's context for the wakeup's record (sched_wakeup may run on the
- * wakee's CPU, after an IPI, in no context of the waker's). */
+/* Per-thread system call in flight; enter_ns == 0 means none. */
 struct syscall_start {
 	__u64 enter_ns;
 	__s64 nr;
@@ -366,10 +368,6 @@ struct syscall_start {
 	 * stack id or -errno), once kernel_stack_taken is set. */
 	__s32 kernel_stack;
 	__u32 kernel_stack_taken;
-	__u32 waker_kind;	/* enum waker_kind; WAKER_UNKNOWN once used */
-	__u32 waker;
-	__u32 waker_pid;
-	__u32 pad;
 };
 
 #endif /* __KERNEL_DELAY_H */

@@ -68,6 +68,7 @@ pub fn collect(
             plan: plan.as_ref(),
             executable: target.executable(),
             verbose: cli.verbose(),
+            wakers: cli.wakers,
         },
     )?;
     // A signal while the probes were attaching (handled since the start).

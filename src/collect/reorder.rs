@@ -118,12 +118,13 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::records::{IrqSource, Waker};
 
     fn wakeup(tid: u32, ts_ns: u64) -> Record {
         Record::Wakeup {
             tid,
             ts_ns,
-            waker: crate::kernel::records::Waker::Unknown,
+            waker: Waker::Interrupt(IrqSource::Softirq(1)),
         }
     }
 

@@ -223,6 +223,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             },
             processes,
             tasks,
+            wakers: self.cli.wakers,
         };
         Ok((
             Collected {
@@ -236,6 +237,9 @@ impl<'a, 'obj> Session<'a, 'obj> {
     /// A new aggregation from `start_ns`, and what the window opens with.
     fn begin(&mut self, start_ns: u64) -> Opening {
         self.aggregator = Aggregator::new(start_ns);
+        if self.cli.wakers {
+            self.aggregator.name_wakers();
+        }
         if let Some(events) = self.cli.events() {
             self.aggregator.limit_slow_calls(events.max_events);
         }

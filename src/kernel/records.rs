@@ -7,7 +7,7 @@ use std::mem::size_of;
 use crate::kernel::skel::types::{
     event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
     switch_event, switch_flags, switch_out_state, syscall_event, task_name_event,
-    thread_exit_event, thread_new_event, waker_kind, wakeup_event,
+    thread_exit_event, thread_new_event, wakeup_event, waking_irq,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -157,8 +157,6 @@ pub struct Arriving {
 /// What woke a thread: the context its wakeup ran in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Waker {
-    /// The programs did not see it (its waking came before tracing).
-    Unknown,
     Task(Task),
     /// An interrupt (a device IRQ's handler name is not known here).
     Interrupt(IrqSource),
@@ -216,21 +214,18 @@ fn departure(state: switch_out_state) -> Option<Departure> {
     })
 }
 
-/// What woke the thread of wakeup `e`.
-fn waker(e: &wakeup_event) -> Waker {
-    match waker_kind(u32::from(e.waker_kind)) {
-        waker_kind::WAKER_TASK => Waker::Task(Task {
-            tid: e.waker,
-            pid: Some(e.waker_pid),
-        }),
-        waker_kind::WAKER_HARDIRQ => Waker::Interrupt(IrqSource::Hard(HardIrq::Line {
-            irq: e.waker as i32,
+/// The interrupt that woke the thread of wakeup `e`; None for a kind this
+/// version does not know.
+fn wake_irq_source(e: &wakeup_event) -> Option<IrqSource> {
+    Some(match waking_irq(u32::from(e.waking_irq)) {
+        waking_irq::WAKING_HARDIRQ => IrqSource::Hard(HardIrq::Line {
+            irq: e.irq as i32,
             handler: Vec::new(),
-        })),
-        waker_kind::WAKER_VECTOR => Waker::Interrupt(IrqSource::Hard(HardIrq::Vector(e.waker))),
-        waker_kind::WAKER_SOFTIRQ => Waker::Interrupt(IrqSource::Softirq(e.waker)),
-        _ => Waker::Unknown,
-    }
+        }),
+        waking_irq::WAKING_VECTOR => IrqSource::Hard(HardIrq::Vector(e.irq)),
+        waking_irq::WAKING_SOFTIRQ => IrqSource::Softirq(e.irq),
+        _ => return None,
+    })
 }
 
 /// A kernel `char[]` (signed on x86) as bytes.
@@ -350,10 +345,11 @@ impl Records<'_> {
                     address_space: e.address_space,
                 })
             }
-            event_kind::EVENT_SWITCH => {
+            event_kind::EVENT_SWITCH | event_kind::EVENT_SWITCH_OTHER => {
                 let e: switch_event = read_record(data);
                 let flag = |flag: switch_flags| u32::from(e.flags) & flag.0 != 0;
                 let prev_traced = flag(switch_flags::SWITCH_PREV_TRACED);
+                // The side that is not traced: the idle task unless named.
                 let other = Task {
                     tid: e.other_tid,
                     pid: Some(e.other_pid),
@@ -381,7 +377,10 @@ impl Records<'_> {
                         false => other,
                     },
                 });
-                self.running = e.next_tid;
+                self.running = match e.next_tid {
+                    0 => other.tid,
+                    tid => tid,
+                };
                 Record::Switch {
                     ts_ns: self.time(e.at),
                     out,
@@ -393,7 +392,18 @@ impl Records<'_> {
                 Record::Wakeup {
                     tid: e.tid,
                     ts_ns: self.time(e.at),
-                    waker: waker(&e),
+                    waker: Waker::Task(Task {
+                        tid: self.running,
+                        pid: None,
+                    }),
+                }
+            }
+            event_kind::EVENT_WAKEUP_IRQ => {
+                let e: wakeup_event = read_record(data);
+                Record::Wakeup {
+                    tid: e.tid,
+                    ts_ns: self.time(e.at),
+                    waker: Waker::Interrupt(wake_irq_source(&e)?),
                 }
             }
             event_kind::EVENT_TASK_NAME => {
@@ -508,8 +518,10 @@ fn record_size(kind: event_kind) -> Option<usize> {
         event_kind::EVENT_SYSCALL => std::mem::offset_of!(syscall_event, duration_high),
         event_kind::EVENT_LONG_SYSCALL => size_of::<syscall_event>(),
         event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),
-        event_kind::EVENT_SWITCH => size_of::<switch_event>(),
-        event_kind::EVENT_WAKEUP => size_of::<wakeup_event>(),
+        event_kind::EVENT_SWITCH => std::mem::offset_of!(switch_event, other_tid),
+        event_kind::EVENT_SWITCH_OTHER => size_of::<switch_event>(),
+        event_kind::EVENT_WAKEUP => std::mem::offset_of!(wakeup_event, irq),
+        event_kind::EVENT_WAKEUP_IRQ => size_of::<wakeup_event>(),
         event_kind::EVENT_TASK_NAME => size_of::<task_name_event>(),
         event_kind::EVENT_THREAD_NEW => size_of::<thread_new_event>(),
         event_kind::EVENT_THREAD_EXIT => size_of::<thread_exit_event>(),
@@ -569,6 +581,22 @@ mod tests {
         assert_eq!(decode_direct(42, &[bytes(record)]), vec![want]);
     }
 
+    /// A record's bytes, as long as its kind says: the short kinds end
+    /// before their last fields.
+    fn short(mut record: Vec<u8>, len: usize) -> Vec<u8> {
+        record.truncate(len);
+        record
+    }
+
+    /// An EVENT_SWITCH: both sides traced, or the untraced one idle.
+    fn switch_bytes(e: &switch_event) -> Vec<u8> {
+        short(bytes(e), std::mem::offset_of!(switch_event, other_tid))
+    }
+
+    fn switch_decodes_to(e: &switch_event, want: Record) {
+        assert_eq!(decode_direct(42, &[switch_bytes(e)]), vec![want]);
+    }
+
     fn call(nr: i32, exit_at: i32, duration_ns: u32) -> Vec<u8> {
         let mut call = bytes(&syscall_event {
             kind: event_kind::EVENT_SYSCALL.0 as u16,
@@ -581,7 +609,8 @@ mod tests {
         call
     }
 
-    /// A switch whose untraced side, if any, is task 77 of process 76.
+    /// A switch; as an EVENT_SWITCH_OTHER, its untraced side is task 77 of
+    /// process 76.
     fn switch(flags: switch_flags, at: i32, next_tid: u32) -> switch_event {
         switch_event {
             kind: event_kind::EVENT_SWITCH.0 as u16,
@@ -593,6 +622,18 @@ mod tests {
             other_pid: 76,
         }
     }
+
+    fn switch_other(flags: switch_flags, at: i32, next_tid: u32) -> switch_event {
+        switch_event {
+            kind: event_kind::EVENT_SWITCH_OTHER.0 as u16,
+            ..switch(flags, at, next_tid)
+        }
+    }
+
+    const IDLE: Task = Task {
+        tid: 0,
+        pid: Some(0),
+    };
 
     /// A traced thread, whose process the record does not carry.
     fn traced(tid: u32) -> Task {
@@ -608,18 +649,23 @@ mod tests {
     fn a_batch_is_records_of_the_running_thread_one_after_another() {
         let wakeup = wakeup_event {
             kind: event_kind::EVENT_WAKEUP.0 as u16,
-            waker_kind: waker_kind::WAKER_TASK.0 as u16,
             at: 5,
             tid: 3,
-            waker: 1,
-            waker_pid: 1,
+            ..Default::default()
         };
         let mut batch = vec![0u8; 1]; // lies at an odd place in memory
         batch.extend(header(event_kind::EVENT_BATCH, 7, 1, 1_000));
         batch.extend(call(0, 10, 4));
-        batch.extend(bytes(&wakeup));
+        batch.extend(short(
+            bytes(&wakeup),
+            std::mem::offset_of!(wakeup_event, irq),
+        ));
         // Thread 1 leaves the CPU to thread 2, whose call follows.
-        batch.extend(bytes(&switch(switch_flags::SWITCH_PREV_TRACED, 20, 2)));
+        batch.extend(switch_bytes(&switch(
+            switch_flags::SWITCH_PREV_TRACED,
+            20,
+            2,
+        )));
         batch.extend(call(1, 30, 6));
         let sample = decode_sample(&batch[1..]);
         assert_eq!(sample.origin.batch_cpu(), Some(7));
@@ -638,10 +684,7 @@ mod tests {
                 Record::Wakeup {
                     tid: 3,
                     ts_ns: 1_005,
-                    waker: Waker::Task(Task {
-                        tid: 1,
-                        pid: Some(1)
-                    }),
+                    waker: Waker::Task(traced(1)),
                 },
                 Record::Switch {
                     ts_ns: 1_020,
@@ -675,7 +718,7 @@ mod tests {
         let wakeup = Record::Wakeup {
             tid: 1,
             ts_ns: 0,
-            waker: Waker::Unknown,
+            waker: Waker::Interrupt(IrqSource::Softirq(1)),
         };
         let name = Record::TaskName {
             task: UNTRACED,
@@ -791,7 +834,7 @@ mod tests {
             (switch_out_state::OUT_DEAD, Departure::Dead),
         ] {
             e.prev_state = state.0 as u8;
-            decodes_to(
+            switch_decodes_to(
                 &e,
                 Record::Switch {
                     ts_ns: BASE + 5,
@@ -811,7 +854,7 @@ mod tests {
         }
         e.flags |=
             (switch_flags::SWITCH_PREV_IN_CALL.0 | switch_flags::SWITCH_NEXT_AFTER_IDLE.0) as u8;
-        decodes_to(
+        switch_decodes_to(
             &e,
             Record::Switch {
                 ts_ns: BASE + 5,
@@ -830,14 +873,14 @@ mod tests {
         );
         e.prev_state = 99;
         assert_eq!(
-            decode_direct(42, &[bytes(&e)]),
+            decode_direct(42, &[switch_bytes(&e)]),
             vec![],
             "an unknown state is no guess"
         );
         // Only one side traced: an untraced task leaves, or gets the CPU,
-        // and is named.
-        let into = switch(switch_flags(0), 5, 8);
-        let out = switch(switch_flags::SWITCH_PREV_TRACED, 5, 0);
+        // and is named; or the idle task does, unnamed.
+        let into = switch_other(switch_flags(0), 5, 8);
+        let out = switch_other(switch_flags::SWITCH_PREV_TRACED, 5, 0);
         assert_eq!(
             decode_direct(42, &[bytes(&into), bytes(&out)]),
             vec![
@@ -862,49 +905,91 @@ mod tests {
                 },
             ]
         );
-        let mut wakeup = wakeup_event {
+        let from_idle = switch(switch_flags::SWITCH_NEXT_AFTER_IDLE, 5, 8);
+        let to_idle = switch(switch_flags::SWITCH_PREV_TRACED, 5, 0);
+        assert_eq!(
+            decode_direct(42, &[switch_bytes(&from_idle), switch_bytes(&to_idle)]),
+            vec![
+                Record::Switch {
+                    ts_ns: BASE + 5,
+                    out: None,
+                    into: Some(Arriving {
+                        tid: 8,
+                        after_idle: true,
+                        prev: IDLE,
+                    }),
+                },
+                Record::Switch {
+                    ts_ns: BASE + 5,
+                    out: Some(Leaving {
+                        tid: 8,
+                        departure: Departure::Sleeping,
+                        in_call: false,
+                        next: IDLE,
+                    }),
+                    into: None,
+                },
+            ]
+        );
+        // Woken by the thread running (the one the sample names), or by
+        // an interrupt.
+        let by_task = wakeup_event {
             kind: event_kind::EVENT_WAKEUP.0 as u16,
-            waker_kind: 0,
             at: 9,
             tid: 7,
-            waker: 3,
-            waker_pid: 0,
+            ..Default::default()
         };
-        for (kind, waker) in [
-            (waker_kind::WAKER_UNKNOWN, Waker::Unknown),
+        assert_eq!(
+            decode_direct(
+                42,
+                &[short(
+                    bytes(&by_task),
+                    std::mem::offset_of!(wakeup_event, irq)
+                )]
+            ),
+            vec![Record::Wakeup {
+                tid: 7,
+                ts_ns: BASE + 9,
+                waker: Waker::Task(traced(42)),
+            }]
+        );
+        let mut wakeup = wakeup_event {
+            kind: event_kind::EVENT_WAKEUP_IRQ.0 as u16,
+            waking_irq: 0,
+            at: 9,
+            tid: 7,
+            irq: 3,
+        };
+        for (kind, source) in [
             (
-                waker_kind::WAKER_HARDIRQ,
-                Waker::Interrupt(IrqSource::Hard(HardIrq::Line {
+                waking_irq::WAKING_HARDIRQ,
+                IrqSource::Hard(HardIrq::Line {
                     irq: 3,
                     handler: Vec::new(),
-                })),
-            ),
-            (
-                waker_kind::WAKER_VECTOR,
-                Waker::Interrupt(IrqSource::Hard(HardIrq::Vector(3))),
-            ),
-            (
-                waker_kind::WAKER_SOFTIRQ,
-                Waker::Interrupt(IrqSource::Softirq(3)),
-            ),
-            (
-                waker_kind::WAKER_TASK,
-                Waker::Task(Task {
-                    tid: 3,
-                    pid: Some(0),
                 }),
             ),
+            (
+                waking_irq::WAKING_VECTOR,
+                IrqSource::Hard(HardIrq::Vector(3)),
+            ),
+            (waking_irq::WAKING_SOFTIRQ, IrqSource::Softirq(3)),
         ] {
-            wakeup.waker_kind = kind.0 as u16;
+            wakeup.waking_irq = kind.0 as u16;
             decodes_to(
                 &wakeup,
                 Record::Wakeup {
                     tid: 7,
                     ts_ns: BASE + 9,
-                    waker,
+                    waker: Waker::Interrupt(source),
                 },
             );
         }
+        wakeup.waking_irq = 99;
+        assert_eq!(
+            decode_direct(42, &[bytes(&wakeup)]),
+            vec![],
+            "an unknown interrupt is no guess"
+        );
         let mut comm = [0i8; 16];
         for (c, b) in comm.iter_mut().zip(b"kworker/0:1") {
             *c = *b as i8;

@@ -30,11 +30,12 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Tracepoints every supported kernel has; the others (x86 irq_vectors,
 /// hrtimer_expire_entry) are attached where they exist.
-const REQUIRED_TRACEPOINTS: [&str; 12] = [
+const REQUIRED_TRACEPOINTS: [&str; 13] = [
     "sys_enter",
     "sys_exit",
     "sched_switch",
     "sched_wakeup",
+    "sched_waking",
     "sched_wakeup_new",
     "sched_process_exit",
     "sched_process_exec",
@@ -113,6 +114,8 @@ pub struct Options<'a> {
     /// The target's executable, where triggers are looked for by default.
     pub executable: &'a Path,
     pub verbose: bool,
+    /// Record wakeups where the wakers run, naming them (--wakers).
+    pub wakers: bool,
 }
 
 /// The window as the programs see it (struct window of kernel_delay.h).
@@ -158,6 +161,7 @@ impl<'obj> Tracer<'obj> {
             plan,
             executable,
             verbose,
+            wakers,
         } = *options;
         if !Path::new(KERNEL_BTF).exists() {
             bail!(
@@ -232,6 +236,8 @@ impl<'obj> Tracer<'obj> {
         open.maps.task_calls.set_autocreate(task_storage)?;
         open.progs.calls_in_flight.set_autoload(task_storage);
         open.progs.calls_in_flight.set_autoattach(false);
+        open.progs.sched_waking.set_autoload(wakers);
+        open.progs.sched_wakeup.set_autoload(!wakers);
         open.maps
             .data_traced_pids
             .set_value_size(pid_limit.max(1))

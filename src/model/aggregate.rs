@@ -227,6 +227,8 @@ pub struct Aggregator {
     slow_calls_not_listed: u64,
     /// The tasks that are not traced that the records name.
     tasks: Tasks,
+    /// The wakeups name their wakers (--wakers).
+    wakers: bool,
 }
 
 impl Aggregator {
@@ -244,7 +246,14 @@ impl Aggregator {
             slow_call_cap: usize::MAX,
             slow_calls_not_listed: 0,
             tasks: Tasks::default(),
+            wakers: false,
         }
+    }
+
+    /// The wakeups were recorded where their wakers ran: what they name
+    /// woke the threads.
+    pub fn name_wakers(&mut self) {
+        self.wakers = true;
     }
 
     /// Keeps the first `cap` slow calls; those after are only counted.
@@ -346,7 +355,8 @@ impl Aggregator {
                 }
             }
             Record::Wakeup { tid, ts_ns, waker } => {
-                if let Waker::Task(task) = waker {
+                let waker = self.wakers.then_some(waker);
+                if let Some(Waker::Task(task)) = waker {
                     self.tasks.note(task);
                 }
                 self.sched(tid, ts_ns, SchedEvent::Wakeup(waker));
@@ -1105,7 +1115,7 @@ mod tests {
         agg.ingest(Record::Wakeup {
             tid: 7,
             ts_ns: 2_000,
-            waker: Waker::Unknown,
+            waker: Waker::Interrupt(IrqSource::Softirq(1)),
         });
         agg.ingest(switch_in(7, 2_100));
         agg.ingest(call(7, 0, 1_200, 2_150));

@@ -48,6 +48,7 @@ impl<K> Tallies<K> {
         &self.entries
     }
 
+    #[cfg(test)]
     pub fn total(&self) -> Tally {
         self.entries
             .iter()
@@ -96,13 +97,16 @@ pub enum Holder {
 /// One thread's attribution over the window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attribution {
+    /// Wakeups in the window.
+    pub wakeups: u64,
     /// Time ready behind other tasks, by holder: adds up to the thread's
     /// `ready_busy_cpu_ns`.
     pub ready_behind: Tallies<Holder>,
     /// Preemptions (left the CPU still runnable), by the task that got
     /// the CPU.
     pub preempted_by: Tallies<u32>,
-    /// Wakeups by waker, with the time asleep or blocked each ended.
+    /// Wakeups by waker (--wakers), with the time asleep or blocked each
+    /// ended.
     pub woken_by: Tallies<Waker>,
 }
 

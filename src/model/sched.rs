@@ -73,17 +73,15 @@ impl ThreadState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchedEvent {
     /// Got a CPU from task `prev`; `after_idle`: the CPU was idle before.
-    SwitchIn {
-        after_idle: bool,
-        prev: u32,
-    },
+    SwitchIn { after_idle: bool, prev: u32 },
     /// Left its CPU to task `next`; `in_call`: inside a system call.
     SwitchOut {
         departure: Departure,
         in_call: bool,
         next: u32,
     },
-    Wakeup(Waker),
+    /// Woken, by what it names, if asked (--wakers).
+    Wakeup(Option<Waker>),
     /// Newly created and runnable.
     WakeupNew,
 }
@@ -272,8 +270,17 @@ impl Timeline {
                 self.born_ns = Some(ts);
                 self.begin(ts, ThreadState::Ready);
             }
-            SchedEvent::WakeupNew => self.woken(ts, None),
-            SchedEvent::Wakeup(waker) => self.woken(ts, Some(waker)),
+            SchedEvent::WakeupNew => {
+                self.runnable(ts);
+            }
+            SchedEvent::Wakeup(waker) => {
+                let ended_ns = self.runnable(ts);
+                let attribution = self.attribution();
+                attribution.wakeups += 1;
+                if let Some(waker) = waker {
+                    attribution.woken_by.add(waker, ended_ns);
+                }
+            }
             SchedEvent::SwitchIn { after_idle, prev } => {
                 // Switched in without a wakeup seen: it was runnable all
                 // along (e.g. a sleep cut short by a pending signal).
@@ -313,26 +320,22 @@ impl Timeline {
         }
     }
 
-    /// A wakeup at `ts` by `waker` (None: a new thread's, which only
-    /// tells it was runnable): it ends a wait, unless the thread was
-    /// runnable already.
-    fn woken(&mut self, ts: u64, waker: Option<Waker>) {
+    /// Runnable from `ts` (woken, or a new thread): it ends a wait, unless
+    /// the thread was runnable already. The time asleep or blocked it
+    /// ended.
+    fn runnable(&mut self, ts: u64) -> u64 {
         let waited = match self.state {
-            Some(ThreadState::Running | ThreadState::Ready) => None,
+            Some(ThreadState::Running | ThreadState::Ready) => return 0,
             // A first event that is a wakeup means it was asleep.
-            waiting => Some(waiting.unwrap_or(ThreadState::Sleeping)),
+            waiting => waiting.unwrap_or(ThreadState::Sleeping),
         };
         let ended_ns = match waited {
-            Some(ThreadState::Sleeping | ThreadState::Blocked) => ts - self.since_ns,
+            ThreadState::Sleeping | ThreadState::Blocked => ts - self.since_ns,
             _ => 0,
         };
-        if let Some(waker) = waker {
-            self.attribution().woken_by.add(waker, ended_ns);
-        }
-        if let Some(state) = waited {
-            self.close(ts, state, false, Holder::Unseen);
-            self.begin(ts, ThreadState::Ready);
-        }
+        self.close(ts, waited, false, Holder::Unseen);
+        self.begin(ts, ThreadState::Ready);
+        ended_ns
     }
 
     fn attribution(&mut self) -> &mut Attribution {
@@ -469,6 +472,7 @@ fn departure_state(departure: Departure) -> Option<ThreadState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::records::IrqSource;
     use Departure::*;
     use SchedEvent::*;
 
@@ -481,7 +485,7 @@ mod tests {
         prev: OTHER,
     };
 
-    const WAKEUP: SchedEvent = Wakeup(Waker::Unknown);
+    const WAKEUP: SchedEvent = Wakeup(Some(Waker::Interrupt(IrqSource::Softirq(1))));
 
     /// Switched out outside any system call.
     fn out(departure: Departure) -> SchedEvent {

@@ -65,7 +65,9 @@ pub struct Attributed {
     /// Adds up to the thread's `ready_busy_cpu_ns`.
     pub ready_behind: Vec<TaskShare>,
     pub preempted_by: Vec<TaskShare>,
-    pub woken_by: Vec<WakerShare>,
+    /// With --wakers; adds up to `wakeups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub woken_by: Option<Vec<WakerShare>>,
 }
 
 /// Who the tasks the records name are: traced threads by the report's
@@ -75,15 +77,18 @@ pub struct Directory {
     /// Traced threads: process and escaped name.
     traced: HashMap<u32, (Option<u32>, String)>,
     tasks: Tasks,
+    /// The wakeups name their wakers (--wakers).
+    wakers: bool,
     /// Device IRQ handler names, by IRQ number, read when first asked.
     handlers: std::cell::RefCell<HashMap<i32, String>>,
 }
 
 impl Directory {
-    pub fn new(traced: HashMap<u32, (Option<u32>, String)>, tasks: Tasks) -> Self {
+    pub fn new(traced: HashMap<u32, (Option<u32>, String)>, tasks: Tasks, wakers: bool) -> Self {
         Directory {
             traced,
             tasks,
+            wakers,
             handlers: Default::default(),
         }
     }
@@ -164,35 +169,38 @@ impl Directory {
                 None => unnamed("(others)", tally, None),
             },
         );
-        let woken_by = listed(
-            &attribution.woken_by,
-            |tally| (tally.count, tally.ns),
-            |waker, tally| {
-                let (tid, irq, comm) = match waker {
-                    Some(Waker::Task(task)) => (Some(task.tid), None, None),
-                    Some(Waker::Interrupt(source)) => (None, Some(self.interrupt(source)), None),
-                    Some(Waker::Unknown) => (None, None, Some("(waking not recorded)")),
-                    None => (None, None, Some("(others)")),
-                };
-                let (pid, comm) = match tid {
-                    Some(tid) => {
-                        let (pid, comm, _) = self.task(tid);
-                        (pid, Some(comm))
+        let woken_by = self.wakers.then(|| {
+            listed(
+                &attribution.woken_by,
+                |tally| (tally.count, tally.ns),
+                |waker, tally| {
+                    let (tid, irq, comm) = match waker {
+                        Some(Waker::Task(task)) => (Some(task.tid), None, None),
+                        Some(Waker::Interrupt(source)) => {
+                            (None, Some(self.interrupt(source)), None)
+                        }
+                        None => (None, None, Some("(others)")),
+                    };
+                    let (pid, comm) = match tid {
+                        Some(tid) => {
+                            let (pid, comm, _) = self.task(tid);
+                            (pid, Some(comm))
+                        }
+                        None => (None, comm.map(str::to_string)),
+                    };
+                    WakerShare {
+                        tid,
+                        pid,
+                        comm,
+                        irq,
+                        count: tally.count,
+                        ended_ns: tally.ns,
                     }
-                    None => (None, comm.map(str::to_string)),
-                };
-                WakerShare {
-                    tid,
-                    pid,
-                    comm,
-                    irq,
-                    count: tally.count,
-                    ended_ns: tally.ns,
-                }
-            },
-        );
+                },
+            )
+        });
         Attributed {
-            wakeups: attribution.woken_by.total().count,
+            wakeups: attribution.wakeups,
             ready_behind,
             preempted_by,
             woken_by,

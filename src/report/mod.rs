@@ -325,6 +325,8 @@ pub struct Measurement {
     pub processes: Vec<ProcessActivity>,
     /// The tasks that are not traced that the records named.
     pub tasks: Tasks,
+    /// The wakeups name their wakers (--wakers).
+    pub wakers: bool,
 }
 
 impl Report {
@@ -347,6 +349,7 @@ impl Report {
                 .map(|(thread, identity)| (thread.tid, identity.clone()))
                 .collect(),
             m.tasks.clone(),
+            m.wakers,
         );
         let mut entries: Vec<ThreadEntry> = activity
             .into_iter()
@@ -646,6 +649,7 @@ pub(crate) mod tests {
             names,
             processes: Vec::new(),
             tasks: Tasks::default(),
+            wakers: true,
         };
         let (threads, processes, tasks) = agg.into_parts();
         let m = Measurement {

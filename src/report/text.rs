@@ -521,8 +521,8 @@ fn render_attribution(out: &mut String, thread: &ThreadReport, view: &View) {
         }
         indent_table(out, table);
     }
-    let woken = &attributed.woken_by;
-    if !woken.is_empty() || view.all {
+    let woken = attributed.woken_by.as_deref().unwrap_or_default();
+    if !woken.is_empty() || (view.all && attributed.woken_by.is_some()) {
         let _ = writeln!(out, "{INDENT} [WOKEN BY]");
         let mut table = new_table(&["WAKER", "TID", "PID", "COUNT", "ENDED WAITS ns"]);
         for (label, tid, pid, count, ns) in shown(woken, |w| {

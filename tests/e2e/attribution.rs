@@ -39,7 +39,9 @@ impl Drop for BusyLoop {
 }
 
 fn rows<'a>(thread: &'a Value, list: &str) -> &'a Vec<Value> {
-    thread["sched"][list].as_array().unwrap()
+    thread["sched"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list}: {thread}"))
 }
 
 /// The time `thread` waited behind tasks of process `pid`.
@@ -180,10 +182,20 @@ fn each_woken_by_the_one_before(report: &Value, tids: &[u64]) {
     }
 }
 
+/// Runs `command` in a fresh kd-workload, traced with --wakers: what it
+/// printed, and the report.
+fn traced_naming_wakers(command: &str) -> (Vec<String>, Value) {
+    let mut workload = Workload::start();
+    let pid = workload.pid().to_string();
+    let trace = Trace::start(&["--pid", &pid, "--duration", "300", "--wakers"]);
+    let printed = workload.run(command);
+    (printed, trace.interrupt())
+}
+
 #[test]
 fn ping_pong_threads_are_woken_by_each_other() {
     needs_root!();
-    let (_, report) = launch(&["--", WORKLOAD, "pingpong", "20000"]);
+    let (_, report) = launch(&["--wakers", "--", WORKLOAD, "pingpong", "20000"]);
     let tids: Vec<u64> = threads_named(&report, "kd-workload")
         .iter()
         .map(|t| field(t, "tid"))
@@ -197,7 +209,7 @@ fn threads_on_any_cpu_are_woken_by_the_one_that_wrote_to_them() {
     needs_root!();
     // relay-I reads from relay-(I-1): its waker, on whichever CPU, even
     // when the wakeup itself runs on the sleeper's idle CPU.
-    let (printed, report) = traced("relay 3000");
+    let (printed, report) = traced_naming_wakers("relay 3000");
     assert_eq!(schedstats(&printed).len(), 4, "{printed:?}");
     let tids: Vec<u64> = (0..4)
         .map(|i| field(only_thread(&report, &format!("relay-{i}")), "tid"))
@@ -206,9 +218,18 @@ fn threads_on_any_cpu_are_woken_by_the_one_that_wrote_to_them() {
 }
 
 #[test]
+fn wakers_are_named_only_when_asked() {
+    needs_root!();
+    let (_, report) = traced("sleep 20 1");
+    let sleeper = only_thread(&report, "sleeper");
+    assert!(sleeper["sched"]["woken_by"].is_null(), "{sleeper}");
+    assert!(field(&sleeper["sched"], "wakeups") >= 18, "{sleeper}");
+}
+
+#[test]
 fn a_sleep_is_ended_by_the_timer_interrupt() {
     needs_root!();
-    let (_, report) = traced("sleep 200 2");
+    let (_, report) = traced_naming_wakers("sleep 200 2");
     let sleeper = only_thread(&report, "sleeper");
     let wakeups = field(&sleeper["sched"], "wakeups");
     // 200 sleeps; on a busy machine the kernel may end one without a
@@ -237,7 +258,8 @@ fn a_sleep_is_ended_by_the_timer_interrupt() {
 fn a_udp_receiver_is_woken_by_net_rx_or_its_sender() {
     needs_root!();
     let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "300");
+    let pid = workload.pid().to_string();
+    let trace = Trace::start(&["--pid", &pid, "--duration", "300", "--wakers"]);
     workload.send("udp-receive 300");
     let port = workload.read_line();
     let port = port.strip_prefix("port ").expect("the receiver's port");

@@ -130,7 +130,7 @@ fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
     // A call's record names no thread (it is the running one's, which the
     // switch before it names): a lost switch must not file the next
     // thread's calls under the thread before it.
-    let laps = 5_000;
+    let laps = 20_000;
     let (printed, report) = traced_with_reader_stopped(&format!("relay {laps}"));
 
     assert!(field(&report["lost"], "ring_buffer_full") > 0, "{report}");
