@@ -41,6 +41,8 @@ const volatile bool exit_has_group_dead = false;
  * thread's call lives with the thread (a few pointer loads away). Older
  * kernels: in the thread map, a hash by thread id. Set from kernel BTF. */
 const volatile bool task_storage = false;
+/* The thread that reads the ring buffer (kernel-delay's own). */
+const volatile __u32 reader_tid = 0;
 /* Windows (triggers, repeated samples): records are made only while one
  * is open, each straight to the ring buffer (a staged record could stay
  * on its CPU past the window's close). */
@@ -163,6 +165,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct named_task);
 } named_tasks SEC(".maps");
+
+/* Per CPU, the task the reader last took the CPU from (tid 0: the idle
+ * task): a traced thread that got the CPU after the reader waited behind
+ * that task, and only the reader's few microseconds behind the reader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct task_ids);
+} reader_took SEC(".maps");
 
 /* Records that could not be delivered, by enum lost_cause. */
 __u64 lost[LOST_CAUSES] = {};
@@ -519,32 +531,57 @@ int sched_switch(__u64 *ctx)
 	struct task_struct *next = (struct task_struct *)ctx[2];
 	bool prev_traced = is_traced(prev->tgid), next_traced = is_traced(next->tgid);
 	struct task_struct *other = NULL;
+	__u32 other_tid = 0, other_pid = 0, zero = 0;
 	struct syscall_start *start;
+	struct task_ids *took;
 	struct record_place place;
 	struct switch_event *e;
 	unsigned int state;
 	__u64 now;
 	__s32 at;
 
+	if (reader_tid && next->pid == reader_tid && recording()) {
+		took = bpf_map_lookup_elem(&reader_took, &zero);
+		if (took) {
+			took->tid = prev->pid;
+			took->pid = prev->tgid;
+			if (!prev_traced)
+				name_task(prev, bpf_ktime_get_ns(), false);
+		}
+	}
 	if ((!prev_traced && !next_traced) || !recording())
 		return 0;
 	if (next_traced)
 		mark_target_cpu();
 	now = bpf_ktime_get_ns();
 	/* Who had the CPU before a traced thread, or takes it from one,
-	 * when it is neither traced nor the idle task. */
+	 * when it is neither traced nor the idle task; for the reader, the
+	 * task it had taken the CPU from. */
 	if (!prev_traced && prev->pid)
 		other = prev;
 	else if (!next_traced && next->pid)
 		other = next;
 	if (other) {
+		other_tid = other->pid;
+		other_pid = other->tgid;
+	}
+	if (other == prev && reader_tid && other_tid == reader_tid) {
+		took = bpf_map_lookup_elem(&reader_took, &zero);
+		if (took && took->tid) {
+			other_tid = took->tid;
+			other_pid = took->pid;
+			other = NULL; /* named when the reader took its CPU */
+		}
+	}
+	if (other)
 		name_task(other, now, true);
+	if (other_tid) {
 		e = record_or_lost(&place, sizeof(*e), now, true, &at);
 		if (!e)
 			return 0;
 		e->kind = EVENT_SWITCH_OTHER;
-		e->other_tid = other->pid;
-		e->other_pid = other->tgid;
+		e->other_tid = other_tid;
+		e->other_pid = other_pid;
 	} else {
 		e = record_or_lost(&place, offsetof(struct switch_event, other_tid), now, true, &at);
 		if (!e)

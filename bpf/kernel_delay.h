@@ -228,6 +228,12 @@ struct task_name_event {
 	char comm[TASK_COMM_LEN];
 };
 
+/* A task, by thread and process id. */
+struct task_ids {
+	__u32 tid;
+	__u32 pid;
+};
+
 /* The tasks named in the ring buffer already: by thread id, the task's
  * start time and the window it was named in. */
 enum named_task_limit {

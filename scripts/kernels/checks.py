@@ -89,6 +89,17 @@ class Run:
                 raise Failed(f"the report is not JSON: {error}") from None
         return self._report
 
+    def side_report(self, name):
+        """The report of one of the guest's other runs (NAME_exit,
+        NAME_stderr, NAME_report): it exited 0 and wrote JSON."""
+        status = self.values.get(f"{name}_exit")
+        expect(status == "0", f"exit status {status}: {self.lines(name + '_stderr')}")
+        text = "\n".join(self.files.get(f"{name}_report", []))
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise Failed(f"the {name} report is not JSON: {error}") from None
+
     def interrupts(self, name):
         """A /proc/interrupts snapshot (interrupts_before or _after) as
         {first field: (per-CPU counts, other fields)}."""
@@ -157,12 +168,15 @@ def attaches_and_reports(run):
         said.count("ready") == 1 and said.count("done") == len(commands),
         f"the workload said {said!r}",
     )
-    # Every thread's budget adds up to its observed time, to the ns.
+    # Every thread's budget adds up to its observed time, to the ns, and
+    # its time behind others to the tasks it waited behind.
     for thread in report["threads"]:
         time = thread["time"]
         parts = sum(time[p] for p in ("running_ns", "ready_ns", "sleeping_ns", "blocked_ns", "stopped_ns"))
         expect(parts == time["observed_ns"], f"{thread['comm']}: parts {parts} != observed {time['observed_ns']}")
         expect(time["observed_ns"] <= report["duration_ns"], f"{thread['comm']} observed beyond the window")
+        behind = sum(row["ns"] for row in thread["sched"]["ready_behind"])
+        expect(behind == time["ready_busy_cpu_ns"], f"{thread['comm']}: behind {behind} != {time['ready_busy_cpu_ns']}")
 
 
 BURST = 100_000
@@ -222,18 +236,34 @@ def kprobe_triggers_open_and_close_a_window(run):
     """scripts/kernels/init traces `sleep 3 30` with --start-trigger
     k:hrtimer_nanosleep --stop-trigger kr:hrtimer_nanosleep: the window is
     the first sleep, from the kernel function's entry to its return."""
-    status = run.values.get("kprobe_exit")
-    expect(status == "0", f"exit status {status}: {run.lines('kprobe_stderr')}")
-    text = "\n".join(run.files.get("kprobe_report", []))
-    try:
-        report = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise Failed(f"the kprobe report is not JSON: {error}") from None
+    report = run.side_report("kprobe")
     window = report.get("window") or {}
     expect(window.get("start_trigger") == "k:hrtimer_nanosleep", f"window {window}")
     expect(report["stop_reason"] == "stop_trigger", f"stop reason {report['stop_reason']}")
     length = window["close_ns"] - window["open_ns"]
     expect(25 * MS <= length <= 500 * MS, f"a window of {length / MS:.1f} ms for a 30 ms sleep")
+
+
+@check("wakers")
+def wakers_are_named(run):
+    """scripts/kernels/init traces `sleep 10 20` with --wakers: the sleeper's
+    wakeups are named, most by the timer interrupt (whose name depends on
+    the architecture: LOCAL_TIMER, or arm64's timer IRQ handler), and add up
+    to its wakeups; its waits behind other tasks add up to its time ready
+    behind them."""
+    report = run.side_report("wakers")
+    sleepers = [t for t in report["threads"] if t["comm"] == "sleeper"]
+    expect(len(sleepers) == 1, f"{len(sleepers)} sleeper threads")
+    sched = sleepers[0]["sched"]
+    woken_by = sched.get("woken_by")
+    expect(woken_by is not None, "no woken_by with --wakers")
+    counted = sum(row["count"] for row in woken_by)
+    expect(counted == sched["wakeups"], f"woken_by counts {counted}, wakeups {sched['wakeups']}")
+    by_irq = sum(row["count"] for row in woken_by if row["irq"])
+    expect(by_irq >= 8, f"{by_irq} of 10 sleeps ended by an interrupt: {woken_by}")
+    behind = sum(row["ns"] for row in sched["ready_behind"])
+    ready = sleepers[0]["time"]["ready_busy_cpu_ns"]
+    expect(behind == ready, f"ready behind {behind} ns, ready behind others {ready} ns")
 
 
 @check("uprobe-trigger")

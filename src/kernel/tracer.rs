@@ -196,6 +196,8 @@ impl<'obj> Tracer<'obj> {
         rodata.exit_has_group_dead = tracepoint_arguments(&btf, "sched_process_exit") >= 2;
         let task_storage = has_task_storage_for_tracing(&btf);
         rodata.task_storage = task_storage;
+        // The session reads the ring buffer on the main thread.
+        rodata.reader_tid = std::process::id();
         rodata.windowed = plan.is_some();
         let window_ns = plan.and_then(|w| w.length).map_or(0, |length| {
             u64::try_from(length.as_nanos()).unwrap_or(u64::MAX)
