@@ -527,6 +527,54 @@ mod tests {
     }
 
     #[test]
+    fn waits_are_charged_to_the_task_before_and_wakeups_to_their_waker() {
+        use crate::model::attribution::Tally;
+        let timer = Waker::Interrupt(IrqSource::Softirq(1));
+        let into = |prev| SwitchIn {
+            after_idle: false,
+            prev,
+        };
+        let mut timeline = Timeline::new(START);
+        timeline.apply(2_000, into(5)); // ready since the start
+        timeline.apply(
+            3_000,
+            SwitchOut {
+                departure: Sleeping,
+                in_call: false,
+                next: 6,
+            },
+        );
+        timeline.apply(10_000, Wakeup(Some(timer.clone())));
+        timeline.apply(12_000, into(6));
+        timeline.apply(
+            13_000,
+            SwitchOut {
+                departure: Ready,
+                in_call: false,
+                next: 7,
+            },
+        );
+        timeline.apply(14_000, into(7));
+        let (_, time, attribution) = timeline.finish(END, None, None);
+        let tally = |count, ns| Tally { count, ns };
+        assert_eq!(
+            attribution.ready_behind.entries(),
+            [
+                (Some(Holder::Task(5)), tally(1, 1_000)),
+                (Some(Holder::Task(6)), tally(1, 2_000)),
+                (Some(Holder::Task(7)), tally(1, 1_000)),
+            ]
+        );
+        assert_eq!(time.times.ready_busy_cpu_ns, 4_000);
+        assert_eq!(attribution.preempted_by.entries(), [(Some(7), tally(1, 0))]);
+        assert_eq!(
+            attribution.woken_by.entries(),
+            [(Some(timer), tally(1, 7_000))]
+        );
+        assert_eq!(attribution.wakeups, 1);
+    }
+
+    #[test]
     fn no_event_is_attributed_by_the_state_at_start() {
         let (stats, time) = run_with(&[], None, Some(ThreadState::Sleeping));
         assert_eq!(time.observed_ns, 100_000);
