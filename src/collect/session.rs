@@ -82,8 +82,6 @@ struct Closing {
     threads: Threads,
     /// The system call each thread is in, by /proc.
     calls_in_progress: std::io::Result<HashMap<u32, i64>>,
-    /// Calls in progress, by the programs.
-    in_flight: Result<Vec<(u32, InFlight)>>,
     softirqs_system: SystemSoftirqs,
 }
 
@@ -162,8 +160,8 @@ impl<'a, 'obj> Session<'a, 'obj> {
             opening.start_ns.saturating_add(length_ns)
         });
         let read = self.read_until_the_end(deadline_ns);
-        let mut closing = self.end(read, &opening);
-        let mut aggregator = self.gather(&opening, &mut closing, &mut warnings);
+        let (closing, in_flight) = self.end(read, &opening);
+        let mut aggregator = self.gather(&opening, &closing, in_flight, &mut warnings);
         let spilled = self.tracer.spilled_calls();
         let spilled_calls = spilled.iter().map(|(_, _, _, calls)| calls.count).sum();
         for (tid, start_ns, nr, calls) in spilled {
@@ -260,9 +258,14 @@ impl<'a, 'obj> Session<'a, 'obj> {
         }
     }
 
-    /// Closes the window that `read` ended, and reads what it closes with;
-    /// with one window, the probes go.
-    fn end(&mut self, read: Result<StopReason>, opening: &Opening) -> Closing {
+    /// Closes the window that `read` ended, and reads what it closes with,
+    /// and the calls the programs say are in progress; with one window,
+    /// the probes go.
+    fn end(
+        &mut self,
+        read: Result<StopReason>,
+        opening: &Opening,
+    ) -> (Closing, Result<Vec<(u32, InFlight)>>) {
         let (mut stop_reason, failure) = match read {
             Ok(reason) => (reason, None),
             Err(err) => (StopReason::Failed, Some(err)),
@@ -304,26 +307,27 @@ impl<'a, 'obj> Session<'a, 'obj> {
         if self.plan.is_none() {
             priority::lower();
         }
-        Closing {
+        let closing = Closing {
             end,
             stop_reason,
             failure: failure.or(drained.err()),
             alive,
             threads,
             calls_in_progress,
-            in_flight,
             softirqs_system,
-        }
+        };
+        (closing, in_flight)
     }
 
     /// The window's aggregation, completed with the records still queued
-    /// and staged, the calls in progress, the threads /proc listed and the
-    /// exits the programs kept; what could not be read is said in
-    /// `warnings`.
+    /// and staged, the calls in progress (`in_flight`, and /proc's), the
+    /// threads /proc listed and the exits the programs kept; what could not
+    /// be read is said in `warnings`.
     fn gather(
         &mut self,
         opening: &Opening,
-        closing: &mut Closing,
+        closing: &Closing,
+        in_flight: Result<Vec<(u32, InFlight)>>,
         warnings: &mut Vec<String>,
     ) -> Aggregator {
         let mut aggregator = std::mem::replace(&mut self.aggregator, Aggregator::new(u64::MAX));
@@ -336,7 +340,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             .release_all(|record| aggregator.ingest(record));
         warnings.extend(intake.reorder.late_warning());
         drop(intake);
-        match std::mem::replace(&mut closing.in_flight, Ok(Vec::new())) {
+        match in_flight {
             Ok(calls) => {
                 for (tid, call) in calls {
                     aggregator.add_in_flight(tid, call);

@@ -63,12 +63,12 @@ fn woken_by(thread: &Value, keep: impl Fn(&Value) -> bool) -> u64 {
         .sum()
 }
 
-/// A sleeper sharing its CPU with `busy` loops, traced: the report, and
-/// bpftrace's own account of the time it waited behind each task, by
-/// process id (from its creation, wakeup or preemption to its switch in,
-/// charged to the task switched out then). At nice 19, each of its wakeups waits out
-/// a loop's turn.
-fn sleeper_beside(busy: &[BusyLoop]) -> (Value, Vec<String>) {
+/// A sleeper sharing its CPU with the caller's busy loops, traced: the
+/// report, and bpftrace's own account of the time it waited behind each
+/// task, by process id (from its creation, wakeup or preemption to its
+/// switch in, charged to the task switched out then). At nice 19, each of
+/// its wakeups waits out a loop's turn.
+fn sleeper_beside_busy_loops() -> (Value, Vec<String>) {
     let cpu = last_cpu().to_string();
     let mut workload = Workload::start_under(&["nice", "-n", "19", "taskset", "-c", &cpu]);
     // The threads the workload creates (the sleeper), by thread id: a new
@@ -94,7 +94,6 @@ fn sleeper_beside(busy: &[BusyLoop]) -> (Value, Vec<String>) {
     workload.run("sleep 500 1");
     let report = trace.interrupt();
     let printed = independent.stop();
-    assert!(!busy.is_empty());
     (report, printed)
 }
 
@@ -112,7 +111,7 @@ fn agrees_with_bpftrace(thread: &Value, printed: &[String], pid: u64) {
 fn a_sleeper_waits_behind_the_busy_process_on_its_cpu() {
     needs_root!();
     let busy = [BusyLoop::on(last_cpu())];
-    let (report, printed) = sleeper_beside(&busy);
+    let (report, printed) = sleeper_beside_busy_loops();
     let sleeper = only_thread(&report, "sleeper");
     agrees_with_bpftrace(sleeper, &printed, busy[0].pid());
     let row = rows(sleeper, "ready_behind")
@@ -131,7 +130,7 @@ fn a_sleeper_waits_behind_the_busy_process_on_its_cpu() {
 fn two_busy_processes_on_its_cpu_share_its_wait() {
     needs_root!();
     let busy = [BusyLoop::on(last_cpu()), BusyLoop::on(last_cpu())];
-    let (report, printed) = sleeper_beside(&busy);
+    let (report, printed) = sleeper_beside_busy_loops();
     let sleeper = only_thread(&report, "sleeper");
     let behind = busy.map(|loop_| {
         agrees_with_bpftrace(sleeper, &printed, loop_.pid());
@@ -182,16 +181,6 @@ fn each_woken_by_the_one_before(report: &Value, tids: &[u64]) {
     }
 }
 
-/// Runs `command` in a fresh kd-workload, traced with --wakers: what it
-/// printed, and the report.
-fn traced_naming_wakers(command: &str) -> (Vec<String>, Value) {
-    let mut workload = Workload::start();
-    let pid = workload.pid().to_string();
-    let trace = Trace::start(&["--pid", &pid, "--duration", "300", "--wakers"]);
-    let printed = workload.run(command);
-    (printed, trace.interrupt())
-}
-
 #[test]
 fn ping_pong_threads_are_woken_by_each_other() {
     needs_root!();
@@ -209,7 +198,7 @@ fn threads_on_any_cpu_are_woken_by_the_one_that_wrote_to_them() {
     needs_root!();
     // relay-I reads from relay-(I-1): its waker, on whichever CPU, even
     // when the wakeup itself runs on the sleeper's idle CPU.
-    let (printed, report) = traced_naming_wakers("relay 3000");
+    let (printed, report) = traced_with(&["--wakers"], "relay 3000");
     assert_eq!(schedstats(&printed).len(), 4, "{printed:?}");
     let tids: Vec<u64> = (0..4)
         .map(|i| field(only_thread(&report, &format!("relay-{i}")), "tid"))
@@ -229,7 +218,7 @@ fn wakers_are_named_only_when_asked() {
 #[test]
 fn a_sleep_is_ended_by_the_timer_interrupt() {
     needs_root!();
-    let (_, report) = traced_naming_wakers("sleep 200 2");
+    let (_, report) = traced_with(&["--wakers"], "sleep 200 2");
     let sleeper = only_thread(&report, "sleeper");
     let wakeups = field(&sleeper["sched"], "wakeups");
     // 200 sleeps; on a busy machine the kernel may end one without a
@@ -258,8 +247,7 @@ fn a_sleep_is_ended_by_the_timer_interrupt() {
 fn a_udp_receiver_is_woken_by_net_rx_or_its_sender() {
     needs_root!();
     let mut workload = Workload::start();
-    let pid = workload.pid().to_string();
-    let trace = Trace::start(&["--pid", &pid, "--duration", "300", "--wakers"]);
+    let trace = Trace::of_with(&workload, "300", &["--wakers"]);
     workload.send("udp-receive 300");
     let port = workload.read_line();
     let port = port.strip_prefix("port ").expect("the receiver's port");

@@ -175,7 +175,13 @@ impl Trace {
 
     /// Traces `workload` for at most `seconds`.
     pub fn of(workload: &Workload, seconds: &str) -> Self {
-        Self::start(&["--pid", &workload.pid().to_string(), "--duration", seconds])
+        Self::of_with(workload, seconds, &[])
+    }
+
+    /// The same, with the options `extra`.
+    pub fn of_with(workload: &Workload, seconds: &str, extra: &[&str]) -> Self {
+        let pid = workload.pid().to_string();
+        Self::start(&[&["--pid", &pid, "--duration", seconds], extra].concat())
     }
 
     /// `command` runs kernel-delay (possibly through a wrapper).
@@ -257,8 +263,13 @@ impl Trace {
 /// Runs `command` in a fresh kd-workload, traced from before it starts
 /// until it is done (Ctrl-C then): what it printed, and the report.
 pub fn traced(command: &str) -> (Vec<String>, Value) {
+    traced_with(&[], command)
+}
+
+/// The same, traced with the options `extra`.
+pub fn traced_with(extra: &[&str], command: &str) -> (Vec<String>, Value) {
     let mut workload = Workload::start();
-    let trace = Trace::of(&workload, "300");
+    let trace = Trace::of_with(&workload, "300", extra);
     let printed = workload.run(command);
     (printed, trace.interrupt())
 }
