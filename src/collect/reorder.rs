@@ -17,8 +17,8 @@ use crate::thousands::thousands;
 /// timer tick (up to 10 ms at HZ=100), and the reader's own delay.
 pub const HOLD_NS: u64 = 5 * staging::MAX_STAGED_NS.0 as u64;
 
-/// Records from one source, each with its time, oldest first.
-type Queue = VecDeque<(u64, Record)>;
+/// Records from one source, oldest first.
+type Queue = VecDeque<Record>;
 
 #[derive(Debug, Default)]
 pub struct Reorder {
@@ -46,11 +46,11 @@ impl Reorder {
         // Nearly always the newest of its queue; not always: a record
         // staged by an interrupt in the middle of another, or two sent at
         // once from two CPUs.
-        if queue.back().is_none_or(|(newest, _)| *newest <= time) {
-            queue.push_back((time, record));
+        if queue.back().is_none_or(|newest| newest.time_ns() <= time) {
+            queue.push_back(record);
         } else {
-            let at = queue.partition_point(|(queued, _)| *queued <= time);
-            queue.insert(at, (time, record));
+            let at = queue.partition_point(|queued| queued.time_ns() <= time);
+            queue.insert(at, record);
         }
     }
 
@@ -58,7 +58,7 @@ impl Reorder {
     /// (those made at the same time in the order they arrived, from one
     /// source).
     pub fn release_before(&mut self, horizon_ns: u64, mut sink: impl FnMut(Record)) {
-        let head = |queue: &Queue| queue.front().map(|(time, _)| *time);
+        let head = |queue: &Queue| queue.front().map(Record::time_ns);
         let mut heads: BinaryHeap<Reverse<(u64, usize)>> = self
             .queues
             .iter()
@@ -68,7 +68,7 @@ impl Reorder {
             .collect();
         while let Some(Reverse((time, index))) = heads.pop() {
             let queue = &mut self.queues[index];
-            if let Some((_, record)) = queue.pop_front() {
+            if let Some(record) = queue.pop_front() {
                 self.released_ns = self.released_ns.max(time);
                 sink(record);
             }
@@ -89,7 +89,7 @@ impl Reorder {
     /// previous window).
     pub fn discard_before(&mut self, start_ns: u64) {
         for queue in &mut self.queues {
-            queue.retain(|(time, _)| *time >= start_ns);
+            queue.retain(|record| record.time_ns() >= start_ns);
         }
     }
 

@@ -21,8 +21,9 @@ pub enum Record {
         enter_ns: u64,
         exit_ns: u64,
     },
-    /// A call that took at least the event threshold (--syscall-events).
-    SlowCall(SlowCall),
+    /// A call that took at least the event threshold (--syscall-events):
+    /// rare, and boxed so that the common records stay small.
+    SlowCall(Box<SlowCall>),
     /// A CPU went from thread `out` (traced) to thread `into` (traced), at
     /// `ts_ns`.
     Switch {
@@ -332,7 +333,7 @@ impl Records<'_> {
             event_kind::EVENT_SLOW_CALL => {
                 let e: slow_call_event = read_record(data);
                 let exit_ns = self.time(e.exit_at);
-                Record::SlowCall(SlowCall {
+                Record::SlowCall(Box::new(SlowCall {
                     tid: self.running,
                     pid: e.pid,
                     nr: i64::from(e.nr),
@@ -343,7 +344,7 @@ impl Records<'_> {
                     kernel_stack: e.kernel_stack,
                     user_stack: e.user_stack,
                     address_space: e.address_space,
-                })
+                }))
             }
             event_kind::EVENT_SWITCH | event_kind::EVENT_SWITCH_OTHER => {
                 let e: switch_event = read_record(data);
@@ -808,7 +809,7 @@ mod tests {
         };
         decodes_to(
             &e,
-            Record::SlowCall(SlowCall {
+            Record::SlowCall(Box::new(SlowCall {
                 tid: 42,
                 pid: 40,
                 nr: 230,
@@ -819,7 +820,7 @@ mod tests {
                 kernel_stack: 7,
                 user_stack: -17,
                 address_space: 3,
-            }),
+            })),
         );
     }
 

@@ -5,7 +5,7 @@
 //! exits and comes back is a new thread with its own activity: the
 //! kernel's thread-creation record starts it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::records::{
@@ -37,8 +37,8 @@ pub struct ThreadActivity {
     /// None when the scheduler said nothing about the thread.
     pub timeline: Option<Timeline>,
     /// By softirq vector.
-    pub softirqs: HashMap<u32, Distribution>,
-    pub hardirqs: HashMap<HardIrq, Distribution>,
+    pub softirqs: FxHashMap<u32, Distribution>,
+    pub hardirqs: FxHashMap<HardIrq, Distribution>,
     pub exit: Option<ThreadExit>,
     /// The thread that had this id before, if it was seen.
     previous: Option<usize>,
@@ -78,8 +78,8 @@ impl ThreadActivity {
             in_flight: Vec::new(),
             in_call_since_before: None,
             timeline: None,
-            softirqs: HashMap::new(),
-            hardirqs: HashMap::new(),
+            softirqs: FxHashMap::default(),
+            hardirqs: FxHashMap::default(),
             exit: None,
             previous: None,
             newest: false,
@@ -211,15 +211,15 @@ pub struct Aggregator {
     /// Every thread seen, in order of first sight.
     threads: Vec<ThreadActivity>,
     /// Thread id -> the newest thread with it.
-    newest: HashMap<u32, usize>,
+    newest: FxHashMap<u32, usize>,
     /// Threads known only from the kernel's spill maps (their creation
     /// record was lost), by id and task start time.
-    unseen: HashMap<(u32, u64), usize>,
+    unseen: FxHashMap<(u32, u64), usize>,
     /// Every process traced, in order of first sight; a process id that
     /// comes back (forks past pid_max) is a new process.
     processes: Vec<ProcessActivity>,
     /// Process id -> the newest process with it.
-    newest_process: HashMap<u32, usize>,
+    newest_process: FxHashMap<u32, usize>,
     /// Slow calls inside the window (--syscall-events), in arrival order.
     slow_calls: Vec<SlowCall>,
     /// How many are kept, and those past it, counted.
@@ -238,10 +238,10 @@ impl Aggregator {
             end_ns: u64::MAX,
             events: 0,
             threads: Vec::new(),
-            newest: HashMap::new(),
-            unseen: HashMap::new(),
+            newest: FxHashMap::default(),
+            unseen: FxHashMap::default(),
             processes: Vec::new(),
-            newest_process: HashMap::new(),
+            newest_process: FxHashMap::default(),
             slow_calls: Vec::new(),
             slow_call_cap: usize::MAX,
             slow_calls_not_listed: 0,
@@ -329,7 +329,7 @@ impl Aggregator {
                 self.call(call.tid, call.nr, call.errno, call.enter_ns, call.exit_ns);
                 if call.enter_ns >= self.start_ns && call.exit_ns <= self.end_ns {
                     if self.slow_calls.len() < self.slow_call_cap {
-                        self.slow_calls.push(call);
+                        self.slow_calls.push(*call);
                     } else {
                         self.slow_calls_not_listed += 1;
                     }

@@ -3,7 +3,7 @@
 //! thread: past [`DISTINCT`] entries, the rest add up in one, so that sums
 //! stay exact whatever the machine runs.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::kernel::records::{Task, Waker};
 
@@ -123,7 +123,7 @@ pub struct TaskInfo {
 /// thread id: as many as the window's records name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tasks {
-    by_tid: HashMap<u32, TaskInfo>,
+    by_tid: FxHashMap<u32, TaskInfo>,
 }
 
 impl Tasks {
