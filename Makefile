@@ -9,6 +9,8 @@ BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
 # probes of the trigger tests' workload; man and the shells to check what
 # `make install` installs.
 TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish
+# `make bench`'s real server and its load generator (redis-tools).
+BENCH_PACKAGES := redis-server
 
 # Installs the Debian packages named in $(1) that are missing, with
 # apt-get install's options $(2).
@@ -90,6 +92,7 @@ install: build
 	$(BIN) --generate fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kernel-delay.fish
 
 bench: build
+	$(call apt_install,$(BENCH_PACKAGES))
 	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead
 
 # One fully static (musl, static-pie) binary of the tool, checked: `file`

@@ -10,6 +10,7 @@
 //! asserts nothing.
 
 mod floors;
+mod server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -188,6 +189,46 @@ fn lost_events() -> u64 {
     digits.parse().expect("a count")
 }
 
+/// What one run has attached: a floor, kernel-delay, or nothing.
+struct Attached {
+    floor: Option<Floor>,
+    tool: Option<Tool>,
+}
+
+impl Attached {
+    /// Attaches `tracing` for process `pid` (kernel-delay started through
+    /// `prefix`), and returns once it is tracing.
+    fn to(tracing: Tracing, prefix: &[&str], others: &Others, pid: u32) -> Attached {
+        let [one, two] = others.pids();
+        let mut attached = Attached {
+            floor: None,
+            tool: None,
+        };
+        match tracing {
+            Tracing::Untraced => {}
+            Tracing::Floor(level) => attached.floor = Some(Floor::attach(level, pid)),
+            Tracing::KernelDelay(targets) => {
+                let pids = match targets {
+                    Targets::Workload => vec![pid],
+                    Targets::WorkloadAndOther => vec![pid, one],
+                    Targets::Other => vec![one],
+                    Targets::TwoOthers => vec![one, two],
+                };
+                attached.tool = Some(Tool::start(prefix, &pids));
+            }
+        }
+        attached
+    }
+
+    /// Detaches; what kernel-delay measured of itself, if it ran.
+    fn detach(self, measured: &mut Run) {
+        drop(self.floor);
+        if let Some(tool) = self.tool {
+            (measured.tool_cpu_s, measured.tool_peak_kib, measured.lost) = tool.stop();
+        }
+    }
+}
+
 /// Runs `kd-workload MODE ARGS` under `tracing` (kernel-delay started
 /// through `prefix`).
 #[allow(clippy::zombie_processes)] // reaped by wait4
@@ -201,22 +242,7 @@ fn run(tracing: Tracing, prefix: &[&str], others: &Others, workload: &[&str]) ->
         .spawn()
         .expect("running the workload");
     let pid = child.id();
-    let [one, two] = others.pids();
-    let mut floor = None;
-    let mut tool = None;
-    match tracing {
-        Tracing::Untraced => {}
-        Tracing::Floor(level) => floor = Some(Floor::attach(level, pid)),
-        Tracing::KernelDelay(targets) => {
-            let pids = match targets {
-                Targets::Workload => vec![pid],
-                Targets::WorkloadAndOther => vec![pid, one],
-                Targets::Other => vec![one],
-                Targets::TwoOthers => vec![one, two],
-            };
-            tool = Some(Tool::start(prefix, &pids));
-        }
-    }
+    let attached = Attached::to(tracing, prefix, others, pid);
     writeln!(child.stdin.take().expect("piped"), "go").expect("starting the workload");
     let mut printed = String::new();
     child
@@ -226,7 +252,6 @@ fn run(tracing: Tracing, prefix: &[&str], others: &Others, workload: &[&str]) ->
         .read_to_string(&mut printed)
         .expect("reading the workload");
     reap(pid as libc::pid_t);
-    drop(floor);
     let mut measured = Run {
         ns: printed
             .split_whitespace()
@@ -235,9 +260,7 @@ fn run(tracing: Tracing, prefix: &[&str], others: &Others, workload: &[&str]) ->
             .expect("kd-workload prints ns per iteration"),
         ..Run::default()
     };
-    if let Some(tool) = tool {
-        (measured.tool_cpu_s, measured.tool_peak_kib, measured.lost) = tool.stop();
-    }
+    attached.detach(&mut measured);
     measured
 }
 
@@ -355,6 +378,7 @@ fn main() {
         "median of {ROUNDS} rounds, the variants in turn in each round (a different one first)"
     );
     costs_against_floors(&others);
+    server::requests_per_second(&others);
     saturated_target(&others);
     memory_per_thread(&others);
     let _ = std::fs::remove_file(REPORT);
