@@ -19,12 +19,28 @@ fn vmlinux_dir() -> &'static str {
     }
 }
 
+/// The architecture as bpf_tracing.h and the programs' #ifs name it.
+fn target_arch_define() -> &'static str {
+    match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => "-D__TARGET_ARCH_arm64",
+        _ => "-D__TARGET_ARCH_x86",
+    }
+}
+
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (source, skeleton) in OBJECTS {
         SkeletonBuilder::new()
             .source(source)
-            .clang_args(["-I", vmlinux_dir(), "-I", "bpf", "-Wall", "-Werror"])
+            .clang_args([
+                "-I",
+                vmlinux_dir(),
+                "-I",
+                "bpf",
+                target_arch_define(),
+                "-Wall",
+                "-Werror",
+            ])
             .build_and_generate(out_dir.join(skeleton))
             .unwrap_or_else(|err| {
                 panic!("building the BPF skeleton of {source} failed (is clang installed?): {err}")

@@ -54,11 +54,14 @@ const volatile __u64 interval_ns = 0;
 /* rt_sigreturn's number on this architecture (set by user space). */
 const volatile __s64 sigreturn_nr = -1;
 /* --syscall-events: calls that take at least event_min_ns become events,
- * with their stacks when capture_stacks (and a poll-family call only
- * unless skip_poll_events: its numbers are poll_nrs, -1 for none). */
+ * with their stacks when capture_stacks: the kernel stack, and
+ * user_stack_pages pages of the user stack from the stack pointer's (a
+ * poll-family call only unless skip_poll_events: its numbers are poll_nrs,
+ * -1 for none). */
 const volatile bool syscall_events = false;
 const volatile __u64 event_min_ns = 0;
 const volatile bool capture_stacks = false;
+const volatile __u32 user_stack_pages = 0;
 const volatile bool skip_poll_events = false;
 #define POLL_NRS 8
 const volatile __s32 poll_nrs[POLL_NRS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
@@ -207,6 +210,8 @@ enum softirq_vectors _softirq_vectors = 0;
 enum stack_depth _stack_depth = 0;
 enum staging _staging = 0;
 enum stack_id _stack_id = 0;
+enum user_stack_limits _user_stack_limits = 0;
+struct user_stack_copy _user_stack_copy = {};
 enum address_space_limit _address_space_limit = 0;
 enum window_state _window_state = 0;
 enum window_closer _window_closer = 0;
@@ -791,14 +796,15 @@ static __always_inline bool is_event(__s32 nr, __u64 duration)
 	       !(skip_poll_events && is_poll_family(nr));
 }
 
-/* A stack of the current task into the stack map; a failure is counted. */
-static __always_inline __s32 take_stack(void *ctx, __u64 flags)
+/* The current task's kernel stack into the stack map; a failure is
+ * counted. */
+static __always_inline __s32 take_kernel_stack(void *ctx)
 {
 	__s32 id;
 
 	if (!capture_stacks)
 		return NO_STACK;
-	id = bpf_get_stackid(ctx, &stacks, flags);
+	id = bpf_get_stackid(ctx, &stacks, 0);
 	if (id < 0)
 		__sync_fetch_and_add(&stacks_missed, 1);
 	return id;
@@ -823,27 +829,69 @@ static __always_inline __u64 address_space(__u32 pid)
 	return fresh;
 }
 
-/* The event of a slow call, in place of its syscall_event; false when the
- * ring buffer has no room (the call is then spilled, its event lost). */
-static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_start *start,
-					   long ret, __u64 now)
+/* The user registers at the call's entry, where an unwinder starts. */
+static __always_inline void read_user_regs(struct user_regs *out, struct pt_regs *regs)
 {
+#if defined(__TARGET_ARCH_arm64)
+	out->ip = regs->pc;
+	out->sp = regs->sp;
+	out->fp = regs->regs[29];
+	out->lr = regs->regs[30];
+#else
+	out->ip = regs->ip;
+	out->sp = regs->sp;
+	out->fp = regs->bp;
+	out->lr = 0;
+#endif
+}
+
+/* Copies the user stack into `bytes`, whole pages from the stack pointer's
+ * up, until user_stack_pages are or one cannot be read (past the stack's
+ * top, or not in memory: bpf_probe_read_user does not fault pages in). */
+static __always_inline void copy_user_stack(struct user_stack_copy *copy, __u8 *bytes)
+{
+	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
+	__u32 i;
+
+	copy->start = start;
+	copy->len = 0;
+	for (i = 0; i < MAX_USER_STACK_PAGES; i++) {
+		if (i >= user_stack_pages)
+			break;
+		if (bpf_probe_read_user(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
+					(void *)(start + i * USER_STACK_PAGE)))
+			break;
+		copy->len += USER_STACK_PAGE;
+	}
+}
+
+/* The event of a slow call, in place of its syscall_event, with its user
+ * stack when stacks are captured; false when the ring buffer has no room
+ * (the call is then spilled, its event lost). */
+static __always_inline bool emit_slow_call(void *ctx, struct pt_regs *regs, __u32 pid,
+					   struct syscall_start *start, long ret, __u64 now)
+{
+	bool user_stack = capture_stacks && user_stack_pages;
+	__u32 size = sizeof(struct slow_call_event);
+	struct user_stack_copy *copy;
 	struct slow_call_event *e;
 	struct record_place place;
-	__s32 kernel_stack, user_stack, at;
+	__s32 kernel_stack, at;
 
 	/* Taken before the record is started: nothing else stages meanwhile. */
 	if (!start->kernel_stack_taken)
-		kernel_stack = take_stack(ctx, 0);
+		kernel_stack = take_kernel_stack(ctx);
 	else if ((kernel_stack = start->kernel_stack) < 0 && capture_stacks)
 		__sync_fetch_and_add(&stacks_missed, 1);
-	user_stack = take_stack(ctx, BPF_F_USER_STACK);
-	e = record_start(&place, sizeof(*e), now, true, &at);
+	/* Too large for a batch: a record with a stack goes at once. */
+	if (user_stack)
+		size += sizeof(*copy) + user_stack_pages * USER_STACK_PAGE;
+	e = record_start(&place, size, now, !user_stack, &at);
 	if (!e) {
 		count_lost(LOST_SYSCALL_EVENT);
 		return false;
 	}
-	e->kind = EVENT_SLOW_CALL;
+	e->kind = user_stack ? EVENT_SLOW_CALL_STACK : EVENT_SLOW_CALL;
 	e->err = call_errno(start->nr, ret);
 	e->nr = start->nr;
 	e->exit_at = at;
@@ -851,8 +899,14 @@ static __always_inline bool emit_slow_call(void *ctx, __u32 pid, struct syscall_
 	e->duration_ns = now - start->enter_ns;
 	e->ret = ret;
 	e->kernel_stack = kernel_stack;
-	e->user_stack = user_stack;
+	e->pad = 0;
 	e->address_space = capture_stacks ? address_space(pid) : 0;
+	if (user_stack) {
+		copy = (struct user_stack_copy *)(e + 1);
+		read_user_regs(&copy->regs, regs);
+		copy->pad = 0;
+		copy_user_stack(copy, (__u8 *)(copy + 1));
+	}
 	record_end(&place);
 	return true;
 }
@@ -904,7 +958,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	now = bpf_ktime_get_ns();
 	duration = now - start->enter_ns;
 	if (is_event(start->nr, duration)) {
-		if (!emit_slow_call(ctx, pid_tgid >> 32, start, ret, now))
+		if (!emit_slow_call(ctx, regs, pid_tgid >> 32, start, ret, now))
 			spill_call(tid, start->nr, call_errno(start->nr, ret), duration);
 		start->enter_ns = 0;
 		return 0;

@@ -34,6 +34,10 @@ enum event_kind {
 	EVENT_SWITCH_OTHER = 18,
 	/* Woken by an interrupt: a wakeup_event with the interrupt. */
 	EVENT_WAKEUP_IRQ = 19,
+	/* A slow call with its user stack: a slow_call_event, then a
+	 * user_stack_copy and the bytes copied (sent at once: too large for
+	 * a batch). */
+	EVENT_SLOW_CALL_STACK = 20,
 };
 
 /* Sampling windows, opened and closed by triggers (--start-trigger,
@@ -162,13 +166,38 @@ struct slow_call_event {
 	__u32 pid;	/* its process */
 	__u64 duration_ns;
 	__s64 ret;	/* what it returned */
-	/* Ids in the stack map, or -errno when it could not be recorded
-	 * (NO_STACK: none was asked for). The kernel stack is where the
-	 * thread first waited in the call, else where the call returned. */
+	/* An id in the stack map, or -errno when it could not be recorded
+	 * (NO_STACK: none was asked for): where the thread first waited in
+	 * the call, else where the call returned. */
 	__s32 kernel_stack;
-	__s32 user_stack;
+	__u32 pad;
 	/* The process's address space (see address_spaces); 0: unknown. */
 	__u64 address_space;
+};
+
+/* The user registers an unwinder starts from, as the call entered. */
+struct user_regs {
+	__u64 ip;
+	__u64 sp;
+	__u64 fp;	/* rbp on x86_64, x29 on arm64 */
+	__u64 lr;	/* x30 on arm64; 0 on x86_64 */
+};
+
+/* The user stack is copied in pages: MAX_USER_STACK_PAGES at most
+ * (--user-stack-size, and the page the stack pointer is in). */
+enum user_stack_limits {
+	USER_STACK_PAGE = 4096,
+	MAX_USER_STACK_PAGES = 17,
+};
+
+/* The top of a thread's user stack, for an unwinder in user space (perf
+ * and samply unwind such copies with the binaries' CFI): whole pages from
+ * the one holding the stack pointer up, until one cannot be read. */
+struct user_stack_copy {
+	struct user_regs regs;
+	__u64 start;	/* the user address of the first byte copied */
+	__u32 len;	/* bytes copied (0: none could be read) */
+	__u32 pad;
 };
 
 /* A stack id that stands for no stack taken. */

@@ -123,6 +123,17 @@ pub struct Cli {
     )]
     pub stack_trace_size: u32,
 
+    /// How much of each slow call's user stack --syscall-events copies to
+    /// unwind, in bytes above the stack pointer (a multiple of 4096, from
+    /// 4096 to 65536): deeper frames are cut, and the stack says so.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DEFAULT_USER_STACK_SIZE,
+        value_parser = parse_user_stack_size
+    )]
+    pub user_stack_size: u32,
+
     /// How many slow calls --syscall-events lists a window at most (the
     /// first ones); those past it are counted, not kept: memory stays
     /// bounded whatever the rate.
@@ -281,6 +292,9 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Distinct stacks --syscall-events records by default, as the Open
 /// vSwitch tool; each entry holds up to 127 frames (1 KiB).
 const DEFAULT_STACK_TRACES: u32 = 4096;
+const DEFAULT_USER_STACK_SIZE: u32 = 16384;
+/// The programs copy the stack pointer's page and this many bytes above.
+const MAX_USER_STACK_SIZE: u32 = 65536;
 const MAX_STACK_TRACES: u32 = 1 << 20;
 
 /// Page size of the ring buffer's --buffer-page-count.
@@ -406,6 +420,7 @@ impl Cli {
         Some(EventOptions {
             min_ns: self.syscall_events?,
             stack_traces: self.stack_trace_size,
+            user_stack_bytes: self.user_stack_size,
             skip_poll: self.skip_syscall_poll_events,
             max_events: self.max_syscall_events,
         })
@@ -516,6 +531,15 @@ fn parse_stack_trace_size(text: &str) -> Result<u32, String> {
         Ok(n) if n <= MAX_STACK_TRACES => Ok(n),
         _ => Err(format!(
             "the stack trace size is a number of stacks from 0 to {MAX_STACK_TRACES}"
+        )),
+    }
+}
+
+fn parse_user_stack_size(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n % 4096 == 0 && (4096..=MAX_USER_STACK_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "the user stack size is a number of bytes, a multiple of 4096 from 4096 to {MAX_USER_STACK_SIZE}"
         )),
     }
 }
@@ -743,6 +767,7 @@ mod tests {
             Some(EventOptions {
                 min_ns: 4_000_000,
                 stack_traces: 0,
+                user_stack_bytes: 16384,
                 skip_poll: true,
                 max_events: 100_000,
             })
@@ -843,6 +868,9 @@ mod tests {
             &["--pid", "1", "--syscall-events", "-5"],
             &["--pid", "1", "--syscall-events", "5ms"],
             &["--pid", "1", "--stack-trace-size", "99999999"],
+            &["--pid", "1", "--user-stack-size", "0"],
+            &["--pid", "1", "--user-stack-size", "5000"],
+            &["--pid", "1", "--user-stack-size", "69632"],
             &["--pid", "1", "--skip-syscall-poll-events"],
             &["--pid", "1", "--start-trigger", "begin"],
             &["--pid", "1", "--stop-trigger", "x:y"],

@@ -10,9 +10,10 @@ use libbpf_rs::RingBuffer;
 
 use crate::collect::placement::Placement;
 use crate::collect::reorder::Reorder;
-use crate::kernel::records::{Origin, Record};
+use crate::kernel::records::{Origin, Record, UserStack};
 use crate::kernel::tracer::Tracer;
 use crate::symbols::address_space::AddressSpaces;
+use crate::symbols::unwind::Unwinders;
 
 pub struct Intake {
     /// Records as they arrive, until the aggregator can have them in
@@ -24,6 +25,8 @@ pub struct Intake {
     /// The slow calls' address spaces, each with its memory map read at
     /// its first slow call, while the process is still in it.
     pub spaces: AddressSpaces,
+    /// User stack copies become frames as they arrive.
+    pub unwinders: Unwinders,
 }
 
 impl Intake {
@@ -41,9 +44,13 @@ impl Intake {
         Ok((ring, intake))
     }
 
-    fn receive(&mut self, origin: Origin, record: Record) {
-        if let Record::SlowCall(call) = &record {
-            self.spaces.note(call.pid, call.address_space);
+    fn receive(&mut self, origin: Origin, mut record: Record) {
+        if let Record::SlowCall(call) = &mut record {
+            let space = (call.pid, call.address_space);
+            self.spaces.note(space.0, space.1);
+            if let UserStack::Copied(copy) = &call.user_stack {
+                call.user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
+            }
         }
         // Where the traced threads run (records sent at once count too:
         // in a window opened by triggers, all are).

@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use crate::cli::Cli;
 use crate::clock;
-use crate::kernel::tracer::{Filter, Options, Tracer};
+use crate::kernel::tracer::{user_stack_copy_bytes, Filter, Options, Tracer};
 use crate::model::aggregate::ThreadActivity;
 use crate::output::Layout;
 use crate::processes::cgroup::Cgroups;
@@ -24,6 +24,7 @@ use crate::report::{Header, Measurement};
 use crate::sanitize::sanitize;
 use crate::signals;
 use crate::symbols::address_space::AddressSpaces;
+use crate::symbols::unwind::Unwinders;
 use crate::thousands::thousands;
 use intake::Intake;
 use placement::Placement;
@@ -107,6 +108,10 @@ pub fn collect(
         reorder: Reorder::default(),
         placement,
         spaces: AddressSpaces::new(Box::new(tracer.address_spaces()?)),
+        unwinders: Unwinders::new(
+            cli.events()
+                .map_or(0, |events| user_stack_copy_bytes(events.user_stack_bytes)),
+        ),
     };
     let (ring, intake) = intake.connect(&tracer)?;
     sink.announce(&header)?;

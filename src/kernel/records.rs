@@ -1,13 +1,14 @@
 //! The records the BPF programs send through the ring buffer (the structs
 //! of bpf/kernel_delay.h), decoded into what the aggregation reads.
 
-use crate::kernel::irq::HardIrq;
 use std::mem::size_of;
+use std::rc::Rc;
 
+use crate::kernel::irq::HardIrq;
 use crate::kernel::skel::types::{
     event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
     switch_event, switch_flags, switch_out_state, syscall_event, task_name_event,
-    thread_exit_event, thread_new_event, wakeup_event, waking_irq,
+    thread_exit_event, thread_new_event, user_stack_copy, wakeup_event, waking_irq,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -106,9 +107,10 @@ impl Record {
 /// A stack id that stands for no stack taken (none was asked for).
 pub const NO_STACK: i32 = stack_id::NO_STACK.0 as i32;
 
-/// One slow call, and the ids of its stacks in the kernel's stack map
-/// (negative: NO_STACK, or the errno that kept it from being recorded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One slow call, the id of its kernel stack in the kernel's stack map
+/// (negative: NO_STACK, or the errno that kept it from being recorded),
+/// and its user stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlowCall {
     pub tid: u32,
     pub pid: u32,
@@ -119,10 +121,40 @@ pub struct SlowCall {
     pub exit_ns: u64,
     pub ret: i64,
     pub kernel_stack: i32,
-    pub user_stack: i32,
+    pub user_stack: UserStack,
     /// Its process's address space, as the programs number them (0:
     /// unknown).
     pub address_space: u64,
+}
+
+/// A slow call's user stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserStack {
+    /// None was taken (stacks were not asked for).
+    NotTaken,
+    /// The copy the programs took, to be unwound.
+    Copied(Box<StackCopy>),
+    /// Unwound: the instruction pointer, then return addresses; and why
+    /// the walk ended before the stack's outermost frame, if it did.
+    Unwound {
+        addresses: Rc<[u64]>,
+        cut: Option<&'static str>,
+    },
+}
+
+/// The top of a thread's user stack as the programs copied it, with the
+/// registers an unwinder starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackCopy {
+    pub ip: u64,
+    pub sp: u64,
+    /// The frame pointer register (rbp, x29).
+    pub fp: u64,
+    /// The link register (x30 on arm64; 0 on x86_64).
+    pub lr: u64,
+    /// The user address of `bytes[0]`.
+    pub start: u64,
+    pub bytes: Vec<u8>,
 }
 
 /// A task a record names: its thread id (0: the idle task), and its
@@ -330,9 +362,14 @@ impl Records<'_> {
                     exit_ns,
                 }
             }
-            event_kind::EVENT_SLOW_CALL => {
+            event_kind::EVENT_SLOW_CALL | event_kind::EVENT_SLOW_CALL_STACK => {
                 let e: slow_call_event = read_record(data);
                 let exit_ns = self.time(e.exit_at);
+                let user_stack = if kind == event_kind::EVENT_SLOW_CALL_STACK {
+                    UserStack::Copied(Box::new(stack_copy(&data[size_of::<slow_call_event>()..])))
+                } else {
+                    UserStack::NotTaken
+                };
                 Record::SlowCall(Box::new(SlowCall {
                     tid: self.running,
                     pid: e.pid,
@@ -342,7 +379,7 @@ impl Records<'_> {
                     exit_ns,
                     ret: e.ret,
                     kernel_stack: e.kernel_stack,
-                    user_stack: e.user_stack,
+                    user_stack,
                     address_space: e.address_space,
                 }))
             }
@@ -494,7 +531,7 @@ impl Iterator for Records<'_> {
         let kind = event_kind(u32::from(u16::from_ne_bytes(
             rest.get(..2)?.try_into().ok()?,
         )));
-        let size = record_size(kind)?;
+        let size = record_size(kind, rest.len())?;
         let record = self.decode(kind, rest.get(..size)?)?;
         self.offset += size;
         Some(record)
@@ -513,9 +550,28 @@ fn read_record<T: plain::Plain + Default>(data: &[u8]) -> T {
     record
 }
 
-/// The size of a record of `kind`.
-fn record_size(kind: event_kind) -> Option<usize> {
+/// The stack copy in `data` (a user_stack_copy and the bytes copied).
+fn stack_copy(data: &[u8]) -> StackCopy {
+    let copy: user_stack_copy = read_record(data);
+    let bytes = data.get(size_of::<user_stack_copy>()..).unwrap_or_default();
+    let len = bytes.len().min(copy.len as usize);
+    StackCopy {
+        ip: copy.regs.ip,
+        sp: copy.regs.sp,
+        fp: copy.regs.fp,
+        lr: copy.regs.lr,
+        start: copy.start,
+        bytes: bytes[..len].to_vec(),
+    }
+}
+
+/// The size of a record of `kind`, with `rest` bytes left in its sample.
+fn record_size(kind: event_kind, rest: usize) -> Option<usize> {
     Some(match kind {
+        // Alone in its sample, with as many pages of stack as were asked.
+        event_kind::EVENT_SLOW_CALL_STACK => {
+            rest.max(size_of::<slow_call_event>() + size_of::<user_stack_copy>())
+        }
         event_kind::EVENT_SYSCALL => std::mem::offset_of!(syscall_event, duration_high),
         event_kind::EVENT_LONG_SYSCALL => size_of::<syscall_event>(),
         event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),
@@ -793,10 +849,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn slow_call_record() {
-        let e = slow_call_event {
-            kind: event_kind::EVENT_SLOW_CALL.0 as u16,
+    fn slow_call(kind: event_kind) -> slow_call_event {
+        slow_call_event {
+            kind: kind.0 as u16,
             err: 4,
             nr: 230,
             exit_at: 1_000,
@@ -804,24 +859,62 @@ mod tests {
             duration_ns: 5_000_000,
             ret: -4,
             kernel_stack: 7,
-            user_stack: -17,
+            pad: 0,
             address_space: 3,
-        };
+        }
+    }
+
+    fn slow_call_with(user_stack: UserStack) -> Record {
+        Record::SlowCall(Box::new(SlowCall {
+            tid: 42,
+            pid: 40,
+            nr: 230,
+            errno: 4,
+            enter_ns: BASE + 1_000 - 5_000_000,
+            exit_ns: BASE + 1_000,
+            ret: -4,
+            kernel_stack: 7,
+            user_stack,
+            address_space: 3,
+        }))
+    }
+
+    #[test]
+    fn slow_call_record() {
         decodes_to(
-            &e,
-            Record::SlowCall(Box::new(SlowCall {
-                tid: 42,
-                pid: 40,
-                nr: 230,
-                errno: 4,
-                enter_ns: BASE + 1_000 - 5_000_000,
-                exit_ns: BASE + 1_000,
-                ret: -4,
-                kernel_stack: 7,
-                user_stack: -17,
-                address_space: 3,
-            })),
+            &slow_call(event_kind::EVENT_SLOW_CALL),
+            slow_call_with(UserStack::NotTaken),
         );
+    }
+
+    #[test]
+    fn slow_call_with_its_user_stack() {
+        let mut copy = user_stack_copy::default();
+        copy.regs.ip = 0x401234;
+        copy.regs.sp = 0x7ffd_0000_1f00;
+        copy.regs.fp = 0x7ffd_0000_1f80;
+        copy.start = 0x7ffd_0000_1000;
+        // Two pages asked, one read: the bytes past `len` are not stack.
+        copy.len = 4096;
+        let stack: Vec<u8> = (0..8192).map(|i| (i % 251) as u8).collect();
+        let sample = [
+            bytes(&slow_call(event_kind::EVENT_SLOW_CALL_STACK)),
+            bytes(&copy),
+            stack.clone(),
+        ]
+        .concat();
+        let want = slow_call_with(UserStack::Copied(Box::new(StackCopy {
+            ip: 0x401234,
+            sp: 0x7ffd_0000_1f00,
+            fp: 0x7ffd_0000_1f80,
+            lr: 0,
+            start: 0x7ffd_0000_1000,
+            bytes: stack[..4096].to_vec(),
+        })));
+        assert_eq!(decode_direct(42, std::slice::from_ref(&sample)), vec![want]);
+        // Cut before its copy's header ends: not a record.
+        let cut = sample[..size_of::<slow_call_event>() + 8].to_vec();
+        assert_eq!(decode_direct(42, &[cut]), vec![]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::kernel::records::{
 };
 use crate::kernel::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
-    syscall_start, thread_key, window_closer, window_state,
+    syscall_start, thread_key, user_stack_limits, window_closer, window_state,
 };
 use crate::kernel::skel::{KernelDelayLinks, KernelDelaySkel, KernelDelaySkelBuilder};
 use crate::kernel::syscall_names;
@@ -97,8 +97,11 @@ impl WindowPlan {
 pub struct EventOptions {
     /// Calls that take at least this long are events.
     pub min_ns: u64,
-    /// Room for distinct stacks; 0: no stacks.
+    /// Room for distinct kernel stacks; 0: no stacks, user stacks neither.
     pub stack_traces: u32,
+    /// User stack copied above the stack pointer, in bytes (a multiple of
+    /// the page).
+    pub user_stack_bytes: u32,
     /// Leave the poll family out.
     pub skip_poll: bool,
     /// Slow calls listed a window at most.
@@ -212,6 +215,9 @@ impl<'obj> Tracer<'obj> {
                 rodata.syscall_events = true;
                 rodata.event_min_ns = events.min_ns;
                 rodata.capture_stacks = events.stack_traces > 0;
+                if rodata.capture_stacks {
+                    rodata.user_stack_pages = user_stack_pages(events.user_stack_bytes);
+                }
                 rodata.skip_poll_events = events.skip_poll;
                 let numbers = syscall_names::poll_family_numbers();
                 for (slot, &nr) in rodata.poll_nrs.iter_mut().zip(numbers) {
@@ -617,6 +623,17 @@ impl Drop for Tracer<'_> {
 /// Closes `links` at once, each on a thread of its own: closing a uprobe
 /// waits for RCU grace periods (uprobe_unregister_sync), which the kernel
 /// then shares between them instead of waiting for each in turn.
+/// Pages the programs copy to hold `bytes` of user stack above the stack
+/// pointer: its own page (from its start) and those above.
+fn user_stack_pages(bytes: u32) -> u32 {
+    bytes / user_stack_limits::USER_STACK_PAGE.0 + 1
+}
+
+/// The bytes of a whole copy of `bytes` of user stack.
+pub fn user_stack_copy_bytes(bytes: u32) -> usize {
+    user_stack_pages(bytes) as usize * user_stack_limits::USER_STACK_PAGE.0 as usize
+}
+
 fn close_links(links: Vec<Link>) {
     std::thread::scope(|scope| {
         for link in links {

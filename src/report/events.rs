@@ -54,11 +54,8 @@ pub fn render(out: &mut String, events: &[&SyscallEventReport]) {
                 let _ = writeln!(out, "    {frame}");
             }
         }
-        if event.user_stack_cut {
-            let _ = writeln!(
-                out,
-                "    [cut: the walk left the code here (a caller built without frame pointers)]"
-            );
+        if let Some(why) = event.user_stack_cut {
+            let _ = writeln!(out, "    [cut: {why}]");
         }
     }
 }
@@ -99,7 +96,7 @@ mod tests {
             errno: errno.map(str::to_string),
             kernel_stack: vec!["do_nanosleep+0x6e [kernel]".to_string()].into(),
             user_stack: vec!["kd_slow_sleep+0x1c (slow.c:9) [/tmp/slow]".to_string()].into(),
-            user_stack_cut: errno.is_some(),
+            user_stack_cut: errno.map(|_| "the stack copy ended here"),
         }
     }
 
@@ -127,6 +124,7 @@ mod tests {
         assert_eq!(lines[6], "  user stack:");
         assert_eq!(lines[7], "    kd_slow_sleep+0x1c (slow.c:9) [/tmp/slow]");
         assert!(lines[8].ends_with("clock_nanosleep (failed: EINTR)"));
+        assert_eq!(lines[13], "    [cut: the stack copy ended here]");
         let mut none = String::new();
         render(&mut none, &[]);
         assert!(none.ends_with("(no system call took that long)\n"));

@@ -159,9 +159,10 @@ pub struct SyscallEventReport {
     /// Shared by the calls with the same stack.
     pub kernel_stack: Rc<[String]>,
     pub user_stack: Rc<[String]>,
-    /// The walk of the user stack left the code (a frame pointer that
-    /// was not one): the frames before are shown, none after.
-    pub user_stack_cut: bool,
+    /// Why the user stack ends before its outermost frame (the copy
+    /// ended, or the walk left the stack), if it does: the frames found
+    /// are shown, none guessed after.
+    pub user_stack_cut: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]

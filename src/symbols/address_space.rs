@@ -181,6 +181,12 @@ impl AddressSpaces {
         }
     }
 
+    /// The map of address space `id` of `pid`, as last read; None when it
+    /// could not be read while the process was in it.
+    pub fn maps(&self, pid: u32, id: u64) -> Option<&[Mapping]> {
+        self.spaces.get(&(pid, id))?.maps.as_deref()
+    }
+
     /// Where to read `mapping`'s file (of process `pid`): the one held
     /// open, unless it changed since; else the path, through the process's
     /// root while it lives (its mount namespace), if it is still that file.

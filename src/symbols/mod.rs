@@ -3,3 +3,4 @@
 
 pub mod address_space;
 pub mod symbolize;
+pub mod unwind;

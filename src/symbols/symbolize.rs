@@ -11,9 +11,10 @@ use std::rc::Rc;
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 
-use crate::kernel::records::{SlowCall, NO_STACK};
+use crate::kernel::records::{SlowCall, UserStack, NO_STACK};
 use crate::sanitize::sanitize;
 use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
+use crate::symbols::unwind::LEFT_THE_STACK;
 
 /// A slow call with its stacks, innermost frame first; calls with the
 /// same stack share it.
@@ -22,15 +23,15 @@ pub struct SymbolizedCall {
     pub call: SlowCall,
     pub kernel_stack: Rc<[String]>,
     pub user_stack: Rc<[String]>,
-    /// The user stack's walk left the code: cut there.
-    pub user_stack_cut: bool,
+    /// Why the user stack ends before its outermost frame, if it does.
+    pub user_stack_cut: Option<&'static str>,
 }
 
-/// Frames, and whether the walk was cut short.
-type Stack = (Rc<[String]>, bool);
+/// Frames, and why the walk was cut short if it was.
+type Stack = (Rc<[String]>, Option<&'static str>);
 
-/// Symbolizes the stacks of `calls`; `stack` reads a stack's frames from
-/// the kernel's map by id. `symbolizer` keeps the files it has read, from
+/// Symbolizes the stacks of `calls`; `stack` reads a kernel stack's
+/// frames from the kernel's map by id. `symbolizer` keeps the files it has read, from
 /// one window to the next.
 pub fn symbolize(
     symbolizer: &Symbolizer,
@@ -40,7 +41,7 @@ pub fn symbolize(
 ) -> Vec<SymbolizedCall> {
     let modules = kernel_modules();
     let mut kernel_stacks: HashMap<i32, Stack> = HashMap::new();
-    let mut user_stacks: HashMap<(u32, u64, i32), Stack> = HashMap::new();
+    let mut user_stacks: HashMap<(u32, u64, Rc<[u64]>), Stack> = HashMap::new();
     calls
         .into_iter()
         .map(|call| {
@@ -48,19 +49,23 @@ pub fn symbolize(
                 .entry(call.kernel_stack)
                 .or_insert_with(|| {
                     frames_of(call.kernel_stack, &stack, |addresses| {
-                        (kernel_frames(symbolizer, &modules, addresses), false)
+                        kernel_frames(symbolizer, &modules, addresses)
                     })
                 })
                 .clone();
-            let (user_stack, user_stack_cut) = user_stacks
-                .entry((call.pid, call.address_space, call.user_stack))
-                .or_insert_with(|| {
-                    frames_of(call.user_stack, &stack, |addresses| {
+            let (user_stack, user_stack_cut) = match &call.user_stack {
+                UserStack::NotTaken => (Rc::from([]), None),
+                // The intake unwinds each copy as it arrives.
+                UserStack::Copied(_) => (Rc::from(["[user stack not unwound]".to_string()]), None),
+                UserStack::Unwound { addresses, cut } => user_stacks
+                    .entry((call.pid, call.address_space, Rc::clone(addresses)))
+                    .or_insert_with(|| {
                         let space = (call.pid, call.address_space);
-                        user_frames(symbolizer, spaces, space, addresses)
+                        let (frames, left) = user_frames(symbolizer, spaces, space, addresses);
+                        (frames.into(), left.or(*cut))
                     })
-                })
-                .clone();
+                    .clone(),
+            };
             SymbolizedCall {
                 call,
                 kernel_stack,
@@ -71,27 +76,21 @@ pub fn symbolize(
         .collect()
 }
 
-/// The frames of stack `id`, or why there are none.
+/// The frames of kernel stack `id`, or why there are none.
 fn frames_of(
     id: i32,
     stack: impl Fn(i32) -> Option<Vec<u64>>,
-    symbolize: impl FnOnce(&[u64]) -> (Vec<String>, bool),
+    symbolize: impl FnOnce(&[u64]) -> Vec<String>,
 ) -> Stack {
-    let (frames, cut) = match id {
-        NO_STACK => (Vec::new(), false),
-        id if id < 0 => (
-            vec![format!("[stack not recorded: {}]", why_not_recorded(-id))],
-            false,
-        ),
+    let frames = match id {
+        NO_STACK => Vec::new(),
+        id if id < 0 => vec![format!("[stack not recorded: {}]", why_not_recorded(-id))],
         id => match stack(id) {
             Some(addresses) => symbolize(&addresses),
-            None => (
-                vec!["[stack not found in the stack map]".to_string()],
-                false,
-            ),
+            None => vec!["[stack not found in the stack map]".to_string()],
         },
     };
-    (frames.into(), cut)
+    (frames.into(), None)
 }
 
 /// What bpf_get_stackid()'s error `errno` means here.
@@ -170,21 +169,21 @@ fn is_tracer_frame(name: &str) -> bool {
 
 /// `function+0xoff (file:line) [path]`; a frame with no symbol shows its
 /// address and the mapping it falls in. A return address outside the
-/// process's code means the frame-pointer walk left the stack (a function
-/// built without frame pointers): the frames stop there, and the stack is
-/// said to be cut.
+/// process's code means a frame-pointer step of the walk read something
+/// else (a function with neither call frame information nor a frame
+/// pointer): the frames stop there, and the stack says why.
 fn user_frames(
     symbolizer: &Symbolizer,
     spaces: &mut AddressSpaces,
     (pid, id): (u32, u64),
     addresses: &[u64],
-) -> (Vec<String>, bool) {
+) -> (Vec<String>, Option<&'static str>) {
     let mut frames = Vec::with_capacity(addresses.len());
     for (i, (&address, site)) in addresses.iter().zip(call_sites(addresses)).enumerate() {
         let mapping = match spaces.mapping(pid, id, site) {
-            Ok(mapping) if i > 0 && !mapping.executable => return (frames, true),
+            Ok(mapping) if i > 0 && !mapping.executable => return (frames, Some(LEFT_THE_STACK)),
             Ok(mapping) => mapping.clone(),
-            Err(NOT_MAPPED) if i > 0 => return (frames, true),
+            Err(NOT_MAPPED) if i > 0 => return (frames, Some(LEFT_THE_STACK)),
             Err(why) => {
                 frames.push(format!("{address:#x} [{why}]"));
                 continue;
@@ -226,7 +225,7 @@ fn user_frames(
             None => format!("{address:#x} [{shown}]"),
         });
     }
-    (frames, false)
+    (frames, None)
 }
 
 /// The symbol at `offset` of ELF file `file`: from its DWARF (file and
@@ -240,11 +239,20 @@ fn symbol_at(symbolizer: &Symbolizer, file: PathBuf, offset: u64) -> Option<Sym<
             .symbolize_single(&Source::Elf(elf), Input::FileOffset(offset))
             .ok()?
         {
-            Symbolized::Sym(sym) => Some(sym.into_owned()),
-            Symbolized::Unknown(_) => None,
+            Symbolized::Sym(sym) if !is_mapping_symbol(&sym.name) => Some(sym.into_owned()),
+            _ => None,
         }
     };
     lookup(true).or_else(|| lookup(false))
+}
+
+/// An Arm ELF mapping symbol (`$x`, `$d.12`...): it marks where code or
+/// data starts, and names no function.
+fn is_mapping_symbol(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next() == Some('$')
+        && matches!(chars.next(), Some('x' | 'd' | 'a' | 't'))
+        && matches!(chars.next(), None | Some('.'))
 }
 
 /// (base, size, name) of each kernel module, from /proc/modules.
@@ -272,6 +280,16 @@ mod tests {
     }
 
     #[test]
+    fn arm_mapping_symbols_name_no_function() {
+        for name in ["$x", "$d", "$x.12", "$t"] {
+            assert!(is_mapping_symbol(name), "{name}");
+        }
+        for name in ["$xor", "start", "$", "x$"] {
+            assert!(!is_mapping_symbol(name), "{name}");
+        }
+    }
+
+    #[test]
     fn return_addresses_are_looked_up_at_their_call() {
         assert_eq!(call_sites(&[100, 200, 300]), vec![100, 199, 299]);
     }
@@ -287,7 +305,7 @@ mod tests {
             frames[0].contains("this_process_is_symbolized+0x0"),
             "{frames:?}"
         );
-        assert!(!cut);
+        assert_eq!(cut, None);
         let (gone, _) = user_frames(&Symbolizer::new(), &mut spaces, (u32::MAX, 1), &[here]);
         assert_eq!(
             gone,
@@ -314,14 +332,14 @@ mod tests {
                 &[here, here + 1, junk, here],
             );
             assert_eq!(frames.len(), 2, "{frames:?}");
-            assert!(cut);
+            assert_eq!(cut, Some(LEFT_THE_STACK));
         }
     }
 
     #[test]
     fn unrecorded_stacks_say_why() {
         let none = |_| None;
-        let nothing = |_: &[u64]| (Vec::new(), false);
+        let nothing = |_: &[u64]| Vec::new();
         assert!(frames_of(NO_STACK, none, nothing).0.is_empty());
         assert_eq!(
             *frames_of(-17, none, nothing).0,

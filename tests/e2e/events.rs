@@ -11,6 +11,23 @@ fn slow_sleep(dir: &Path) -> PathBuf {
     c_workload("slow_sleep", dir)
 }
 
+/// The user frames from kd_slow_sleep on, once those above it are checked
+/// to be libc's nanosleep (a wrapper without a frame pointer).
+fn from_kd_slow_sleep(user: &[String]) -> &[String] {
+    let at = user
+        .iter()
+        .position(|f| f.starts_with("kd_slow_sleep+0x"))
+        .unwrap_or_else(|| panic!("no kd_slow_sleep frame: {user:?}"));
+    assert!(
+        at > 0
+            && user[..at]
+                .iter()
+                .all(|f| f.contains("nanosleep") && f.contains("libc.so")),
+        "{user:?}"
+    );
+    &user[at..]
+}
+
 fn events<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
     report["syscall_events"]
         .as_array()
@@ -33,62 +50,115 @@ fn frames(event: &Value, stack: &str) -> Vec<String> {
 fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let binary = slow_sleep(dir.path());
-    let (_, report) = launch(&[
-        "--syscall-events",
-        "4000000",
-        "--",
-        binary.to_str().unwrap(),
-        "20",
-    ]);
-    let sleeps = events(&report, "clock_nanosleep");
-    assert_eq!(sleeps.len(), 20, "{:#}", report["syscall_events"]);
-    let all = report["syscall_events"].as_array().unwrap();
-    for event in all {
+    // With frame pointers, and without any: the same frames, from the
+    // call frame information.
+    for flags in [
+        ["-g", "-O2", "-fno-omit-frame-pointer"],
+        ["-g", "-O2", "-fomit-frame-pointer"],
+    ] {
+        let binary = c_workload_built("slow_sleep", dir.path(), &flags);
+        let (_, report) = launch(&[
+            "--syscall-events",
+            "4000000",
+            "--",
+            binary.to_str().unwrap(),
+            "20",
+        ]);
+        let sleeps = events(&report, "clock_nanosleep");
+        assert_eq!(sleeps.len(), 20, "{:#}", report["syscall_events"]);
+        let all = report["syscall_events"].as_array().unwrap();
+        for event in all {
+            assert!(
+                field(event, "duration_ns") >= 4 * MS,
+                "under the threshold: {event}"
+            );
+        }
+        let entries: Vec<u64> = all.iter().map(|e| field(e, "entry_ns")).collect();
+        assert!(entries.windows(2).all(|w| w[0] <= w[1]), "in time order");
+        let thread = only_thread(&report, "slow_sleep");
+        assert_eq!(
+            count(thread, "clock_nanosleep"),
+            20,
+            "the statistics stay whole"
+        );
+        for sleep in sleeps {
+            let duration = field(sleep, "duration_ns");
+            assert!((5 * MS..500 * MS).contains(&duration), "{sleep}");
+            assert_eq!(field(sleep, "exit_ns") - field(sleep, "entry_ns"), duration);
+            assert_eq!(
+                (sleep["tid"].clone(), sleep["ret"].as_i64()),
+                (thread["tid"].clone(), Some(0))
+            );
+            assert_eq!(sleep["comm"], "slow_sleep");
+            let all = frames(sleep, "user_stack");
+            let user = from_kd_slow_sleep(&all);
+            assert!(user[0].contains("(slow_sleep.c:"), "{user:?}");
+            assert!(
+                user[0].ends_with(&format!("[{}]", binary.display())),
+                "{user:?}"
+            );
+            assert!(user[1].starts_with("main+0x"), "{user:?}");
+            assert!(sleep["user_stack_cut"].is_null(), "{sleep}");
+            let kernel = frames(sleep, "kernel_stack");
+            assert!(
+                kernel
+                    .iter()
+                    .any(|f| f.starts_with("do_nanosleep+") || f.starts_with("hrtimer_nanosleep+")),
+                "{kernel:?}"
+            );
+            assert!(kernel.iter().all(|f| f.ends_with("[kernel]")), "{kernel:?}");
+            assert!(
+                !kernel[0].starts_with("bpf_"),
+                "the tracer's own frames: {kernel:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stack_deeper_than_the_copy_is_cut_where_the_copy_ends() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload_built("slow_sleep", dir.path(), &["-g", "-O2"]);
+    // 100 frames of kd_deep, 256 bytes and more each: over 25 KiB.
+    let run = |size: &str| {
+        let (_, report) = launch(&[
+            "--syscall-events",
+            "4000000",
+            "--user-stack-size",
+            size,
+            "--",
+            binary.to_str().unwrap(),
+            "5",
+            "100",
+        ]);
+        let sleeps: Vec<Value> = events(&report, "clock_nanosleep")
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(sleeps.len(), 5, "{size}");
+        sleeps
+    };
+    for sleep in run("4096") {
+        let all = frames(&sleep, "user_stack");
+        let user = from_kd_slow_sleep(&all);
         assert!(
-            field(event, "duration_ns") >= 4 * MS,
-            "under the threshold: {event}"
+            user[1..].iter().all(|f| f.starts_with("kd_deep+0x")),
+            "{all:?}"
+        );
+        assert!((2..60).contains(&user.len()), "{all:?}");
+        assert_eq!(
+            sleep["user_stack_cut"],
+            "the stack copy ended here: raise --user-stack-size for deeper stacks"
         );
     }
-    let entries: Vec<u64> = all.iter().map(|e| field(e, "entry_ns")).collect();
-    assert!(entries.windows(2).all(|w| w[0] <= w[1]), "in time order");
-    let thread = only_thread(&report, "slow_sleep");
-    assert_eq!(
-        count(thread, "clock_nanosleep"),
-        20,
-        "the statistics stay whole"
-    );
-    for sleep in sleeps {
-        let duration = field(sleep, "duration_ns");
-        assert!((5 * MS..500 * MS).contains(&duration), "{sleep}");
-        assert_eq!(field(sleep, "exit_ns") - field(sleep, "entry_ns"), duration);
-        assert_eq!(
-            (sleep["tid"].clone(), sleep["ret"].as_i64()),
-            (thread["tid"].clone(), Some(0))
-        );
-        assert_eq!(sleep["comm"], "slow_sleep");
-        let user = frames(sleep, "user_stack");
-        assert!(
-            user[0].starts_with("kd_slow_sleep+0x") && user[0].contains("(slow_sleep.c:"),
-            "{user:?}"
-        );
-        assert!(
-            user[0].ends_with(&format!("[{}]", binary.display())),
-            "{user:?}"
-        );
-        assert!(user[1].starts_with("main+0x"), "{user:?}");
-        let kernel = frames(sleep, "kernel_stack");
-        assert!(
-            kernel
-                .iter()
-                .any(|f| f.starts_with("do_nanosleep+") || f.starts_with("hrtimer_nanosleep+")),
-            "{kernel:?}"
-        );
-        assert!(kernel.iter().all(|f| f.ends_with("[kernel]")), "{kernel:?}");
-        assert!(
-            !kernel[0].starts_with("bpf_"),
-            "the tracer's own frames: {kernel:?}"
-        );
+    for sleep in run("65536") {
+        let all = frames(&sleep, "user_stack");
+        let user = from_kd_slow_sleep(&all);
+        let deep = user.iter().filter(|f| f.starts_with("kd_deep+0x")).count();
+        assert_eq!(deep, 101, "{all:?}");
+        assert!(user[102].starts_with("main+0x"), "{all:?}");
+        assert!(sleep["user_stack_cut"].is_null(), "{sleep}");
     }
 }
 
@@ -199,8 +269,7 @@ fn a_process_that_execs_after_its_first_slow_call_is_symbolized_in_its_new_progr
         .collect();
     assert_eq!(sleeps.len(), 20, "{:#}", report["syscall_events"]);
     for sleep in sleeps {
-        let user = frames(sleep, "user_stack");
-        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
+        from_kd_slow_sleep(&frames(sleep, "user_stack"));
     }
     // The shell's own wait, in the program it left: named from the
     // shell's map if it was read in time, else said not to be; never
@@ -239,9 +308,11 @@ fn a_binary_replaced_while_traced_is_symbolized_as_the_one_that_ran() {
     let sleeps = events(&report, "clock_nanosleep");
     assert_eq!(sleeps.len(), 60);
     for sleep in sleeps {
-        let user = frames(sleep, "user_stack");
-        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
-        assert!(user[1].starts_with("main+0x"), "{user:?}");
+        let all = frames(sleep, "user_stack");
+        assert!(
+            from_kd_slow_sleep(&all)[1].starts_with("main+0x"),
+            "{all:?}"
+        );
     }
 }
 
@@ -265,10 +336,10 @@ fn zstd_compressed_and_broken_dwarf_still_name_the_functions() {
         path,
         zstd.to_str().unwrap(),
     ]);
-    for user in user_stacks_of_sleeps(&[zstd.to_str().unwrap(), "5"]) {
+    for all in user_stacks_of_sleeps(&[zstd.to_str().unwrap(), "5"]) {
         assert!(
-            user[0].starts_with("kd_slow_sleep+0x") && user[0].contains("(slow_sleep.c:"),
-            "{user:?}"
+            from_kd_slow_sleep(&all)[0].contains("(slow_sleep.c:"),
+            "{all:?}"
         );
     }
     // A unit length that no unit has: names from the symbol table.
@@ -290,9 +361,11 @@ fn zstd_compressed_and_broken_dwarf_still_name_the_functions() {
     ]);
     let stacks = user_stacks_of_sleeps(&[broken.to_str().unwrap(), "5"]);
     assert_eq!(stacks.len(), 5);
-    for user in stacks {
-        assert!(user[0].starts_with("kd_slow_sleep+0x"), "{user:?}");
-        assert!(user[1].starts_with("main+0x"), "{user:?}");
+    for all in stacks {
+        assert!(
+            from_kd_slow_sleep(&all)[1].starts_with("main+0x"),
+            "{all:?}"
+        );
     }
 }
 
@@ -317,7 +390,8 @@ fn a_frame_pointer_walk_that_leaves_the_code_is_cut_not_padded_with_junk() {
             let user = frames(sleep, "user_stack");
             assert_eq!(user.len(), 1, "{mode}: {user:?}");
             assert!(user[0].starts_with("main+0x"), "{mode}: {user:?}");
-            assert_eq!(sleep["user_stack_cut"], true, "{mode}");
+            let cut = sleep["user_stack_cut"].as_str().unwrap_or_default();
+            assert!(cut.starts_with("the walk left the stack"), "{mode}: {cut}");
         }
     }
 }

@@ -499,17 +499,23 @@ pub struct Bpftrace {
     lines: mpsc::Receiver<String>,
 }
 
+/// Mounts tracefs where the tools that read tracepoint formats from it
+/// (bpftrace, perf) look, unless it is there.
+pub fn mount_tracefs() {
+    if !std::path::Path::new("/sys/kernel/tracing/events").exists() {
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting tracefs failed");
+    }
+}
+
 impl Bpftrace {
     /// Starts `program` and returns once its probes are attached.
     pub fn start(program: &str) -> Self {
         // bpftrace reads tracepoint formats from tracefs (kernel-delay does not).
-        if !std::path::Path::new("/sys/kernel/tracing/events").exists() {
-            let status = Command::new("mount")
-                .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-                .status()
-                .expect("mount");
-            assert!(status.success(), "mounting tracefs failed");
-        }
+        mount_tracefs();
         let mut child = Command::new("bpftrace")
             .args([
                 "-B",
@@ -560,11 +566,20 @@ impl Drop for Bpftrace {
 /// tests/workload/NAME.c built with frame pointers and debug info into
 /// `dir`.
 pub fn c_workload(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    c_workload_built(name, dir, &["-g", "-O1", "-fno-omit-frame-pointer"])
+}
+
+/// tests/workload/NAME.c compiled with `flags` into a folder of `dir`
+/// named after them, as NAME (its threads' name).
+pub fn c_workload_built(name: &str, dir: &std::path::Path, flags: &[&str]) -> std::path::PathBuf {
     let source = format!("{}/tests/workload/{name}.c", env!("CARGO_MANIFEST_DIR"));
-    let binary = dir.join(name);
+    let folder = dir.join(flags.concat());
+    std::fs::create_dir_all(&folder).expect("a folder for the build");
+    let binary = folder.join(name);
     let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let status = Command::new(compiler)
-        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-o"])
+        .args(flags)
+        .arg("-o")
         .arg(&binary)
         .arg(&source)
         .status()
