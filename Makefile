@@ -7,8 +7,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
 # The tests' independent count of interrupts; sys/sdt.h for the USDT
 # probes of the trigger tests' workload; man and the shells to check what
-# `make install` installs.
-TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish
+# `make install` installs; a server built without frame pointers, and perf
+# to unwind its stacks independently.
+TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish nginx linux-perf
 # `make bench`'s real server and its load generator (redis-tools).
 BENCH_PACKAGES := redis-server
 

@@ -14,6 +14,7 @@ mod irq;
 mod ovs;
 mod processes;
 mod sched;
+mod servers;
 mod signals;
 mod syscalls;
 mod threads;
