@@ -50,6 +50,8 @@ enum Tracing {
     Untraced,
     Floor(Level),
     KernelDelay(Targets),
+    /// kernel-delay on the workload alone, with these options.
+    KernelDelayWith(&'static [&'static str]),
 }
 
 const VARIANTS: [(Tracing, &str); 8] = [
@@ -122,10 +124,12 @@ struct Tool {
 }
 
 impl Tool {
-    fn start(prefix: &[&str], pids: &[u32]) -> Tool {
+    fn start(prefix: &[&str], options: &[&str], pids: &[u32]) -> Tool {
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         let mut argv: Vec<&str> = prefix.to_vec();
-        argv.extend([TOOL, "--json", "-o", REPORT, "--duration", "3600", "--pid"]);
+        argv.extend([TOOL, "--json", "-o", REPORT, "--duration", "3600"]);
+        argv.extend(options);
+        argv.push("--pid");
         let joined = pids.join(",");
         argv.push(&joined);
         let mut child = Command::new(argv[0])
@@ -214,7 +218,10 @@ impl Attached {
                     Targets::Other => vec![one],
                     Targets::TwoOthers => vec![one, two],
                 };
-                attached.tool = Some(Tool::start(prefix, &pids));
+                attached.tool = Some(Tool::start(prefix, &[], &pids));
+            }
+            Tracing::KernelDelayWith(options) => {
+                attached.tool = Some(Tool::start(prefix, options, &[pid]));
             }
         }
         attached
@@ -354,6 +361,49 @@ fn saturated_target(others: &Others) {
     }
 }
 
+/// What a slow call's stacks cost (--syscall-events): every call of a
+/// getppid() loop an event, without stacks and with them (the kernel
+/// stack's id, and the user stack copied to be unwound).
+fn slow_call_stacks(others: &Others) {
+    const CALLS: &str = "2000";
+    // Room for every event with its copy: nothing lost.
+    let variants: [(Tracing, &str); 3] = [
+        (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
+        (
+            Tracing::KernelDelayWith(&["-s", "0", "--stack-trace-size", "0", "--ringbuf-mb", "64"]),
+            "every call an event, no stacks",
+        ),
+        (
+            Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "64"]),
+            "every call an event, with its stacks",
+        ),
+    ];
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut reader: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut lost = 0;
+    for round in 0..ROUNDS {
+        for i in (0..variants.len()).map(|i| (i + round) % variants.len()) {
+            let measured = run(variants[i].0, &[], others, &["loop", CALLS]);
+            ns[i].push(measured.ns);
+            reader[i].push(measured.tool_cpu_s);
+            lost += measured.lost;
+        }
+    }
+    let ns: Vec<f64> = ns.into_iter().map(median).collect();
+    let reader: Vec<f64> = reader.into_iter().map(median).collect();
+    let calls: f64 = CALLS.parse().expect("a number");
+    println!();
+    println!("slow calls (--syscall-events 0: every call an event), {CALLS} getppid(), ns per call; kernel-delay's CPU");
+    for (((_, label), ns), cpu) in variants.iter().zip(&ns).zip(&reader) {
+        println!("  {label:<40} {ns:>10.1}   kernel-delay {cpu:.3} s CPU");
+    }
+    println!(
+        "  the stacks add {:.0} ns to each slow call in the traced thread, and {:.0} us of kernel-delay's CPU (unwinding); lost records in all {ROUNDS} rounds: {lost}",
+        ns[2] - ns[1],
+        (reader[2] - reader[1]) / calls * 1e6
+    );
+}
+
 /// Peak memory for many short-lived threads, and what each one adds.
 fn memory_per_thread(others: &Others) {
     println!();
@@ -379,6 +429,7 @@ fn main() {
     );
     costs_against_floors(&others);
     server::requests_per_second(&others);
+    slow_call_stacks(&others);
     saturated_target(&others);
     memory_per_thread(&others);
     let _ = std::fs::remove_file(REPORT);
