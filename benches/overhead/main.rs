@@ -363,44 +363,65 @@ fn saturated_target(others: &Others) {
 
 /// What a slow call's stacks cost (--syscall-events): every call of a
 /// getppid() loop an event, without stacks and with them (the kernel
-/// stack's id, and the user stack copied to be unwound).
+/// stack's id, and the user stack copied to be unwound). Two loop lengths:
+/// kernel-delay's CPU per event is the difference between them, without
+/// what it spends once (reading each file's call frame information,
+/// symbolizing the one distinct stack).
 fn slow_call_stacks(others: &Others) {
-    const CALLS: &str = "2000";
+    const FEW: u32 = 2_000;
+    const MANY: u32 = 8_000;
     // Room for every event with its copy: nothing lost.
     let variants: [(Tracing, &str); 3] = [
         (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
         (
-            Tracing::KernelDelayWith(&["-s", "0", "--stack-trace-size", "0", "--ringbuf-mb", "64"]),
+            Tracing::KernelDelayWith(&[
+                "-s",
+                "0",
+                "--stack-trace-size",
+                "0",
+                "--ringbuf-mb",
+                "256",
+            ]),
             "every call an event, no stacks",
         ),
         (
-            Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "64"]),
+            Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "256"]),
             "every call an event, with its stacks",
         ),
     ];
-    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut reader: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    // [variant][loop length] -> samples
+    let mut ns = vec![[Vec::new(), Vec::new()]; variants.len()];
+    let mut cpu = vec![[Vec::new(), Vec::new()]; variants.len()];
     let mut lost = 0;
     for round in 0..ROUNDS {
         for i in (0..variants.len()).map(|i| (i + round) % variants.len()) {
-            let measured = run(variants[i].0, &[], others, &["loop", CALLS]);
-            ns[i].push(measured.ns);
-            reader[i].push(measured.tool_cpu_s);
-            lost += measured.lost;
+            for (j, calls) in [FEW, MANY].into_iter().enumerate() {
+                let calls = calls.to_string();
+                let measured = run(variants[i].0, &[], others, &["loop", &calls]);
+                ns[i][j].push(measured.ns);
+                cpu[i][j].push(measured.tool_cpu_s);
+                lost += measured.lost;
+            }
         }
     }
-    let ns: Vec<f64> = ns.into_iter().map(median).collect();
-    let reader: Vec<f64> = reader.into_iter().map(median).collect();
-    let calls: f64 = CALLS.parse().expect("a number");
+    let median_of = |samples: &[Vec<f64>; 2], j: usize| median(samples[j].clone());
+    let per_event_us =
+        |i: usize| (median_of(&cpu[i], 1) - median_of(&cpu[i], 0)) / f64::from(MANY - FEW) * 1e6;
     println!();
-    println!("slow calls (--syscall-events 0: every call an event), {CALLS} getppid(), ns per call; kernel-delay's CPU");
-    for (((_, label), ns), cpu) in variants.iter().zip(&ns).zip(&reader) {
-        println!("  {label:<40} {ns:>10.1}   kernel-delay {cpu:.3} s CPU");
+    println!(
+        "slow calls (--syscall-events 0: every call an event), {MANY} getppid(): ns per call; kernel-delay's CPU per event ({FEW} calls against {MANY})"
+    );
+    for (i, (_, label)) in variants.iter().enumerate() {
+        println!(
+            "  {label:<40} {:>10.1}   {:>6.2} us",
+            median_of(&ns[i], 1),
+            per_event_us(i)
+        );
     }
     println!(
-        "  the stacks add {:.0} ns to each slow call in the traced thread, and {:.0} us of kernel-delay's CPU (unwinding); lost records in all {ROUNDS} rounds: {lost}",
-        ns[2] - ns[1],
-        (reader[2] - reader[1]) / calls * 1e6
+        "  the stacks add {:.0} ns to each slow call in the traced thread and {:.1} us of kernel-delay's CPU; lost records in all {ROUNDS} rounds: {lost}",
+        median_of(&ns[2], 1) - median_of(&ns[1], 1),
+        per_event_us(2) - per_event_us(1)
     );
 }
 

@@ -136,9 +136,24 @@ fn each_thread_keeps_its_own_calls_when_the_ring_buffer_overflows() {
     assert!(field(&report["lost"], "ring_buffer_full") > 0, "{report}");
     let relays = schedstats(&printed);
     assert_eq!(relays.len(), 4, "{printed:?}");
+    // All four first, so that a failure shows where calls went.
+    let writes: Vec<u64> = relays
+        .iter()
+        .map(|relay| count(thread_by_tid(&report, relay.tid), "write"))
+        .collect();
+    let rows: Vec<(&Value, &Value)> = report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (&t["tid"], &t["comm"]))
+        .collect();
+    assert_eq!(
+        writes, [laps; 4],
+        "rows {rows:?}; lost {}; warnings {}",
+        report["lost"], report["warnings"]
+    );
     for relay in relays {
         let thread = thread_by_tid(&report, relay.tid);
-        assert_eq!(count(thread, "write"), laps, "{thread}");
         // And the reads of its /proc/thread-self/schedstat.
         let reads = count(thread, "read");
         assert!((laps..laps + 4).contains(&reads), "{reads} reads: {thread}");
