@@ -38,6 +38,7 @@ const MAX_SPACES: usize = 4096;
 const PAGE: u64 = 4096;
 
 pub const COPY_ENDED: &str = "the stack copy ended here: raise --user-stack-size for deeper stacks";
+pub const TOO_DEEP: &str = "the stack goes on: the first 127 frames are kept";
 pub const LEFT_THE_STACK: &str =
     "the walk left the stack here (a function with neither call frame information nor a frame pointer)";
 
@@ -198,7 +199,7 @@ impl Unwinders {
         let cut = loop {
             match frames.next() {
                 Ok(Some(frame)) if addresses.len() < MAX_FRAMES => addresses.push(frame.address()),
-                Ok(Some(_)) => break Some(COPY_ENDED),
+                Ok(Some(_)) => break Some(TOO_DEEP),
                 Ok(None) => break None,
                 Err(_) => break Some(self.why_stopped(copy, missed.get())),
             }
