@@ -1,7 +1,8 @@
 //! User stacks unwound from the copies the programs take (as perf's
 //! `--call-graph dwarf` and samply do): each frame's caller found with the
-//! call frame information of the code's ELF file (.eh_frame, else
-//! .debug_frame), by frame pointer where a function has none (framehop).
+//! call frame information of the code's ELF file (.eh_frame, or
+//! .debug_frame where that holds more), by frame pointer where a function
+//! has none (framehop).
 //! So frames of functions built without frame pointers (libc's system
 //! call wrappers, most distributions' binaries) are all there. Done as the
 //! copies arrive, in the address space each was taken in: a copy is large,
@@ -67,11 +68,24 @@ impl UnwindInfo {
     fn read(path: &Path) -> Option<UnwindInfo> {
         let cache = ReadCache::new(File::open(path).ok()?);
         let elf = object::File::parse(&cache).ok()?;
-        let section = |name: &str| {
+        // .debug_frame may be compressed (zlib or zstd).
+        let section = |name: &str| -> Option<(Range<u64>, Rc<[u8]>)> {
             let section = elf.section_by_name(name)?;
             let svma = section.address()..section.address() + section.size();
-            Some((svma, Rc::from(section.data().ok()?)))
+            Some((svma, Rc::from(section.uncompressed_data().ok()?)))
         };
+        // The unwinder reads one of the two. Code built without
+        // asynchronous unwind tables has its functions in .debug_frame and
+        // only the C runtime's in .eh_frame: the larger one is taken.
+        let (mut eh_frame, mut eh_frame_hdr) = (section(".eh_frame"), section(".eh_frame_hdr"));
+        let debug_frame = section(".debug_frame").map(|(_, data)| data);
+        let eh_frame_len = eh_frame.as_ref().map_or(0, |(_, data)| data.len());
+        if debug_frame
+            .as_ref()
+            .is_some_and(|data| data.len() > eh_frame_len)
+        {
+            (eh_frame, eh_frame_hdr) = (None, None);
+        }
         Some(UnwindInfo {
             code_segments: elf
                 .segments()
@@ -89,9 +103,9 @@ impl UnwindInfo {
                 .collect(),
             text_svma: section(".text").map(|(svma, _)| svma),
             got_svma: section(".got").map(|(svma, _)| svma),
-            eh_frame: section(".eh_frame"),
-            eh_frame_hdr: section(".eh_frame_hdr"),
-            debug_frame: section(".debug_frame").map(|(_, data)| data),
+            eh_frame,
+            eh_frame_hdr,
+            debug_frame,
         })
     }
 

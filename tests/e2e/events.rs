@@ -116,6 +116,28 @@ fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
 }
 
 #[test]
+fn code_with_only_debug_frame_is_unwound_compressed_or_not() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    // Without asynchronous unwind tables the program's functions are in
+    // .debug_frame only (.eh_frame holds the C runtime's).
+    for compress in ["-gz=none", "-gz=zlib"] {
+        let flags = [
+            "-g",
+            "-O2",
+            "-fomit-frame-pointer",
+            "-fno-asynchronous-unwind-tables",
+            compress,
+        ];
+        let binary = c_workload_built("slow_sleep", dir.path(), &flags);
+        for all in user_stacks_of_sleeps(&[binary.to_str().unwrap(), "3"]) {
+            let user = from_kd_slow_sleep(&all);
+            assert!(user[1].starts_with("main+0x"), "{compress}: {all:?}");
+        }
+    }
+}
+
+#[test]
 fn a_stack_deeper_than_the_copy_is_cut_where_the_copy_ends() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
