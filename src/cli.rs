@@ -130,7 +130,8 @@ pub struct Cli {
         long,
         value_name = "BYTES",
         default_value_t = DEFAULT_USER_STACK_SIZE,
-        value_parser = parse_user_stack_size
+        value_parser = parse_user_stack_size,
+        requires = "syscall_events"
     )]
     pub user_stack_size: u32,
 
@@ -492,11 +493,19 @@ fn usage_error(message: &str) -> clap::Error {
     clap::Error::raw(ErrorKind::ArgumentConflict, message)
 }
 
-/// The first line of a clap error, without its `error: ` prefix.
+/// The first paragraph of a clap error on one line, without its `error: `
+/// prefix (a missing argument is named on the lines under the first).
 pub fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    first.trim_start_matches("error: ").to_string()
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    match paragraph.join(" ").trim_start_matches("error: ") {
+        "" => "invalid arguments".to_string(),
+        line => line.to_string(),
+    }
 }
 
 fn parse_pid(text: &str) -> Result<u32, String> {
@@ -871,6 +880,7 @@ mod tests {
             &["--pid", "1", "--user-stack-size", "0"],
             &["--pid", "1", "--user-stack-size", "5000"],
             &["--pid", "1", "--user-stack-size", "69632"],
+            &["--pid", "1", "--user-stack-size", "8192"],
             &["--pid", "1", "--skip-syscall-poll-events"],
             &["--pid", "1", "--start-trigger", "begin"],
             &["--pid", "1", "--stop-trigger", "x:y"],
@@ -885,6 +895,17 @@ mod tests {
             let err = parse(args).expect_err(&format!("{args:?} must be refused"));
             assert!(!err.contains('\n') && !err.is_empty(), "{args:?}: {err:?}");
             assert!(!err.starts_with("error:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_option_without_the_one_it_needs_names_it() {
+        for option in ["--skip-syscall-poll-events", "--user-stack-size=8192"] {
+            let err = parse(&["--pid", "1", option]).unwrap_err();
+            assert!(
+                err.ends_with("were not provided: --syscall-events [<NS>]"),
+                "{err}"
+            );
         }
     }
 
