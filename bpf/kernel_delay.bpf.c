@@ -62,6 +62,10 @@ const volatile bool syscall_events = false;
 const volatile __u64 event_min_ns = 0;
 const volatile bool capture_stacks = false;
 const volatile __u32 user_stack_pages = 0;
+/* --off-cpu-stacks: each switch of a traced thread off its CPU asleep,
+ * blocked or preempted sends where it left it (the stacks as for slow
+ * calls; the user stack where tracing programs have bpf_task_pt_regs). */
+const volatile bool offcpu_stacks = false;
 const volatile bool skip_poll_events = false;
 #define POLL_NRS 8
 const volatile __s32 poll_nrs[POLL_NRS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
@@ -212,6 +216,7 @@ enum staging _staging = 0;
 enum stack_id _stack_id = 0;
 enum user_stack_limits _user_stack_limits = 0;
 struct user_stack_copy _user_stack_copy = {};
+struct offcpu_stack_event _offcpu_stack_event = {};
 enum address_space_limit _address_space_limit = 0;
 enum window_state _window_state = 0;
 enum window_closer _window_closer = 0;
@@ -528,6 +533,114 @@ static __always_inline void name_task(struct task_struct *task, __u64 now, bool 
 
 /* Raw context: the fourth argument exists only on 5.18+, and reading it
  * must stay in a branch the verifier prunes on older kernels. */
+/* The current task's kernel stack into the stack map; a failure is
+ * counted. */
+static __always_inline __s32 take_kernel_stack(void *ctx)
+{
+	__s32 id;
+
+	if (!capture_stacks)
+		return NO_STACK;
+	id = bpf_get_stackid(ctx, &stacks, 0);
+	if (id < 0)
+		__sync_fetch_and_add(&stacks_missed, 1);
+	return id;
+}
+
+/* The id of the address space process `pid` is in; 0 if none could be
+ * given. A new one is the time it is given: with the process id, unique
+ * (a counter would need an atomic that returns the old value, which 5.10
+ * refuses anywhere in the object). */
+static __always_inline __u64 address_space(__u32 pid)
+{
+	__u64 *id = bpf_map_lookup_elem(&address_spaces, &pid), fresh;
+
+	if (id)
+		return *id;
+	fresh = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&address_spaces, &pid, &fresh, BPF_NOEXIST)) {
+		/* Another thread of the process gave it one meanwhile. */
+		id = bpf_map_lookup_elem(&address_spaces, &pid);
+		return id ? *id : 0;
+	}
+	return fresh;
+}
+
+/* The user registers at the call's entry, where an unwinder starts. */
+static __always_inline void read_user_regs(struct user_regs *out, struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_arm64)
+	out->ip = regs->pc;
+	out->sp = regs->sp;
+	out->fp = regs->regs[29];
+	out->lr = regs->regs[30];
+#else
+	out->ip = regs->ip;
+	out->sp = regs->sp;
+	out->fp = regs->bp;
+	out->lr = 0;
+#endif
+}
+
+/* Copies the user stack into `bytes`, whole pages from the stack pointer's
+ * up, until user_stack_pages are or one cannot be read (past the stack's
+ * top, or not in memory: bpf_probe_read_user does not fault pages in). */
+static __always_inline void copy_user_stack(struct user_stack_copy *copy, __u8 *bytes)
+{
+	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
+	__u32 i;
+
+	copy->start = start;
+	copy->len = 0;
+	for (i = 0; i < MAX_USER_STACK_PAGES; i++) {
+		if (i >= user_stack_pages)
+			break;
+		if (bpf_probe_read_user(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
+					(void *)(start + i * USER_STACK_PAGE)))
+			break;
+		copy->len += USER_STACK_PAGE;
+	}
+}
+
+/* Where traced thread `prev` leaves its CPU, in `out` (enum
+ * switch_out_state), at `now`: sent at once, before the switch's record
+ * (the reader takes records of one time sent at once first). */
+static __always_inline void emit_offcpu_stack(void *ctx, struct task_struct *prev, __u8 out,
+					      __u64 now)
+{
+	bool user_stack = user_stack_pages &&
+			  bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs);
+	__u32 size = sizeof(struct offcpu_stack_event);
+	struct offcpu_stack_event *e;
+	struct user_stack_copy *copy;
+	struct record_place place;
+	__s32 at;
+
+	if (user_stack)
+		size += sizeof(*copy) + user_stack_pages * USER_STACK_PAGE;
+	e = record_start(&place, size, now, false, &at);
+	if (!e) {
+		count_lost(LOST_OFFCPU_STACK);
+		return;
+	}
+	e->kind = user_stack ? EVENT_OFFCPU_STACK_COPY : EVENT_OFFCPU_STACK;
+	e->state = out;
+	e->pad = 0;
+	e->at = at;
+	e->tid = prev->pid;
+	e->pid = prev->tgid;
+	e->kernel_stack = take_kernel_stack(ctx);
+	e->pad2 = 0;
+	e->address_space = address_space(prev->tgid);
+	if (user_stack) {
+		copy = (struct user_stack_copy *)(e + 1);
+		read_user_regs(&copy->regs, (struct pt_regs *)bpf_task_pt_regs(prev));
+		copy->pad = 0;
+		copy_user_stack(copy, (__u8 *)(copy + 1));
+	}
+	record_end(&place);
+}
+
 SEC("tp_btf/sched_switch")
 int sched_switch(__u64 *ctx)
 {
@@ -542,6 +655,7 @@ int sched_switch(__u64 *ctx)
 	struct record_place place;
 	struct switch_event *e;
 	unsigned int state;
+	__u8 out = 0;
 	__u64 now;
 	__s32 at;
 
@@ -580,6 +694,18 @@ int sched_switch(__u64 *ctx)
 	}
 	if (other)
 		name_task(other, now, true);
+	if (prev_traced) {
+		/* A preempted task is still runnable whatever its state says. */
+		if (preempt)
+			state = 0;
+		else if (has_prev_state)
+			state = (unsigned int)ctx[3];
+		else
+			state = task_state(prev);
+		out = switch_out_state(state);
+		if (offcpu_stacks && out <= OUT_BLOCKED)
+			emit_offcpu_stack(ctx, prev, out, now);
+	}
 	if (other_tid) {
 		e = record_or_lost(&place, sizeof(*e), now, true, &at);
 		if (!e)
@@ -597,15 +723,8 @@ int sched_switch(__u64 *ctx)
 	e->prev_state = 0;
 	e->flags = 0;
 	if (prev_traced) {
-		/* A preempted task is still runnable whatever its state says. */
-		if (preempt)
-			state = 0;
-		else if (has_prev_state)
-			state = (unsigned int)ctx[3];
-		else
-			state = task_state(prev);
 		e->flags |= SWITCH_PREV_TRACED;
-		e->prev_state = switch_out_state(state);
+		e->prev_state = out;
 		start = call_of(prev);
 		if (start && start->enter_ns) {
 			e->flags |= SWITCH_PREV_IN_CALL;
@@ -794,75 +913,6 @@ static __always_inline bool is_event(__s32 nr, __u64 duration)
 {
 	return syscall_events && duration >= event_min_ns &&
 	       !(skip_poll_events && is_poll_family(nr));
-}
-
-/* The current task's kernel stack into the stack map; a failure is
- * counted. */
-static __always_inline __s32 take_kernel_stack(void *ctx)
-{
-	__s32 id;
-
-	if (!capture_stacks)
-		return NO_STACK;
-	id = bpf_get_stackid(ctx, &stacks, 0);
-	if (id < 0)
-		__sync_fetch_and_add(&stacks_missed, 1);
-	return id;
-}
-
-/* The id of the address space process `pid` is in; 0 if none could be
- * given. A new one is the time it is given: with the process id, unique
- * (a counter would need an atomic that returns the old value, which 5.10
- * refuses anywhere in the object). */
-static __always_inline __u64 address_space(__u32 pid)
-{
-	__u64 *id = bpf_map_lookup_elem(&address_spaces, &pid), fresh;
-
-	if (id)
-		return *id;
-	fresh = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&address_spaces, &pid, &fresh, BPF_NOEXIST)) {
-		/* Another thread of the process gave it one meanwhile. */
-		id = bpf_map_lookup_elem(&address_spaces, &pid);
-		return id ? *id : 0;
-	}
-	return fresh;
-}
-
-/* The user registers at the call's entry, where an unwinder starts. */
-static __always_inline void read_user_regs(struct user_regs *out, struct pt_regs *regs)
-{
-#if defined(__TARGET_ARCH_arm64)
-	out->ip = regs->pc;
-	out->sp = regs->sp;
-	out->fp = regs->regs[29];
-	out->lr = regs->regs[30];
-#else
-	out->ip = regs->ip;
-	out->sp = regs->sp;
-	out->fp = regs->bp;
-	out->lr = 0;
-#endif
-}
-
-/* Copies the user stack into `bytes`, whole pages from the stack pointer's
- * up, until user_stack_pages are or one cannot be read (past the stack's
- * top, or not in memory: bpf_probe_read_user does not fault pages in). */
-static __always_inline void copy_user_stack(struct user_stack_copy *copy, __u8 *bytes)
-{
-	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
-	__u32 i;
-
-	copy->start = start;
-	copy->len = 0;
-	for (i = 0; i < MAX_USER_STACK_PAGES; i++) {
-		if (i >= user_stack_pages)
-			break;
-		if (bpf_probe_read_user(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
-					(void *)(start + i * USER_STACK_PAGE)))
-			break;
-		copy->len += USER_STACK_PAGE;
-	}
 }
 
 /* The event of a slow call, in place of its syscall_event, with its user

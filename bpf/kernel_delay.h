@@ -38,6 +38,12 @@ enum event_kind {
 	 * user_stack_copy and the bytes copied (sent at once: too large for
 	 * a batch). */
 	EVENT_SLOW_CALL_STACK = 20,
+	/* Where a traced thread left its CPU (--off-cpu-stacks): an
+	 * offcpu_stack_event, sent at once just before its switch and with
+	 * its time; EVENT_OFFCPU_STACK_COPY is followed by a user_stack_copy
+	 * and the bytes copied. */
+	EVENT_OFFCPU_STACK = 21,
+	EVENT_OFFCPU_STACK_COPY = 22,
 };
 
 /* Sampling windows, opened and closed by triggers (--start-trigger,
@@ -85,6 +91,7 @@ enum lost_cause {
 	LOST_SPILL_MAP_FULL,	/* a completed call found room in neither */
 	LOST_EXIT_MAP_FULL,	/* an exit found room in neither */
 	LOST_SYSCALL_EVENT,	/* a slow call's event (the call itself is spilled) */
+	LOST_OFFCPU_STACK,	/* where a thread left its CPU (--off-cpu-stacks) */
 	LOST_CAUSES,
 };
 
@@ -172,6 +179,19 @@ struct slow_call_event {
 	__s32 kernel_stack;
 	__u32 pad;
 	/* The process's address space (see address_spaces); 0: unknown. */
+	__u64 address_space;
+};
+
+/* Where a traced thread left its CPU (--off-cpu-stacks). */
+struct offcpu_stack_event {
+	__u16 kind;
+	__u8 state;		/* enum switch_out_state: ready, sleeping or blocked */
+	__u8 pad;
+	__s32 at;		/* the switch's time */
+	__u32 tid;
+	__u32 pid;
+	__s32 kernel_stack;	/* as in slow_call_event */
+	__u32 pad2;
 	__u64 address_space;
 };
 

@@ -45,11 +45,10 @@ impl Intake {
     }
 
     fn receive(&mut self, origin: Origin, mut record: Record) {
-        if let Record::SlowCall(call) = &mut record {
-            let space = (call.pid, call.address_space);
+        if let Some((space, user_stack)) = record.user_stack_mut() {
             self.spaces.note(space.0, space.1);
-            if let UserStack::Copied(copy) = &call.user_stack {
-                call.user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
+            if let UserStack::Copied(copy) = user_stack {
+                *user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
             }
         }
         // Where the traced threads run (records sent at once count too:

@@ -66,6 +66,8 @@ pub fn collect(
         &Options {
             ringbuf_bytes: cli.ringbuf_bytes(),
             events: cli.events(),
+            stacks: cli.stacks(),
+            offcpu_stacks: cli.off_cpu_stacks,
             plan: plan.as_ref(),
             executable: target.executable(),
             verbose: cli.verbose(),
@@ -108,10 +110,7 @@ pub fn collect(
         reorder: Reorder::default(),
         placement,
         spaces: AddressSpaces::new(Box::new(tracer.address_spaces()?)),
-        unwinders: Unwinders::new(
-            cli.events()
-                .map_or(0, |events| user_stack_copy_bytes(events.user_stack_bytes)),
-        ),
+        unwinders: Unwinders::new(user_stack_copy_bytes(cli.stacks().user_stack_bytes)),
     };
     let (ring, intake) = intake.connect(&tracer)?;
     sink.announce(&header)?;

@@ -28,7 +28,7 @@ use crate::processes::procfs::{self, ThreadInfo};
 use crate::processes::Target;
 use crate::report::{Header, Measurement, StopReason, SyscallEvents, ThreadNames, WindowInfo};
 use crate::signals;
-use crate::symbols::symbolize;
+use crate::symbols::symbolize::StackNamer;
 use crate::thousands::thousands;
 
 /// How often the ring buffer is read when the kernel does not wake us:
@@ -174,19 +174,25 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let window = self
             .plan
             .map(|plan| self.window_info(plan, &opening, &closing));
+        // Stacks are named while the kernel's stack map holds them.
+        let mut intake = self.intake.borrow_mut();
+        let tracer = &self.tracer;
+        let mut namer =
+            StackNamer::new(&self.symbolizer, |id| tracer.stack(id), &mut intake.spaces);
         let syscall_events = self.cli.events().map(|events| {
             let (calls, not_listed) = aggregator.take_slow_calls();
             SyscallEvents {
-                calls: symbolize::symbolize(
-                    &self.symbolizer,
-                    calls,
-                    |id| self.tracer.stack(id),
-                    &mut self.intake.borrow_mut().spaces,
-                ),
+                calls: namer.calls(calls),
                 limit: events.max_events,
                 not_listed,
             }
         });
+        if self.cli.off_cpu_stacks {
+            for stacks in aggregator.offcpu_stacks() {
+                namer.offcpu(stacks);
+            }
+        }
+        drop(intake);
 
         let states_at_start = opening
             .threads
@@ -237,6 +243,9 @@ impl<'a, 'obj> Session<'a, 'obj> {
         self.aggregator = Aggregator::new(start_ns);
         if self.cli.wakers {
             self.aggregator.name_wakers();
+        }
+        if self.cli.off_cpu_stacks {
+            self.aggregator.charge_offcpu_stacks();
         }
         if let Some(events) = self.cli.events() {
             self.aggregator.limit_slow_calls(events.max_events);

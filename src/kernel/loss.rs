@@ -20,6 +20,9 @@ pub struct Lost {
     /// Slow calls' events (--syscall-events): the ring buffer was full
     /// (the calls themselves went to the spill map).
     pub syscall_events: u64,
+    /// Where threads left their CPUs (--off-cpu-stacks): the ring buffer
+    /// was full (their time is charged to a row that says so).
+    pub offcpu_stacks: u64,
 }
 
 impl Lost {
@@ -31,6 +34,7 @@ impl Lost {
             spill_map_full: self.spill_map_full - earlier.spill_map_full,
             exit_map_full: self.exit_map_full - earlier.exit_map_full,
             syscall_events: self.syscall_events - earlier.syscall_events,
+            offcpu_stacks: self.offcpu_stacks - earlier.offcpu_stacks,
         }
     }
 
@@ -40,6 +44,7 @@ impl Lost {
             + self.spill_map_full
             + self.exit_map_full
             + self.syscall_events
+            + self.offcpu_stacks
     }
 
     /// One line per cause that lost something, and one for the calls that
@@ -83,6 +88,13 @@ impl Lost {
                 thousands(self.syscall_events)
             ));
         }
+        if self.offcpu_stacks > 0 {
+            lines.push(format!(
+                "{} switches off the CPU lost their stacks: the ring buffer was full (their time \
+                 is in the OFF-CPU STACKS rows \"not recorded\"); try a larger --ringbuf-mb",
+                thousands(self.offcpu_stacks)
+            ));
+        }
         if spilled_calls > 0 {
             lines.push(format!(
                 "{} system calls found the ring buffer full and were kept in the kernel's \
@@ -114,10 +126,11 @@ mod tests {
             spill_map_full: 3,
             exit_map_full: 4,
             syscall_events: 5,
+            offcpu_stacks: 6,
         };
-        assert_eq!(lost.total(), 1_514);
+        assert_eq!(lost.total(), 1_520);
         let lines = lost.warnings(70);
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), 7);
         assert!(lines[0].starts_with(
             "1,500 scheduler and interrupt records were lost: the ring buffer was full"
         ));
@@ -126,7 +139,8 @@ mod tests {
         assert!(lines[2].contains("thread map") && !lines[2].contains("--ringbuf-mb"));
         assert!(lines[3].contains("exit map"));
         assert!(lines[4].starts_with("5 slow system calls are missing from the SYSCALL EVENTS"));
-        assert!(lines[5].starts_with("70 system calls found the ring buffer full"));
-        assert!(lines[5].contains("LONG POLL"));
+        assert!(lines[5].starts_with("6 switches off the CPU lost their stacks"));
+        assert!(lines[6].starts_with("70 system calls found the ring buffer full"));
+        assert!(lines[6].contains("LONG POLL"));
     }
 }

@@ -6,9 +6,10 @@ use std::rc::Rc;
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::skel::types::{
-    event_kind, exec_event, irq_event, process_new_event, sample_header, slow_call_event, stack_id,
-    switch_event, switch_flags, switch_out_state, syscall_event, task_name_event,
-    thread_exit_event, thread_new_event, user_stack_copy, wakeup_event, waking_irq,
+    event_kind, exec_event, irq_event, offcpu_stack_event, process_new_event, sample_header,
+    slow_call_event, stack_id, switch_event, switch_flags, switch_out_state, syscall_event,
+    task_name_event, thread_exit_event, thread_new_event, user_stack_copy, wakeup_event,
+    waking_irq,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -25,6 +26,9 @@ pub enum Record {
     /// A call that took at least the event threshold (--syscall-events):
     /// rare, and boxed so that the common records stay small.
     SlowCall(Box<SlowCall>),
+    /// Where a traced thread left its CPU (--off-cpu-stacks): just before
+    /// its switch, with the switch's time.
+    OffCpuStack(Box<OffCpuStack>),
     /// A CPU went from thread `out` (traced) to thread `into` (traced), at
     /// `ts_ns`.
     Switch {
@@ -79,6 +83,7 @@ impl Record {
         match self {
             Record::Syscall { exit_ns, .. } | Record::Irq { exit_ns, .. } => *exit_ns,
             Record::SlowCall(call) => call.exit_ns,
+            Record::OffCpuStack(stack) => stack.ts_ns,
             Record::Switch { ts_ns, .. }
             | Record::Wakeup { ts_ns, .. }
             | Record::TaskName { ts_ns, .. }
@@ -86,6 +91,18 @@ impl Record {
             | Record::ThreadExit { ts_ns, .. }
             | Record::ProcessNew { ts_ns, .. }
             | Record::Exec { ts_ns, .. } => *ts_ns,
+        }
+    }
+
+    /// The address space (process, and the programs' number) and user
+    /// stack of a record that took one.
+    pub fn user_stack_mut(&mut self) -> Option<((u32, u64), &mut UserStack)> {
+        match self {
+            Record::SlowCall(call) => Some(((call.pid, call.address_space), &mut call.user_stack)),
+            Record::OffCpuStack(stack) => {
+                Some(((stack.pid, stack.address_space), &mut stack.user_stack))
+            }
+            _ => None,
         }
     }
 
@@ -127,7 +144,22 @@ pub struct SlowCall {
     pub address_space: u64,
 }
 
-/// A slow call's user stack.
+/// Where a traced thread left its CPU, and in which state (ready:
+/// preempted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffCpuStack {
+    pub tid: u32,
+    pub pid: u32,
+    pub ts_ns: u64,
+    pub departure: Departure,
+    /// An id in the kernel's stack map, or -errno.
+    pub kernel_stack: i32,
+    pub user_stack: UserStack,
+    /// Its process's address space, as the programs number them.
+    pub address_space: u64,
+}
+
+/// A slow call's user stack, or an off-CPU one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserStack {
     /// None was taken (stacks were not asked for).
@@ -383,6 +415,25 @@ impl Records<'_> {
                     address_space: e.address_space,
                 }))
             }
+            event_kind::EVENT_OFFCPU_STACK | event_kind::EVENT_OFFCPU_STACK_COPY => {
+                let e: offcpu_stack_event = read_record(data);
+                let user_stack = if kind == event_kind::EVENT_OFFCPU_STACK_COPY {
+                    UserStack::Copied(Box::new(stack_copy(
+                        &data[size_of::<offcpu_stack_event>()..],
+                    )))
+                } else {
+                    UserStack::NotTaken
+                };
+                Record::OffCpuStack(Box::new(OffCpuStack {
+                    tid: e.tid,
+                    pid: e.pid,
+                    ts_ns: self.time(e.at),
+                    departure: departure(switch_out_state(u32::from(e.state)))?,
+                    kernel_stack: e.kernel_stack,
+                    user_stack,
+                    address_space: e.address_space,
+                }))
+            }
             event_kind::EVENT_SWITCH | event_kind::EVENT_SWITCH_OTHER => {
                 let e: switch_event = read_record(data);
                 let flag = |flag: switch_flags| u32::from(e.flags) & flag.0 != 0;
@@ -572,6 +623,10 @@ fn record_size(kind: event_kind, rest: usize) -> Option<usize> {
         event_kind::EVENT_SLOW_CALL_STACK => {
             rest.max(size_of::<slow_call_event>() + size_of::<user_stack_copy>())
         }
+        event_kind::EVENT_OFFCPU_STACK_COPY => {
+            rest.max(size_of::<offcpu_stack_event>() + size_of::<user_stack_copy>())
+        }
+        event_kind::EVENT_OFFCPU_STACK => size_of::<offcpu_stack_event>(),
         event_kind::EVENT_SYSCALL => std::mem::offset_of!(syscall_event, duration_high),
         event_kind::EVENT_LONG_SYSCALL => size_of::<syscall_event>(),
         event_kind::EVENT_SLOW_CALL => size_of::<slow_call_event>(),

@@ -97,21 +97,29 @@ impl WindowPlan {
 pub struct EventOptions {
     /// Calls that take at least this long are events.
     pub min_ns: u64,
-    /// Room for distinct kernel stacks; 0: no stacks, user stacks neither.
-    pub stack_traces: u32,
-    /// User stack copied above the stack pointer, in bytes (a multiple of
-    /// the page).
-    pub user_stack_bytes: u32,
     /// Leave the poll family out.
     pub skip_poll: bool,
     /// Slow calls listed a window at most.
     pub max_events: usize,
 }
 
+/// The stacks of slow calls and of switches off the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackOptions {
+    /// Room for distinct kernel stacks; 0: no stacks, user stacks neither.
+    pub traces: u32,
+    /// User stack copied above the stack pointer, in bytes (a multiple of
+    /// the page).
+    pub user_stack_bytes: u32,
+}
+
 /// How to load and attach.
 pub struct Options<'a> {
     pub ringbuf_bytes: u32,
     pub events: Option<EventOptions>,
+    pub stacks: StackOptions,
+    /// Where traced threads leave their CPUs (--off-cpu-stacks).
+    pub offcpu_stacks: bool,
     /// Triggered or repeated windows.
     pub plan: Option<&'a WindowPlan>,
     /// The target's executable, where triggers are looked for by default.
@@ -161,6 +169,8 @@ impl<'obj> Tracer<'obj> {
         let Options {
             ringbuf_bytes,
             events,
+            stacks,
+            offcpu_stacks,
             plan,
             executable,
             verbose,
@@ -210,23 +220,24 @@ impl<'obj> Tracer<'obj> {
             u64::try_from(w.interval.as_nanos()).unwrap_or(u64::MAX)
         });
         rodata.sigreturn_nr = syscall_names::SIGRETURN;
-        let stack_traces = match events {
-            Some(events) => {
-                rodata.syscall_events = true;
-                rodata.event_min_ns = events.min_ns;
-                rodata.capture_stacks = events.stack_traces > 0;
-                if rodata.capture_stacks {
-                    rodata.user_stack_pages = user_stack_pages(events.user_stack_bytes);
-                }
-                rodata.skip_poll_events = events.skip_poll;
-                let numbers = syscall_names::poll_family_numbers();
-                for (slot, &nr) in rodata.poll_nrs.iter_mut().zip(numbers) {
-                    *slot = nr as i32;
-                }
-                events.stack_traces
+        if let Some(events) = events {
+            rodata.syscall_events = true;
+            rodata.event_min_ns = events.min_ns;
+            rodata.skip_poll_events = events.skip_poll;
+            let numbers = syscall_names::poll_family_numbers();
+            for (slot, &nr) in rodata.poll_nrs.iter_mut().zip(numbers) {
+                *slot = nr as i32;
             }
-            None => 0,
+        }
+        rodata.offcpu_stacks = offcpu_stacks;
+        let stack_traces = match events.is_some() || offcpu_stacks {
+            true => stacks.traces,
+            false => 0,
         };
+        rodata.capture_stacks = stack_traces > 0;
+        if rodata.capture_stacks {
+            rodata.user_stack_pages = user_stack_pages(stacks.user_stack_bytes);
+        }
         open.maps
             .stacks
             .set_max_entries(stack_traces.max(1))
@@ -463,6 +474,7 @@ impl<'obj> Tracer<'obj> {
             spill_map_full: cause(lost_cause::LOST_SPILL_MAP_FULL),
             exit_map_full: cause(lost_cause::LOST_EXIT_MAP_FULL),
             syscall_events: cause(lost_cause::LOST_SYSCALL_EVENT),
+            offcpu_stacks: cause(lost_cause::LOST_OFFCPU_STACK),
         }
     }
 

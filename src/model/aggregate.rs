@@ -9,12 +9,15 @@ use rustc_hash::FxHashMap;
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::records::{
-    Departure, InFlight, IrqSource, KeptExit, Record, SlowCall, SpilledCalls, ThreadExit, Waker,
+    Departure, InFlight, IrqSource, KeptExit, OffCpuStack, Record, SlowCall, SpilledCalls,
+    ThreadExit, Waker,
 };
 use crate::kernel::syscall_names::is_poll_family_nr;
 use crate::model::attribution::Tasks;
+use crate::model::offcpu::{LeftWith, OffCpuStacks};
 use crate::model::sched::{SchedEvent, StateTimes, Timeline};
 use crate::model::stats::Distribution;
+use std::cell::OnceCell;
 
 /// What one thread did in the window.
 #[derive(Debug)]
@@ -104,9 +107,16 @@ impl ThreadActivity {
         self.last_poll_exit = exit_ns;
     }
 
-    fn timeline(&mut self, window_start: u64) -> &mut Timeline {
-        self.timeline
-            .get_or_insert_with(|| Timeline::new(window_start))
+    /// Its timeline, made at its first scheduler event (charging its time
+    /// off the CPU to stacks when `offcpu_stacks`).
+    fn timeline(&mut self, window_start: u64, offcpu_stacks: bool) -> &mut Timeline {
+        self.timeline.get_or_insert_with(|| {
+            let mut timeline = Timeline::new(window_start);
+            if offcpu_stacks {
+                timeline.track_offcpu_stacks();
+            }
+            timeline
+        })
     }
 }
 
@@ -229,6 +239,8 @@ pub struct Aggregator {
     tasks: Tasks,
     /// The wakeups name their wakers (--wakers).
     wakers: bool,
+    /// Time off the CPU is charged to stacks (--off-cpu-stacks).
+    offcpu_stacks: bool,
 }
 
 impl Aggregator {
@@ -247,7 +259,14 @@ impl Aggregator {
             slow_calls_not_listed: 0,
             tasks: Tasks::default(),
             wakers: false,
+            offcpu_stacks: false,
         }
+    }
+
+    /// The records say where threads left their CPUs: their time off it
+    /// is charged to those stacks.
+    pub fn charge_offcpu_stacks(&mut self) {
+        self.offcpu_stacks = true;
     }
 
     /// The wakeups were recorded where their wakers ran: what they name
@@ -335,6 +354,30 @@ impl Aggregator {
                     }
                 }
             }
+            Record::OffCpuStack(stack) => {
+                if stack.ts_ns > self.end_ns {
+                    return;
+                }
+                let OffCpuStack {
+                    tid,
+                    pid,
+                    ts_ns,
+                    kernel_stack,
+                    user_stack,
+                    address_space,
+                    ..
+                } = *stack;
+                let offcpu_stacks = self.offcpu_stacks;
+                let left = LeftWith {
+                    kernel_stack,
+                    space: (pid, address_space),
+                    user_stack,
+                    names: OnceCell::new(),
+                };
+                self.thread(tid)
+                    .timeline(window_start, offcpu_stacks)
+                    .left_with(ts_ns, left);
+            }
             Record::Switch { ts_ns, out, into } => {
                 if let Some(out) = out {
                     self.tasks.note(out.next);
@@ -377,10 +420,11 @@ impl Aggregator {
                     return;
                 }
                 let index = self.add_thread(tid, Some(Birth { ts_ns, start_ns }));
+                let offcpu_stacks = self.offcpu_stacks;
                 let thread = &mut self.threads[index];
                 thread.pid = Some(pid);
                 thread
-                    .timeline(window_start)
+                    .timeline(window_start, offcpu_stacks)
                     .apply(ts_ns, SchedEvent::WakeupNew);
             }
             Record::ThreadExit {
@@ -470,7 +514,7 @@ impl Aggregator {
         if ts_ns > self.end_ns {
             return;
         }
-        let window_start = self.start_ns;
+        let (window_start, offcpu_stacks) = (self.start_ns, self.offcpu_stacks);
         let thread = match event {
             SchedEvent::SwitchOut {
                 departure: Departure::Dead,
@@ -478,7 +522,9 @@ impl Aggregator {
             } => self.dying(tid),
             _ => self.thread(tid),
         };
-        thread.timeline(window_start).apply(ts_ns, event);
+        thread
+            .timeline(window_start, offcpu_stacks)
+            .apply(ts_ns, event);
     }
 
     /// A thread of process `pid` that /proc listed: reported even if it
@@ -630,6 +676,13 @@ impl Aggregator {
         if process_exited {
             self.process(pid).exit_ns = Some(exit.ts_ns);
         }
+    }
+
+    /// The stacks each thread left its CPU with (--off-cpu-stacks).
+    pub fn offcpu_stacks(&self) -> impl Iterator<Item = &OffCpuStacks> {
+        self.threads
+            .iter()
+            .filter_map(|thread| thread.timeline.as_ref()?.offcpu_stacks())
     }
 
     /// The slow calls kept in the window (--syscall-events), by entry
@@ -808,7 +861,7 @@ mod tests {
         agg.ingest(switch_out(7, 6_000, Departure::Sleeping, false));
         let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
-        let (stats, time, _) = timeline.finish(5_000, None, None);
+        let (stats, time, _, _) = timeline.finish(5_000, None, None);
         assert_eq!(
             (
                 time.times.ready_ns(),
@@ -899,7 +952,7 @@ mod tests {
         assert!(nines[1].exit.is_none());
         assert!(!nines[0].newest && nines[1].newest);
         assert!(!nines[0].alive_at_start() && !nines[1].alive_at_start());
-        let (_, first, _) = nines[0].timeline.clone().unwrap().finish(5_000, None, None);
+        let (_, first, _, _) = nines[0].timeline.clone().unwrap().finish(5_000, None, None);
         assert_eq!(
             first.observed_ns, 350,
             "born at 1,100, last switch at 1,450"

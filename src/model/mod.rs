@@ -4,5 +4,6 @@
 pub mod aggregate;
 pub mod attribution;
 pub mod histogram;
+pub mod offcpu;
 pub mod sched;
 pub mod stats;

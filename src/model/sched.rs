@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::kernel::records::{Departure, Waker};
 use crate::model::attribution::{Attribution, Holder};
+use crate::model::offcpu::{LeftWith, OffCpuStacks, OffCpuTimeline};
 use crate::model::stats::{Distribution, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +237,8 @@ pub struct Timeline {
     call: Option<Box<CallOffCpu>>,
     /// Boxed, and made at the first wait or wakeup it tells about.
     attribution: Option<Box<Attribution>>,
+    /// With --off-cpu-stacks.
+    offcpu: Option<Box<OffCpuTimeline>>,
 }
 
 impl Timeline {
@@ -252,6 +255,24 @@ impl Timeline {
             ready_after_idle: Distribution::default(),
             call: None,
             attribution: None,
+            offcpu: None,
+        }
+    }
+
+    /// Charges its time off the CPU to where it left it (--off-cpu-stacks).
+    pub fn track_offcpu_stacks(&mut self) {
+        self.offcpu.get_or_insert_with(Box::default);
+    }
+
+    /// Where it left its CPU so far (--off-cpu-stacks).
+    pub fn offcpu_stacks(&self) -> Option<&OffCpuStacks> {
+        self.offcpu.as_ref().map(|offcpu| &offcpu.stacks)
+    }
+
+    /// The stacks of its switch out at `ts_ns`, which comes next.
+    pub fn left_with(&mut self, ts_ns: u64, left: LeftWith) {
+        if let Some(offcpu) = self.offcpu.as_mut() {
+            offcpu.recorded(ts_ns, left);
         }
     }
 
@@ -289,6 +310,9 @@ impl Timeline {
                     _ => ThreadState::Ready,
                 };
                 self.close(ts, was, after_idle, Holder::Task(prev));
+                if let Some(offcpu) = self.offcpu.as_mut() {
+                    offcpu.back();
+                }
                 self.begin(ts, ThreadState::Running);
             }
             SchedEvent::SwitchOut {
@@ -312,6 +336,9 @@ impl Timeline {
                         times: StateTimes::default(),
                     }));
                 }
+                if let Some(offcpu) = self.offcpu.as_mut() {
+                    offcpu.switched_out(ts_ns, departure);
+                }
                 match departure_state(departure) {
                     Some(next) => self.begin(ts, next),
                     None => self.died_ns = Some(ts),
@@ -334,6 +361,9 @@ impl Timeline {
             _ => 0,
         };
         self.close(ts, waited, false, Holder::Unseen);
+        if let Some(offcpu) = self.offcpu.as_mut() {
+            offcpu.back();
+        }
         self.begin(ts, ThreadState::Ready);
         ended_ns
     }
@@ -347,6 +377,9 @@ impl Timeline {
     /// so that the shares add up to the budget's time ready behind others.
     fn spend(&mut self, state: ThreadState, after_idle: bool, ns: u64, holder: Holder) {
         self.budget.add(state, after_idle, ns);
+        if let Some(offcpu) = self.offcpu.as_mut() {
+            offcpu.spend(state, ns);
+        }
         if state == ThreadState::Ready && !after_idle {
             self.attribution().ready_behind.add(holder, ns);
         }
@@ -417,7 +450,7 @@ impl Timeline {
         end_ns: u64,
         exit_ns: Option<u64>,
         state_at_start: Option<ThreadState>,
-    ) -> (SchedStats, TimeBudget, Attribution) {
+    ) -> (SchedStats, TimeBudget, Attribution, Option<OffCpuStacks>) {
         let end = match self.died_ns {
             Some(died) => died,
             None => {
@@ -455,6 +488,7 @@ impl Timeline {
             },
             time,
             self.attribution.map(|a| *a).unwrap_or_default(),
+            self.offcpu.map(|offcpu| offcpu.stacks),
         )
     }
 }
@@ -512,7 +546,7 @@ mod tests {
         for (ts, event) in events {
             timeline.apply(*ts, event.clone());
         }
-        let (stats, time, attribution) = timeline.finish(END, exit, at_start);
+        let (stats, time, attribution, _) = timeline.finish(END, exit, at_start);
         assert_eq!(
             time.parts().iter().sum::<u64>(),
             time.observed_ns,
@@ -555,7 +589,7 @@ mod tests {
             },
         );
         timeline.apply(14_000, into(7));
-        let (_, time, attribution) = timeline.finish(END, None, None);
+        let (_, time, attribution, _) = timeline.finish(END, None, None);
         let tally = |count, ns| Tally { count, ns };
         assert_eq!(
             attribution.ready_behind.entries(),

@@ -42,21 +42,34 @@ pub fn render(out: &mut String, events: &[&SyscallEventReport]) {
             micros(event.duration_ns),
             event.name
         );
-        for (title, frames) in [
-            ("kernel stack", &event.kernel_stack),
-            ("user stack", &event.user_stack),
-        ] {
-            if frames.is_empty() {
-                continue;
-            }
-            let _ = writeln!(out, "  {title}:");
-            for frame in frames.iter() {
-                let _ = writeln!(out, "    {frame}");
-            }
+        render_stacks(
+            out,
+            "",
+            [&event.kernel_stack, &event.user_stack],
+            event.user_stack_cut,
+        );
+    }
+}
+
+/// A kernel and a user stack under `indent`, a frame a line, and why the
+/// user stack was cut if it was.
+pub fn render_stacks(
+    out: &mut String,
+    indent: &str,
+    [kernel, user]: [&[String]; 2],
+    user_cut: Option<&str>,
+) {
+    for (title, frames) in [("kernel stack", kernel), ("user stack", user)] {
+        if frames.is_empty() {
+            continue;
         }
-        if let Some(why) = event.user_stack_cut {
-            let _ = writeln!(out, "    [cut: {why}]");
+        let _ = writeln!(out, "{indent}  {title}:");
+        for frame in frames {
+            let _ = writeln!(out, "{indent}    {frame}");
         }
+    }
+    if let Some(why) = user_cut {
+        let _ = writeln!(out, "{indent}    [cut: {why}]");
     }
 }
 

@@ -5,6 +5,7 @@ mod attribution;
 mod events;
 pub mod json;
 mod log2_hist;
+mod offcpu;
 mod summary;
 mod table;
 pub mod text;
@@ -199,6 +200,9 @@ pub struct ThreadReport {
     pub time: TimeBudget,
     pub softirqs: Vec<SoftirqReport>,
     pub hardirqs: Vec<HardirqReport>,
+    /// With --off-cpu-stacks: its time off the CPU by where it left it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offcpu_stacks: Option<Vec<offcpu::OffCpuStackReport>>,
 }
 
 /// A thread's scheduling: its stretches by state, and who it waited

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use comfy_table::Table;
 
+use super::offcpu;
 use super::summary::{self, process_line};
 use super::table::new_table;
 use super::units::{human_ns, percent};
@@ -477,6 +478,7 @@ fn render_sched(out: &mut String, thread: &ThreadReport, view: &View) {
         }
     }
     render_attribution(out, thread, view);
+    offcpu::render(out, INDENT, thread);
     let _ = writeln!(out, "{INDENT} {}", time_budget(thread.tid, &thread.time));
 }
 

@@ -6,6 +6,7 @@
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::attribution::{Directory, TaskShare};
+use super::offcpu;
 use super::{
     CallTimes, HardirqReport, SchedReport, SoftirqReport, SyscallReport, ThreadNames, ThreadReport,
     UnfinishedSyscall,
@@ -264,7 +265,7 @@ fn thread_report(
         .collect();
     unfinished.sort_by_key(|call| std::cmp::Reverse(call.elapsed_ns));
 
-    let (stats, time, attribution) = activity
+    let (stats, time, attribution, offcpu_stacks) = activity
         .timeline
         .clone()
         .unwrap_or_else(|| Timeline::new(start_ns))
@@ -310,6 +311,7 @@ fn thread_report(
         time,
         softirqs,
         hardirqs,
+        offcpu_stacks: offcpu_stacks.as_ref().map(offcpu::rows),
     }
 }
 

@@ -12,6 +12,7 @@ use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 
 use crate::kernel::records::{SlowCall, UserStack, NO_STACK};
+use crate::model::offcpu::{OffCpuStacks, StackNames};
 use crate::sanitize::sanitize;
 use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
 use crate::symbols::unwind::LEFT_THE_STACK;
@@ -30,56 +31,100 @@ pub struct SymbolizedCall {
 /// Frames, and why the walk was cut short if it was.
 type Stack = (Rc<[String]>, Option<&'static str>);
 
-/// Symbolizes the stacks of `calls`; `stack` reads a kernel stack's
-/// frames from the kernel's map by id. `symbolizer` keeps the files it has read, from
-/// one window to the next.
-pub fn symbolize(
-    symbolizer: &Symbolizer,
-    calls: Vec<SlowCall>,
-    stack: impl Fn(i32) -> Option<Vec<u64>>,
-    spaces: &mut AddressSpaces,
-) -> Vec<SymbolizedCall> {
-    let modules = kernel_modules();
-    let mut kernel_stacks: HashMap<i32, Stack> = HashMap::new();
-    let mut user_stacks: HashMap<(u32, u64, Rc<[u64]>), Stack> = HashMap::new();
-    calls
-        .into_iter()
-        .map(|call| {
-            let (kernel_stack, _) = kernel_stacks
-                .entry(call.kernel_stack)
-                .or_insert_with(|| {
-                    frames_of(call.kernel_stack, &stack, |addresses| {
-                        kernel_frames(symbolizer, &modules, addresses)
-                    })
-                })
-                .clone();
-            let (user_stack, user_stack_cut) = match &call.user_stack {
-                UserStack::NotTaken => (Rc::from([]), None),
-                // The intake unwinds each copy as it arrives.
-                UserStack::Copied(_) => (Rc::from(["[user stack not unwound]".to_string()]), None),
-                UserStack::Unwound { addresses, cut } => user_stacks
-                    .entry((call.pid, call.address_space, Rc::clone(addresses)))
+/// Names stacks, each distinct one once: kernel stacks by id in the
+/// kernel's stack map (read by `stack`), user stacks by their addresses in
+/// the address space they were taken in. `symbolizer` keeps the files it
+/// has read, from one window to the next.
+pub struct StackNamer<'a, F> {
+    symbolizer: &'a Symbolizer,
+    stack: F,
+    spaces: &'a mut AddressSpaces,
+    modules: Vec<(u64, u64, String)>,
+    kernel_stacks: HashMap<i32, Rc<[String]>>,
+    user_stacks: HashMap<(u32, u64, Rc<[u64]>), Stack>,
+}
+
+impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
+    pub fn new(symbolizer: &'a Symbolizer, stack: F, spaces: &'a mut AddressSpaces) -> Self {
+        StackNamer {
+            symbolizer,
+            stack,
+            spaces,
+            modules: kernel_modules(),
+            kernel_stacks: HashMap::new(),
+            user_stacks: HashMap::new(),
+        }
+    }
+
+    /// Kernel stack `id`'s frames.
+    pub fn kernel(&mut self, id: i32) -> Rc<[String]> {
+        let (symbolizer, modules, stack) = (self.symbolizer, &self.modules, &self.stack);
+        Rc::clone(self.kernel_stacks.entry(id).or_insert_with(|| {
+            frames_of(id, stack, |addresses| {
+                kernel_frames(symbolizer, modules, addresses)
+            })
+            .0
+        }))
+    }
+
+    /// A user stack's frames, taken in address space `space`, and why it
+    /// ends early if it does.
+    pub fn user(&mut self, space: (u32, u64), user_stack: &UserStack) -> Stack {
+        match user_stack {
+            UserStack::NotTaken => (Rc::from([]), None),
+            // The intake unwinds each copy as it arrives.
+            UserStack::Copied(_) => (Rc::from(["[user stack not unwound]".to_string()]), None),
+            UserStack::Unwound { addresses, cut } => {
+                let (symbolizer, spaces) = (self.symbolizer, &mut *self.spaces);
+                self.user_stacks
+                    .entry((space.0, space.1, Rc::clone(addresses)))
                     .or_insert_with(|| {
-                        let space = (call.pid, call.address_space);
                         let (frames, left) = user_frames(symbolizer, spaces, space, addresses);
                         (frames.into(), left.or(*cut))
                     })
-                    .clone(),
-            };
-            SymbolizedCall {
-                call,
-                kernel_stack,
-                user_stack,
-                user_stack_cut,
+                    .clone()
             }
-        })
-        .collect()
+        }
+    }
+
+    /// The slow calls with their stacks by name.
+    pub fn calls(&mut self, calls: Vec<SlowCall>) -> Vec<SymbolizedCall> {
+        calls
+            .into_iter()
+            .map(|call| {
+                let kernel_stack = self.kernel(call.kernel_stack);
+                let (user_stack, user_stack_cut) =
+                    self.user((call.pid, call.address_space), &call.user_stack);
+                SymbolizedCall {
+                    call,
+                    kernel_stack,
+                    user_stack,
+                    user_stack_cut,
+                }
+            })
+            .collect()
+    }
+
+    /// Names the stacks threads left their CPUs with (--off-cpu-stacks).
+    pub fn offcpu(&mut self, stacks: &OffCpuStacks) {
+        for left in stacks.stacks() {
+            if left.names.get().is_none() {
+                let kernel = self.kernel(left.kernel_stack);
+                let (user, user_cut) = self.user(left.space, &left.user_stack);
+                let _ = left.names.set(Rc::new(StackNames {
+                    kernel,
+                    user,
+                    user_cut,
+                }));
+            }
+        }
+    }
 }
 
 /// The frames of kernel stack `id`, or why there are none.
 fn frames_of(
     id: i32,
-    stack: impl Fn(i32) -> Option<Vec<u64>>,
+    stack: &impl Fn(i32) -> Option<Vec<u64>>,
     symbolize: impl FnOnce(&[u64]) -> Vec<String>,
 ) -> Stack {
     let frames = match id {
@@ -338,15 +383,15 @@ mod tests {
 
     #[test]
     fn unrecorded_stacks_say_why() {
-        let none = |_| None;
+        let none = |_: i32| None;
         let nothing = |_: &[u64]| Vec::new();
-        assert!(frames_of(NO_STACK, none, nothing).0.is_empty());
+        assert!(frames_of(NO_STACK, &none, nothing).0.is_empty());
         assert_eq!(
-            *frames_of(-17, none, nothing).0,
+            *frames_of(-17, &none, nothing).0,
             ["[stack not recorded: the stack map was full or another stack held its slot: raise --stack-trace-size]"]
         );
         assert_eq!(
-            *frames_of(3, none, nothing).0,
+            *frames_of(3, &none, nothing).0,
             ["[stack not found in the stack map]"]
         );
     }

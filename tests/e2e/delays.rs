@@ -139,6 +139,33 @@ fn a_call_waiting_for_the_disk_is_blocked() {
 }
 
 #[test]
+fn time_blocked_is_charged_to_where_the_thread_blocked() {
+    needs_root!();
+    // Every report's stacks add up to its blocked time (the harness
+    // checks); here, where: most of it under fsync_writes' fsync().
+    let (_, report) = traced_with(&["--off-cpu-stacks"], "fsync 100");
+    let syncer = only_thread(&report, "syncer");
+    let blocked = field(&syncer["time"], "blocked_ns");
+    assert!(blocked > 0, "{syncer}");
+    let in_fsync: u64 = syncer["offcpu_stacks"]
+        .as_array()
+        .expect("offcpu_stacks")
+        .iter()
+        .filter(|row| row["state"] == "blocked")
+        .filter(|row| {
+            let user = row["user"].as_array().unwrap();
+            user.iter()
+                .any(|f| f.as_str().unwrap().contains("fsync_writes"))
+        })
+        .map(|row| field(row, "ns"))
+        .sum();
+    assert!(
+        in_fsync * 100 >= blocked * 80,
+        "{in_fsync} of {blocked}: {syncer:#}"
+    );
+}
+
+#[test]
 fn failed_calls_are_counted_by_errno() {
     needs_root!();
     let mut workload = Workload::start();

@@ -116,6 +116,51 @@ fn slow_sleeps_are_listed_with_where_they_slept_and_were_called_from() {
 }
 
 #[test]
+fn time_asleep_is_charged_to_where_the_thread_slept() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload_built(
+        "slow_sleep",
+        dir.path(),
+        &["-g", "-O2", "-fomit-frame-pointer"],
+    );
+    // Every report's stacks add up to its sleeping and blocked time (the
+    // harness checks); here, where: nearly all of the 20 sleeps' time is
+    // in nanosleep, under kd_slow_sleep.
+    let (_, report) = launch(&["--off-cpu-stacks", "--", binary.to_str().unwrap(), "20"]);
+    let thread = only_thread(&report, "slow_sleep");
+    let stacks = thread["offcpu_stacks"].as_array().expect("offcpu_stacks");
+    let in_nanosleep: u64 = stacks
+        .iter()
+        .filter(|row| row["state"] == "sleeping")
+        .filter(|row| {
+            let kernel = frames(row, "kernel");
+            let user = frames(row, "user");
+            kernel.iter().any(|f| f.starts_with("do_nanosleep+"))
+                && !from_kd_slow_sleep(&user).is_empty()
+        })
+        .map(|row| field(row, "ns"))
+        .sum();
+    let sleeping = field(&thread["time"], "sleeping_ns");
+    assert!(in_nanosleep >= 100 * MS, "{in_nanosleep} ns: {stacks:#?}");
+    assert!(
+        in_nanosleep * 100 >= sleeping * 95,
+        "{in_nanosleep} of {sleeping}: {stacks:#?}"
+    );
+    // The rows of one place are one row: 20 sleeps, counted.
+    let rows: Vec<&Value> = stacks
+        .iter()
+        .filter(|row| {
+            frames(row, "user")
+                .iter()
+                .any(|f| f.starts_with("kd_slow_sleep+"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1, "{stacks:#?}");
+    assert_eq!(field(rows[0], "count"), 20);
+}
+
+#[test]
 fn code_with_only_debug_frame_is_unwound_compressed_or_not() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();

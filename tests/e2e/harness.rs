@@ -367,6 +367,17 @@ pub fn assert_budgets_add_up(report: &Value) {
             let woken = total("woken_by", "count");
             assert_eq!(woken, field(sched, "wakeups"), "{thread}");
         }
+        // Where it waited (--off-cpu-stacks): every ns asleep and blocked.
+        if let Some(stacks) = thread["offcpu_stacks"].as_array() {
+            for (state, budget) in [("sleeping", "sleeping_ns"), ("blocked", "blocked_ns")] {
+                let charged: u64 = stacks
+                    .iter()
+                    .filter(|row| row["state"] == state)
+                    .map(|row| field(row, "ns"))
+                    .sum();
+                assert_eq!(charged, field(time, budget), "{state}: {thread}");
+            }
+        }
         for call in thread["syscalls"].as_array().unwrap() {
             if field(call, "spilled") > 0 {
                 continue; // known by their totals only
