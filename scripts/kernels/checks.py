@@ -275,6 +275,37 @@ def wakers_are_named(run):
     expect(behind == ready, f"ready behind {behind} ns, ready behind others {ready} ns")
 
 
+@check("offcpu")
+def sleeps_are_charged_to_where_they_slept(run):
+    """scripts/kernels/init traces `sleep 10 20` with --off-cpu-stacks: the
+    sleeper's stacks add up to its sleeping and blocked time, nearly all its
+    sleep is in nanosleep's kernel stack, and, where tracing programs read
+    user registers (5.15 and later), under the Rust thread's frames."""
+    status = run.values.get("offcpu_exit")
+    expect(status == "0", f"exit status {status}: {run.lines('offcpu_stderr')}")
+    report = run.side_report("offcpu")
+    sleepers = [t for t in report["threads"] if t["comm"] == "sleeper"]
+    expect(len(sleepers) == 1, f"{len(sleepers)} sleeper threads")
+    sleeper = sleepers[0]
+    stacks = sleeper.get("offcpu_stacks")
+    expect(stacks is not None, "no offcpu_stacks with --off-cpu-stacks")
+    for state, budget in (("sleeping", "sleeping_ns"), ("blocked", "blocked_ns")):
+        charged = sum(row["ns"] for row in stacks if row["state"] == state)
+        expect(charged == sleeper["time"][budget], f"{state}: {charged} ns charged, {sleeper['time'][budget]} in the budget")
+    in_nanosleep = [
+        row for row in stacks
+        if row["state"] == "sleeping" and any("nanosleep" in frame for frame in row["kernel"])
+    ]
+    slept = sum(row["ns"] for row in in_nanosleep)
+    expect(slept * 10 >= sleeper["time"]["sleeping_ns"] * 9, f"{slept} ns of sleep in nanosleep: {stacks}")
+    major, minor = (int(part) for part in run.kernel.split(".")[:2])
+    if (major, minor) >= (5, 15):
+        expect(
+            all(any("thread_start" in frame for frame in row["user"]) for row in in_nanosleep),
+            f"user stacks without the thread's start: {in_nanosleep}",
+        )
+
+
 @check("uprobe-trigger")
 def uprobe_triggers_with_stacks_open_every_window(run):
     """scripts/kernels/init traces `probed 3 30 2000` with --syscall-events 20 ms,
