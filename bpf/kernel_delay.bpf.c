@@ -749,6 +749,17 @@ int sched_switch(__u64 *ctx)
 	return 0;
 }
 
+/* Longer than any interrupt handler or softirq runs: a start older than
+ * this is one whose exit was not seen (it ended before its exit program
+ * was attached, the entry's already was), not what runs now. */
+#define IRQ_RUNS_AT_MOST_NS (100 * 1000 * 1000ULL)
+
+/* Whether what started at `start` (0: nothing) still runs at `now`. */
+static __always_inline bool running(__u64 start, __u64 now)
+{
+	return start && now - start < IRQ_RUNS_AT_MOST_NS;
+}
+
 /* A traced thread is woken: its wait for a CPU starts. `in_waker` (at
  * sched_waking, with --wakers): recorded in the waker's context, with what
  * woke it: the device IRQ, x86 vector or softirq that runs here, else the
@@ -770,13 +781,14 @@ static __always_inline int record_wakeup(struct task_struct *task, bool in_waker
 	pid_tgid = bpf_get_current_pid_tgid();
 	if (in_waker) {
 		irq = irq_state();
-		if (irq && irq->hardirq_start) {
+		if (irq && running(irq->hardirq_start, now)) {
 			by_irq = WAKING_HARDIRQ;
 			id = irq->hardirq;
-		} else if (irq && irq->vector_start) {
+		} else if (irq && running(irq->vector_start, now)) {
 			by_irq = WAKING_VECTOR;
 			id = irq->vector;
-		} else if (irq && irq->in_softirq) {
+		} else if (irq && irq->in_softirq && irq->softirq_vec < SOFTIRQ_VECTORS &&
+			   running(irq->softirq_start[irq->softirq_vec], now)) {
 			by_irq = WAKING_SOFTIRQ;
 			id = irq->softirq_vec;
 		} else if (!is_target(pid_tgid)) {
