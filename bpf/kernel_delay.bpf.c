@@ -749,9 +749,10 @@ int sched_switch(__u64 *ctx)
 	return 0;
 }
 
-/* Longer than any interrupt handler or softirq runs: a start older than
- * this is one whose exit was not seen (it ended before its exit program
- * was attached, the entry's already was), not what runs now. */
+/* Longer than any interrupt handler runs: a start older than this is one
+ * whose exit was not seen (it ended before its exit program was attached,
+ * the entry's already was), not what runs now. (A softirq whose exit was
+ * missed is cleared by the next softirq on its CPU: the timer's, soon.) */
 #define IRQ_RUNS_AT_MOST_NS (100 * 1000 * 1000ULL)
 
 /* Whether what started at `start` (0: nothing) still runs at `now`. */
@@ -787,8 +788,7 @@ static __always_inline int record_wakeup(struct task_struct *task, bool in_waker
 		} else if (irq && running(irq->vector_start, now)) {
 			by_irq = WAKING_VECTOR;
 			id = irq->vector;
-		} else if (irq && irq->in_softirq && irq->softirq_vec < SOFTIRQ_VECTORS &&
-			   running(irq->softirq_start[irq->softirq_vec], now)) {
+		} else if (irq && irq->in_softirq) {
 			by_irq = WAKING_SOFTIRQ;
 			id = irq->softirq_vec;
 		} else if (!is_target(pid_tgid)) {
