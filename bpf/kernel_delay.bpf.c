@@ -217,6 +217,8 @@ enum stack_id _stack_id = 0;
 enum user_stack_limits _user_stack_limits = 0;
 struct user_stack_copy _user_stack_copy = {};
 struct offcpu_stack_event _offcpu_stack_event = {};
+struct offcpu_at_open _offcpu_at_open = {};
+enum at_open_limits _at_open_limits = 0;
 enum address_space_limit _address_space_limit = 0;
 enum window_state _window_state = 0;
 enum window_closer _window_closer = 0;
@@ -1309,6 +1311,100 @@ int calls_in_flight(struct bpf_iter__task *ctx)
 	call.enter_ns = start->enter_ns;
 	bpf_seq_write(ctx->meta->seq, &call, sizeof(call));
 	return 0;
+}
+
+/* A report of offcpu_at_open, built here: larger than a BPF stack. One
+ * is enough: the reader runs the iterator, one task at a time. */
+struct offcpu_at_open_buf {
+	struct offcpu_at_open e;
+	struct user_stack_copy copy;
+	__u8 bytes[AT_OPEN_USER_STACK_PAGES * USER_STACK_PAGE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_at_open_buf);
+} at_open_buf SEC(".maps");
+
+/* Copies `task`'s user stack as copy_user_stack() does the current
+ * task's: sleepable programs only (bpf_copy_from_user_task, 5.18). */
+static __always_inline void copy_task_user_stack(struct user_stack_copy *copy, __u8 *bytes,
+						 struct task_struct *task)
+{
+	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
+	__u32 i;
+
+	copy->start = start;
+	copy->len = 0;
+	for (i = 0; i < AT_OPEN_USER_STACK_PAGES; i++) {
+		if (i >= user_stack_pages)
+			break;
+		if (bpf_copy_from_user_task(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
+					    (void *)(start + i * USER_STACK_PAGE), task, 0))
+			break;
+		copy->len += USER_STACK_PAGE;
+	}
+}
+
+/* --off-cpu-stacks: a traced thread asleep or blocked as the window opens
+ * left its CPU before the window could see it: its stacks now (the user
+ * stack with `user`, from a sleepable program). The time is read last: a
+ * switch the window records before it makes the report stale. */
+static __always_inline int report_offcpu_at_open(struct bpf_iter__task *ctx, bool user)
+{
+	struct task_struct *task = ctx->task;
+	struct offcpu_at_open_buf *buf;
+	__u32 out, zero = 0;
+	__u64 size;
+	long len;
+
+	if (!task || !is_traced(task->tgid))
+		return 0;
+	if (bpf_core_field_exists(task->on_cpu) && BPF_CORE_READ(task, on_cpu))
+		return 0;
+	out = switch_out_state(task_state(task));
+	if (out != OUT_SLEEPING && out != OUT_BLOCKED)
+		return 0;
+	buf = bpf_map_lookup_elem(&at_open_buf, &zero);
+	if (!buf)
+		return 0;
+	buf->e.state = out;
+	buf->e.tid = task->pid;
+	buf->e.pid = task->tgid;
+	buf->e.address_space = address_space(task->tgid);
+	len = bpf_get_task_stack(task, buf->e.kernel, sizeof(buf->e.kernel), 0);
+	buf->e.kernel_frames = len > 0 ? len / sizeof(__u64) : 0;
+	buf->e.has_user_stack = 0;
+	size = sizeof(buf->e);
+	if (user && user_stack_pages) {
+		read_user_regs(&buf->copy.regs, (struct pt_regs *)bpf_task_pt_regs(task));
+		buf->copy.pad = 0;
+		copy_task_user_stack(&buf->copy, buf->bytes, task);
+		buf->e.has_user_stack = 1;
+		size += sizeof(buf->copy) + buf->copy.len;
+	}
+	buf->e.ts_ns = bpf_ktime_get_ns();
+	buf->e.size = size;
+	if (size > sizeof(*buf))
+		return 0;
+	bpf_seq_write(ctx->meta->seq, buf, size);
+	return 0;
+}
+
+/* Kernel stacks only (5.9 onwards: bpf_get_task_stack). */
+SEC("iter/task")
+int offcpu_at_open(struct bpf_iter__task *ctx)
+{
+	return report_offcpu_at_open(ctx, false);
+}
+
+/* With user stacks (5.18 onwards). */
+SEC("iter.s/task")
+int offcpu_at_open_user(struct bpf_iter__task *ctx)
+{
+	return report_offcpu_at_open(ctx, true);
 }
 
 /* Triggers: a probe in a traced process opens or closes the window. */

@@ -233,6 +233,29 @@ enum address_space_limit {
 	MAX_ADDRESS_SPACES = 4096,
 };
 
+/* A traced thread off its CPU as the window opens (--off-cpu-stacks), as
+ * a task iterator reports it: the stacks it left its CPU with before the
+ * window could see it leave. With has_user_stack, a user_stack_copy and
+ * the bytes copied follow. */
+struct offcpu_at_open {
+	__u32 size;		/* bytes of this report, with what follows */
+	__u8 state;		/* enum switch_out_state: sleeping or blocked */
+	__u8 has_user_stack;
+	__u16 kernel_frames;	/* frames in kernel[], innermost first */
+	__u32 tid;
+	__u32 pid;
+	__u64 ts_ns;		/* when its state was read */
+	__u64 address_space;
+	__u64 kernel[MAX_STACK_DEPTH];
+};
+
+/* A task iterator writes each task's report whole into a buffer of 8
+ * pages: the user stack copied as the window opens is that much shorter
+ * than --user-stack-size may be. */
+enum at_open_limits {
+	AT_OPEN_USER_STACK_PAGES = 7,
+};
+
 /* A context switch that involves a traced thread: the running thread
  * leaves the CPU (when SWITCH_PREV_TRACED), next_tid gets it. The side
  * that is not traced, if any, is the idle task; an EVENT_SWITCH_OTHER

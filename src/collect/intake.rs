@@ -44,13 +44,7 @@ impl Intake {
         Ok((ring, intake))
     }
 
-    fn receive(&mut self, origin: Origin, mut record: Record) {
-        if let Some((space, user_stack)) = record.user_stack_mut() {
-            self.spaces.note(space.0, space.1);
-            if let UserStack::Copied(copy) = user_stack {
-                *user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
-            }
-        }
+    fn receive(&mut self, origin: Origin, record: Record) {
         // Where the traced threads run (records sent at once count too:
         // in a window opened by triggers, all are).
         if origin.staged || record.made_by_running_thread() {
@@ -58,6 +52,24 @@ impl Intake {
                 placement.note(origin.cpu);
             }
         }
-        self.reorder.push(origin.batch_cpu(), record);
+        self.queue(origin.batch_cpu(), record);
+    }
+
+    /// A record read from a map or an iterator rather than the ring
+    /// buffer: queued with those sent at once.
+    pub fn receive_read(&mut self, record: Record) {
+        self.queue(None, record);
+    }
+
+    /// Queues `record`, which came in `cpu`'s batch, its user stack
+    /// unwound.
+    fn queue(&mut self, cpu: Option<u32>, mut record: Record) {
+        if let Some((space, user_stack)) = record.user_stack_mut() {
+            self.spaces.note(space.0, space.1);
+            if let UserStack::Copied(copy) = user_stack {
+                *user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
+            }
+        }
+        self.reorder.push(cpu, record);
     }
 }

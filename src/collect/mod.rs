@@ -113,6 +113,11 @@ pub fn collect(
         unwinders: Unwinders::new(user_stack_copy_bytes(cli.stacks().user_stack_bytes)),
     };
     let (ring, intake) = intake.connect(&tracer)?;
+    if plan.is_none() && cli.off_cpu_stacks {
+        // The one window is open: read before a launched command goes on
+        // (it waits in our fork until then).
+        warnings.extend(session::read_offcpu_at_open(&tracer, &intake));
+    }
     sink.announce(&header)?;
     target.release()?;
     let mut session = Session::new(cli, plan.as_ref(), target, tracer, ring, intake, traced);

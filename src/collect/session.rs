@@ -155,6 +155,10 @@ impl<'a, 'obj> Session<'a, 'obj> {
         mut warnings: Vec<String>,
     ) -> Result<(Collected, Option<anyhow::Error>)> {
         let opening = self.begin(header.start.mono_ns);
+        // The one window's were read as it opened.
+        if self.plan.is_some() && self.cli.off_cpu_stacks {
+            warnings.extend(read_offcpu_at_open(&self.tracer, &self.intake));
+        }
         let deadline_ns = self.cli.window_length().map(|length| {
             let length_ns = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX);
             opening.start_ns.saturating_add(length_ns)
@@ -188,9 +192,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             }
         });
         if self.cli.off_cpu_stacks {
-            for stacks in aggregator.offcpu_stacks() {
-                namer.offcpu(stacks);
-            }
+            namer.offcpu(aggregator.offcpu_stacks());
         }
         drop(intake);
 
@@ -546,4 +548,16 @@ fn names(threads: Threads) -> HashMap<u32, Vec<u8>> {
         .into_iter()
         .map(|(tid, (_, thread))| (tid, thread.name))
         .collect()
+}
+
+/// Where the threads off their CPU now (since before the window opened)
+/// left it (--off-cpu-stacks), into the intake: the switches recorded
+/// from now on tell the rest. A warning if that could not be read.
+pub fn read_offcpu_at_open(tracer: &Tracer<'_>, intake: &RefCell<Intake>) -> Option<String> {
+    let read = tracer.offcpu_at_open(|record| intake.borrow_mut().receive_read(record));
+    read.err().map(|err| {
+        format!(
+            "where threads off their CPU as the window opened left it could not be read: {err:#}"
+        )
+    })
 }

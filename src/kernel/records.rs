@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::skel::types::{
-    event_kind, exec_event, irq_event, offcpu_stack_event, process_new_event, sample_header,
-    slow_call_event, stack_id, switch_event, switch_flags, switch_out_state, syscall_event,
-    task_name_event, thread_exit_event, thread_new_event, user_stack_copy, wakeup_event,
-    waking_irq,
+    event_kind, exec_event, irq_event, offcpu_at_open, offcpu_stack_event, process_new_event,
+    sample_header, slow_call_event, stack_id, switch_event, switch_flags, switch_out_state,
+    syscall_event, task_name_event, thread_exit_event, thread_new_event, user_stack_copy,
+    wakeup_event, waking_irq,
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
@@ -152,11 +152,23 @@ pub struct OffCpuStack {
     pub pid: u32,
     pub ts_ns: u64,
     pub departure: Departure,
-    /// An id in the kernel's stack map, or -errno.
-    pub kernel_stack: i32,
+    /// Off its CPU as the window opened (a task iterator's report, read at
+    /// `ts_ns`), rather than leaving it at `ts_ns`.
+    pub at_open: bool,
+    pub kernel_stack: KernelStack,
     pub user_stack: UserStack,
     /// Its process's address space, as the programs number them.
     pub address_space: u64,
+}
+
+/// A kernel stack as the programs took it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KernelStack {
+    /// An id in the kernel's stack map, or -errno (or NO_STACK).
+    Id(i32),
+    /// Its addresses, innermost first (a task iterator's, read from
+    /// another task).
+    Frames(Rc<[u64]>),
 }
 
 /// A slow call's user stack, or an off-CPU one.
@@ -429,7 +441,8 @@ impl Records<'_> {
                     pid: e.pid,
                     ts_ns: self.time(e.at),
                     departure: departure(switch_out_state(u32::from(e.state)))?,
-                    kernel_stack: e.kernel_stack,
+                    at_open: false,
+                    kernel_stack: KernelStack::Id(e.kernel_stack),
                     user_stack,
                     address_space: e.address_space,
                 }))
@@ -614,6 +627,32 @@ fn stack_copy(data: &[u8]) -> StackCopy {
         start: copy.start,
         bytes: bytes[..len].to_vec(),
     }
+}
+
+/// The report of a thread off its CPU as the window opened at the start
+/// of `data` (what the task iterator offcpu_at_open writes), and its size;
+/// None when `data` holds no whole report.
+pub fn decode_offcpu_at_open(data: &[u8]) -> Option<(Record, usize)> {
+    let header_size = size_of::<offcpu_at_open>();
+    let e: offcpu_at_open = read_record(data.get(..header_size)?);
+    let size = e.size as usize;
+    let report = data.get(..size.max(header_size))?;
+    let frames = e.kernel.len().min(usize::from(e.kernel_frames));
+    let user_stack = match e.has_user_stack {
+        0 => UserStack::NotTaken,
+        _ => UserStack::Copied(Box::new(stack_copy(&report[header_size..]))),
+    };
+    let record = Record::OffCpuStack(Box::new(OffCpuStack {
+        tid: e.tid,
+        pid: e.pid,
+        ts_ns: e.ts_ns,
+        departure: departure(switch_out_state(u32::from(e.state)))?,
+        at_open: true,
+        kernel_stack: KernelStack::Frames(e.kernel[..frames].into()),
+        user_stack,
+        address_space: e.address_space,
+    }));
+    Some((record, report.len()))
 }
 
 /// The size of a record of `kind`, with `rest` bytes left in its sample.
@@ -970,6 +1009,69 @@ mod tests {
         // Cut before its copy's header ends: not a record.
         let cut = sample[..size_of::<slow_call_event>() + 8].to_vec();
         assert_eq!(decode_direct(42, &[cut]), vec![]);
+    }
+
+    #[test]
+    fn reports_of_threads_off_their_cpu_as_the_window_opens() {
+        let mut blocked = offcpu_at_open {
+            state: switch_out_state::OUT_BLOCKED.0 as u8,
+            kernel_frames: 2,
+            tid: 42,
+            pid: 40,
+            ts_ns: BASE,
+            address_space: 3,
+            ..Default::default()
+        };
+        blocked.kernel[..3].copy_from_slice(&[0xffff_1000, 0xffff_2000, 0xffff_3000]);
+        blocked.size = size_of::<offcpu_at_open>() as u32;
+        let mut sleeping = blocked;
+        sleeping.state = switch_out_state::OUT_SLEEPING.0 as u8;
+        sleeping.has_user_stack = 1;
+        let copy = user_stack_copy {
+            start: 0x7ffd_0000_1000,
+            len: 4096,
+            ..Default::default()
+        };
+        let stack = vec![7; 4096];
+        sleeping.size += (size_of::<user_stack_copy>() + stack.len()) as u32;
+        let stream = [
+            bytes(&blocked),
+            bytes(&sleeping),
+            bytes(&copy),
+            stack.clone(),
+        ]
+        .concat();
+        let want = |departure, user_stack| {
+            Record::OffCpuStack(Box::new(OffCpuStack {
+                tid: 42,
+                pid: 40,
+                ts_ns: BASE,
+                departure,
+                at_open: true,
+                kernel_stack: KernelStack::Frames(Rc::from([0xffff_1000, 0xffff_2000])),
+                user_stack,
+                address_space: 3,
+            }))
+        };
+        let (first, size) = decode_offcpu_at_open(&stream).expect("a report");
+        assert_eq!(first, want(Departure::Blocked, UserStack::NotTaken));
+        let (second, rest) = decode_offcpu_at_open(&stream[size..]).expect("a report");
+        let copied = StackCopy {
+            ip: 0,
+            sp: 0,
+            fp: 0,
+            lr: 0,
+            start: 0x7ffd_0000_1000,
+            bytes: stack,
+        };
+        assert_eq!(
+            second,
+            want(Departure::Sleeping, UserStack::Copied(Box::new(copied)))
+        );
+        assert_eq!(size + rest, stream.len());
+        // A report not whole yet: the next read brings the rest.
+        assert_eq!(decode_offcpu_at_open(&stream[size..stream.len() - 1]), None);
+        assert_eq!(decode_offcpu_at_open(&stream[..10]), None);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 include!(concat!(env!("OUT_DIR"), "/kernel_delay.skel.rs"));
 
 use types::{
-    call_in_flight, exec_event, irq_event, kept_exit, offcpu_stack_event, process_new_event,
-    record_batch, sample_header, slow_call_event, softirq_totals, spill_key, spill_value,
-    switch_event, syscall_event, syscall_start, task_name_event, thread_exit_event, thread_key,
-    thread_new_event, user_stack_copy, wakeup_event,
+    call_in_flight, exec_event, irq_event, kept_exit, offcpu_at_open, offcpu_stack_event,
+    process_new_event, record_batch, sample_header, slow_call_event, softirq_totals, spill_key,
+    spill_value, switch_event, syscall_event, syscall_start, task_name_event, thread_exit_event,
+    thread_key, thread_new_event, user_stack_copy, wakeup_event,
 };
 
 // SAFETY: plain C structs of integers and byte arrays, any bit pattern valid.
@@ -15,6 +15,7 @@ unsafe impl plain::Plain for syscall_event {}
 unsafe impl plain::Plain for slow_call_event {}
 unsafe impl plain::Plain for user_stack_copy {}
 unsafe impl plain::Plain for offcpu_stack_event {}
+unsafe impl plain::Plain for offcpu_at_open {}
 unsafe impl plain::Plain for switch_event {}
 unsafe impl plain::Plain for wakeup_event {}
 unsafe impl plain::Plain for task_name_event {}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::btf::types::{FuncProto, Struct, Typedef};
+use libbpf_rs::btf::types::{Enum, FuncProto, Struct, Typedef};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
@@ -16,7 +16,8 @@ use libbpf_rs::{
 
 use crate::kernel::loss::Lost;
 use crate::kernel::records::{
-    comm_bytes, decode_sample, InFlight, KeptExit, Origin, Record, SpilledCalls, ThreadExit,
+    comm_bytes, decode_offcpu_at_open, decode_sample, InFlight, KeptExit, Origin, Record,
+    SpilledCalls, ThreadExit,
 };
 use crate::kernel::skel::types::{
     call_in_flight, kept_exit, lost_cause, record_batch, softirq_totals, spill_key, spill_value,
@@ -255,6 +256,18 @@ impl<'obj> Tracer<'obj> {
         open.maps.task_calls.set_autocreate(task_storage)?;
         open.progs.calls_in_flight.set_autoload(task_storage);
         open.progs.calls_in_flight.set_autoattach(false);
+        // Threads off their CPU as a window opens: kernel stacks from 5.9,
+        // user stacks too from 5.18 (a sleepable iterator).
+        let at_open_user = rodata.user_stack_pages > 0 && has_helper(&btf, "copy_from_user_task");
+        let at_open = offcpu_stacks && has_helper(&btf, "get_task_stack");
+        open.progs
+            .offcpu_at_open
+            .set_autoload(at_open && !at_open_user);
+        open.progs
+            .offcpu_at_open_user
+            .set_autoload(at_open && at_open_user);
+        open.progs.offcpu_at_open.set_autoattach(false);
+        open.progs.offcpu_at_open_user.set_autoattach(false);
         open.progs.sched_waking.set_autoload(wakers);
         open.progs.sched_wakeup.set_autoload(!wakers);
         open.maps
@@ -547,6 +560,39 @@ impl<'obj> Tracer<'obj> {
             .collect())
     }
 
+    /// Where each traced thread that is off its CPU now left it
+    /// (--off-cpu-stacks), one report at a time to `each`, as the task
+    /// iterator writes them. Nothing on kernels before 5.9.
+    pub fn offcpu_at_open(&self, mut each: impl FnMut(Record)) -> Result<()> {
+        let progs = &self.skel.progs;
+        let prog = match (
+            progs.offcpu_at_open_user.autoload(),
+            progs.offcpu_at_open.autoload(),
+        ) {
+            (true, _) => &progs.offcpu_at_open_user,
+            (_, true) => &progs.offcpu_at_open,
+            _ => return Ok(()),
+        };
+        let link = prog.attach()?;
+        let mut iter = Iter::new(&link)?;
+        // Each report is whole in one read (the iterator's buffer holds it).
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            let read = iter.read(&mut chunk)?;
+            if read == 0 {
+                return Ok(());
+            }
+            bytes.extend_from_slice(&chunk[..read]);
+            let mut used = 0;
+            while let Some((record, size)) = decode_offcpu_at_open(&bytes[used..]) {
+                each(record);
+                used += size;
+            }
+            bytes.drain(..used);
+        }
+    }
+
     /// The records still staged on each CPU, with the CPU (read once
     /// tracing has stopped).
     pub fn staged_records(&self) -> Vec<(Option<u32>, Record)> {
@@ -685,6 +731,17 @@ fn has_task_storage_for_tracing(btf: &Btf<'_>) -> bool {
         .is_some_and(|task| {
             task.iter()
                 .any(|member| member.name.is_some_and(|name| name == "bpf_storage"))
+        })
+}
+
+/// Whether the kernel has BPF helper `name` (bpf_`name`), from its BTF.
+fn has_helper(btf: &Btf<'_>, name: &str) -> bool {
+    let wanted = format!("BPF_FUNC_{name}");
+    btf.type_by_name::<Enum>("bpf_func_id")
+        .is_some_and(|helpers| {
+            helpers
+                .iter()
+                .any(|helper| helper.name.is_some_and(|n| n == wanted.as_str()))
         })
 }
 

@@ -14,10 +14,11 @@ use crate::kernel::records::{
 };
 use crate::kernel::syscall_names::is_poll_family_nr;
 use crate::model::attribution::Tasks;
-use crate::model::offcpu::{LeftWith, OffCpuStacks};
+use crate::model::offcpu::{LeftWith, OffCpuTimeline};
 use crate::model::sched::{SchedEvent, StateTimes, Timeline};
 use crate::model::stats::Distribution;
 use std::cell::OnceCell;
+use std::rc::Rc;
 
 /// What one thread did in the window.
 #[derive(Debug)]
@@ -362,10 +363,11 @@ impl Aggregator {
                     tid,
                     pid,
                     ts_ns,
+                    departure,
+                    at_open,
                     kernel_stack,
                     user_stack,
                     address_space,
-                    ..
                 } = *stack;
                 let offcpu_stacks = self.offcpu_stacks;
                 let left = LeftWith {
@@ -374,9 +376,11 @@ impl Aggregator {
                     user_stack,
                     names: OnceCell::new(),
                 };
-                self.thread(tid)
-                    .timeline(window_start, offcpu_stacks)
-                    .left_with(ts_ns, left);
+                let timeline = self.thread(tid).timeline(window_start, offcpu_stacks);
+                match at_open {
+                    true => timeline.off_at_open(ts_ns, departure, left),
+                    false => timeline.left_with(ts_ns, left),
+                }
             }
             Record::Switch { ts_ns, out, into } => {
                 if let Some(out) = out {
@@ -678,11 +682,13 @@ impl Aggregator {
         }
     }
 
-    /// The stacks each thread left its CPU with (--off-cpu-stacks).
-    pub fn offcpu_stacks(&self) -> impl Iterator<Item = &OffCpuStacks> {
+    /// The stacks the threads left their CPUs with, that their time off
+    /// it is charged to (--off-cpu-stacks).
+    pub fn offcpu_stacks(&self) -> impl Iterator<Item = &Rc<LeftWith>> {
         self.threads
             .iter()
-            .filter_map(|thread| thread.timeline.as_ref()?.offcpu_stacks())
+            .filter_map(|thread| thread.timeline.as_ref()?.offcpu())
+            .flat_map(OffCpuTimeline::stacks_charged)
     }
 
     /// The slow calls kept in the window (--syscall-events), by entry

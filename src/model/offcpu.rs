@@ -9,15 +9,14 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use crate::kernel::records::{Departure, UserStack};
+use crate::kernel::records::{Departure, KernelStack, UserStack};
 use crate::model::attribution::Tallies;
 use crate::model::sched::ThreadState;
 
 /// The stacks a thread left its CPU with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftWith {
-    /// An id in the kernel's stack map, or -errno.
-    pub kernel_stack: i32,
+    pub kernel_stack: KernelStack,
     /// The process and its address space, as the programs number them.
     pub space: (u32, u64),
     /// Unwound already (or not taken).
@@ -55,19 +54,6 @@ pub struct OffCpuStacks {
     pub preempted: Tallies<Leaving>,
 }
 
-impl OffCpuStacks {
-    /// The stacks recorded, each once per state it was charged in.
-    pub fn stacks(&self) -> impl Iterator<Item = &Rc<LeftWith>> {
-        [&self.sleeping, &self.blocked, &self.preempted]
-            .into_iter()
-            .flat_map(|tallies| tallies.entries())
-            .filter_map(|(key, _)| match key {
-                Some(Leaving::Stacks(left)) => Some(left),
-                _ => None,
-            })
-    }
-}
-
 /// A thread's off-CPU stacks as its timeline plays.
 #[derive(Debug, Clone, Default)]
 pub struct OffCpuTimeline {
@@ -80,9 +66,31 @@ pub struct OffCpuTimeline {
 }
 
 impl OffCpuTimeline {
+    /// The stacks its time is or will be charged to: those of the
+    /// stretches it has ended, and the one it is in.
+    pub fn stacks_charged(&self) -> impl Iterator<Item = &Rc<LeftWith>> {
+        let stacks = &self.stacks;
+        let ended = [&stacks.sleeping, &stacks.blocked, &stacks.preempted]
+            .into_iter()
+            .flat_map(|tallies| tallies.entries())
+            .filter_map(|(key, _)| key.as_ref());
+        ended
+            .chain(self.leaving.as_ref().map(|(_, leaving)| leaving))
+            .filter_map(|leaving| match leaving {
+                Leaving::Stacks(left) => Some(left),
+                _ => None,
+            })
+    }
+
     /// The stacks of the switch out at `ts_ns`.
     pub fn recorded(&mut self, ts_ns: u64, left: LeftWith) {
         self.pending = Some((ts_ns, Rc::new(left)));
+    }
+
+    /// The thread has been off its CPU in `state` since before the
+    /// window, having left it with `left`: what that stretch is charged to.
+    pub fn off_at_open(&mut self, state: ThreadState, left: LeftWith) {
+        self.leaving = Some((state, Leaving::Stacks(Rc::new(left))));
     }
 
     /// The thread left its CPU at `ts_ns`, in `departure`.
@@ -138,7 +146,7 @@ mod tests {
 
     fn left(kernel_stack: i32) -> LeftWith {
         LeftWith {
-            kernel_stack,
+            kernel_stack: KernelStack::Id(kernel_stack),
             space: (1, 2),
             user_stack: UserStack::NotTaken,
             names: OnceCell::new(),

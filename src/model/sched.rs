@@ -265,14 +265,31 @@ impl Timeline {
     }
 
     /// Where it left its CPU so far (--off-cpu-stacks).
-    pub fn offcpu_stacks(&self) -> Option<&OffCpuStacks> {
-        self.offcpu.as_ref().map(|offcpu| &offcpu.stacks)
+    pub fn offcpu(&self) -> Option<&OffCpuTimeline> {
+        self.offcpu.as_deref()
     }
 
     /// The stacks of its switch out at `ts_ns`, which comes next.
     pub fn left_with(&mut self, ts_ns: u64, left: LeftWith) {
         if let Some(offcpu) = self.offcpu.as_mut() {
             offcpu.recorded(ts_ns, left);
+        }
+    }
+
+    /// It has been off its CPU since before the window, leaving it in
+    /// `departure` with `left`, as a task iterator read at `ts_ns`: unless
+    /// an event since the window opened says otherwise, that is the state
+    /// the window opened in, and where the stretch is charged.
+    pub fn off_at_open(&mut self, ts_ns: u64, departure: Departure, left: LeftWith) {
+        if self.since_event || self.died_ns.is_some() || ts_ns < self.window_start {
+            return;
+        }
+        let Some(state) = departure_state(departure) else {
+            return;
+        };
+        let state = *self.state.get_or_insert(state);
+        if let Some(offcpu) = self.offcpu.as_mut() {
+            offcpu.off_at_open(state, left);
         }
     }
 
@@ -854,6 +871,67 @@ mod tests {
             }
         );
         assert_eq!(times.total_ns(), 8_000);
+    }
+
+    fn stacks_by_state(timeline: Timeline, end_ns: u64) -> Vec<(&'static str, bool, u64)> {
+        let (_, _, _, stacks) = timeline.finish(end_ns, None, None);
+        let stacks = stacks.expect("off-CPU stacks");
+        [("sleeping", stacks.sleeping), ("blocked", stacks.blocked)]
+            .into_iter()
+            .flat_map(|(state, tallies)| {
+                tallies
+                    .entries()
+                    .iter()
+                    .map(|(key, tally)| {
+                        let known = matches!(key, Some(crate::model::offcpu::Leaving::Stacks(_)));
+                        (state, known, tally.ns)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn left_at_open() -> LeftWith {
+        LeftWith {
+            kernel_stack: crate::kernel::records::KernelStack::Frames(std::rc::Rc::from([1, 2])),
+            space: (1, 2),
+            user_stack: crate::kernel::records::UserStack::NotTaken,
+            names: std::cell::OnceCell::new(),
+        }
+    }
+
+    #[test]
+    fn a_stretch_begun_before_the_window_is_charged_to_its_stacks_as_it_opened() {
+        // Blocked all along: the report tells the state the window opened
+        // in, and where.
+        let mut timeline = Timeline::new(START);
+        timeline.track_offcpu_stacks();
+        timeline.off_at_open(START + 10, Blocked, left_at_open());
+        assert_eq!(stacks_by_state(timeline, 5_000), [("blocked", true, 4_000)]);
+
+        // Woken after the report: the stretch up to the wakeup is its.
+        let mut timeline = Timeline::new(START);
+        timeline.track_offcpu_stacks();
+        timeline.off_at_open(START + 10, Sleeping, left_at_open());
+        timeline.apply(3_000, WAKEUP);
+        timeline.apply(3_100, IN);
+        assert_eq!(
+            stacks_by_state(timeline, 5_000),
+            [("sleeping", true, 2_000)]
+        );
+
+        // Woken before the report was read: the report is of a later
+        // stretch (or stale), and the first stretch's stacks are unknown.
+        let mut timeline = Timeline::new(START);
+        timeline.track_offcpu_stacks();
+        timeline.apply(1_500, WAKEUP);
+        timeline.apply(1_600, IN);
+        timeline.apply(1_700, out(Sleeping));
+        timeline.off_at_open(1_800, Sleeping, left_at_open());
+        assert_eq!(
+            stacks_by_state(timeline, 5_000),
+            [("sleeping", false, 500), ("sleeping", false, 3_300)]
+        );
     }
 
     #[test]

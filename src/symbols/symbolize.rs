@@ -11,8 +11,8 @@ use std::rc::Rc;
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 
-use crate::kernel::records::{SlowCall, UserStack, NO_STACK};
-use crate::model::offcpu::{OffCpuStacks, StackNames};
+use crate::kernel::records::{KernelStack, SlowCall, UserStack, NO_STACK};
+use crate::model::offcpu::{LeftWith, StackNames};
 use crate::sanitize::sanitize;
 use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
 use crate::symbols::unwind::LEFT_THE_STACK;
@@ -40,7 +40,7 @@ pub struct StackNamer<'a, F> {
     stack: F,
     spaces: &'a mut AddressSpaces,
     modules: Vec<(u64, u64, String)>,
-    kernel_stacks: HashMap<i32, Rc<[String]>>,
+    kernel_stacks: HashMap<KernelStack, Rc<[String]>>,
     user_stacks: HashMap<(u32, u64, Rc<[u64]>), Stack>,
 }
 
@@ -56,15 +56,27 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
         }
     }
 
-    /// Kernel stack `id`'s frames.
-    pub fn kernel(&mut self, id: i32) -> Rc<[String]> {
-        let (symbolizer, modules, stack) = (self.symbolizer, &self.modules, &self.stack);
-        Rc::clone(self.kernel_stacks.entry(id).or_insert_with(|| {
-            frames_of(id, stack, |addresses| {
-                kernel_frames(symbolizer, modules, addresses)
-            })
-            .0
-        }))
+    /// A kernel stack's frames.
+    pub fn kernel(&mut self, kernel_stack: &KernelStack) -> Rc<[String]> {
+        if let Some(frames) = self.kernel_stacks.get(kernel_stack) {
+            return Rc::clone(frames);
+        }
+        let (symbolizer, modules) = (self.symbolizer, &self.modules);
+        let frames: Rc<[String]> = match kernel_stack {
+            KernelStack::Id(id) => {
+                frames_of(*id, &self.stack, |addresses| {
+                    kernel_frames(symbolizer, modules, addresses)
+                })
+                .0
+            }
+            KernelStack::Frames(addresses) if addresses.is_empty() => {
+                Rc::from(["[stack not recorded: the stack could not be read]".to_string()])
+            }
+            KernelStack::Frames(addresses) => kernel_frames(symbolizer, modules, addresses).into(),
+        };
+        self.kernel_stacks
+            .insert(kernel_stack.clone(), Rc::clone(&frames));
+        frames
     }
 
     /// A user stack's frames, taken in address space `space`, and why it
@@ -92,7 +104,7 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
         calls
             .into_iter()
             .map(|call| {
-                let kernel_stack = self.kernel(call.kernel_stack);
+                let kernel_stack = self.kernel(&KernelStack::Id(call.kernel_stack));
                 let (user_stack, user_stack_cut) =
                     self.user((call.pid, call.address_space), &call.user_stack);
                 SymbolizedCall {
@@ -106,10 +118,10 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
     }
 
     /// Names the stacks threads left their CPUs with (--off-cpu-stacks).
-    pub fn offcpu(&mut self, stacks: &OffCpuStacks) {
-        for left in stacks.stacks() {
+    pub fn offcpu<'s>(&mut self, stacks: impl Iterator<Item = &'s Rc<LeftWith>>) {
+        for left in stacks {
             if left.names.get().is_none() {
-                let kernel = self.kernel(left.kernel_stack);
+                let kernel = self.kernel(&left.kernel_stack);
                 let (user, user_cut) = self.user(left.space, &left.user_stack);
                 let _ = left.names.set(Rc::new(StackNames {
                     kernel,

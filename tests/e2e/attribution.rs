@@ -1,7 +1,7 @@
 //! Why threads waited: the tasks that held their CPU while they were
 //! ready, and what woke them, against workloads whose answer is known.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ fn last_cpu() -> usize {
 
 /// A busy loop in a process of its own (a shell, `sh`) on `cpu`, killed
 /// when dropped, whatever the test's outcome.
-struct BusyLoop(Child);
+struct BusyLoop(KilledOnDrop);
 
 impl BusyLoop {
     fn on(cpu: usize) -> Self {
@@ -23,18 +23,11 @@ impl BusyLoop {
             .stdin(Stdio::null())
             .spawn()
             .expect("starting a busy loop");
-        BusyLoop(child)
+        BusyLoop(KilledOnDrop(child))
     }
 
     fn pid(&self) -> u64 {
-        u64::from(self.0.id())
-    }
-}
-
-impl Drop for BusyLoop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        u64::from(self.0 .0.id())
     }
 }
 

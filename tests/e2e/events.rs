@@ -1,7 +1,9 @@
 //! --syscall-events: slow calls one by one, with their kernel and user
 //! stacks symbolized, against a workload whose calls and code are known.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -158,6 +160,59 @@ fn time_asleep_is_charged_to_where_the_thread_slept() {
         .collect();
     assert_eq!(rows.len(), 1, "{stacks:#?}");
     assert_eq!(field(rows[0], "count"), 20);
+}
+
+#[test]
+fn a_thread_asleep_since_before_the_window_is_charged_to_where_it_sleeps() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload_built(
+        "pipe_wait",
+        dir.path(),
+        &["-g", "-O2", "-fomit-frame-pointer"],
+    );
+    let mut child = Command::new(&binary)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting pipe_wait");
+    let stdout = child.stdout.take().unwrap();
+    let reader = KilledOnDrop(child);
+    let mut said = String::new();
+    BufReader::new(stdout).read_line(&mut said).unwrap();
+    assert_eq!(said, "reading\n");
+    // It reads the empty pipe from now on, and never leaves it: no switch
+    // in the window says where it waits, the task iterator does.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = reader.0.id().to_string();
+    let report = Trace::start(&["--pid", &pid, "--duration", "0.5", "--off-cpu-stacks"]).report();
+    let thread = only_thread(&report, "pipe_wait");
+    let sleeping = field(&thread["time"], "sleeping_ns");
+    assert_eq!(
+        sleeping,
+        field(&thread["time"], "observed_ns"),
+        "{thread:#}"
+    );
+    let stacks = thread["offcpu_stacks"].as_array().expect("offcpu_stacks");
+    assert_eq!(stacks.len(), 1, "{stacks:#?}");
+    let row = &stacks[0];
+    assert_eq!(row["state"], "sleeping");
+    assert_eq!((field(row, "ns"), field(row, "count")), (sleeping, 1));
+    let kernel = frames(row, "kernel");
+    assert!(
+        kernel.iter().any(|f| f.contains("pipe_read+")),
+        "{kernel:?}"
+    );
+    let user = frames(row, "user");
+    let at = user
+        .iter()
+        .position(|f| f.starts_with("kd_pipe_reader+0x") && f.contains("(pipe_wait.c:"))
+        .unwrap_or_else(|| panic!("no kd_pipe_reader frame: {user:?}"));
+    assert!(
+        at > 0 && user[..at].iter().all(|f| f.contains("libc.so")),
+        "{user:?}"
+    );
+    assert!(user[at + 1].starts_with("main+0x"), "{user:?}");
+    assert!(row["user_stack_cut"].is_null(), "{row}");
 }
 
 #[test]

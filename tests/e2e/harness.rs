@@ -160,6 +160,16 @@ impl Drop for Workload {
     }
 }
 
+/// A process of a test, killed when dropped whatever the test's outcome.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running kernel-delay whose JSON report goes to stdout.
 pub struct Trace {
     pub child: Child,
