@@ -155,6 +155,17 @@ pub struct Cli {
     #[arg(long)]
     pub off_cpu_stacks: bool,
 
+    /// Write that time by stack (--off-cpu-stacks), of every window, to
+    /// FILE as collapsed stacks, as Brendan Gregg's flame graph tools read
+    /// them: process-PID;thread-TID;[state];user frames;kernel frames NS.
+    #[arg(long, value_name = "FILE", requires = "off_cpu_stacks")]
+    pub folded: Option<PathBuf>,
+
+    /// Draw that time by stack (--off-cpu-stacks), of every window, as an
+    /// interactive SVG flame graph in FILE.
+    #[arg(long, value_name = "FILE", requires = "off_cpu_stacks")]
+    pub flamegraph: Option<PathBuf>,
+
     /// Also name what woke each thread (woken_by): a task, or an interrupt.
     /// Wakeups are then recorded where the wakers run, which costs each
     /// wakeup of a traced thread some 60 ns more.

@@ -87,7 +87,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     // Before anything opens a file: a closed standard output would take
     // its descriptor.
-    let output = Output::new(cli.json, cli.view(), cli.output.as_deref())?;
+    let output = Output::new(cli.json, cli.view(), cli.output.as_deref())?
+        .with_stack_files(cli.folded.as_deref(), cli.flamegraph.as_deref())?;
     let mut target = match cli.target() {
         TargetSpec::Running {
             pids,

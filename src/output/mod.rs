@@ -23,8 +23,9 @@ use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 
 use crate::clock::Timestamp;
 use crate::output::replacement::Replacement;
+use crate::report::folded::FoldedStacks;
 use crate::report::view::View;
-use crate::report::{json, text, Header, Report};
+use crate::report::{flamegraph, json, text, Header, Report};
 
 /// Room to batch the report's many small writes.
 const BUFFER: usize = 64 << 10;
@@ -34,6 +35,17 @@ pub struct Output {
     /// What the text report shows.
     view: View,
     destination: Destination,
+    /// --folded and --flamegraph.
+    stack_files: Option<StackFiles>,
+}
+
+/// The files of --folded and --flamegraph, written once every window is
+/// in, and the stacks of the windows so far.
+#[derive(Debug)]
+struct StackFiles {
+    folded: Option<Destination>,
+    flamegraph: Option<Destination>,
+    stacks: FoldedStacks,
 }
 
 #[derive(Debug)]
@@ -93,7 +105,31 @@ impl Output {
             json,
             view,
             destination,
+            stack_files: None,
         })
+    }
+
+    /// Also writes the windows' off-CPU stacks as collapsed stacks to
+    /// `folded`, and as a flame graph to `flamegraph`: checked now, written
+    /// at the end.
+    pub fn with_stack_files(
+        mut self,
+        folded: Option<&Path>,
+        flamegraph: Option<&Path>,
+    ) -> Result<Self> {
+        let open_file = |path: Option<&Path>| {
+            path.map(|path| open(path).with_context(|| format!("cannot write {}", path.display())))
+                .transpose()
+        };
+        let (folded, flamegraph) = (open_file(folded)?, open_file(flamegraph)?);
+        if folded.is_some() || flamegraph.is_some() {
+            self.stack_files = Some(StackFiles {
+                folded,
+                flamegraph,
+                stacks: FoldedStacks::default(),
+            });
+        }
+        Ok(self)
     }
 
     fn report_on_stdout_as_text(&self) -> bool {
@@ -136,25 +172,18 @@ impl Output {
             dumped: time::OffsetDateTime::now_utc(),
             view: &self.view,
         };
-        let render = |out: &mut dyn Write| -> io::Result<()> {
-            let mut out = BufWriter::with_capacity(BUFFER, out);
-            match (json, layout) {
-                (true, Layout::OneOfMany) => json::write_line(report, &mut out)?,
-                (true, _) => json::write(report, &mut out)?,
-                (false, _) if header_shown => text::write_body(report, &frame, &mut out)?,
-                (false, _) => text::write(report, &frame, &mut out)?,
-            }
-            out.flush()
+        let render = |out: &mut dyn Write| {
+            buffered(out, |mut out| match (json, layout) {
+                (true, Layout::OneOfMany) => json::write_line(report, &mut out),
+                (true, _) => json::write(report, &mut out),
+                (false, _) if header_shown => text::write_body(report, &frame, &mut out),
+                (false, _) => text::write(report, &frame, &mut out),
+            })
         };
-        let (path, mut file) = match &self.destination {
-            Destination::Stdout => {
-                return on_stdout(render(&mut io::stdout().lock()), "the report");
-            }
-            Destination::InPlace { path, file } => (path, file),
-            Destination::Replace { path, temp } => (path, temp.file()),
-        };
-        render(&mut file)
-            .with_context(|| format!("writing the report to {} failed", path.display()))
+        if let Some(files) = self.stack_files.as_mut() {
+            files.stacks.add(report);
+        }
+        self.destination.write("the report", render)
     }
 
     /// A line about the windows (one skipped): beside the start line.
@@ -170,12 +199,70 @@ impl Output {
         }
     }
 
-    /// Puts a report file in place, once every report is written.
+    /// Puts a report file in place, once every report is written, and
+    /// writes the stack files.
     pub fn finish(self) -> Result<()> {
-        match self.destination {
-            Destination::Replace { path, temp } => temp.commit().with_context(|| {
-                format!("putting the report in place at {} failed", path.display())
-            }),
+        if let Some(files) = self.stack_files {
+            files.finish()?;
+        }
+        self.destination.commit("the report")
+    }
+}
+
+impl StackFiles {
+    fn finish(self) -> Result<()> {
+        let StackFiles {
+            folded,
+            flamegraph,
+            stacks,
+        } = self;
+        if let Some(folded) = folded {
+            folded.write("the folded stacks", |out| {
+                buffered(out, |out| stacks.write(out))
+            })?;
+            folded.commit("the folded stacks")?;
+        }
+        if let Some(graph) = flamegraph {
+            graph.write("the flame graph", |out| {
+                buffered(out, |out| flamegraph::write(&stacks, out))
+            })?;
+            graph.commit("the flame graph")?;
+        }
+        Ok(())
+    }
+}
+
+/// `render`'s many small writes to `out`, batched.
+fn buffered(
+    out: &mut dyn Write,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(BUFFER, out);
+    render(&mut out)?;
+    out.flush()
+}
+
+impl Destination {
+    /// Writes `what` with `render`.
+    fn write(
+        &self,
+        what: &str,
+        render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<()> {
+        let (path, mut file) = match self {
+            Destination::Stdout => return on_stdout(render(&mut io::stdout().lock()), what),
+            Destination::InPlace { path, file } => (path, file),
+            Destination::Replace { path, temp } => (path, temp.file()),
+        };
+        render(&mut file).with_context(|| format!("writing {what} to {} failed", path.display()))
+    }
+
+    /// Puts a file written in place, under its name.
+    fn commit(self, what: &str) -> Result<()> {
+        match self {
+            Destination::Replace { path, temp } => temp
+                .commit()
+                .with_context(|| format!("putting {what} in place at {} failed", path.display())),
             Destination::Stdout | Destination::InPlace { .. } => Ok(()),
         }
     }

@@ -3,6 +3,8 @@
 
 mod attribution;
 mod events;
+pub mod flamegraph;
+pub mod folded;
 pub mod json;
 mod log2_hist;
 mod offcpu;

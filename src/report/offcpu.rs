@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::model::attribution::{Tallies, Tally};
 use crate::model::offcpu::{Leaving, OffCpuStacks};
+use crate::report::folded::function_of;
 use crate::report::{events, ThreadReport};
 use crate::thousands::thousands;
 
@@ -80,6 +81,60 @@ fn row(state: &'static str, key: Option<&Leaving>, tally: Tally) -> OffCpuStackR
     }
 }
 
+/// Where in the kernel `rows` spent the most time in `state`: the
+/// function their innermost kernel frame that is not the scheduler's own
+/// (schedule(), generic waits) is in, by time summed over the rows.
+pub fn waited_at<'r>(rows: &'r [OffCpuStackReport], state: &str) -> Option<&'r str> {
+    let mut by_function: Vec<(&str, u64)> = Vec::new();
+    for row in rows.iter().filter(|row| row.state == state) {
+        let Some(function) = row
+            .kernel
+            .iter()
+            .map(|frame| function_of(frame))
+            .find(|function| !function.starts_with('[') && !is_plumbing(function))
+        else {
+            continue;
+        };
+        match by_function.iter_mut().find(|(known, _)| *known == function) {
+            Some((_, ns)) => *ns += row.ns,
+            None => by_function.push((function, row.ns)),
+        }
+    }
+    by_function
+        .into_iter()
+        .max_by_key(|&(_, ns)| ns)
+        .map(|(function, _)| function)
+}
+
+/// The state `thread` spent the longest off its CPU in, by stacks, and
+/// where in the kernel (--off-cpu-stacks).
+pub fn longest_wait(thread: &ThreadReport) -> Option<(&'static str, &str)> {
+    let rows = thread.offcpu_stacks.as_deref()?;
+    let state = rows.iter().max_by_key(|row| row.ns)?.state;
+    Some((state, waited_at(rows, state)?))
+}
+
+/// A function at the top of waits of every kind: the scheduler's, and
+/// the generic waits that name no cause.
+fn is_plumbing(function: &str) -> bool {
+    [
+        "__schedule",
+        "schedule",
+        "io_schedule",
+        "preempt_schedule",
+        "__cond_resched",
+        "wait_for_completion",
+        "__wait_for_common",
+        "do_wait_for_common",
+        "bit_wait",
+        "__wait_on_bit",
+        "out_of_line_wait_on_bit",
+        "submit_bio_wait",
+    ]
+    .iter()
+    .any(|prefix| function.starts_with(prefix))
+}
+
 /// Rows shown by name in the text; the rest are summed.
 const SHOWN: usize = 5;
 
@@ -115,5 +170,73 @@ pub fn render(out: &mut String, indent: &str, thread: &ThreadReport) {
             thousands(ns),
             thousands(rest.len() as u64)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &'static str, ns: u64, kernel: &[&str]) -> OffCpuStackReport {
+        OffCpuStackReport {
+            state,
+            ns,
+            count: 1,
+            kernel: kernel.iter().map(|frame| frame.to_string()).collect(),
+            user: Rc::from([]),
+            user_stack_cut: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_is_where_the_scheduler_was_called_from() {
+        let rows = [
+            row(
+                "blocked",
+                30,
+                &[
+                    "__schedule+0x628 [kernel]",
+                    "schedule+0x23 [kernel]",
+                    "io_schedule+0x46 [kernel]",
+                    "folio_wait_bit_common+0x13d [kernel]",
+                ],
+            ),
+            row(
+                "blocked",
+                70,
+                &[
+                    "__schedule+0x628 [kernel]",
+                    "schedule+0x23 [kernel]",
+                    "jbd2_log_wait_commit+0xd5 [jbd2]",
+                    "ext4_sync_file+0x1e5 [ext4]",
+                ],
+            ),
+            row("sleeping", 500, &["anon_pipe_read+0x393 [kernel]"]),
+            row(
+                "preempted",
+                9,
+                &["[not recorded: the ring buffer was full]"],
+            ),
+        ];
+        assert_eq!(waited_at(&rows, "blocked"), Some("jbd2_log_wait_commit"));
+        // Summed over the rows: two places in one function outweigh one.
+        let flushes = [
+            row(
+                "blocked",
+                40,
+                &[
+                    "schedule_timeout+0xb6 [kernel]",
+                    "io_schedule_timeout+0x51 [kernel]",
+                    "wait_for_completion_io_timeout+0x7f [kernel]",
+                    "submit_bio_wait+0x74 [kernel]",
+                    "blkdev_issue_flush+0x7c [kernel]",
+                ],
+            ),
+            row("blocked", 40, &["blkdev_issue_flush+0x90 [kernel]"]),
+        ];
+        let rows: Vec<OffCpuStackReport> = rows.into_iter().chain(flushes).collect();
+        assert_eq!(waited_at(&rows, "blocked"), Some("blkdev_issue_flush"));
+        assert_eq!(waited_at(&rows, "sleeping"), Some("anon_pipe_read"));
+        assert_eq!(waited_at(&rows, "preempted"), None);
     }
 }

@@ -157,10 +157,12 @@ pub fn verdict(worst: &ThreadSummary) -> String {
             p99(worst.ready_p99_ns)
         ));
     } else if time.times.blocked_ns > 0 {
-        let most_in = worst
-            .most_blocked_in
-            .as_ref()
-            .map_or_else(String::new, |name| format!(", most of it in {name}"));
+        let most_in = match (&worst.most_blocked_in, &worst.blocked_at) {
+            (Some(call), Some(at)) => format!(", most of it in {call} <- {at}"),
+            (Some(call), None) => format!(", most of it in {call}"),
+            (None, Some(at)) => format!(", most of it in {at}"),
+            (None, None) => String::new(),
+        };
         clauses.push(format!(
             "{who} was blocked (D) {} of its time{}{most_in}",
             share(time.times.blocked_ns),
@@ -211,6 +213,7 @@ mod tests {
                 unfinished: None,
             }),
             most_blocked_in: Some("fsync".into()),
+            blocked_at: None,
             main_holders: Vec::new(),
         }
     }
@@ -229,6 +232,13 @@ mod tests {
             verdict(&thread),
             "thread 101 (worker) was blocked (D) 1.0% of its time, most of it in fsync; \
              interrupts took 3.0% of its CPU time"
+        );
+        // With --off-cpu-stacks, where in the kernel.
+        thread.blocked_at = Some("jbd2_log_wait_commit".into());
+        assert_eq!(
+            verdict(&thread),
+            "thread 101 (worker) was blocked (D) 1.0% of its time, most of it in fsync <- \
+             jbd2_log_wait_commit; interrupts took 3.0% of its CPU time"
         );
         thread.time.times.blocked_ns = 0;
         assert_eq!(

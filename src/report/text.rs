@@ -326,6 +326,9 @@ fn render_idle_thread(out: &mut String, thread: &ThreadReport) {
     if let Some(call) = thread.unfinished.first() {
         let _ = write!(line, "; in {} ({})", call.name, call.since().phrase());
     }
+    if let Some((state, at)) = offcpu::longest_wait(thread) {
+        let _ = write!(line, "; {state} most in {at}");
+    }
     let _ = writeln!(out, "{line}");
 }
 

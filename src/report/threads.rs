@@ -37,6 +37,9 @@ pub struct ThreadSummary {
     pub top_call: Option<TopCall>,
     /// The call with the most time blocked in it.
     pub most_blocked_in: Option<String>,
+    /// With --off-cpu-stacks: the kernel function it was blocked in the
+    /// longest.
+    pub blocked_at: Option<String>,
     /// The tasks it waited behind most while ready, worst first.
     pub main_holders: Vec<TaskShare>,
 }
@@ -64,6 +67,11 @@ impl ThreadSummary {
                 .filter(|call| call.by_state.times.blocked_ns > 0)
                 .max_by_key(|call| call.by_state.times.blocked_ns)
                 .map(|call| call.name.clone()),
+            blocked_at: row
+                .offcpu_stacks
+                .as_deref()
+                .and_then(|rows| offcpu::waited_at(rows, "blocked"))
+                .map(str::to_string),
             main_holders: row
                 .sched
                 .attributed

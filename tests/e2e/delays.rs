@@ -166,6 +166,43 @@ fn time_blocked_is_charged_to_where_the_thread_blocked() {
 }
 
 #[test]
+fn the_verdict_names_where_in_the_kernel_a_thread_blocked() {
+    needs_root!();
+    let mut workload = Workload::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.txt");
+    let pid = workload.pid().to_string();
+    let trace = Trace::start_text(
+        &["--pid", &pid, "--duration", "300", "--off-cpu-stacks"],
+        &out,
+    );
+    workload.run("fsync 100");
+    trace.signal(nix::sys::signal::Signal::SIGINT);
+    trace.finish();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let verdict = text
+        .lines()
+        .find(|line| line.starts_with(&format!("PROCESS {pid} ")))
+        .expect("a verdict");
+    // "... was blocked (D) 71.4% of its time, p99 326 us, most of it in
+    // fsync <- blkdev_issue_flush": a kernel function, not the scheduler.
+    let (_, at) = verdict
+        .split_once("most of it in fsync <- ")
+        .unwrap_or_else(|| panic!("{verdict}"));
+    let function = at.split(';').next().unwrap();
+    assert!(
+        verdict.contains("(syncer) was blocked (D) ") && !function.is_empty(),
+        "{verdict}"
+    );
+    assert!(!function.contains("schedule"), "{verdict}");
+    assert!(
+        text.lines()
+            .any(|line| line.trim().starts_with(&format!("{function}+0x"))),
+        "{function} is in no stack: {text}"
+    );
+}
+
+#[test]
 fn failed_calls_are_counted_by_errno() {
     needs_root!();
     let mut workload = Workload::start();

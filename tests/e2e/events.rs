@@ -216,6 +216,85 @@ fn a_thread_asleep_since_before_the_window_is_charged_to_where_it_sleeps() {
 }
 
 #[test]
+fn folded_stacks_and_the_flame_graph_add_up_to_the_report() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = c_workload_built("slow_sleep", dir.path(), &["-g", "-O2"]);
+    let (folded, graph) = (
+        dir.path().join("stacks.folded"),
+        dir.path().join("stacks.svg"),
+    );
+    let (_, report) = launch(&[
+        "--off-cpu-stacks",
+        "--folded",
+        folded.to_str().unwrap(),
+        "--flamegraph",
+        graph.to_str().unwrap(),
+        "--",
+        binary.to_str().unwrap(),
+        "20",
+    ]);
+    // process-PID;thread-TID;[state];frames... NS, per thread and state
+    // adding up to the report's rows.
+    let mut folded_ns = std::collections::BTreeMap::new();
+    let text = std::fs::read_to_string(&folded).unwrap();
+    for line in text.lines() {
+        let (stack, ns) = line.rsplit_once(' ').expect("a value");
+        let ns: u64 = ns.parse().unwrap_or_else(|_| panic!("{line}"));
+        let frames: Vec<&str> = stack.split(';').collect();
+        assert!(frames.len() >= 4 && ns > 0, "{line}");
+        let tid = frames[1].rsplit_once('-').expect("thread-TID").1;
+        let state = frames[2].trim_matches(|c| c == '[' || c == ']');
+        *folded_ns
+            .entry((tid.to_string(), state.to_string()))
+            .or_insert(0) += ns;
+    }
+    let mut json_ns = std::collections::BTreeMap::new();
+    for thread in report["threads"].as_array().unwrap() {
+        for row in thread["offcpu_stacks"].as_array().unwrap() {
+            let key = (
+                thread["tid"].to_string(),
+                row["state"].as_str().unwrap().to_string(),
+            );
+            *json_ns.entry(key).or_insert(0) += field(row, "ns");
+        }
+    }
+    json_ns.retain(|_, ns| *ns > 0);
+    assert_eq!(folded_ns, json_ns, "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.contains(";main;kd_slow_sleep;") && line.contains(";do_nanosleep;")),
+        "{text}"
+    );
+    // A well-formed SVG whose frames name those functions.
+    let svg = std::fs::read_to_string(&graph).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&svg);
+    let mut titles = Vec::new();
+    let mut in_title = false;
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|err| panic!("not XML: {err}"))
+        {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(tag) => in_title = tag.name().as_ref() == b"title",
+            quick_xml::events::Event::Text(text) if in_title => {
+                titles.push(String::from_utf8_lossy(&text).into_owned());
+            }
+            _ => {}
+        }
+    }
+    for function in ["kd_slow_sleep", "do_nanosleep", "[sleeping]"] {
+        assert!(
+            titles
+                .iter()
+                .any(|title| title.starts_with(&format!("{function} ("))),
+            "{function}: {titles:?}"
+        );
+    }
+}
+
+#[test]
 fn code_with_only_debug_frame_is_unwound_compressed_or_not() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
