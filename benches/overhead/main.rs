@@ -361,17 +361,75 @@ fn saturated_target(others: &Others) {
     }
 }
 
+/// A measure of what stacks cost: `variants` (kernel-delay alone, then
+/// the events without stacks, then with them) run `command` with `few`
+/// and `many` iterations. kernel-delay's CPU per event is the difference
+/// between the two lengths, without what it spends once (reading each
+/// file's call frame information, symbolizing the few distinct stacks).
+struct StackCost {
+    title: &'static str,
+    command: &'static str,
+    few: u32,
+    many: u32,
+    /// Events (slow calls, switches out) per iteration.
+    events_per_iteration: u32,
+    event: &'static str,
+    variants: [(Tracing, &'static str); 3],
+}
+
+fn stack_cost(others: &Others, cost: &StackCost) {
+    let variants = &cost.variants;
+    // [variant][loop length] -> samples
+    let mut ns = vec![[Vec::new(), Vec::new()]; variants.len()];
+    let mut cpu = vec![[Vec::new(), Vec::new()]; variants.len()];
+    let mut lost = 0;
+    for round in 0..ROUNDS {
+        for i in (0..variants.len()).map(|i| (i + round) % variants.len()) {
+            for (j, iterations) in [cost.few, cost.many].into_iter().enumerate() {
+                let iterations = iterations.to_string();
+                let measured = run(variants[i].0, &[], others, &[cost.command, &iterations]);
+                ns[i][j].push(measured.ns);
+                cpu[i][j].push(measured.tool_cpu_s);
+                lost += measured.lost;
+            }
+        }
+    }
+    let median_of = |samples: &[Vec<f64>; 2], j: usize| median(samples[j].clone());
+    let events = f64::from((cost.many - cost.few) * cost.events_per_iteration);
+    let per_event_us = |i: usize| (median_of(&cpu[i], 1) - median_of(&cpu[i], 0)) / events * 1e6;
+    println!();
+    println!(
+        "{} ({} iterations; kernel-delay's CPU per {} from {} iterations against {})",
+        cost.title, cost.many, cost.event, cost.few, cost.many
+    );
+    for (i, (_, label)) in variants.iter().enumerate() {
+        println!(
+            "  {label:<40} {:>10.1}   {:>6.2} us",
+            median_of(&ns[i], 1),
+            per_event_us(i)
+        );
+    }
+    let per_iteration = f64::from(cost.events_per_iteration);
+    println!(
+        "  the stacks add {:.0} ns to each {} in the traced threads and {:.1} us of kernel-delay's CPU; lost records in all {ROUNDS} rounds: {lost}",
+        (median_of(&ns[2], 1) - median_of(&ns[1], 1)) / per_iteration,
+        cost.event,
+        per_event_us(2) - per_event_us(1)
+    );
+}
+
 /// What a slow call's stacks cost (--syscall-events): every call of a
 /// getppid() loop an event, without stacks and with them (the kernel
-/// stack's id, and the user stack copied to be unwound). Two loop lengths:
-/// kernel-delay's CPU per event is the difference between them, without
-/// what it spends once (reading each file's call frame information,
-/// symbolizing the one distinct stack).
-fn slow_call_stacks(others: &Others) {
-    const FEW: u32 = 2_000;
-    const MANY: u32 = 8_000;
+/// stack's id, and the user stack copied to be unwound).
+const SLOW_CALL_STACKS: StackCost = StackCost {
+    title: "slow calls (--syscall-events 0: every call an event), getppid(): ns per call",
+    command: "loop",
+    few: 2_000,
+    many: 8_000,
+    events_per_iteration: 1,
+    event: "slow call",
     // Room for every event with its copy: nothing lost.
-    let variants: [(Tracing, &str); 3] = [
+    variants: [
         (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
         (
             Tracing::KernelDelayWith(&[
@@ -388,42 +446,30 @@ fn slow_call_stacks(others: &Others) {
             Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "256"]),
             "every call an event, with its stacks",
         ),
-    ];
-    // [variant][loop length] -> samples
-    let mut ns = vec![[Vec::new(), Vec::new()]; variants.len()];
-    let mut cpu = vec![[Vec::new(), Vec::new()]; variants.len()];
-    let mut lost = 0;
-    for round in 0..ROUNDS {
-        for i in (0..variants.len()).map(|i| (i + round) % variants.len()) {
-            for (j, calls) in [FEW, MANY].into_iter().enumerate() {
-                let calls = calls.to_string();
-                let measured = run(variants[i].0, &[], others, &["loop", &calls]);
-                ns[i][j].push(measured.ns);
-                cpu[i][j].push(measured.tool_cpu_s);
-                lost += measured.lost;
-            }
-        }
-    }
-    let median_of = |samples: &[Vec<f64>; 2], j: usize| median(samples[j].clone());
-    let per_event_us =
-        |i: usize| (median_of(&cpu[i], 1) - median_of(&cpu[i], 0)) / f64::from(MANY - FEW) * 1e6;
-    println!();
-    println!(
-        "slow calls (--syscall-events 0: every call an event), {MANY} getppid(): ns per call; kernel-delay's CPU per event ({FEW} calls against {MANY})"
-    );
-    for (i, (_, label)) in variants.iter().enumerate() {
-        println!(
-            "  {label:<40} {:>10.1}   {:>6.2} us",
-            median_of(&ns[i], 1),
-            per_event_us(i)
-        );
-    }
-    println!(
-        "  the stacks add {:.0} ns to each slow call in the traced thread and {:.1} us of kernel-delay's CPU; lost records in all {ROUNDS} rounds: {lost}",
-        median_of(&ns[2], 1) - median_of(&ns[1], 1),
-        per_event_us(2) - per_event_us(1)
-    );
-}
+    ],
+};
+
+/// What --off-cpu-stacks costs: each of the ping-pong's two threads
+/// leaves its CPU once a round trip, taking its stacks there.
+const OFF_CPU_STACKS: StackCost = StackCost {
+    title: "off-CPU stacks (--off-cpu-stacks), pipe ping-pong: ns per round trip",
+    command: "pingpong",
+    few: 2_000,
+    many: 8_000,
+    events_per_iteration: 2,
+    event: "switch out",
+    variants: [
+        (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
+        (
+            Tracing::KernelDelayWith(&["--ringbuf-mb", "256"]),
+            "kernel-delay, the same ring buffer",
+        ),
+        (
+            Tracing::KernelDelayWith(&["--off-cpu-stacks", "--ringbuf-mb", "256"]),
+            "--off-cpu-stacks",
+        ),
+    ],
+};
 
 /// Peak memory for many short-lived threads, and what each one adds.
 fn memory_per_thread(others: &Others) {
@@ -450,7 +496,8 @@ fn main() {
     );
     costs_against_floors(&others);
     server::requests_per_second(&others);
-    slow_call_stacks(&others);
+    stack_cost(&others, &SLOW_CALL_STACKS);
+    stack_cost(&others, &OFF_CPU_STACKS);
     saturated_target(&others);
     memory_per_thread(&others);
     let _ = std::fs::remove_file(REPORT);
