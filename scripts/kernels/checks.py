@@ -280,7 +280,8 @@ def sleeps_are_charged_to_where_they_slept(run):
     """scripts/kernels/init traces `sleep 10 20` with --off-cpu-stacks: the
     sleeper's stacks add up to its sleeping and blocked time, nearly all its
     sleep is in nanosleep's kernel stack, and, where tracing programs read
-    user registers (5.15 and later), under the Rust thread's frames."""
+    user registers (5.15 and later), under the Rust thread's frames; the
+    command's wait before the window has its stacks (the task iterator)."""
     status = run.values.get("offcpu_exit")
     expect(status == "0", f"exit status {status}: {run.lines('offcpu_stderr')}")
     report = run.side_report("offcpu")
@@ -304,6 +305,18 @@ def sleeps_are_charged_to_where_they_slept(run):
             all(any("thread_start" in frame for frame in row["user"]) for row in in_nanosleep),
             f"user stacks without the thread's start: {in_nanosleep}",
         )
+    # The command waited in kernel-delay's fork, reading a pipe, from before
+    # the window until the probes were attached: the task iterator's stacks
+    # (kernel stacks from 5.9, user stacks too from 5.18).
+    main = [t for t in report["threads"] if t["tid"] == report["pid"]]
+    expect(len(main) == 1, f"{len(main)} main threads")
+    waits = [
+        row for row in main[0].get("offcpu_stacks", [])
+        if any("pipe_read" in frame for frame in row["kernel"])
+    ]
+    expect(len(waits) >= 1, f"no wait in pipe_read: {main[0].get('offcpu_stacks')}")
+    if (major, minor) >= (5, 18):
+        expect(all(row["user"] for row in waits), f"no user stack: {waits}")
 
 
 @check("uprobe-trigger")

@@ -80,9 +80,12 @@ arch_setup() {
             # a running CPU: multi-threaded TCG.
             qemu_cmd=(qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu max,pauth-impdef=on)
             console=ttyAMA0
-            data_port=hvc0
+            # A virtio serial port, not a console (hvc0): the console's node
+            # exists before its port is ready, and opening it early fails
+            # with ENODEV; a serial port's node appears with the port.
+            data_port=virtio:kd.data
             data_args() {
-                echo -device virtio-serial-pci -chardev "file,id=data,path=$1" -device virtconsole,chardev=data
+                echo -device virtio-serial-pci -chardev "file,id=data,path=$1" -device virtserialport,chardev=data,name=kd.data
             }
             # Dependencies first; those built into a kernel are not in its
             # package and are skipped.
