@@ -61,11 +61,19 @@ impl Intake {
         self.queue(None, record);
     }
 
+    /// Reads the memory map of the address space `record`'s user stack was
+    /// taken in, if not read yet: while the process is still in it.
+    pub fn note_space(&mut self, record: &mut Record) {
+        if let Some((space, _)) = record.user_stack_mut() {
+            self.spaces.note(space.0, space.1);
+        }
+    }
+
     /// Queues `record`, which came in `cpu`'s batch, its user stack
     /// unwound.
     fn queue(&mut self, cpu: Option<u32>, mut record: Record) {
+        self.note_space(&mut record);
         if let Some((space, user_stack)) = record.user_stack_mut() {
-            self.spaces.note(space.0, space.1);
             if let UserStack::Copied(copy) = user_stack {
                 *user_stack = self.unwinders.unwind(&mut self.spaces, space, copy);
             }

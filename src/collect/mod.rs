@@ -113,13 +113,28 @@ pub fn collect(
         unwinders: Unwinders::new(user_stack_copy_bytes(cli.stacks().user_stack_bytes)),
     };
     let (ring, intake) = intake.connect(&tracer)?;
+    // A launched command's stacks, read as it waits in our fork, are
+    // unwound once it goes on: it does not wait for that.
+    let mut held = Vec::new();
     if plan.is_none() && cli.off_cpu_stacks {
-        // The one window is open: read before a launched command goes on
-        // (it waits in our fork until then).
-        warnings.extend(session::read_offcpu_at_open(&tracer, &intake));
+        // The one window is open: read before a launched command goes on.
+        let launched = target.is_launched();
+        warnings.extend(session::read_offcpu_at_open(&tracer, |mut record| {
+            let mut intake = intake.borrow_mut();
+            match launched {
+                true => {
+                    intake.note_space(&mut record);
+                    held.push(record);
+                }
+                false => intake.receive_read(record),
+            }
+        }));
     }
     sink.announce(&header)?;
     target.release()?;
+    for record in held {
+        intake.borrow_mut().receive_read(record);
+    }
     let mut session = Session::new(cli, plan.as_ref(), target, tracer, ring, intake, traced);
 
     let Some(plan) = plan.as_ref() else {

@@ -19,7 +19,7 @@ use crate::collect::reorder::HOLD_NS;
 use crate::collect::Collected;
 use crate::kernel::irq::SystemSoftirqs;
 use crate::kernel::loss::Lost;
-use crate::kernel::records::InFlight;
+use crate::kernel::records::{InFlight, Record};
 use crate::kernel::skel::types::{softirq_totals, window_closer, window_state};
 use crate::kernel::tracer::{drain, read_pending, Tracer, WindowPlan};
 use crate::model::aggregate::Aggregator;
@@ -157,7 +157,10 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let opening = self.begin(header.start.mono_ns);
         // The one window's were read as it opened.
         if self.plan.is_some() && self.cli.off_cpu_stacks {
-            warnings.extend(read_offcpu_at_open(&self.tracer, &self.intake));
+            let intake = &self.intake;
+            warnings.extend(read_offcpu_at_open(&self.tracer, |record| {
+                intake.borrow_mut().receive_read(record);
+            }));
         }
         let deadline_ns = self.cli.window_length().map(|length| {
             let length_ns = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX);
@@ -551,11 +554,10 @@ fn names(threads: Threads) -> HashMap<u32, Vec<u8>> {
 }
 
 /// Where the threads off their CPU now (since before the window opened)
-/// left it (--off-cpu-stacks), into the intake: the switches recorded
-/// from now on tell the rest. A warning if that could not be read.
-pub fn read_offcpu_at_open(tracer: &Tracer<'_>, intake: &RefCell<Intake>) -> Option<String> {
-    let read = tracer.offcpu_at_open(|record| intake.borrow_mut().receive_read(record));
-    read.err().map(|err| {
+/// left it (--off-cpu-stacks), each to `each`: the switches recorded from
+/// now on tell the rest. A warning if that could not be read.
+pub fn read_offcpu_at_open(tracer: &Tracer<'_>, each: impl FnMut(Record)) -> Option<String> {
+    tracer.offcpu_at_open(each).err().map(|err| {
         format!(
             "where threads off their CPU as the window opened left it could not be read: {err:#}"
         )

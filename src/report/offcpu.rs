@@ -2,6 +2,7 @@
 //! and ready after a preemption by the stacks it left its CPU with, the
 //! longest first, as JSON rows and as the text's [OFF-CPU STACKS].
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::rc::Rc;
 
@@ -28,6 +29,14 @@ pub struct OffCpuStackReport {
     pub user_stack_cut: Option<&'static str>,
 }
 
+/// A row by what it shows: state, kernel and user frames, cut.
+type RowKey = (
+    &'static str,
+    Rc<[String]>,
+    Rc<[String]>,
+    Option<&'static str>,
+);
+
 /// The rows of `stacks`, the longest first.
 pub fn rows(stacks: &OffCpuStacks) -> Vec<OffCpuStackReport> {
     let states: [(&'static str, &Tallies<Leaving>); 3] = [
@@ -35,15 +44,31 @@ pub fn rows(stacks: &OffCpuStacks) -> Vec<OffCpuStackReport> {
         ("blocked", &stacks.blocked),
         ("preempted", &stacks.preempted),
     ];
-    let mut rows: Vec<OffCpuStackReport> = states
-        .into_iter()
-        .flat_map(|(state, tallies)| {
-            tallies
-                .entries()
-                .iter()
-                .map(move |(key, tally)| row(state, key.as_ref(), *tally))
-        })
-        .collect();
+    // Stacks that differ only where no name tells them apart (the
+    // tracing machinery's frames, left out) are one row.
+    let mut rows: Vec<OffCpuStackReport> = Vec::new();
+    let mut index: HashMap<RowKey, usize> = HashMap::new();
+    for (state, tallies) in states {
+        for (key, tally) in tallies.entries() {
+            let new = row(state, key.as_ref(), *tally);
+            let named = (
+                state,
+                Rc::clone(&new.kernel),
+                Rc::clone(&new.user),
+                new.user_stack_cut,
+            );
+            match index.get(&named) {
+                Some(&at) => {
+                    rows[at].ns += new.ns;
+                    rows[at].count += new.count;
+                }
+                None => {
+                    index.insert(named, rows.len());
+                    rows.push(new);
+                }
+            }
+        }
+    }
     rows.sort_by_key(|row| std::cmp::Reverse(row.ns));
     rows
 }
@@ -186,6 +211,40 @@ mod tests {
             user: Rc::from([]),
             user_stack_cut: None,
         }
+    }
+
+    #[test]
+    fn stacks_that_read_the_same_are_one_row() {
+        use crate::kernel::records::{KernelStack, UserStack};
+        use crate::model::offcpu::{LeftWith, StackNames};
+        use std::cell::OnceCell;
+        let names = Rc::new(StackNames {
+            kernel: Rc::from(["do_nanosleep+0x5e [kernel]".to_string()]),
+            user: Rc::from(["main+0x40 [/bin/x]".to_string()]),
+            user_cut: None,
+        });
+        // Two kernel stacks the tracing machinery's frames told apart.
+        let left = |id| {
+            let left = LeftWith {
+                kernel_stack: KernelStack::Id(id),
+                space: (1, 2),
+                user_stack: UserStack::NotTaken,
+                names: OnceCell::new(),
+            };
+            let _ = left.names.set(Rc::clone(&names));
+            Leaving::Stacks(Rc::new(left))
+        };
+        let mut stacks = OffCpuStacks::default();
+        stacks.sleeping.add(left(1), 30);
+        stacks.sleeping.add(left(2), 20);
+        stacks.sleeping.add(left(2), 5);
+        stacks.blocked.add(left(1), 7);
+        let rows = rows(&stacks);
+        let shown: Vec<(&str, u64, u64)> = rows
+            .iter()
+            .map(|row| (row.state, row.ns, row.count))
+            .collect();
+        assert_eq!(shown, [("sleeping", 55, 3), ("blocked", 7, 1)]);
     }
 
     #[test]

@@ -218,6 +218,7 @@ fn is_tracer_frame(name: &str) -> bool {
         "bpf_prog_",
         "bpf_trace_run",
         "__bpf_trace_",
+        "__traceiter_",
         "bpf_get_stackid",
     ]
     .iter()
