@@ -111,7 +111,8 @@ impl Drop for Others {
 struct Run {
     /// Wall ns per iteration, as the workload printed it.
     ns: f64,
-    /// kernel-delay's own CPU seconds and peak resident KiB.
+    /// kernel-delay's own CPU seconds from the workload's start to its own
+    /// end (not loading its programs), and its peak resident KiB.
     tool_cpu_s: f64,
     tool_peak_kib: i64,
     /// Records kernel-delay lost.
@@ -121,6 +122,8 @@ struct Run {
 /// A running kernel-delay, stopped with SIGINT.
 struct Tool {
     child: Child,
+    /// Its CPU seconds when the workload was told to go.
+    cpu_at_go: f64,
 }
 
 impl Tool {
@@ -142,7 +145,23 @@ impl Tool {
             .read_line(&mut start)
             .expect("reading kernel-delay");
         assert!(start.starts_with("# Start sampling"), "{start}");
-        Tool { child }
+        Tool {
+            child,
+            cpu_at_go: 0.0,
+        }
+    }
+
+    /// Its CPU seconds so far, all its threads (the scheduler's account).
+    fn cpu_seconds_so_far(&self) -> f64 {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let ns: u64 = std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        ns as f64 / 1e9
     }
 
     /// Ends the window: (CPU seconds, peak KiB, lost records).
@@ -151,7 +170,11 @@ impl Tool {
         let pid = self.child.id() as libc::pid_t;
         kill(Pid::from_raw(pid), Signal::SIGINT).expect("stopping kernel-delay");
         let usage = reap(pid);
-        (cpu_seconds(&usage), usage.ru_maxrss, lost_events())
+        (
+            cpu_seconds(&usage) - self.cpu_at_go,
+            usage.ru_maxrss,
+            lost_events(),
+        )
     }
 }
 
@@ -227,6 +250,13 @@ impl Attached {
         attached
     }
 
+    /// The workload is told to go now.
+    fn going(&mut self) {
+        if let Some(tool) = self.tool.as_mut() {
+            tool.cpu_at_go = tool.cpu_seconds_so_far();
+        }
+    }
+
     /// Detaches; what kernel-delay measured of itself, if it ran.
     fn detach(self, measured: &mut Run) {
         drop(self.floor);
@@ -249,7 +279,8 @@ fn run(tracing: Tracing, prefix: &[&str], others: &Others, workload: &[&str]) ->
         .spawn()
         .expect("running the workload");
     let pid = child.id();
-    let attached = Attached::to(tracing, prefix, others, pid);
+    let mut attached = Attached::to(tracing, prefix, others, pid);
+    attached.going();
     writeln!(child.stdin.take().expect("piped"), "go").expect("starting the workload");
     let mut printed = String::new();
     child
@@ -425,10 +456,11 @@ const SLOW_CALL_STACKS: StackCost = StackCost {
     title: "slow calls (--syscall-events 0: every call an event), getppid(): ns per call",
     command: "loop",
     few: 2_000,
-    many: 8_000,
+    many: 20_000,
     events_per_iteration: 1,
     event: "slow call",
-    // Room for every event with its copy: nothing lost.
+    // Room for every event with its copy (the reader unwinds slower than
+    // the loop makes them): nothing lost.
     variants: [
         (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
         (
@@ -438,12 +470,12 @@ const SLOW_CALL_STACKS: StackCost = StackCost {
                 "--stack-trace-size",
                 "0",
                 "--ringbuf-mb",
-                "256",
+                "1024",
             ]),
             "every call an event, no stacks",
         ),
         (
-            Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "256"]),
+            Tracing::KernelDelayWith(&["-s", "0", "--ringbuf-mb", "1024"]),
             "every call an event, with its stacks",
         ),
     ],
@@ -455,7 +487,7 @@ const OFF_CPU_STACKS: StackCost = StackCost {
     title: "off-CPU stacks (--off-cpu-stacks), pipe ping-pong: ns per round trip",
     command: "pingpong",
     few: 2_000,
-    many: 8_000,
+    many: 20_000,
     events_per_iteration: 2,
     event: "switch out",
     variants: [

@@ -109,7 +109,8 @@ pub fn requests_per_second(others: &Others) {
     let (mut seconds, mut tool_cpu, mut lost) = (Vec::new(), Vec::new(), 0);
     for round in 0..ROUNDS {
         for i in (0..VARIANTS.len()).map(|i| (i + round) % VARIANTS.len()) {
-            let attached = Attached::to(VARIANTS[i].0, &[], others, pid);
+            let mut attached = Attached::to(VARIANTS[i].0, &[], others, pid);
+            attached.going();
             let started = Instant::now();
             samples[i].push(redis.load());
             let elapsed = started.elapsed();
@@ -142,7 +143,7 @@ pub fn requests_per_second(others: &Others) {
         println!("  {label:<40} {rps:>10.0} {:>9.1}%", 100.0 * loss(i));
     }
     println!(
-        "  kernel-delay: {:.2} s of CPU (reader and start) per {:.1} s run, lost records in all {ROUNDS} rounds: {lost}",
+        "  kernel-delay: {:.2} s of CPU (from the load's start to its own end) per {:.1} s run, lost records in all {ROUNDS} rounds: {lost}",
         median(tool_cpu),
         median(seconds)
     );
