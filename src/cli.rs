@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::kernel::tracer::{EventOptions, StackOptions, WindowPlan};
 use crate::kernel::trigger::{self, Trigger};
+use crate::model::aggregate::Setup;
 use crate::report::view::{ThreadFilter, View};
 
 /// Where processes' threads spend their time in the kernel (eBPF)
@@ -19,7 +20,8 @@ use crate::report::view::{ThreadFilter, View};
     long_about = LONG_ABOUT,
     after_help = examples_help(),
     // What takes stacks: the options that shape them need one.
-    group(clap::ArgGroup::new("stack_takers").args(["syscall_events", "off_cpu_stacks"]).multiple(true))
+    group(clap::ArgGroup::new("stack_takers").args(["syscall_events", "off_cpu_stacks"]).multiple(true)),
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Trace every thread of the running process PID; a comma-separated
@@ -69,13 +71,17 @@ pub struct Cli {
     )]
     pub duration: Option<Duration>,
 
-    /// Print the report as JSON (schema kernel-delay/1).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub shown: Shown,
 
-    /// Write the report to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Also record the windows to FILE as they run (zstd-compressed):
+    /// `kernel-delay report FILE` reports them again, with any report
+    /// options, on any host, without root.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
 
     /// Size of the ring buffer between the kernel and kernel-delay, in MiB
     /// (a power of two) [default: 16].
@@ -203,28 +209,6 @@ pub struct Cli {
     )]
     pub sample_interval: Option<Duration>,
 
-    /// Text report: show every section and row, also those where nothing
-    /// happened (by default an idle thread is one line, and empty
-    /// sections are left out).
-    #[arg(long)]
-    pub all: bool,
-
-    /// Text report: add log2 latency histograms (as bcc's tools print
-    /// them) of each system call, and of the stretches ready, asleep and
-    /// blocked. The JSON report always has them (`hist`).
-    #[arg(long)]
-    pub histogram: bool,
-
-    /// Text report: details of these threads only: a comma-separated list
-    /// of thread ids, or a regular expression their names match (the
-    /// summary still lists all).
-    #[arg(long, value_name = "REGEX|TID,...", value_parser = parse_thread_filter)]
-    pub threads: Option<ThreadFilter>,
-
-    /// Text report: the N threads with the most kernel delay only.
-    #[arg(long, value_name = "N", value_parser = parse_top)]
-    pub top: Option<usize>,
-
     /// Show libbpf's messages while loading.
     #[arg(short, long)]
     pub verbose: bool,
@@ -337,6 +321,78 @@ pub enum Generated {
     Fish,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum Subcommand {
+    /// Report a recording (--record FILE) again: the report the live run
+    /// gives with the same options. No root needed.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub shown: Shown,
+
+    /// Write the time off the CPU by stack of every window (recorded with
+    /// --off-cpu-stacks) to FILE as collapsed stacks.
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+
+    /// Draw it as an interactive SVG flame graph in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub flamegraph: Option<PathBuf>,
+}
+
+/// How a report is shown: live, and from a recording.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Shown {
+    /// Print the report as JSON (schema kernel-delay/1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Text report: show every section and row, also those where nothing
+    /// happened (by default an idle thread is one line, and empty
+    /// sections are left out).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Text report: add log2 latency histograms (as bcc's tools print
+    /// them) of each system call, and of the stretches ready, asleep and
+    /// blocked. The JSON report always has them (`hist`).
+    #[arg(long)]
+    pub histogram: bool,
+
+    /// Text report: details of these threads only: a comma-separated list
+    /// of thread ids, or a regular expression their names match (the
+    /// summary still lists all).
+    #[arg(long, value_name = "REGEX|TID,...", value_parser = parse_thread_filter)]
+    pub threads: Option<ThreadFilter>,
+
+    /// Text report: the N threads with the most kernel delay only.
+    #[arg(long, value_name = "N", value_parser = parse_top)]
+    pub top: Option<usize>,
+}
+
+impl Shown {
+    /// What the text report shows.
+    pub fn view(&self) -> View {
+        View {
+            all: self.all,
+            histogram: self.histogram,
+            threads: self.threads.clone(),
+            top: self.top,
+        }
+    }
+}
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -437,6 +493,16 @@ impl Cli {
     }
 
     /// What --syscall-events asks for; None without it.
+    /// How a window that opens at `start_ns` is aggregated.
+    pub fn setup(&self, start_ns: u64) -> Setup {
+        Setup {
+            start_ns,
+            wakers: self.wakers,
+            offcpu_stacks: self.off_cpu_stacks,
+            slow_call_cap: self.events().map(|events| events.max_events),
+        }
+    }
+
     pub fn events(&self) -> Option<EventOptions> {
         Some(EventOptions {
             min_ns: self.syscall_events?,
@@ -450,16 +516,6 @@ impl Cli {
         StackOptions {
             traces: self.stack_trace_size,
             user_stack_bytes: self.user_stack_size,
-        }
-    }
-
-    /// What the text report shows.
-    pub fn view(&self) -> View {
-        View {
-            all: self.all,
-            histogram: self.histogram,
-            threads: self.threads.clone(),
-            top: self.top,
         }
     }
 
@@ -498,7 +554,7 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args)?;
-    if cli.generate.is_some() {
+    if cli.generate.is_some() || cli.subcommand.is_some() {
         return Ok(cli);
     }
     match (cli.traces_running_processes(), cli.command.is_empty()) {
@@ -656,7 +712,7 @@ mod tests {
         );
         assert!(!cli.follows_forks());
         assert_eq!(cli.duration_or_default(), Some(Duration::from_secs(10)));
-        assert!(!cli.json);
+        assert!(!cli.shown.json);
         assert_eq!(cli.ringbuf_bytes(), 16 << 20);
     }
 
@@ -664,8 +720,8 @@ mod tests {
     fn fractional_duration() {
         let cli = parse(&["-p", "42", "-d", "0.5", "--json", "-o", "r.json"]).unwrap();
         assert_eq!(cli.duration_or_default(), Some(Duration::from_millis(500)));
-        assert!(cli.json);
-        assert_eq!(cli.output, Some(PathBuf::from("r.json")));
+        assert!(cli.shown.json);
+        assert_eq!(cli.shown.output, Some(PathBuf::from("r.json")));
     }
 
     #[test]
@@ -861,6 +917,7 @@ mod tests {
         let filter = |arg: &str| {
             parse(&["--pid", "1", "--threads", arg])
                 .unwrap()
+                .shown
                 .threads
                 .unwrap()
         };
@@ -871,7 +928,10 @@ mod tests {
         // A name made of digits is asked for as ids.
         assert!(matches!(filter("7"), ThreadFilter::Tids(_)));
         let cli = parse(&["--pid", "1", "--top", "3", "--all", "--histogram"]).unwrap();
-        assert_eq!((cli.top, cli.all, cli.histogram), (Some(3), true, true));
+        assert_eq!(
+            (cli.shown.top, cli.shown.all, cli.shown.histogram),
+            (Some(3), true, true)
+        );
     }
 
     #[test]

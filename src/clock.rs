@@ -2,6 +2,7 @@
 //! wall-clock time (what the report shows).
 
 use nix::time::{clock_gettime, ClockId};
+use serde::{Deserialize, Serialize};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -10,11 +11,28 @@ const RFC3339_NANOS: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 const HMS: &[FormatItem<'static>] = format_description!("[hour]:[minute]:[second]");
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Timestamp {
     /// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns().
     pub mono_ns: u64,
+    #[serde(with = "unix_ns")]
     pub wall: OffsetDateTime,
+}
+
+/// Wall-clock time as nanoseconds since the epoch (a recording's).
+mod unix_ns {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(wall: &OffsetDateTime, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_i128(wall.unix_timestamp_nanos())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<OffsetDateTime, D::Error> {
+        let ns = i128::deserialize(input)?;
+        OffsetDateTime::from_unix_timestamp_nanos(ns).map_err(D::Error::custom)
+    }
 }
 
 pub fn monotonic_ns() -> u64 {

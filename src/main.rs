@@ -9,6 +9,7 @@ mod kernel;
 mod model;
 mod output;
 mod processes;
+mod recording;
 mod report;
 mod sanitize;
 mod signals;
@@ -53,9 +54,33 @@ fn main() -> ExitCode {
             Err(err) => failed(&anyhow::Error::new(err).context("writing it failed")),
         };
     }
+    if let Some(cli::Subcommand::Report(args)) = &cli.subcommand {
+        return match report_recording(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => failed(&err),
+        };
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(err) => failed(&err),
+    }
+}
+
+/// `kernel-delay report FILE`: the recording's windows, reported again.
+fn report_recording(args: &cli::ReportArgs) -> Result<()> {
+    let shown = &args.shown;
+    let output = Output::new(shown.json, shown.view(), shown.output.as_deref())?
+        .with_stack_files(args.folded.as_deref(), args.flamegraph.as_deref())?;
+    let mut reporter = Reporter {
+        output,
+        reported: 0,
+        notes: Vec::new(),
+    };
+    let cut_short = collect::replay(&args.file, &mut reporter)?;
+    reporter.output.finish()?;
+    match cut_short {
+        Some(err) => Err(err),
+        None => Ok(()),
     }
 }
 
@@ -87,8 +112,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     // Before anything opens a file: a closed standard output would take
     // its descriptor.
-    let output = Output::new(cli.json, cli.view(), cli.output.as_deref())?
-        .with_stack_files(cli.folded.as_deref(), cli.flamegraph.as_deref())?;
+    let output = Output::new(
+        cli.shown.json,
+        cli.shown.view(),
+        cli.shown.output.as_deref(),
+    )?
+    .with_stack_files(cli.folded.as_deref(), cli.flamegraph.as_deref())?;
     let mut target = match cli.target() {
         TargetSpec::Running {
             pids,

@@ -3,10 +3,12 @@
 //! (at --duration, on the stop trigger, Ctrl-C or the target's exit), and
 //! gathers everything its report is built from.
 
+mod assemble;
 mod intake;
 mod placement;
 mod priority;
 mod reorder;
+mod replay;
 mod session;
 
 use std::mem::MaybeUninit;
@@ -15,11 +17,13 @@ use anyhow::Result;
 
 use crate::cli::Cli;
 use crate::clock;
-use crate::kernel::tracer::{user_stack_copy_bytes, Filter, Options, Tracer};
+use crate::kernel::tracer::{user_stack_copy_bytes, Filter, Options, Tracer, WindowPlan};
 use crate::model::aggregate::ThreadActivity;
 use crate::output::Layout;
 use crate::processes::cgroup::Cgroups;
 use crate::processes::{procfs, Target};
+use crate::recording::write::Recorder;
+use crate::recording::{Message, Run};
 use crate::report::{Header, Measurement};
 use crate::sanitize::sanitize;
 use crate::signals;
@@ -29,6 +33,7 @@ use crate::thousands::thousands;
 use intake::Intake;
 use placement::Placement;
 use reorder::Reorder;
+pub use replay::replay;
 use session::Session;
 
 /// What one window measured.
@@ -130,21 +135,60 @@ pub fn collect(
             }
         }));
     }
+    // Made once tracing can begin: a run that fails before leaves no file.
+    let recorder = match cli.record.as_deref() {
+        Some(path) => {
+            let mut recorder = Recorder::create(path)?;
+            recorder.write(&Message::Run(Run {
+                tool: env!("CARGO_PKG_VERSION").to_string(),
+                kernel: procfs::kernel_release(),
+                arguments: std::env::args().collect(),
+                start: header.start,
+            }));
+            Some(recorder)
+        }
+        None => None,
+    };
     sink.announce(&header)?;
     target.release()?;
     for record in held {
         intake.borrow_mut().receive_read(record);
     }
-    let mut session = Session::new(cli, plan.as_ref(), target, tracer, ring, intake, traced);
+    let mut session = Session::new(cli, plan.as_ref(), target, tracer, ring, intake, traced)
+        .recording_to(recorder);
 
     let Some(plan) = plan.as_ref() else {
         // One window, from now: the probes are all there is to open it.
-        let (collected, failure) = session.measure_window(header, warnings)?;
+        let (collected, failure) = session.measure_window(header, Layout::Only, warnings)?;
+        session.record(&Message::Reported);
+        let recorder = session.take_recorder();
         // The ring buffer (mapped twice) and the maps go before the report
         // is made: the report's memory peak is then its own.
         drop(session);
+        recorder.map(Recorder::finish).transpose()?;
         sink.report(collected, Layout::Only)?;
         return Ok(failure);
+    };
+    let measured = windows(&mut session, plan, &header, &warnings, sink);
+    let finished = session.take_recorder().map(Recorder::finish).transpose();
+    let failure = measured?;
+    finished?;
+    Ok(failure)
+}
+
+/// The windows of `plan`, each reported to `sink` as it closes, until the
+/// last, a signal or the target's exit; the failure that ended one, if
+/// reading failed.
+fn windows(
+    session: &mut Session<'_, '_>,
+    plan: &WindowPlan,
+    header: &Header,
+    warnings: &[String],
+    sink: &mut dyn Sink,
+) -> Result<Option<anyhow::Error>> {
+    let layout = match plan.count {
+        1 => Layout::Triggered,
+        _ => Layout::OneOfMany,
     };
     loop {
         let Some(opened) = session.open()? else {
@@ -154,7 +198,8 @@ pub fn collect(
             start: opened,
             ..header.clone()
         };
-        let (collected, failure) = session.measure_window(window_header, warnings.clone())?;
+        let (collected, failure) =
+            session.measure_window(window_header, layout, warnings.to_vec())?;
         let info = collected
             .measurement
             .window
@@ -162,15 +207,11 @@ pub fn collect(
             .expect("a window's report");
         let delta = info.close_ns.saturating_sub(info.open_ns);
         if plan.skips(delta) {
-            sink.note(&format!(
-                "# Sample dump skipped, delta {} ns",
-                thousands(delta)
-            ))?;
+            let note = format!("# Sample dump skipped, delta {} ns", thousands(delta));
+            session.record(&Message::Note(note.clone()));
+            sink.note(&note)?;
         } else {
-            let layout = match plan.count {
-                1 => Layout::Triggered,
-                _ => Layout::OneOfMany,
-            };
+            session.record(&Message::Reported);
             // The reader's priority is for reading: the report is made at
             // normal priority, as the one window's is.
             priority::lower();

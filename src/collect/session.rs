@@ -13,6 +13,7 @@ use libbpf_rs::RingBuffer;
 
 use crate::cli::Cli;
 use crate::clock::{self, Timestamp};
+use crate::collect::assemble::assemble;
 use crate::collect::intake::Intake;
 use crate::collect::priority;
 use crate::collect::reorder::HOLD_NS;
@@ -22,11 +23,14 @@ use crate::kernel::loss::Lost;
 use crate::kernel::records::{InFlight, Record};
 use crate::kernel::skel::types::{softirq_totals, window_closer, window_state};
 use crate::kernel::tracer::{drain, read_pending, Tracer, WindowPlan};
-use crate::model::aggregate::Aggregator;
+use crate::model::aggregate::{Aggregator, Input, Setup};
+use crate::output::Layout;
 use crate::processes::cgroup::Cgroups;
 use crate::processes::procfs::{self, ThreadInfo};
 use crate::processes::Target;
-use crate::report::{Header, Measurement, StopReason, SyscallEvents, ThreadNames, WindowInfo};
+use crate::recording::write::Recorder;
+use crate::recording::{Message, ThreadsSeen, WindowEnd};
+use crate::report::{Header, StopReason, ThreadNames, WindowInfo};
 use crate::signals;
 use crate::symbols::symbolize::StackNamer;
 use crate::thousands::thousands;
@@ -47,8 +51,11 @@ pub struct Session<'a, 'obj> {
     ring: RingBuffer<'static>,
     intake: Rc<RefCell<Intake>>,
     tracer: Tracer<'obj>,
-    /// The window being read.
+    /// The window being read, and how it was set up.
     aggregator: Aggregator,
+    setup: Setup,
+    /// With --record: what the windows take in, as they take it.
+    recorder: Option<Recorder>,
     /// The files read for symbols, kept from one window to the next.
     symbolizer: Symbolizer,
     /// The traced processes alive at the last window's end.
@@ -70,6 +77,8 @@ struct Opening {
     start_ns: u64,
     threads: Threads,
     softirqs: Vec<softirq_totals>,
+    /// What /proc said of the threads: their names, and their states.
+    seen: ThreadsSeen,
 }
 
 /// Read as the window closes.
@@ -103,6 +112,8 @@ impl<'a, 'obj> Session<'a, 'obj> {
             intake,
             tracer,
             aggregator: Aggregator::new(u64::MAX),
+            setup: cli.setup(u64::MAX),
+            recorder: None,
             symbolizer: Symbolizer::new(),
             alive: traced,
             lost: Lost::default(),
@@ -111,6 +122,12 @@ impl<'a, 'obj> Session<'a, 'obj> {
             over: false,
             reported: 0,
         }
+    }
+
+    /// Records what the windows take in to `recorder` (--record).
+    pub fn recording_to(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// Counts a report made of the window just measured.
@@ -147,14 +164,15 @@ impl<'a, 'obj> Session<'a, 'obj> {
     }
 
     /// Reads the window that opened at `header.start` until it closes, and
-    /// gathers its measurement; and the failure that ended it, if reading
-    /// failed.
+    /// gathers its measurement (to be reported laid out as `layout`); and
+    /// the failure that ended it, if reading failed.
     pub fn measure_window(
         &mut self,
         header: Header,
+        layout: Layout,
         mut warnings: Vec<String>,
     ) -> Result<(Collected, Option<anyhow::Error>)> {
-        let opening = self.begin(header.start.mono_ns);
+        let opening = self.begin(&header, layout);
         // The one window's were read as it opened.
         if self.plan.is_some() && self.cli.off_cpu_stacks {
             let intake = &self.intake;
@@ -168,11 +186,16 @@ impl<'a, 'obj> Session<'a, 'obj> {
         });
         let read = self.read_until_the_end(deadline_ns);
         let (closing, in_flight) = self.end(read, &opening);
-        let mut aggregator = self.gather(&opening, &closing, in_flight, &mut warnings);
+        self.gather(&opening, &closing, in_flight, &mut warnings);
         let spilled = self.tracer.spilled_calls();
         let spilled_calls = spilled.iter().map(|(_, _, _, calls)| calls.count).sum();
         for (tid, start_ns, nr, calls) in spilled {
-            aggregator.add_spilled(tid, start_ns, nr, calls);
+            self.feed(Input::Spilled {
+                tid,
+                start_ns,
+                nr,
+                calls,
+            });
         }
         if self.plan.is_some() {
             self.tracer.clear_kept();
@@ -181,94 +204,96 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let window = self
             .plan
             .map(|plan| self.window_info(plan, &opening, &closing));
-        // Stacks are named while the kernel's stack map holds them.
-        let mut intake = self.intake.borrow_mut();
-        let tracer = &self.tracer;
-        let mut namer =
-            StackNamer::new(&self.symbolizer, |id| tracer.stack(id), &mut intake.spaces);
-        let syscall_events = self.cli.events().map(|events| {
-            let (calls, not_listed) = aggregator.take_slow_calls();
-            SyscallEvents {
-                calls: namer.calls(calls),
-                limit: events.max_events,
-                not_listed,
-            }
-        });
-        if self.cli.off_cpu_stacks {
-            namer.offcpu(aggregator.offcpu_stacks());
-        }
-        drop(intake);
+        warnings.extend(self.recorder.as_mut().and_then(Recorder::take_failure));
 
-        let states_at_start = opening
-            .threads
-            .iter()
-            .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
-            .collect();
-        let names_at_start = if self.target.is_launched() && self.plan.is_none() {
-            HashMap::new() // still our own fork, not yet the command
-        } else {
-            names(opening.threads)
-        };
-        let events = aggregator.events();
-        let (threads, processes, tasks) = aggregator.into_parts();
         self.alive = closing.alive;
-        let measurement = Measurement {
-            header,
+        let mut end = WindowEnd {
             kernel: procfs::kernel_release(),
             end: closing.end,
             stop_reason: closing.stop_reason,
-            events,
             lost,
             spilled_calls,
             warnings,
             skipped_tracepoints: self.tracer.skipped.clone(),
             softirqs_system: closing.softirqs_system,
-            syscall_events,
             window,
             names: ThreadNames {
-                at_start: names_at_start,
-                at_end: names(closing.threads),
-                states_at_start,
+                at_start: opening.seen.names,
+                at_end: names(&closing.threads),
+                states_at_start: opening.seen.states,
             },
-            processes,
-            tasks,
-            wakers: self.cli.wakers,
+            stacks: Default::default(),
         };
-        Ok((
-            Collected {
-                measurement,
-                threads,
-            },
-            closing.failure,
-        ))
+        // Stacks are named while the kernel's stack map holds them.
+        let aggregator = std::mem::replace(&mut self.aggregator, Aggregator::new(u64::MAX));
+        let mut intake = self.intake.borrow_mut();
+        let tracer = &self.tracer;
+        let stack = |id| tracer.stack(id);
+        let mut namer = StackNamer::new(&self.symbolizer, &stack, &mut intake.spaces);
+        let collected = assemble(header, &self.setup, aggregator, &end, &mut namer);
+        end.stacks = namer.into_table();
+        drop(intake);
+        self.record(&Message::WindowEnd(Box::new(end)));
+        Ok((collected, closing.failure))
     }
 
-    /// A new aggregation from `start_ns`, and what the window opens with.
-    fn begin(&mut self, start_ns: u64) -> Opening {
-        self.aggregator = Aggregator::new(start_ns);
-        if self.cli.wakers {
-            self.aggregator.name_wakers();
+    /// Writes `message` to the recording, if there is one.
+    pub fn record(&mut self, message: &Message) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.write(message);
         }
-        if self.cli.off_cpu_stacks {
-            self.aggregator.charge_offcpu_stacks();
-        }
-        if let Some(events) = self.cli.events() {
-            self.aggregator.limit_slow_calls(events.max_events);
-        }
+    }
+
+    /// The recording, to be finished when the run ends.
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.recorder.take()
+    }
+
+    /// Takes `input` into the window's aggregation, and the recording.
+    fn feed(&mut self, input: Input) {
+        feed(&mut self.aggregator, &mut self.recorder, input);
+    }
+
+    /// A new aggregation for the window that opened with `header`, to be
+    /// reported laid out as `layout`; and what the window opens with.
+    fn begin(&mut self, header: &Header, layout: Layout) -> Opening {
+        let start_ns = header.start.mono_ns;
+        self.setup = self.cli.setup(start_ns);
+        self.aggregator = Aggregator::set_up(self.setup);
+        self.record(&Message::Window {
+            header: header.clone(),
+            setup: self.setup,
+            layout,
+        });
         // Records from while the probes were attaching tell the state the
         // one window starts in; between windows, only stragglers come.
         if self.plan.is_some() {
             self.intake.borrow_mut().reorder.discard_before(start_ns);
         }
-        for &pid in &self.alive {
-            self.aggregator.add_listed_process(pid, procfs::parent(pid));
+        for pid in self.alive.clone() {
+            let ppid = procfs::parent(pid);
+            self.feed(Input::ListedProcess { pid, ppid });
         }
         // Read once the window is open: a thread that changes state after
         // this read is seen doing so.
+        let threads = procfs::live_threads_of(&self.alive);
+        let seen = ThreadsSeen {
+            names: if self.target.is_launched() && self.plan.is_none() {
+                HashMap::new() // still our own fork, not yet the command
+            } else {
+                names(&threads)
+            },
+            states: threads
+                .iter()
+                .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
+                .collect(),
+        };
+        self.record(&Message::Opened(seen.clone()));
         Opening {
             start_ns,
-            threads: procfs::live_threads_of(&self.alive),
+            threads,
             softirqs: self.tracer.softirq_totals(),
+            seen,
         }
     }
 
@@ -307,7 +332,9 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let calls_in_progress = procfs::thread_syscalls_of(&alive);
         let softirqs_system =
             SystemSoftirqs::between(&opening.softirqs, &self.tracer.softirq_totals());
-        self.aggregator.close(end.mono_ns);
+        self.feed(Input::Close {
+            end_ns: end.mono_ns,
+        });
         if self.plan.is_none() {
             self.tracer.detach();
         }
@@ -333,7 +360,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
         (closing, in_flight)
     }
 
-    /// The window's aggregation, completed with the records still queued
+    /// Completes the window's aggregation with the records still queued
     /// and staged, the calls in progress (`in_flight`, and /proc's), the
     /// threads /proc listed and the exits the programs kept; what could not
     /// be read is said in `warnings`.
@@ -343,21 +370,21 @@ impl<'a, 'obj> Session<'a, 'obj> {
         closing: &Closing,
         in_flight: Result<Vec<(u32, InFlight)>>,
         warnings: &mut Vec<String>,
-    ) -> Aggregator {
-        let mut aggregator = std::mem::replace(&mut self.aggregator, Aggregator::new(u64::MAX));
+    ) {
         let mut intake = self.intake.borrow_mut();
         for (cpu, record) in self.tracer.staged_records() {
             intake.reorder.push(cpu, record);
         }
+        let (aggregator, recorder) = (&mut self.aggregator, &mut self.recorder);
         intake
             .reorder
-            .release_all(|record| aggregator.ingest(record));
+            .release_all(|record| feed(aggregator, recorder, Input::Record(record)));
         warnings.extend(intake.reorder.late_warning());
         drop(intake);
         match in_flight {
             Ok(calls) => {
                 for (tid, call) in calls {
-                    aggregator.add_in_flight(tid, call);
+                    self.feed(Input::InFlight { tid, call });
                 }
             }
             Err(err) => warnings.push(format!(
@@ -368,7 +395,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
         match &closing.calls_in_progress {
             Ok(calls) => {
                 for (&tid, &nr) in calls {
-                    aggregator.add_call_in_progress(tid, nr);
+                    self.feed(Input::CallInProgress { tid, nr });
                 }
             }
             Err(err) => warnings.push(format!(
@@ -377,14 +404,17 @@ impl<'a, 'obj> Session<'a, 'obj> {
             )),
         }
         for (&tid, (pid, _)) in opening.threads.iter().chain(&closing.threads) {
-            aggregator.add_listed_thread(tid, *pid);
+            self.feed(Input::ListedThread { tid, pid: *pid });
         }
         // The kernel's maps of exits and calls the ring buffer had no room
         // for: this window's since the last one's were taken out.
         for (tid, start_ns, exit) in self.tracer.kept_exits() {
-            aggregator.add_kept_exit(tid, start_ns, exit);
+            self.feed(Input::KeptExit {
+                tid,
+                start_ns,
+                exit,
+            });
         }
-        aggregator
     }
 
     /// What the kernel side lost since the last window, with the
@@ -439,9 +469,10 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let horizon_ns = clock::monotonic_ns().saturating_sub(HOLD_NS);
         let drained = waited.and_then(|()| read_pending(&self.ring));
         let mut intake = self.intake.borrow_mut();
-        intake
-            .reorder
-            .release_before(horizon_ns, |record| self.aggregator.ingest(record));
+        let (aggregator, recorder) = (&mut self.aggregator, &mut self.recorder);
+        intake.reorder.release_before(horizon_ns, |record| {
+            feed(aggregator, recorder, Input::Record(record));
+        });
         // Processes moved into a traced cgroup (not forked by a traced
         // process: those are traced already).
         for pid in self
@@ -451,7 +482,12 @@ impl<'a, 'obj> Session<'a, 'obj> {
             .unwrap_or_default()
         {
             if self.tracer.trace_process(pid) {
-                self.aggregator.add_listed_process(pid, procfs::parent(pid));
+                let ppid = procfs::parent(pid);
+                feed(
+                    &mut self.aggregator,
+                    &mut self.recorder,
+                    Input::ListedProcess { pid, ppid },
+                );
             }
         }
         if let Some(placement) = intake.placement.as_mut() {
@@ -546,10 +582,10 @@ impl<'a, 'obj> Session<'a, 'obj> {
     }
 }
 
-fn names(threads: Threads) -> HashMap<u32, Vec<u8>> {
+fn names(threads: &Threads) -> HashMap<u32, Vec<u8>> {
     threads
-        .into_iter()
-        .map(|(tid, (_, thread))| (tid, thread.name))
+        .iter()
+        .map(|(&tid, (_, thread))| (tid, thread.name.clone()))
         .collect()
 }
 
@@ -562,4 +598,12 @@ pub fn read_offcpu_at_open(tracer: &Tracer<'_>, each: impl FnMut(Record)) -> Opt
             "where threads off their CPU as the window opened left it could not be read: {err:#}"
         )
     })
+}
+
+/// Takes `input` into `aggregator`, and into the recording if there is one.
+fn feed(aggregator: &mut Aggregator, recorder: &mut Option<Recorder>, input: Input) {
+    if let Some(recorder) = recorder.as_mut() {
+        recorder.write_input(&input);
+    }
+    aggregator.apply(input);
 }

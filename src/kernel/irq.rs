@@ -1,7 +1,7 @@
 //! Interrupts: their names, and the system-wide softirq account that shows
 //! what ran outside the target's threads.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::skel::types::{irq_vector, softirq_totals, softirq_vectors};
 
@@ -38,7 +38,7 @@ pub fn vector_name(id: u32) -> String {
 }
 
 /// What interrupted a thread, as its report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum HardIrq {
     /// A device IRQ line, by number and handler name (raw, untrusted).
     Line { irq: i32, handler: Vec<u8> },
@@ -47,13 +47,13 @@ pub enum HardIrq {
 }
 
 /// Softirq time per vector over the window, on the CPUs the target ran on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemSoftirqs {
     pub cpus: Vec<usize>,
     pub vectors: Vec<SystemSoftirq>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemSoftirq {
     pub vec: u32,
     pub name: String,

@@ -1,12 +1,12 @@
 //! What the kernel side could not deliver, by cause, and what to do about
 //! each: the report names the real cause and the real remedy.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::thousands::thousands;
 
 /// Counted by the BPF programs (enum lost_cause of bpf/kernel_delay.h).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lost {
     /// Scheduler, interrupt and exec records: the ring buffer was full.
     pub ring_buffer_full: u64,

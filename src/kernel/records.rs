@@ -1,6 +1,7 @@
 //! The records the BPF programs send through the ring buffer (the structs
 //! of bpf/kernel_delay.h), decoded into what the aggregation reads.
 
+use serde::{Deserialize, Serialize};
 use std::mem::size_of;
 use std::rc::Rc;
 
@@ -13,7 +14,7 @@ use crate::kernel::skel::types::{
 };
 
 /// One decoded record (timestamps are CLOCK_MONOTONIC ns).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     Syscall {
         tid: u32,
@@ -127,7 +128,7 @@ pub const NO_STACK: i32 = stack_id::NO_STACK.0 as i32;
 /// One slow call, the id of its kernel stack in the kernel's stack map
 /// (negative: NO_STACK, or the errno that kept it from being recorded),
 /// and its user stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlowCall {
     pub tid: u32,
     pub pid: u32,
@@ -146,7 +147,7 @@ pub struct SlowCall {
 
 /// Where a traced thread left its CPU, and in which state (ready:
 /// preempted).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffCpuStack {
     pub tid: u32,
     pub pid: u32,
@@ -162,7 +163,7 @@ pub struct OffCpuStack {
 }
 
 /// A kernel stack as the programs took it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KernelStack {
     /// An id in the kernel's stack map, or -errno (or NO_STACK).
     Id(i32),
@@ -172,7 +173,7 @@ pub enum KernelStack {
 }
 
 /// A slow call's user stack, or an off-CPU one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserStack {
     /// None was taken (stacks were not asked for).
     NotTaken,
@@ -182,13 +183,14 @@ pub enum UserStack {
     /// the walk ended before the stack's outermost frame, if it did.
     Unwound {
         addresses: Rc<[u64]>,
-        cut: Option<&'static str>,
+        #[serde(with = "crate::symbols::unwind::cut_reason")]
+        cut: crate::symbols::unwind::Cut,
     },
 }
 
 /// The top of a thread's user stack as the programs copied it, with the
 /// registers an unwinder starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackCopy {
     pub ip: u64,
     pub sp: u64,
@@ -204,14 +206,14 @@ pub struct StackCopy {
 /// A task a record names: its thread id (0: the idle task), and its
 /// process when the record carries it (a task that is not traced; a
 /// traced thread's process is known).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
     pub tid: u32,
     pub pid: Option<u32>,
 }
 
 /// The traced thread a context switch takes off its CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leaving {
     pub tid: u32,
     pub departure: Departure,
@@ -222,7 +224,7 @@ pub struct Leaving {
 }
 
 /// The traced thread a context switch gives the CPU to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arriving {
     pub tid: u32,
     /// The CPU was idle before: the thread waited for it to wake up.
@@ -232,28 +234,28 @@ pub struct Arriving {
 }
 
 /// What woke a thread: the context its wakeup ran in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Waker {
     Task(Task),
     /// An interrupt (a device IRQ's handler name is not known here).
     Interrupt(IrqSource),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum IrqSource {
     Softirq(u32),
     Hard(HardIrq),
 }
 
 /// A thread's exit: when, and its last name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadExit {
     pub ts_ns: u64,
     pub comm: [u8; 16],
 }
 
 /// An exit the kernel kept in its map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptExit {
     pub exit: ThreadExit,
     pub pid: u32,
@@ -262,7 +264,7 @@ pub struct KeptExit {
 
 /// Completed calls of one thread, number and errno, known by their totals
 /// only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpilledCalls {
     pub count: u64,
     pub total_ns: u64,
@@ -274,7 +276,7 @@ pub struct SpilledCalls {
 
 /// A system call that was entered inside the window and had not returned
 /// when the window closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
     pub nr: i64,
     pub enter_ns: u64,
@@ -319,7 +321,7 @@ pub struct Sample<'a> {
 
 /// The state a thread left its CPU in (enum switch_out_state of
 /// bpf/kernel_delay.h, named as the states of the time budget).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Departure {
     /// Preempted, or yielded: still runnable.
     Ready,

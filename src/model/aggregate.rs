@@ -6,6 +6,7 @@
 //! kernel's thread-creation record starts it.
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::irq::HardIrq;
 use crate::kernel::records::{
@@ -244,6 +245,51 @@ pub struct Aggregator {
     offcpu_stacks: bool,
 }
 
+/// How a window's aggregation is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    pub start_ns: u64,
+    /// The wakeups were recorded where their wakers ran (--wakers): what
+    /// they name woke the threads.
+    pub wakers: bool,
+    /// The records say where threads left their CPUs (--off-cpu-stacks):
+    /// their time off it is charged to those stacks.
+    pub offcpu_stacks: bool,
+    /// The first slow calls kept; those after are only counted.
+    pub slow_call_cap: Option<usize>,
+}
+
+/// What an aggregation takes in, besides how it is set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A record, in time order.
+    Record(Record),
+    /// A process traced from the start, with its parent as /proc says.
+    ListedProcess { pid: u32, ppid: Option<u32> },
+    /// A thread of process `pid` that /proc listed: reported even if it
+    /// did nothing.
+    ListedThread { tid: u32, pid: u32 },
+    /// The window closed at `end_ns`.
+    Close { end_ns: u64 },
+    /// A call still in the tracer's start map when the window closed.
+    InFlight { tid: u32, call: InFlight },
+    /// The call /proc says `tid` was in when the window closed.
+    CallInProgress { tid: u32, nr: i64 },
+    /// An exit the kernel kept in its map, ring buffer full.
+    KeptExit {
+        tid: u32,
+        start_ns: u64,
+        exit: KeptExit,
+    },
+    /// Calls the kernel kept in its spill map, ring buffer full.
+    Spilled {
+        tid: u32,
+        start_ns: u64,
+        nr: i64,
+        calls: SpilledCalls,
+    },
+}
+
 impl Aggregator {
     pub fn new(start_ns: u64) -> Self {
         Self {
@@ -264,25 +310,37 @@ impl Aggregator {
         }
     }
 
-    /// The records say where threads left their CPUs: their time off it
-    /// is charged to those stacks.
-    pub fn charge_offcpu_stacks(&mut self) {
-        self.offcpu_stacks = true;
+    /// An aggregation set up as `setup` says.
+    pub fn set_up(setup: Setup) -> Self {
+        let mut aggregator = Aggregator::new(setup.start_ns);
+        aggregator.wakers = setup.wakers;
+        aggregator.offcpu_stacks = setup.offcpu_stacks;
+        aggregator.slow_call_cap = setup.slow_call_cap.unwrap_or(usize::MAX);
+        aggregator
     }
 
-    /// The wakeups were recorded where their wakers ran: what they name
-    /// woke the threads.
-    pub fn name_wakers(&mut self) {
-        self.wakers = true;
-    }
-
-    /// Keeps the first `cap` slow calls; those after are only counted.
-    pub fn limit_slow_calls(&mut self, cap: usize) {
-        self.slow_call_cap = cap;
-    }
-
-    pub fn close(&mut self, end_ns: u64) {
-        self.end_ns = end_ns;
+    /// Takes in `input`: every input comes this way, so that what a
+    /// recording keeps of them makes the same aggregation again.
+    pub fn apply(&mut self, input: Input) {
+        match input {
+            Input::Record(record) => self.ingest(record),
+            Input::ListedProcess { pid, ppid } => self.add_listed_process(pid, ppid),
+            Input::ListedThread { tid, pid } => self.add_listed_thread(tid, pid),
+            Input::Close { end_ns } => self.end_ns = end_ns,
+            Input::InFlight { tid, call } => self.add_in_flight(tid, call),
+            Input::CallInProgress { tid, nr } => self.add_call_in_progress(tid, nr),
+            Input::KeptExit {
+                tid,
+                start_ns,
+                exit,
+            } => self.add_kept_exit(tid, start_ns, exit),
+            Input::Spilled {
+                tid,
+                start_ns,
+                nr,
+                calls,
+            } => self.add_spilled(tid, start_ns, nr, calls),
+        }
     }
 
     pub fn events(&self) -> u64 {
@@ -790,7 +848,7 @@ mod tests {
         agg.ingest(call(7, 0, 1_400, 1_500));
         agg.ingest(call(7, 1, 1_600, 1_650));
         agg.ingest(call(8, 0, 1_700, 2_700));
-        agg.close(10_000);
+        agg.apply(Input::Close { end_ns: 10_000 });
         assert_eq!(agg.events(), 4);
         let threads = agg.into_parts().0;
         let seven = by_tid(&threads, 7)[0];
@@ -825,7 +883,7 @@ mod tests {
     #[test]
     fn calls_ending_after_the_window_are_in_flight() {
         let mut agg = Aggregator::new(1_000);
-        agg.close(2_000);
+        agg.apply(Input::Close { end_ns: 2_000 });
         agg.ingest(call(7, 0, 1_500, 2_500));
         agg.ingest(call(7, 0, 2_100, 2_200)); // entirely after the window
         agg.add_in_flight(
@@ -863,7 +921,7 @@ mod tests {
     fn sched_events_feed_the_thread_timeline_until_the_end() {
         let mut agg = Aggregator::new(1_000);
         agg.ingest(switch_in(7, 2_000));
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         agg.ingest(switch_out(7, 6_000, Departure::Sleeping, false));
         let threads = agg.into_parts().0;
         let timeline = threads[0].timeline.clone().unwrap();
@@ -902,7 +960,7 @@ mod tests {
                 source,
             });
         }
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         agg.ingest(Record::Irq {
             tid: 7,
             exit_ns: 9_000,
@@ -923,7 +981,7 @@ mod tests {
     #[test]
     fn a_call_in_progress_without_an_entry_began_before_the_window() {
         let mut agg = Aggregator::new(1_000);
-        agg.close(2_000);
+        agg.apply(Input::Close { end_ns: 2_000 });
         agg.add_in_flight(
             7,
             InFlight {
@@ -948,7 +1006,7 @@ mod tests {
         agg.ingest(new_thread(9, 2_000));
         agg.ingest(call(9, 110, 2_100, 2_150));
         agg.ingest(call(9, 110, 2_200, 2_250));
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         agg.add_listed_thread(9, 1);
         let threads = agg.into_parts().0;
         let nines = by_tid(&threads, 9);
@@ -980,7 +1038,7 @@ mod tests {
         // The old leader's last switch can come after the exec.
         agg.ingest(switch_out(100, 1_360, Departure::Dead, false));
         agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         let threads = agg.into_parts().0;
         assert!(by_tid(&threads, 105).is_empty(), "no phantom row");
         let hundreds = by_tid(&threads, 100);
@@ -1000,7 +1058,7 @@ mod tests {
         agg.ingest(call(9, 110, 1_100, 1_200)); // alive before the window
         agg.ingest(exit(9, 1_300, b"old"));
         agg.ingest(new_thread(9, 2_000)); // start time 1,999
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         let spilled = SpilledCalls {
             count: 10,
             total_ns: 1_000,
@@ -1152,7 +1210,7 @@ mod tests {
                 prev: Task { tid: 7, pid: None },
             }),
         });
-        agg.close(2_000);
+        agg.apply(Input::Close { end_ns: 2_000 });
         let threads = agg.into_parts().0;
         let budget = |tid: u32| {
             let thread = by_tid(&threads, tid)[0];
@@ -1187,7 +1245,7 @@ mod tests {
                 exit_ns: enter + 10,
             });
         }
-        agg.close(5_000);
+        agg.apply(Input::Close { end_ns: 5_000 });
         agg.add_spilled(
             7,
             500,
@@ -1227,7 +1285,7 @@ mod tests {
         agg.ingest(call(7, 0, 1_400, 1_500)); // work between polls
         agg.ingest(call(7, EPOLL_WAIT, 2_300, 2_400)); // 1,000 after 1,300
         agg.ingest(call(7, POLL, 2_900, 3_000)); // 500
-        agg.close(10_000);
+        agg.apply(Input::Close { end_ns: 10_000 });
         agg.ingest(call(7, POLL, 9_000, 11_000)); // unfinished: 6,000
         agg.add_in_flight(
             8,

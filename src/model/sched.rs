@@ -4,14 +4,14 @@
 //! thread was observed.
 
 use serde::ser::SerializeStruct;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::records::{Departure, Waker};
 use crate::model::attribution::{Attribution, Holder};
 use crate::model::offcpu::{LeftWith, OffCpuStacks, OffCpuTimeline};
 use crate::model::stats::{Distribution, Stats};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ThreadState {
     Running,
     /// Runnable, waiting for a CPU: the scheduling delay.

@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::output::replacement::Replacement;
@@ -64,7 +65,7 @@ enum Destination {
 }
 
 /// How a report stands among the reports of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Layout {
     /// The one window, open from the start line on.
     Only,

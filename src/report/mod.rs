@@ -25,7 +25,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde::ser::SerializeStruct;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::{rfc3339, Timestamp};
 use crate::kernel::irq::SystemSoftirqs;
@@ -39,7 +39,7 @@ use crate::symbols::symbolize::SymbolizedCall;
 
 pub const SCHEMA: &str = "kernel-delay/1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The requested duration elapsed.
@@ -66,7 +66,7 @@ impl StopReason {
 }
 
 /// What is known when the window opens; printed before the report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {
     /// The processes given, or the launched command's, with their names.
     pub processes: Vec<(u32, String)>,
@@ -131,7 +131,7 @@ pub struct Report {
 
 /// A window of triggered or repeated samples: when it opened and closed
 /// (CLOCK_MONOTONIC ns, the kernel's timestamps of the triggers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowInfo {
     /// Windows opened in the run so far, this one included (skipped ones
     /// too).
@@ -295,7 +295,7 @@ pub struct UnfinishedSyscall {
 }
 
 /// What /proc said about the threads at the start and the end of the window.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ThreadNames {
     pub at_start: HashMap<u32, Vec<u8>>,
     pub at_end: HashMap<u32, Vec<u8>>,
@@ -505,7 +505,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::kernel::irq::HardIrq;
     use crate::kernel::records::{InFlight, IrqSource, Record};
-    use crate::model::aggregate::Aggregator;
+    use crate::model::aggregate::{Aggregator, Input};
     use time::macros::datetime;
 
     /// What `write` writes of `report`, as text.
@@ -599,7 +599,9 @@ pub(crate) mod tests {
             comm: *b"child\0\0\0\0\0\0\0\0\0\0\0",
             process_exited: true,
         });
-        agg.close(3_001_000_000);
+        agg.apply(Input::Close {
+            end_ns: 3_001_000_000,
+        });
         agg.add_in_flight(
             101,
             InFlight {

@@ -10,12 +10,13 @@ use std::rc::Rc;
 
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::records::{KernelStack, SlowCall, UserStack, NO_STACK};
 use crate::model::offcpu::{LeftWith, StackNames};
 use crate::sanitize::sanitize;
 use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
-use crate::symbols::unwind::LEFT_THE_STACK;
+use crate::symbols::unwind::{Cut, LEFT_THE_STACK};
 
 /// A slow call with its stacks, innermost frame first; calls with the
 /// same stack share it.
@@ -34,37 +35,79 @@ type Stack = (Rc<[String]>, Option<&'static str>);
 /// Names stacks, each distinct one once: kernel stacks by id in the
 /// kernel's stack map (read by `stack`), user stacks by their addresses in
 /// the address space they were taken in. `symbolizer` keeps the files it
-/// has read, from one window to the next.
-pub struct StackNamer<'a, F> {
-    symbolizer: &'a Symbolizer,
-    stack: F,
-    spaces: &'a mut AddressSpaces,
-    modules: Vec<(u64, u64, String)>,
-    kernel_stacks: HashMap<KernelStack, Rc<[String]>>,
-    user_stacks: HashMap<(u32, u64, Rc<[u64]>), Stack>,
+/// has read, from one window to the next. Or, replaying a recording, from
+/// the names it kept (`recorded`).
+pub struct StackNamer<'a> {
+    live: Option<Live<'a>>,
+    table: NameTable,
 }
 
-impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
-    pub fn new(symbolizer: &'a Symbolizer, stack: F, spaces: &'a mut AddressSpaces) -> Self {
-        StackNamer {
+/// Where a live namer finds names: the kernel's stack map, kallsyms and
+/// modules, the mapped files.
+struct Live<'a> {
+    symbolizer: &'a Symbolizer,
+    stack: &'a dyn Fn(i32) -> Option<Vec<u64>>,
+    spaces: &'a mut AddressSpaces,
+    modules: Vec<(u64, u64, String)>,
+}
+
+/// The names of the stacks of a window, each distinct stack once: what a
+/// recording keeps (the files and the stack map may be gone when it is
+/// read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameTable {
+    kernel: HashMap<KernelStack, Rc<[String]>>,
+    user: HashMap<(u32, u64, Rc<[u64]>), UserNames>,
+}
+
+/// A user stack's frames, and why they end early if they do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct UserNames {
+    frames: Rc<[String]>,
+    #[serde(with = "crate::symbols::unwind::cut_reason")]
+    cut: Cut,
+}
+
+impl<'a> StackNamer<'a> {
+    pub fn new(
+        symbolizer: &'a Symbolizer,
+        stack: &'a dyn Fn(i32) -> Option<Vec<u64>>,
+        spaces: &'a mut AddressSpaces,
+    ) -> Self {
+        let live = Live {
             symbolizer,
             stack,
             spaces,
             modules: kernel_modules(),
-            kernel_stacks: HashMap::new(),
-            user_stacks: HashMap::new(),
+        };
+        StackNamer {
+            live: Some(live),
+            table: NameTable::default(),
         }
+    }
+
+    /// Names as `table` has them, nothing more.
+    pub fn recorded(table: NameTable) -> Self {
+        StackNamer { live: None, table }
+    }
+
+    /// The names given so far.
+    pub fn into_table(self) -> NameTable {
+        self.table
     }
 
     /// A kernel stack's frames.
     pub fn kernel(&mut self, kernel_stack: &KernelStack) -> Rc<[String]> {
-        if let Some(frames) = self.kernel_stacks.get(kernel_stack) {
+        if let Some(frames) = self.table.kernel.get(kernel_stack) {
             return Rc::clone(frames);
         }
-        let (symbolizer, modules) = (self.symbolizer, &self.modules);
+        let Some(live) = self.live.as_ref() else {
+            return not_recorded();
+        };
+        let (symbolizer, modules) = (live.symbolizer, &live.modules);
         let frames: Rc<[String]> = match kernel_stack {
             KernelStack::Id(id) => {
-                frames_of(*id, &self.stack, |addresses| {
+                frames_of(*id, &live.stack, |addresses| {
                     kernel_frames(symbolizer, modules, addresses)
                 })
                 .0
@@ -74,7 +117,8 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
             }
             KernelStack::Frames(addresses) => kernel_frames(symbolizer, modules, addresses).into(),
         };
-        self.kernel_stacks
+        self.table
+            .kernel
             .insert(kernel_stack.clone(), Rc::clone(&frames));
         frames
     }
@@ -82,21 +126,29 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
     /// A user stack's frames, taken in address space `space`, and why it
     /// ends early if it does.
     pub fn user(&mut self, space: (u32, u64), user_stack: &UserStack) -> Stack {
-        match user_stack {
-            UserStack::NotTaken => (Rc::from([]), None),
+        let (addresses, cut) = match user_stack {
+            UserStack::NotTaken => return (Rc::from([]), None),
             // The intake unwinds each copy as it arrives.
-            UserStack::Copied(_) => (Rc::from(["[user stack not unwound]".to_string()]), None),
-            UserStack::Unwound { addresses, cut } => {
-                let (symbolizer, spaces) = (self.symbolizer, &mut *self.spaces);
-                self.user_stacks
-                    .entry((space.0, space.1, Rc::clone(addresses)))
-                    .or_insert_with(|| {
-                        let (frames, left) = user_frames(symbolizer, spaces, space, addresses);
-                        (frames.into(), left.or(*cut))
-                    })
-                    .clone()
+            UserStack::Copied(_) => {
+                return (Rc::from(["[user stack not unwound]".to_string()]), None)
             }
+            UserStack::Unwound { addresses, cut } => (addresses, *cut),
+        };
+        let key = (space.0, space.1, Rc::clone(addresses));
+        if let Some(names) = self.table.user.get(&key) {
+            return (Rc::clone(&names.frames), names.cut);
         }
+        let Some(live) = self.live.as_mut() else {
+            return (not_recorded(), None);
+        };
+        let (frames, left) = user_frames(live.symbolizer, live.spaces, space, addresses);
+        let names = UserNames {
+            frames: frames.into(),
+            cut: left.or(cut),
+        };
+        let stack = (Rc::clone(&names.frames), names.cut);
+        self.table.user.insert(key, names);
+        stack
     }
 
     /// The slow calls with their stacks by name.
@@ -131,6 +183,12 @@ impl<'a, F: Fn(i32) -> Option<Vec<u64>>> StackNamer<'a, F> {
             }
         }
     }
+}
+
+/// A stack a recording has no names for (it cannot be, unless the file
+/// was made by another version).
+fn not_recorded() -> Rc<[String]> {
+    Rc::from(["[stack not named in the recording]".to_string()])
 }
 
 /// The frames of kernel stack `id`, or why there are none.

@@ -13,6 +13,7 @@ mod input;
 mod irq;
 mod ovs;
 mod processes;
+mod recording;
 mod sched;
 mod servers;
 mod signals;
