@@ -115,8 +115,9 @@ struct Run {
     /// end (not loading its programs), and its peak resident KiB.
     tool_cpu_s: f64,
     tool_peak_kib: i64,
-    /// Records kernel-delay lost.
+    /// Records kernel-delay lost, and those it counted.
     lost: u64,
+    events: u64,
 }
 
 /// A running kernel-delay, stopped with SIGINT.
@@ -164,16 +165,17 @@ impl Tool {
         ns as f64 / 1e9
     }
 
-    /// Ends the window: (CPU seconds, peak KiB, lost records).
+    /// Ends the window: (CPU seconds, peak KiB, lost records, records).
     #[allow(clippy::zombie_processes)] // reaped by wait4
-    fn stop(self) -> (f64, i64, u64) {
+    fn stop(self) -> (f64, i64, u64, u64) {
         let pid = self.child.id() as libc::pid_t;
         kill(Pid::from_raw(pid), Signal::SIGINT).expect("stopping kernel-delay");
         let usage = reap(pid);
         (
             cpu_seconds(&usage) - self.cpu_at_go,
             usage.ru_maxrss,
-            lost_events(),
+            reported("lost_events"),
+            reported("events"),
         )
     }
 }
@@ -199,9 +201,10 @@ fn cpu_seconds(usage: &libc::rusage) -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// lost_events of the last report, read off its head, not parsed whole
-/// (that would make this process, and so its children's peak, large).
-fn lost_events() -> u64 {
+/// A count at the head of the last report (`events`, `lost_events`), read
+/// off its head, not parsed whole (that would make this process, and so
+/// its children's peak, large).
+fn reported(key: &str) -> u64 {
     let mut head = String::new();
     std::fs::File::open(REPORT)
         .expect("the report")
@@ -209,9 +212,9 @@ fn lost_events() -> u64 {
         .read_to_string(&mut head)
         .expect("reading the report");
     let value = head
-        .split("\"lost_events\": ")
+        .split(&format!("\"{key}\": "))
         .nth(1)
-        .expect("lost_events in the report");
+        .unwrap_or_else(|| panic!("{key} in the report"));
     let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().expect("a count")
 }
@@ -261,7 +264,12 @@ impl Attached {
     fn detach(self, measured: &mut Run) {
         drop(self.floor);
         if let Some(tool) = self.tool {
-            (measured.tool_cpu_s, measured.tool_peak_kib, measured.lost) = tool.stop();
+            (
+                measured.tool_cpu_s,
+                measured.tool_peak_kib,
+                measured.lost,
+                measured.events,
+            ) = tool.stop();
         }
     }
 }
@@ -503,6 +511,50 @@ const OFF_CPU_STACKS: StackCost = StackCost {
     ],
 };
 
+/// What --record costs: the bytes it writes a record, and kernel-delay's
+/// CPU a record with it and without (a getppid() loop: a record a call).
+fn recording_cost(others: &Others) {
+    const RECORDING: &str = "/tmp/kernel-delay-bench.kd";
+    let variants: [(Tracing, &str); 2] = [
+        (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
+        (
+            Tracing::KernelDelayWith(&["--record", RECORDING]),
+            "kernel-delay --record",
+        ),
+    ];
+    let workload = ["loop", "3000000"];
+    // [variant] -> (ns per call, CPU ns per record, bytes per record)
+    let mut samples = vec![(Vec::new(), Vec::new(), Vec::new()); variants.len()];
+    let mut lost = 0;
+    for round in 0..ROUNDS {
+        for i in (0..variants.len()).map(|i| (i + round) % variants.len()) {
+            let _ = std::fs::remove_file(RECORDING);
+            let measured = run(variants[i].0, &[], others, &workload);
+            let records = measured.events.max(1) as f64;
+            let bytes = std::fs::metadata(RECORDING).map_or(0, |m| m.len());
+            samples[i].0.push(measured.ns);
+            samples[i].1.push(measured.tool_cpu_s * 1e9 / records);
+            samples[i].2.push(bytes as f64 / records);
+            lost += measured.lost;
+        }
+    }
+    let _ = std::fs::remove_file(RECORDING);
+    println!();
+    println!(
+        "--record, {} getppid() (a record each): ns per call; kernel-delay's CPU per record; bytes written per record",
+        workload[1]
+    );
+    for ((ns, cpu, bytes), (_, label)) in samples.into_iter().zip(variants) {
+        println!(
+            "  {label:<40} {:>10.1} {:>8.1} ns {:>8.2} B",
+            median(ns),
+            median(cpu),
+            median(bytes)
+        );
+    }
+    println!("  lost records in all {ROUNDS} rounds: {lost}");
+}
+
 /// Peak memory for many short-lived threads, and what each one adds.
 fn memory_per_thread(others: &Others) {
     println!();
@@ -530,6 +582,7 @@ fn main() {
     server::requests_per_second(&others);
     stack_cost(&others, &SLOW_CALL_STACKS);
     stack_cost(&others, &OFF_CPU_STACKS);
+    recording_cost(&others);
     saturated_target(&others);
     memory_per_thread(&others);
     let _ = std::fs::remove_file(REPORT);

@@ -493,6 +493,9 @@ impl<'a, 'obj> Session<'a, 'obj> {
         if let Some(placement) = intake.placement.as_mut() {
             placement.review();
         }
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.flush_if_due();
+        }
         drained
     }
 

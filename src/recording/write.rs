@@ -20,6 +20,9 @@ const INPUT_VARIANT: u8 = 3;
 
 /// How long compressed data may wait in memory.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Encoded messages handed to zstd at a time: its streaming interface
+/// costs per call, and the clock is read per batch, not per message.
+const BATCH: usize = 64 << 10;
 /// zstd's level: its fastest ones compress these records about as well
 /// as the slower ones (docs/recording.md), and the reader must keep up.
 const LEVEL: i32 = 1;
@@ -27,8 +30,8 @@ const LEVEL: i32 = 1;
 pub struct Recorder {
     path: PathBuf,
     encoder: Option<zstd::stream::write::Encoder<'static, BufWriter<File>>>,
-    /// The message being encoded, reused.
-    buffer: Vec<u8>,
+    /// Messages encoded, not yet handed to zstd.
+    pending: Vec<u8>,
     flushed: Instant,
     /// The first failure to write: the recording stops there.
     failure: Option<io::Error>,
@@ -55,7 +58,7 @@ impl Recorder {
         Ok(Recorder {
             path: path.to_path_buf(),
             encoder: Some(encoder),
-            buffer: Vec::new(),
+            pending: Vec::with_capacity(BATCH + 4096),
             flushed: Instant::now(),
             failure: None,
         })
@@ -65,33 +68,42 @@ impl Recorder {
     /// not an input is flushed at once: a window's start and end are in
     /// the file as soon as they are known.
     pub fn write(&mut self, message: &Message) {
-        self.buffer.clear();
-        let encoded = postcard::to_io(message, &mut self.buffer).map(|_| ());
-        self.write_encoded(encoded, true);
+        let start = self.begin_message();
+        let encoded = postcard::to_io(message, &mut self.pending).map(|_| ());
+        self.end_message(start, encoded, true);
     }
 
     /// Writes Message::Input(`input`), without a copy of it: postcard
     /// encodes a variant as its index, then its fields.
     pub fn write_input(&mut self, input: &Input) {
-        self.buffer.clear();
-        self.buffer.push(INPUT_VARIANT);
-        let encoded = postcard::to_io(input, &mut self.buffer).map(|_| ());
-        self.write_encoded(encoded, false);
+        let start = self.begin_message();
+        self.pending.push(INPUT_VARIANT);
+        let encoded = postcard::to_io(input, &mut self.pending).map(|_| ());
+        self.end_message(start, encoded, false);
     }
 
-    /// Writes the message encoded in the buffer, and flushes it with what
-    /// came before if `flush`, or if the last flush is old.
-    fn write_encoded(&mut self, encoded: postcard::Result<()>, flush: bool) {
-        let Some(encoder) = self.encoder.as_mut() else {
+    /// Room for a message's length: where the message starts.
+    fn begin_message(&mut self) -> usize {
+        let start = self.pending.len();
+        self.pending.extend_from_slice(&[0; 4]);
+        start
+    }
+
+    /// Puts the length of the message begun at `start` in front of it;
+    /// hands the pending messages to zstd when they are many, or `flush`
+    /// asks (then flushed too, as they are when the last flush is old).
+    fn end_message(&mut self, start: usize, encoded: postcard::Result<()>, flush: bool) {
+        if self.encoder.is_none() {
+            self.pending.clear();
             return;
-        };
-        let written = encoded.map_err(io::Error::other).and_then(|()| {
-            let length = u32::try_from(self.buffer.len()).map_err(io::Error::other)?;
-            encoder.write_all(&length.to_le_bytes())?;
-            encoder.write_all(&self.buffer)?;
-            if flush || self.flushed.elapsed() >= FLUSH_INTERVAL {
-                encoder.flush()?;
-                self.flushed = Instant::now();
+        }
+        let length = encoded
+            .map_err(io::Error::other)
+            .and_then(|()| u32::try_from(self.pending.len() - start - 4).map_err(io::Error::other));
+        let written = length.and_then(|length| {
+            self.pending[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            if flush || self.pending.len() >= BATCH {
+                self.hand_over(flush)?;
             }
             Ok(())
         });
@@ -100,8 +112,34 @@ impl Recorder {
         }
     }
 
+    /// Flushes what is pending if the last flush is old: called as the
+    /// window is read, so that a quiet window's records reach the file too.
+    pub fn flush_if_due(&mut self) {
+        if self.flushed.elapsed() >= FLUSH_INTERVAL {
+            if let Err(err) = self.hand_over(true) {
+                self.failed(err);
+            }
+        }
+    }
+
+    /// Gives zstd the pending messages; flushes if `flush` or if the last
+    /// flush is old.
+    fn hand_over(&mut self, flush: bool) -> io::Result<()> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(());
+        };
+        encoder.write_all(&self.pending)?;
+        self.pending.clear();
+        if flush || self.flushed.elapsed() >= FLUSH_INTERVAL {
+            encoder.flush()?;
+            self.flushed = Instant::now();
+        }
+        Ok(())
+    }
+
     fn failed(&mut self, err: io::Error) {
         self.encoder = None;
+        self.pending = Vec::new();
         self.failure.get_or_insert(err);
     }
 
@@ -136,19 +174,32 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recording::read::{Next, Playback};
 
     #[test]
-    fn an_input_is_written_as_its_message_is() {
-        let input = Input::CallInProgress { tid: 7, nr: 230 };
-        let mut recorder = Recorder {
-            path: PathBuf::new(),
-            encoder: None,
-            buffer: Vec::new(),
-            flushed: Instant::now(),
-            failure: None,
-        };
-        recorder.write_input(&input);
-        let whole = postcard::to_allocvec(&Message::Input(input)).unwrap();
-        assert_eq!(recorder.buffer, whole);
+    fn what_is_written_is_read_back_message_by_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.kd");
+        let mut recorder = Recorder::create(&path).unwrap();
+        let inputs: Vec<Input> = (0..20_000)
+            .map(|nr| Input::CallInProgress { tid: 7, nr })
+            .collect();
+        recorder.write(&Message::Note("a window skipped".to_string()));
+        for input in &inputs {
+            recorder.write_input(input);
+        }
+        recorder.finish().unwrap();
+        let mut playback = Playback::open(&path).unwrap();
+        assert!(
+            matches!(playback.next(), Next::Message(Message::Note(n)) if n == "a window skipped")
+        );
+        for input in inputs {
+            match playback.next() {
+                Next::Message(Message::Input(read)) => assert_eq!(read, input),
+                _ => panic!("not the input written"),
+            }
+        }
+        assert!(matches!(playback.next(), Next::Message(Message::End)));
+        assert!(matches!(playback.next(), Next::Eof));
     }
 }
