@@ -12,11 +12,12 @@ use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Sym, Symbolized, Symbolizer};
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::records::{KernelStack, SlowCall, UserStack, NO_STACK};
+use crate::kernel::records::{
+    cut_reason, Cut, KernelStack, SlowCall, UserStack, LEFT_THE_STACK, NO_STACK,
+};
 use crate::model::offcpu::{LeftWith, StackNames};
 use crate::sanitize::sanitize;
 use crate::symbols::address_space::{AddressSpaces, FileToRead, NOT_MAPPED};
-use crate::symbols::unwind::{Cut, LEFT_THE_STACK};
 
 /// A slow call with its stacks, innermost frame first; calls with the
 /// same stack share it.
@@ -64,7 +65,7 @@ pub struct NameTable {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct UserNames {
     frames: Rc<[String]>,
-    #[serde(with = "crate::symbols::unwind::cut_reason")]
+    #[serde(with = "cut_reason")]
     cut: Cut,
 }
 

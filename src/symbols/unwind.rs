@@ -19,7 +19,7 @@ use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use object::elf::PF_X;
 use object::{Object, ObjectSection, ObjectSegment, ReadCache, SegmentFlags};
 
-use crate::kernel::records::{StackCopy, UserStack};
+use crate::kernel::records::{StackCopy, UserStack, COPY_ENDED, LEFT_THE_STACK, TOO_DEEP};
 use crate::symbols::address_space::{AddressSpaces, FileId, FileToRead, Mapping};
 
 #[cfg(target_arch = "aarch64")]
@@ -37,47 +37,6 @@ const MAX_FILES: usize = 1024;
 const MAX_SPACES: usize = 4096;
 /// The page size ELF segments are aligned to, at least.
 const PAGE: u64 = 4096;
-
-pub const COPY_ENDED: &str = "the stack copy ended here: raise --user-stack-size for deeper stacks";
-pub const TOO_DEEP: &str = "the stack goes on: the first 127 frames are kept";
-pub const LEFT_THE_STACK: &str =
-    "the walk left the stack here (a function with neither call frame information nor a frame pointer)";
-
-/// Why a walk was cut, if it was. An alias: serde's derive would take an
-/// `Option<&str>` it sees for one to borrow from its input.
-pub type Cut = Option<&'static str>;
-
-/// Why a walk was cut, as a recording keeps it (--record): by number.
-pub mod cut_reason {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{COPY_ENDED, LEFT_THE_STACK, TOO_DEEP};
-
-    const REASONS: [&str; 3] = [COPY_ENDED, TOO_DEEP, LEFT_THE_STACK];
-
-    pub fn serialize<S: Serializer>(cut: &Option<&'static str>, out: S) -> Result<S::Ok, S::Error> {
-        let index = cut.map(|reason| REASONS.iter().position(|known| *known == reason));
-        match index {
-            Some(None) => Err(serde::ser::Error::custom("a cut reason of no number")),
-            Some(Some(index)) => out.serialize_some(&(index as u8)),
-            None => out.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        input: D,
-    ) -> Result<Option<&'static str>, D::Error> {
-        Option::<u8>::deserialize(input)?
-            .map(|index| {
-                REASONS
-                    .get(usize::from(index))
-                    .copied()
-                    .ok_or_else(|| D::Error::custom(format!("no cut reason number {index}")))
-            })
-            .transpose()
-    }
-}
 
 /// A segment the loader maps: its bytes in the file, and the address they
 /// are at in the file's own address space.
