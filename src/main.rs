@@ -141,18 +141,16 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Err(err) if !target.released() => return Err(err),
         collected => collected,
     };
-    let reported = collected.and_then(|failure| {
-        if reporter.reported == 0 && cli.window_plan().is_some() {
-            reporter.output.note("# No window was sampled")?;
-        }
-        reporter.output.finish()?;
-        match failure {
-            Some(err) => {
-                Err(err.context("tracing stopped early; the report covers the window until then"))
-            }
-            None => Ok(()),
-        }
-    });
+    let Reporter {
+        output, reported, ..
+    } = reporter;
+    let reported = match collected {
+        Ok(failure) => finish_reports(output, reported, cli, failure),
+        // Reports made are put in place, whatever failed after them (the
+        // recording, say).
+        Err(err) if reported > 0 => output.finish().and(Err(err)),
+        Err(err) => Err(err),
+    };
 
     // A launched command keeps running after a --duration window: wait for
     // it (said at once why kernel-delay fails, if it does) and exit as it
@@ -164,6 +162,26 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         (None, Some(code)) => ExitCode::from(code),
         (None, None) => ExitCode::SUCCESS,
     })
+}
+
+/// Puts the `reported` reports in `output` in place (a note if there was
+/// none of a windowed run); `failure`, what ended tracing early, if it did.
+fn finish_reports(
+    output: Output,
+    reported: usize,
+    cli: &Cli,
+    failure: Option<anyhow::Error>,
+) -> Result<()> {
+    if reported == 0 && cli.window_plan().is_some() {
+        output.note("# No window was sampled")?;
+    }
+    output.finish()?;
+    match failure {
+        Some(err) => {
+            Err(err.context("tracing stopped early; the report covers the window until then"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The reports of the windows, written as they close.

@@ -165,8 +165,9 @@ pub fn collect(
         // The ring buffer (mapped twice) and the maps go before the report
         // is made: the report's memory peak is then its own.
         drop(session);
-        recorder.map(Recorder::finish).transpose()?;
+        let finished = recorder.map(Recorder::finish).transpose();
         sink.report(collected, Layout::Only)?;
+        finished?;
         return Ok(failure);
     };
     let measured = windows(&mut session, plan, &header, &warnings, sink);

@@ -35,6 +35,8 @@ pub struct Recorder {
     flushed: Instant,
     /// The first failure to write: the recording stops there.
     failure: Option<io::Error>,
+    /// It was said in a window's warnings.
+    warned: bool,
 }
 
 impl Recorder {
@@ -54,13 +56,22 @@ impl Recorder {
             out.write_all(&VERSION.to_le_bytes())?;
             zstd::stream::write::Encoder::new(out, LEVEL)
         };
-        let encoder = open().with_context(|| format!("cannot write {}", path.display()))?;
+        let encoder = open().map_err(|err| match err.raw_os_error() {
+            Some(libc_eloop) if libc_eloop == nix::errno::Errno::ELOOP as i32 => {
+                anyhow::anyhow!(
+                    "cannot write {}: it is a symbolic link (not followed)",
+                    path.display()
+                )
+            }
+            _ => anyhow::Error::new(err).context(format!("cannot write {}", path.display())),
+        })?;
         Ok(Recorder {
             path: path.to_path_buf(),
             encoder: Some(encoder),
             pending: Vec::with_capacity(BATCH + 4096),
             flushed: Instant::now(),
             failure: None,
+            warned: false,
         })
     }
 
@@ -145,11 +156,13 @@ impl Recorder {
 
     /// Why the recording stopped early, once: for the window's warnings.
     pub fn take_failure(&mut self) -> Option<String> {
-        let err = self.failure.take()?;
-        Some(format!(
+        let err = self.failure.as_ref().filter(|_| !self.warned)?;
+        let warning = format!(
             "the recording {} stopped here: writing it failed ({err})",
             self.path.display()
-        ))
+        );
+        self.warned = true;
+        Some(warning)
     }
 
     /// Ends the recording: the End message, the zstd frame closed, the

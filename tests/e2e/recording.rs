@@ -244,3 +244,43 @@ fn a_recording_killed_mid_window_reports_what_it_holds() {
     let main = thread_by_tid(&held, u64::from(workload.pid()));
     assert_eq!(main["comm"], "kd-workload", "named as the window opened");
 }
+
+#[test]
+fn a_recording_that_cannot_be_written_is_said_and_the_report_still_made() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.json");
+    let output = run_tool(&[
+        "--json",
+        "-o",
+        live.to_str().unwrap(),
+        "--record",
+        "/dev/full",
+        "--",
+        WORKLOAD,
+        "run",
+        "1000",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let report: Value = serde_json::from_str(&text(&live)).unwrap();
+    let main = only_thread(&report, "kd-workload");
+    assert_eq!(count(main, "getppid"), 1000);
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("/dev/full stopped here")),
+        "{}",
+        report["warnings"]
+    );
+    // A link is replaced by nothing: refused before tracing.
+    let link = dir.path().join("link.kd");
+    std::os::unix::fs::symlink(dir.path().join("target.kd"), &link).unwrap();
+    let message = refused(&["--record", link.to_str().unwrap(), "--", "true"]);
+    assert!(message.contains("symbolic link"), "{message}");
+    assert!(!dir.path().join("target.kd").exists());
+}
