@@ -9,7 +9,10 @@ BUILD_PACKAGES := clang libelf-dev zlib1g-dev pkg-config bpftool
 # probes of the trigger tests' workload; man and the shells to check what
 # `make install` installs; a server built without frame pointers, and perf
 # to unwind its stacks independently.
-TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish nginx linux-perf
+TEST_PACKAGES := bpftrace systemtap-sdt-dev man-db zsh fish nginx linux-perf python3-venv
+# The Perfetto project's Python protobuf classes, to read --perfetto traces.
+PERFETTO_VENV := target/perfetto-venv
+PERFETTO_PYPI := perfetto==0.59.1
 # `make bench`'s real server and its load generator (redis-tools).
 BENCH_PACKAGES := redis-server
 
@@ -73,10 +76,13 @@ lint: deps
 test: lint
 	$(call apt_install,$(TEST_PACKAGES))
 	@mkdir -p target
+	@[ -x $(PERFETTO_VENV)/bin/python ] || { python3 -m venv $(PERFETTO_VENV) && \
+		$(PERFETTO_VENV)/bin/pip install -q $(PERFETTO_PYPI); }
 	$(CC) -Wall -Wextra -Werror -I bpf -o target/irq_nesting_test tests/irq_nesting_test.c
 	./target/irq_nesting_test
 	cargo build --release
-	$(SUDO) env "PATH=$$PATH" cargo test --release -- --test-threads=1
+	$(SUDO) env "PATH=$$PATH" PERFETTO_PYTHON=$(abspath $(PERFETTO_VENV))/bin/python \
+		cargo test --release -- --test-threads=1
 	tests/install.sh
 
 # The binary, its man page and its shell completions (which the binary

@@ -80,6 +80,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Also write the windows to FILE as a Perfetto trace (open it in the
+    /// Perfetto UI): per thread its system calls, its states over time
+    /// and its interrupts, as slices.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
+
     #[command(subcommand)]
     pub subcommand: Option<Subcommand>,
 
@@ -345,6 +351,10 @@ pub struct ReportArgs {
     /// Draw it as an interactive SVG flame graph in FILE.
     #[arg(long, value_name = "FILE")]
     pub flamegraph: Option<PathBuf>,
+
+    /// Write the windows to FILE as a Perfetto trace.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
 }
 
 /// How a report is shown: live, and from a recording.

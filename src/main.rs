@@ -8,6 +8,7 @@ mod generate;
 mod kernel;
 mod model;
 mod output;
+mod perfetto;
 mod processes;
 mod recording;
 mod report;
@@ -76,8 +77,14 @@ fn report_recording(args: &cli::ReportArgs) -> Result<()> {
         reported: 0,
         notes: Vec::new(),
     };
-    let cut_short = collect::replay(&args.file, &mut reporter)?;
+    let mut perfetto = args
+        .perfetto
+        .as_deref()
+        .map(perfetto::PerfettoTrace::create)
+        .transpose()?;
+    let cut_short = collect::replay(&args.file, &mut reporter, perfetto.as_mut())?;
     reporter.output.finish()?;
+    perfetto.map(perfetto::PerfettoTrace::finish).transpose()?;
     match cut_short {
         Some(err) => Err(err),
         None => Ok(()),

@@ -511,15 +511,20 @@ const OFF_CPU_STACKS: StackCost = StackCost {
     ],
 };
 
-/// What --record costs: the bytes it writes a record, and kernel-delay's
-/// CPU a record with it and without (a getppid() loop: a record a call).
+/// What --record and --perfetto cost: the bytes they write a record, and
+/// kernel-delay's CPU a record with them and without (a getppid() loop: a
+/// record a call).
 fn recording_cost(others: &Others) {
-    const RECORDING: &str = "/tmp/kernel-delay-bench.kd";
-    let variants: [(Tracing, &str); 2] = [
+    const RECORDING: &str = "/tmp/kernel-delay-bench.out";
+    let variants: [(Tracing, &str); 3] = [
         (Tracing::KernelDelay(Targets::Workload), "kernel-delay"),
         (
             Tracing::KernelDelayWith(&["--record", RECORDING]),
             "kernel-delay --record",
+        ),
+        (
+            Tracing::KernelDelayWith(&["--perfetto", RECORDING]),
+            "kernel-delay --perfetto",
         ),
     ];
     let workload = ["loop", "3000000"];
@@ -541,7 +546,7 @@ fn recording_cost(others: &Others) {
     let _ = std::fs::remove_file(RECORDING);
     println!();
     println!(
-        "--record, {} getppid() (a record each): ns per call; kernel-delay's CPU per record; bytes written per record",
+        "--record and --perfetto, {} getppid() (a record each): ns per call; kernel-delay's CPU per record; bytes written per record",
         workload[1]
     );
     for ((ns, cpu, bytes), (_, label)) in samples.into_iter().zip(variants) {

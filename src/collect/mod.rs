@@ -20,6 +20,7 @@ use crate::clock;
 use crate::kernel::tracer::{user_stack_copy_bytes, Filter, Options, Tracer, WindowPlan};
 use crate::model::aggregate::ThreadActivity;
 use crate::output::Layout;
+use crate::perfetto::PerfettoTrace;
 use crate::processes::cgroup::Cgroups;
 use crate::processes::{procfs, Target};
 use crate::recording::write::Recorder;
@@ -64,6 +65,12 @@ pub fn collect(
     let given = target.pids();
     let follow_forks = cli.follows_forks();
     let plan = cli.window_plan();
+    // Checked before anything is traced; put in place at the end.
+    let perfetto = cli
+        .perfetto
+        .as_deref()
+        .map(PerfettoTrace::create)
+        .transpose()?;
     let mut storage = MaybeUninit::uninit();
     let mut tracer = Tracer::attach(
         &mut storage,
@@ -155,25 +162,31 @@ pub fn collect(
         intake.borrow_mut().receive_read(record);
     }
     let mut session = Session::new(cli, plan.as_ref(), target, tracer, ring, intake, traced)
-        .recording_to(recorder);
+        .recording_to(recorder, perfetto);
 
     let Some(plan) = plan.as_ref() else {
         // One window, from now: the probes are all there is to open it.
         let (collected, failure) = session.measure_window(header, Layout::Only, warnings)?;
         session.record(&Message::Reported);
         let recorder = session.take_recorder();
+        let perfetto = session.take_perfetto();
         // The ring buffer (mapped twice) and the maps go before the report
         // is made: the report's memory peak is then its own.
         drop(session);
         let finished = recorder.map(Recorder::finish).transpose();
         sink.report(collected, Layout::Only)?;
         finished?;
+        perfetto?.map(PerfettoTrace::finish).transpose()?;
         return Ok(failure);
     };
     let measured = windows(&mut session, plan, &header, &warnings, sink);
     let finished = session.take_recorder().map(Recorder::finish).transpose();
+    let traced = session
+        .take_perfetto()
+        .and_then(|perfetto| perfetto.map(PerfettoTrace::finish).transpose());
     let failure = measured?;
     finished?;
+    traced?;
     Ok(failure)
 }
 

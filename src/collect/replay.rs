@@ -13,6 +13,7 @@ use crate::collect::assemble::assemble;
 use crate::collect::{Collected, Sink};
 use crate::model::aggregate::{Aggregator, Input, Setup};
 use crate::output::Layout;
+use crate::perfetto::PerfettoTrace;
 use crate::recording::read::{Next, Playback};
 use crate::recording::{Message, ThreadsSeen, WindowEnd};
 use crate::report::{Header, StopReason, ThreadNames};
@@ -33,7 +34,11 @@ struct Open {
 /// Reports the recording at `path` to `sink`: an error when it cannot be
 /// (nothing reported); what went wrong past what it reported, if it was
 /// cut short or damaged.
-pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>> {
+pub fn replay(
+    path: &Path,
+    sink: &mut dyn Sink,
+    mut perfetto: Option<&mut PerfettoTrace>,
+) -> Result<Option<anyhow::Error>> {
     let shown = path.display();
     let mut playback = Playback::open(path)?;
     let kernel = match playback.next() {
@@ -59,10 +64,14 @@ pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>>
                 if layout == Layout::Only {
                     sink.announce(&header)?;
                 }
+                let mut aggregator = Aggregator::set_up(setup);
+                if perfetto.is_some() {
+                    aggregator.observe();
+                }
                 open = Some(Open {
                     newest_ns: header.start.mono_ns,
                     seen: ThreadsSeen::default(),
-                    aggregator: Aggregator::set_up(setup),
+                    aggregator,
                     header,
                     setup,
                     layout,
@@ -71,6 +80,9 @@ pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>>
             }
             Next::Message(Message::Opened(seen)) => match open.as_mut() {
                 Some(window) => {
+                    if let Some(perfetto) = perfetto.as_deref_mut() {
+                        perfetto.window_opened(&seen);
+                    }
                     window.seen = seen;
                     continue;
                 }
@@ -82,6 +94,9 @@ pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>>
                         window.newest_ns = window.newest_ns.max(record.time_ns());
                     }
                     window.aggregator.apply(input);
+                    if let Some(perfetto) = perfetto.as_deref_mut() {
+                        perfetto.seen(window.aggregator.take_seen())?;
+                    }
                     continue;
                 }
                 None => "an input outside any window".to_string(),
@@ -98,6 +113,9 @@ pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>>
                     &end,
                     &mut namer,
                 );
+                if let Some(perfetto) = perfetto.as_deref_mut() {
+                    perfetto.window_closed(&collected)?;
+                }
                 closed = Some((collected, window.layout));
                 continue;
             }
@@ -126,7 +144,11 @@ pub fn replay(path: &Path, sink: &mut dyn Sink) -> Result<Option<anyhow::Error>>
     }
     if let Some(window) = open.take() {
         let layout = window.layout;
-        sink.report(cut_short(window, &kernel, &why), layout)?;
+        let collected = cut_short(window, &kernel, &why);
+        if let Some(perfetto) = perfetto {
+            perfetto.window_closed(&collected)?;
+        }
+        sink.report(collected, layout)?;
     }
     Ok(Some(anyhow!(
         "{shown} was cut short or is damaged: {why}; what it held is reported"

@@ -25,6 +25,7 @@ use crate::kernel::skel::types::{softirq_totals, window_closer, window_state};
 use crate::kernel::tracer::{drain, read_pending, Tracer, WindowPlan};
 use crate::model::aggregate::{Aggregator, Input, Setup};
 use crate::output::Layout;
+use crate::perfetto::PerfettoTrace;
 use crate::processes::cgroup::Cgroups;
 use crate::processes::procfs::{self, ThreadInfo};
 use crate::processes::Target;
@@ -56,6 +57,10 @@ pub struct Session<'a, 'obj> {
     setup: Setup,
     /// With --record: what the windows take in, as they take it.
     recorder: Option<Recorder>,
+    /// With --perfetto: what the windows see happen, as they see it; and
+    /// the first failure to write it.
+    perfetto: Option<PerfettoTrace>,
+    perfetto_failure: Option<anyhow::Error>,
     /// The files read for symbols, kept from one window to the next.
     symbolizer: Symbolizer,
     /// The traced processes alive at the last window's end.
@@ -114,6 +119,8 @@ impl<'a, 'obj> Session<'a, 'obj> {
             aggregator: Aggregator::new(u64::MAX),
             setup: cli.setup(u64::MAX),
             recorder: None,
+            perfetto: None,
+            perfetto_failure: None,
             symbolizer: Symbolizer::new(),
             alive: traced,
             lost: Lost::default(),
@@ -124,10 +131,36 @@ impl<'a, 'obj> Session<'a, 'obj> {
         }
     }
 
-    /// Records what the windows take in to `recorder` (--record).
-    pub fn recording_to(mut self, recorder: Option<Recorder>) -> Self {
+    /// Records what the windows take in to `recorder` (--record), and
+    /// what they see happen to `perfetto`.
+    pub fn recording_to(
+        mut self,
+        recorder: Option<Recorder>,
+        perfetto: Option<PerfettoTrace>,
+    ) -> Self {
         self.recorder = recorder;
+        self.perfetto = perfetto;
         self
+    }
+
+    /// The Perfetto trace to be finished when the run ends, or why it
+    /// cannot be.
+    pub fn take_perfetto(&mut self) -> Result<Option<PerfettoTrace>> {
+        match self.perfetto_failure.take() {
+            Some(err) => Err(err),
+            None => Ok(self.perfetto.take()),
+        }
+    }
+
+    /// Writes what the window's aggregation saw since the last time.
+    fn trace_seen(&mut self) {
+        let Some(perfetto) = self.perfetto.as_mut() else {
+            return;
+        };
+        if let Err(err) = perfetto.seen(self.aggregator.take_seen()) {
+            self.perfetto = None;
+            self.perfetto_failure = Some(err);
+        }
     }
 
     /// Counts a report made of the window just measured.
@@ -205,6 +238,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             .plan
             .map(|plan| self.window_info(plan, &opening, &closing));
         warnings.extend(self.recorder.as_mut().and_then(Recorder::take_failure));
+        self.trace_seen();
 
         self.alive = closing.alive;
         let mut end = WindowEnd {
@@ -233,6 +267,12 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let collected = assemble(header, &self.setup, aggregator, &end, &mut namer);
         end.stacks = namer.into_table();
         drop(intake);
+        if let Some(perfetto) = self.perfetto.as_mut() {
+            if let Err(err) = perfetto.window_closed(&collected) {
+                self.perfetto = None;
+                self.perfetto_failure = Some(err);
+            }
+        }
         self.record(&Message::WindowEnd(Box::new(end)));
         Ok((collected, closing.failure))
     }
@@ -260,6 +300,9 @@ impl<'a, 'obj> Session<'a, 'obj> {
         let start_ns = header.start.mono_ns;
         self.setup = self.cli.setup(start_ns);
         self.aggregator = Aggregator::set_up(self.setup);
+        if self.perfetto.is_some() {
+            self.aggregator.observe();
+        }
         self.record(&Message::Window {
             header: header.clone(),
             setup: self.setup,
@@ -287,8 +330,12 @@ impl<'a, 'obj> Session<'a, 'obj> {
                 .iter()
                 .filter_map(|(&tid, (_, thread))| Some((tid, thread.state?)))
                 .collect(),
+            pids: threads.iter().map(|(&tid, (pid, _))| (tid, *pid)).collect(),
         };
         self.record(&Message::Opened(seen.clone()));
+        if let Some(perfetto) = self.perfetto.as_mut() {
+            perfetto.window_opened(&seen);
+        }
         Opening {
             start_ns,
             threads,
@@ -496,6 +543,8 @@ impl<'a, 'obj> Session<'a, 'obj> {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.flush_if_due();
         }
+        drop(intake);
+        self.trace_seen();
         drained
     }
 

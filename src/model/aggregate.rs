@@ -17,6 +17,7 @@ use crate::kernel::syscall_names::is_poll_family_nr;
 use crate::model::attribution::Tasks;
 use crate::model::offcpu::{LeftWith, OffCpuTimeline};
 use crate::model::sched::{SchedEvent, StateTimes, Timeline};
+use crate::model::seen::Seen;
 use crate::model::stats::Distribution;
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -111,15 +112,27 @@ impl ThreadActivity {
 
     /// Its timeline, made at its first scheduler event (charging its time
     /// off the CPU to stacks when `offcpu_stacks`).
-    fn timeline(&mut self, window_start: u64, offcpu_stacks: bool) -> &mut Timeline {
+    fn timeline(&mut self, window_start: u64, keeping: Keeping) -> &mut Timeline {
         self.timeline.get_or_insert_with(|| {
             let mut timeline = Timeline::new(window_start);
-            if offcpu_stacks {
+            if keeping.offcpu_stacks {
                 timeline.track_offcpu_stacks();
+            }
+            if keeping.stretches {
+                timeline.keep_stretches();
             }
             timeline
         })
     }
+}
+
+/// What a thread's timeline keeps besides its budget.
+#[derive(Debug, Clone, Copy)]
+struct Keeping {
+    /// Where it left its CPU (--off-cpu-stacks).
+    offcpu_stacks: bool,
+    /// Its stretches, to be taken (--perfetto).
+    stretches: bool,
 }
 
 /// One thread's calls of one number.
@@ -243,6 +256,8 @@ pub struct Aggregator {
     wakers: bool,
     /// Time off the CPU is charged to stacks (--off-cpu-stacks).
     offcpu_stacks: bool,
+    /// With --perfetto: what it saw happen, not yet taken.
+    seen: Option<Vec<Seen>>,
 }
 
 /// How a window's aggregation is set up.
@@ -307,6 +322,7 @@ impl Aggregator {
             tasks: Tasks::default(),
             wakers: false,
             offcpu_stacks: false,
+            seen: None,
         }
     }
 
@@ -427,14 +443,14 @@ impl Aggregator {
                     user_stack,
                     address_space,
                 } = *stack;
-                let offcpu_stacks = self.offcpu_stacks;
+                let keeping = self.keeping();
                 let left = LeftWith {
                     kernel_stack,
                     space: (pid, address_space),
                     user_stack,
                     names: OnceCell::new(),
                 };
-                let timeline = self.thread(tid).timeline(window_start, offcpu_stacks);
+                let timeline = self.thread(tid).timeline(window_start, keeping);
                 match at_open {
                     true => timeline.off_at_open(ts_ns, departure, left),
                     false => timeline.left_with(ts_ns, left),
@@ -482,11 +498,11 @@ impl Aggregator {
                     return;
                 }
                 let index = self.add_thread(tid, Some(Birth { ts_ns, start_ns }));
-                let offcpu_stacks = self.offcpu_stacks;
+                let keeping = self.keeping();
                 let thread = &mut self.threads[index];
                 thread.pid = Some(pid);
                 thread
-                    .timeline(window_start, offcpu_stacks)
+                    .timeline(window_start, keeping)
                     .apply(ts_ns, SchedEvent::WakeupNew);
             }
             Record::ThreadExit {
@@ -535,11 +551,21 @@ impl Aggregator {
                     return;
                 }
                 let thread = self.thread(tid);
-                let series = match source {
-                    IrqSource::Softirq(vec) => thread.softirqs.entry(vec).or_default(),
-                    IrqSource::Hard(irq) => thread.hardirqs.entry(irq).or_default(),
+                let pid = thread.pid;
+                let series = match &source {
+                    IrqSource::Softirq(vec) => thread.softirqs.entry(*vec).or_default(),
+                    IrqSource::Hard(irq) => thread.hardirqs.entry(irq.clone()).or_default(),
                 };
                 series.record(duration_ns);
+                if let Some(seen) = self.seen.as_mut() {
+                    seen.push(Seen::Interrupt {
+                        tid,
+                        pid,
+                        source,
+                        start_ns: entered,
+                        end_ns: exit_ns,
+                    });
+                }
             }
         }
     }
@@ -553,6 +579,7 @@ impl Aggregator {
         let end_ns = self.end_ns;
         let thread = self.thread(tid);
         let finished = exit_ns <= end_ns;
+        let mut returned = None;
         if finished {
             let by_state = match thread.timeline.as_mut() {
                 Some(timeline) => timeline.call_returned(enter_ns, exit_ns),
@@ -563,11 +590,23 @@ impl Aggregator {
                 },
             };
             thread.syscalls.entry(nr).returned(&by_state, errno);
+            returned = Some((thread.pid, by_state));
         } else {
             thread.in_flight.push(InFlight { nr, enter_ns });
         }
         if is_poll_family_nr(nr) {
             thread.poll_called(enter_ns, finished.then_some(exit_ns));
+        }
+        if let (Some(seen), Some((pid, times))) = (self.seen.as_mut(), returned) {
+            seen.push(Seen::Call {
+                tid,
+                pid,
+                nr,
+                errno,
+                enter_ns,
+                exit_ns,
+                times,
+            });
         }
     }
 
@@ -576,7 +615,7 @@ impl Aggregator {
         if ts_ns > self.end_ns {
             return;
         }
-        let (window_start, offcpu_stacks) = (self.start_ns, self.offcpu_stacks);
+        let (window_start, keeping) = (self.start_ns, self.keeping());
         let thread = match event {
             SchedEvent::SwitchOut {
                 departure: Departure::Dead,
@@ -584,9 +623,37 @@ impl Aggregator {
             } => self.dying(tid),
             _ => self.thread(tid),
         };
-        thread
-            .timeline(window_start, offcpu_stacks)
-            .apply(ts_ns, event);
+        let pid = thread.pid;
+        let timeline = thread.timeline(window_start, keeping);
+        timeline.apply(ts_ns, event);
+        let stretches = timeline.take_stretches();
+        if let Some(seen) = self.seen.as_mut() {
+            seen.extend(stretches.into_iter().map(|stretch| Seen::Stretch {
+                tid,
+                pid,
+                state: stretch.state,
+                after_idle: stretch.after_idle,
+                start_ns: stretch.start_ns,
+                end_ns: stretch.end_ns,
+            }));
+        }
+    }
+
+    fn keeping(&self) -> Keeping {
+        Keeping {
+            offcpu_stacks: self.offcpu_stacks,
+            stretches: self.seen.is_some(),
+        }
+    }
+
+    /// Keeps what it sees happen to the threads, to be taken (--perfetto).
+    pub fn observe(&mut self) {
+        self.seen.get_or_insert_with(Vec::new);
+    }
+
+    /// What it saw happen since the last take.
+    pub fn take_seen(&mut self) -> Vec<Seen> {
+        self.seen.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// A thread of process `pid` that /proc listed: reported even if it

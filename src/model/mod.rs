@@ -6,4 +6,5 @@ pub mod attribution;
 pub mod histogram;
 pub mod offcpu;
 pub mod sched;
+pub mod seen;
 pub mod stats;

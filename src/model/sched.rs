@@ -239,6 +239,18 @@ pub struct Timeline {
     attribution: Option<Box<Attribution>>,
     /// With --off-cpu-stacks.
     offcpu: Option<Box<OffCpuTimeline>>,
+    /// With --perfetto: the stretches closed, not yet taken.
+    closed: Option<Vec<Stretch>>,
+}
+
+/// A stretch of a thread's time in one state, [start_ns, end_ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    pub state: ThreadState,
+    /// Ready: waiting for an idle CPU to wake, not behind other tasks.
+    pub after_idle: bool,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 impl Timeline {
@@ -256,7 +268,18 @@ impl Timeline {
             call: None,
             attribution: None,
             offcpu: None,
+            closed: None,
         }
+    }
+
+    /// Keeps each stretch as it closes, to be taken (--perfetto).
+    pub fn keep_stretches(&mut self) {
+        self.closed.get_or_insert_with(Vec::new);
+    }
+
+    /// The stretches closed since the last take.
+    pub fn take_stretches(&mut self) -> Vec<Stretch> {
+        self.closed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Charges its time off the CPU to where it left it (--off-cpu-stacks).
@@ -441,6 +464,14 @@ impl Timeline {
     fn close(&mut self, ts: u64, state: ThreadState, after_idle: bool, holder: Holder) {
         let elapsed = ts - self.since_ns;
         self.spend(state, after_idle, elapsed, holder);
+        if let Some(closed) = self.closed.as_mut() {
+            closed.push(Stretch {
+                state,
+                after_idle,
+                start_ns: self.since_ns,
+                end_ns: ts,
+            });
+        }
         if self.since_event {
             match state {
                 ThreadState::Ready if after_idle => self.ready_after_idle.record(elapsed),
@@ -458,6 +489,33 @@ impl Timeline {
         self.since_event = true;
     }
 
+    /// The stretch the thread is in as the window closes at `end_ns`
+    /// (`exit_ns`, `state_at_start`: as for finish); None if its last
+    /// switch was seen.
+    pub fn last_stretch(
+        &self,
+        end_ns: u64,
+        exit_ns: Option<u64>,
+        state_at_start: Option<ThreadState>,
+    ) -> Option<Stretch> {
+        if self.died_ns.is_some() {
+            return None;
+        }
+        let end = exit_ns
+            .unwrap_or(end_ns)
+            .clamp(self.since_ns, end_ns.max(self.since_ns));
+        let state = self
+            .state
+            .or(state_at_start)
+            .unwrap_or(ThreadState::Running);
+        Some(Stretch {
+            state,
+            after_idle: false,
+            start_ns: self.since_ns,
+            end_ns: end,
+        })
+    }
+
     /// Closes the window at `end_ns`. `exit_ns`: when the thread exited, if
     /// its last switch was not seen. `state_at_start`: what /proc said, for
     /// a thread that had no event at all. A stretch ready still open counts
@@ -468,19 +526,13 @@ impl Timeline {
         exit_ns: Option<u64>,
         state_at_start: Option<ThreadState>,
     ) -> (SchedStats, TimeBudget, Attribution, Option<OffCpuStacks>) {
-        let end = match self.died_ns {
-            Some(died) => died,
-            None => {
-                let end = exit_ns
-                    .unwrap_or(end_ns)
-                    .clamp(self.since_ns, end_ns.max(self.since_ns));
-                let state = self
-                    .state
-                    .or(state_at_start)
-                    .unwrap_or(ThreadState::Running);
-                self.spend(state, false, end - self.since_ns, Holder::StillReady);
-                end
+        let end = match self.last_stretch(end_ns, exit_ns, state_at_start) {
+            Some(last) => {
+                let ns = last.end_ns - last.start_ns;
+                self.spend(last.state, false, ns, Holder::StillReady);
+                last.end_ns
             }
+            None => self.died_ns.unwrap_or(end_ns),
         };
         let begin = self.born_ns.unwrap_or(self.window_start);
         let time = TimeBudget {

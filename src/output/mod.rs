@@ -233,6 +233,45 @@ impl StackFiles {
     }
 }
 
+/// A file written as the run goes (--perfetto), put in place at the end
+/// as a report file is: a run that fails leaves what was there.
+pub struct StreamedFile {
+    destination: Destination,
+    out: BufWriter<File>,
+}
+
+impl StreamedFile {
+    /// Checks `path` can be written, before anything is traced.
+    pub fn create(path: &Path) -> Result<Self> {
+        let opened = open(path).and_then(|destination| {
+            let file = match &destination {
+                Destination::InPlace { file, .. } => file.try_clone()?,
+                Destination::Replace { temp, .. } => temp.file().try_clone()?,
+                Destination::Stdout => bail!("it is standard output"),
+            };
+            Ok((destination, file))
+        });
+        let (destination, file) =
+            opened.with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(StreamedFile {
+            destination,
+            out: BufWriter::with_capacity(BUFFER, file),
+        })
+    }
+
+    pub fn out(&mut self) -> &mut BufWriter<File> {
+        &mut self.out
+    }
+
+    /// Puts the file, `what`, in place.
+    pub fn finish(mut self, what: &str) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("writing {what} failed"))?;
+        self.destination.commit(what)
+    }
+}
+
 /// `render`'s many small writes to `out`, batched.
 fn buffered(
     out: &mut dyn Write,

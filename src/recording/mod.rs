@@ -68,6 +68,8 @@ pub enum Message {
 pub struct ThreadsSeen {
     pub names: HashMap<u32, Vec<u8>>,
     pub states: HashMap<u32, ThreadState>,
+    /// Their processes.
+    pub pids: HashMap<u32, u32>,
 }
 
 /// The run: who recorded what, where.

@@ -16,8 +16,7 @@ mod units;
 pub mod view;
 
 use attribution::{Attributed, Directory};
-use threads::ThreadEntry;
-pub use threads::{ThreadSummary, Threads};
+pub use threads::{state_at_start, ThreadEntry, ThreadSummary, Threads};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -336,14 +335,21 @@ pub struct Measurement {
     pub wakers: bool,
 }
 
+impl Measurement {
+    /// The process of a thread whose process nothing told: the only one,
+    /// if there is only one.
+    pub fn only_process(&self) -> Option<u32> {
+        match self.processes.as_slice() {
+            [only] => Some(only.pid),
+            _ => None,
+        }
+    }
+}
+
 impl Report {
     pub fn build(m: &Measurement, activity: Vec<ThreadActivity>) -> Report {
         let window = (m.header.start.mono_ns, m.end.mono_ns);
-        // A thread whose process nothing told is the only process's.
-        let only_process = match m.processes.as_slice() {
-            [only] => Some(only.pid),
-            _ => None,
-        };
+        let only_process = m.only_process();
         let identities: Vec<(Option<u32>, String)> = activity
             .iter()
             .map(|thread| ThreadEntry::identity(thread, &m.names, window, only_process))

@@ -144,6 +144,16 @@ impl Unfinished {
     }
 }
 
+/// What /proc said of the state of the thread that did `activity`, if it
+/// was alive as the window opened: for a thread the scheduler said
+/// nothing about.
+pub fn state_at_start(activity: &ThreadActivity, names: &ThreadNames) -> Option<ThreadState> {
+    activity
+        .alive_at_start()
+        .then(|| names.states_at_start.get(&activity.tid).copied())
+        .flatten()
+}
+
 /// One thread: its activity, and what is known of it besides.
 #[derive(Debug)]
 pub struct ThreadEntry {
@@ -191,10 +201,7 @@ impl ThreadEntry {
         window: (u64, u64),
         directory: &Directory,
     ) -> Self {
-        let state_at_start = activity
-            .alive_at_start()
-            .then(|| names.states_at_start.get(&activity.tid).copied())
-            .flatten();
+        let state_at_start = state_at_start(&activity, names);
         let summary = ThreadSummary::of(&thread_report(
             &activity,
             pid,

@@ -12,6 +12,7 @@ mod events;
 mod input;
 mod irq;
 mod ovs;
+mod perfetto;
 mod processes;
 mod recording;
 mod sched;

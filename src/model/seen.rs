@@ -1,0 +1,37 @@
+//! What a window's aggregation sees happen to each thread, as it sees it
+//! (--perfetto): the stretches its time budget adds up, its completed
+//! calls with their time by state, the interrupts charged to it.
+
+use crate::kernel::records::IrqSource;
+use crate::model::sched::{StateTimes, ThreadState};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// A stretch in `state` (ready: `after_idle` or behind other tasks).
+    Stretch {
+        tid: u32,
+        pid: Option<u32>,
+        state: ThreadState,
+        after_idle: bool,
+        start_ns: u64,
+        end_ns: u64,
+    },
+    /// A call that returned, with its time by state.
+    Call {
+        tid: u32,
+        pid: Option<u32>,
+        nr: i64,
+        errno: u32,
+        enter_ns: u64,
+        exit_ns: u64,
+        times: StateTimes,
+    },
+    /// An interrupt that ran while the thread had the CPU.
+    Interrupt {
+        tid: u32,
+        pid: Option<u32>,
+        source: IrqSource,
+        start_ns: u64,
+        end_ns: u64,
+    },
+}

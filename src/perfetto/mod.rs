@@ -1,0 +1,441 @@
+//! --perfetto FILE: the windows as a Perfetto trace (protobuf, as the
+//! Perfetto UI and trace_processor read it; the schema of Perfetto v51,
+//! from the perfetto_protos crate). A track per traced thread, under its
+//! process, with its system calls as slices (their errno and their time by
+//! state as arguments); under it a track "state" whose slices are the
+//! stretches the time budget adds up (running, ready_busy_cpu,
+//! ready_idle_cpu, sleeping, blocked, stopped: the budget's names), and a
+//! track "interrupts" with the interrupts that ran while it had the CPU.
+//! Written as the window runs: memory stays bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use perfetto_protos::builtin_clock::BuiltinClock;
+use perfetto_protos::clock_snapshot::{clock_snapshot::Clock, ClockSnapshot};
+use perfetto_protos::debug_annotation::{DebugAnnotation, DebugAnnotationName};
+use perfetto_protos::interned_data::InternedData;
+use perfetto_protos::process_descriptor::ProcessDescriptor;
+use perfetto_protos::thread_descriptor::ThreadDescriptor;
+use perfetto_protos::trace_packet::{trace_packet::SequenceFlags, TracePacket};
+use perfetto_protos::track_descriptor::TrackDescriptor;
+use perfetto_protos::track_event::{track_event::Type, EventName, TrackEvent};
+use protobuf::{Message, MessageField};
+
+mod wire;
+
+use crate::collect::Collected;
+use crate::kernel::irq;
+use crate::kernel::records::IrqSource;
+use crate::kernel::syscall_names;
+use crate::model::sched::{StateTimes, Stretch, ThreadState, Timeline};
+use crate::model::seen::Seen;
+use crate::output::StreamedFile;
+use crate::recording::ThreadsSeen;
+use crate::report::{state_at_start, ThreadEntry};
+
+/// The one sequence of packets this writer makes.
+const SEQUENCE: u32 = 1;
+const MONOTONIC: u32 = BuiltinClock::BUILTIN_CLOCK_MONOTONIC as u32;
+
+/// Track uuids: a kind in the high bits, a thread or process id below.
+const THREAD: u64 = 1 << 32;
+const STATE: u64 = 2 << 32;
+const INTERRUPTS: u64 = 3 << 32;
+const PROCESS: u64 = 4 << 32;
+/// Encoded slice events written at a time.
+const EVENTS_BATCH: usize = 64 << 10;
+
+pub struct PerfettoTrace {
+    file: StreamedFile,
+    /// Threads whose tracks are described, with their process if known.
+    threads: HashMap<u32, Option<u32>>,
+    processes: HashSet<u32>,
+    /// What /proc said of the window's threads as it opened: names and
+    /// processes, for the tracks first described before the window ends.
+    opened: ThreadsSeen,
+    /// Slice and argument names, each written once with a number that
+    /// stands for it after (the trace's interned data).
+    names: HashMap<String, u64>,
+    arguments: HashMap<&'static str, u64>,
+    packet: Vec<u8>,
+    /// Slice begins and ends encoded, not yet written.
+    events: Vec<u8>,
+}
+
+impl PerfettoTrace {
+    /// Checks `path` can be written (before anything is traced), and
+    /// starts the trace: its clock is CLOCK_MONOTONIC, the records'.
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut trace = PerfettoTrace {
+            file: StreamedFile::create(path)?,
+            threads: HashMap::new(),
+            processes: HashSet::new(),
+            opened: ThreadsSeen::default(),
+            names: HashMap::new(),
+            arguments: HashMap::new(),
+            packet: Vec::new(),
+            events: Vec::with_capacity(EVENTS_BATCH + 256),
+        };
+        let mut clock = Clock::new();
+        clock.set_clock_id(MONOTONIC);
+        clock.set_timestamp(crate::clock::monotonic_ns());
+        let mut snapshot = ClockSnapshot::new();
+        snapshot.clocks.push(clock);
+        snapshot.set_primary_trace_clock(BuiltinClock::BUILTIN_CLOCK_MONOTONIC);
+        let mut packet = TracePacket::new();
+        packet.set_clock_snapshot(snapshot);
+        packet.set_trusted_packet_sequence_id(SEQUENCE);
+        packet.set_sequence_flags(SequenceFlags::SEQ_INCREMENTAL_STATE_CLEARED as u32);
+        trace.write(packet)?;
+        Ok(trace)
+    }
+
+    /// A window opened: what /proc said of its threads.
+    pub fn window_opened(&mut self, threads: &ThreadsSeen) {
+        self.opened.clone_from(threads);
+    }
+
+    /// Writes what the window's aggregation saw happen.
+    pub fn seen(&mut self, seen: Vec<Seen>) -> Result<()> {
+        for event in seen {
+            match event {
+                Seen::Stretch {
+                    tid,
+                    pid,
+                    state,
+                    after_idle,
+                    start_ns,
+                    end_ns,
+                } => {
+                    self.describe(tid, pid)?;
+                    let stretch = Stretch {
+                        state,
+                        after_idle,
+                        start_ns,
+                        end_ns,
+                    };
+                    self.stretch(tid, &stretch)?;
+                }
+                Seen::Call {
+                    tid,
+                    pid,
+                    nr,
+                    errno,
+                    enter_ns,
+                    exit_ns,
+                    times,
+                } => {
+                    self.describe(tid, pid)?;
+                    let name = syscall_names::name(nr);
+                    let args = call_arguments(errno, &times, exit_ns - enter_ns);
+                    self.slice(THREAD | u64::from(tid), &name, enter_ns, exit_ns, &args)?;
+                }
+                Seen::Interrupt {
+                    tid,
+                    pid,
+                    source,
+                    start_ns,
+                    end_ns,
+                } => {
+                    self.describe(tid, pid)?;
+                    let name = interrupt_name(&source);
+                    self.slice(INTERRUPTS | u64::from(tid), &name, start_ns, end_ns, &[])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The window closed: each thread's last stretch (the one it was in as
+    /// the window closed), and its tracks named as the report names it.
+    pub fn window_closed(&mut self, collected: &Collected) -> Result<()> {
+        let m = &collected.measurement;
+        let window = (m.header.start.mono_ns, m.end.mono_ns);
+        let only_process = m.only_process();
+        for activity in &collected.threads {
+            let (pid, comm) = ThreadEntry::identity(activity, &m.names, window, only_process);
+            let tid = activity.tid;
+            let exit_ns = activity
+                .exit
+                .filter(|exit| exit.ts_ns <= window.1)
+                .map(|exit| exit.ts_ns);
+            let state = state_at_start(activity, &m.names);
+            let last = match &activity.timeline {
+                Some(timeline) => timeline.last_stretch(window.1, exit_ns, state),
+                None => Timeline::new(window.0).last_stretch(window.1, exit_ns, state),
+            };
+            self.describe(tid, pid)?;
+            if let Some(last) = last {
+                self.stretch(tid, &last)?;
+            }
+            // Named again, now that the report's names are known.
+            self.thread_descriptor(tid, pid, &comm)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the trace in place.
+    pub fn finish(mut self) -> Result<()> {
+        self.write_events()?;
+        self.file.finish("the Perfetto trace")
+    }
+
+    /// Describes thread `tid`'s tracks, once: named as /proc named it
+    /// when the window opened, until the window's end names it.
+    fn describe(&mut self, tid: u32, pid: Option<u32>) -> Result<()> {
+        if self.threads.contains_key(&tid) {
+            return Ok(());
+        }
+        let name = match self.opened.names.get(&tid) {
+            Some(name) => crate::sanitize::sanitize(name),
+            None => format!("thread {tid}"),
+        };
+        let pid = pid.or(self.opened.pids.get(&tid).copied());
+        self.thread_descriptor(tid, pid, &name)?;
+        for (kind, name) in [(STATE, "state"), (INTERRUPTS, "interrupts")] {
+            let mut track = TrackDescriptor::new();
+            track.set_uuid(kind | u64::from(tid));
+            track.set_parent_uuid(THREAD | u64::from(tid));
+            track.set_name(name.to_string());
+            self.descriptor(track)?;
+        }
+        Ok(())
+    }
+
+    fn thread_descriptor(&mut self, tid: u32, pid: Option<u32>, name: &str) -> Result<()> {
+        if let Some(pid) = pid {
+            if self.processes.insert(pid) {
+                let mut process = ProcessDescriptor::new();
+                process.set_pid(pid as i32);
+                let mut track = TrackDescriptor::new();
+                track.set_uuid(PROCESS | u64::from(pid));
+                track.process = MessageField::some(process);
+                self.descriptor(track)?;
+            }
+        }
+        let mut thread = ThreadDescriptor::new();
+        thread.set_tid(tid as i32);
+        if let Some(pid) = pid {
+            thread.set_pid(pid as i32);
+        }
+        thread.set_thread_name(name.to_string());
+        let mut track = TrackDescriptor::new();
+        track.set_uuid(THREAD | u64::from(tid));
+        track.thread = MessageField::some(thread);
+        self.threads.insert(tid, pid);
+        self.descriptor(track)
+    }
+
+    fn descriptor(&mut self, track: TrackDescriptor) -> Result<()> {
+        let mut packet = TracePacket::new();
+        packet.set_track_descriptor(track);
+        packet.set_trusted_packet_sequence_id(SEQUENCE);
+        self.write(packet)
+    }
+
+    fn stretch(&mut self, tid: u32, stretch: &Stretch) -> Result<()> {
+        let name = match (stretch.state, stretch.after_idle) {
+            (ThreadState::Ready, true) => "ready_idle_cpu",
+            (ThreadState::Ready, false) => "ready_busy_cpu",
+            (state, _) => state.name(),
+        };
+        let track = STATE | u64::from(tid);
+        self.slice(track, name, stretch.start_ns, stretch.end_ns, &[])
+    }
+
+    /// A slice [start_ns, end_ns] on `track`, with `args`.
+    fn slice(
+        &mut self,
+        track: u64,
+        name: &str,
+        start_ns: u64,
+        end_ns: u64,
+        args: &[Argument],
+    ) -> Result<()> {
+        let fast = args
+            .is_empty()
+            .then(|| self.names.get(name).copied())
+            .flatten();
+        if let Some(iid) = fast {
+            self.slice_event(start_ns, Type::TYPE_SLICE_BEGIN, track, Some(iid));
+        } else {
+            self.slice_begin(track, name, start_ns, args)?;
+        }
+        self.slice_event(end_ns, Type::TYPE_SLICE_END, track, None);
+        self.flush_events()
+    }
+
+    /// A begin or an end, after the events pending.
+    fn slice_event(&mut self, ts_ns: u64, kind: Type, track: u64, name_iid: Option<u64>) {
+        let flags = SequenceFlags::SEQ_NEEDS_INCREMENTAL_STATE as u32;
+        wire::slice_event(
+            &mut self.events,
+            ts_ns,
+            MONOTONIC,
+            SEQUENCE,
+            flags,
+            kind as u64,
+            track,
+            name_iid,
+        );
+    }
+
+    /// Writes the pending events once they are many.
+    fn flush_events(&mut self) -> Result<()> {
+        if self.events.len() < EVENTS_BATCH {
+            return Ok(());
+        }
+        self.write_events()
+    }
+
+    fn write_events(&mut self) -> Result<()> {
+        let written = self.file.out().write_all(&self.events);
+        self.events.clear();
+        written.context("writing the Perfetto trace failed")
+    }
+
+    /// A begin that names its slice (or its arguments) for the first time,
+    /// or has arguments: through the protobuf library.
+    fn slice_begin(
+        &mut self,
+        track: u64,
+        name: &str,
+        start_ns: u64,
+        args: &[Argument],
+    ) -> Result<()> {
+        let mut interned = InternedData::new();
+        let mut begin = TrackEvent::new();
+        begin.set_type(Type::TYPE_SLICE_BEGIN);
+        begin.set_track_uuid(track);
+        begin.set_name_iid(self.name(name, &mut interned));
+        for argument in args {
+            let mut annotation = DebugAnnotation::new();
+            annotation.set_name_iid(self.argument(argument.name, &mut interned));
+            match &argument.value {
+                Value::Int(value) => annotation.set_int_value(*value),
+                Value::Text(value) => annotation.set_string_value(value.clone()),
+            }
+            begin.debug_annotations.push(annotation);
+        }
+        self.event(start_ns, begin, interned)
+    }
+
+    /// The number standing for slice name `name`; written in `interned`
+    /// the first time.
+    fn name(&mut self, name: &str, interned: &mut InternedData) -> u64 {
+        if let Some(&iid) = self.names.get(name) {
+            return iid;
+        }
+        let iid = self.names.len() as u64 + 1;
+        self.names.insert(name.to_string(), iid);
+        let mut event_name = EventName::new();
+        event_name.set_iid(iid);
+        event_name.set_name(name.to_string());
+        interned.event_names.push(event_name);
+        iid
+    }
+
+    /// The number standing for argument name `name`, as for `name`.
+    fn argument(&mut self, name: &'static str, interned: &mut InternedData) -> u64 {
+        if let Some(&iid) = self.arguments.get(name) {
+            return iid;
+        }
+        let iid = self.arguments.len() as u64 + 1;
+        self.arguments.insert(name, iid);
+        let mut argument = DebugAnnotationName::new();
+        argument.set_iid(iid);
+        argument.set_name(name.to_string());
+        interned.debug_annotation_names.push(argument);
+        iid
+    }
+
+    fn event(&mut self, ts_ns: u64, event: TrackEvent, interned: InternedData) -> Result<()> {
+        let mut packet = TracePacket::new();
+        packet.set_timestamp(ts_ns);
+        packet.set_timestamp_clock_id(MONOTONIC);
+        packet.set_trusted_packet_sequence_id(SEQUENCE);
+        packet.set_sequence_flags(SequenceFlags::SEQ_NEEDS_INCREMENTAL_STATE as u32);
+        if !interned.event_names.is_empty() || !interned.debug_annotation_names.is_empty() {
+            packet.interned_data = MessageField::some(interned);
+        }
+        packet.set_track_event(event);
+        self.write(packet)
+    }
+
+    /// Appends `packet` to the trace (after the events pending): the file
+    /// is a Trace message, whose field 1 repeats a packet each.
+    fn write(&mut self, packet: TracePacket) -> Result<()> {
+        self.write_events()?;
+        self.packet.clear();
+        packet
+            .write_to_vec(&mut self.packet)
+            .context("encoding a Perfetto packet failed")?;
+        let mut head = Vec::with_capacity(11);
+        head.push(0x0a); // field 1, length-delimited
+        let mut length = self.packet.len() as u64;
+        while length >= 0x80 {
+            head.push((length as u8) | 0x80);
+            length >>= 7;
+        }
+        head.push(length as u8);
+        let out = self.file.out();
+        out.write_all(&head)
+            .and_then(|()| out.write_all(&self.packet))
+            .context("writing the Perfetto trace failed")
+    }
+}
+
+/// A slice's argument.
+struct Argument {
+    name: &'static str,
+    value: Value,
+}
+
+enum Value {
+    Int(i64),
+    Text(String),
+}
+
+/// A call's arguments: its errno if it failed; its time by state if it
+/// left its CPU (a call that did not was on it all along: its slice says
+/// how long).
+fn call_arguments(errno: u32, times: &StateTimes, duration_ns: u64) -> Vec<Argument> {
+    let mut args = Vec::new();
+    if errno != 0 {
+        args.push(Argument {
+            name: "errno",
+            value: Value::Text(syscall_names::errno_name(errno)),
+        });
+    }
+    if times.running_ns != duration_ns {
+        for (name, ns) in [
+            ("running_ns", times.running_ns),
+            ("ready_busy_cpu_ns", times.ready_busy_cpu_ns),
+            ("ready_idle_cpu_ns", times.ready_idle_cpu_ns),
+            ("sleeping_ns", times.sleeping_ns),
+            ("blocked_ns", times.blocked_ns),
+            ("stopped_ns", times.stopped_ns),
+        ] {
+            if ns > 0 {
+                args.push(Argument {
+                    name,
+                    value: Value::Int(ns as i64),
+                });
+            }
+        }
+    }
+    args
+}
+
+fn interrupt_name(source: &IrqSource) -> String {
+    match source {
+        IrqSource::Softirq(vec) => format!("softirq {}", irq::softirq_name(*vec)),
+        IrqSource::Hard(irq::HardIrq::Line { irq, handler }) => {
+            format!("irq {irq} {}", crate::sanitize::sanitize(handler))
+        }
+        IrqSource::Hard(irq::HardIrq::Vector(id)) => irq::vector_name(*id),
+    }
+}

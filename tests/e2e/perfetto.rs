@@ -1,0 +1,137 @@
+//! --perfetto FILE, live and from `kernel-delay report`: the trace read
+//! with the Perfetto project's own protobuf classes (PyPI's `perfetto`,
+//! set up by `make test`) has, per thread, state slices that add up to the
+//! report's budget to the nanosecond, a system call slice per call the
+//! report counts, and the report's names.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The Python with the `perfetto` package: `make test` makes it.
+fn perfetto_python() -> PathBuf {
+    let python = std::env::var_os("PERFETTO_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/perfetto-venv/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{}: no Python with PyPI's perfetto package (make test sets it up)",
+        python.display()
+    );
+    python
+}
+
+/// tests/perfetto/summarize.py's summary of the trace at `path`.
+fn summary(path: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/perfetto/summarize.py");
+    let output = Command::new(perfetto_python())
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("running summarize.py");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("summarize.py prints JSON")
+}
+
+/// Checks the trace's summary against the report's threads.
+fn agrees_with_the_report(summary: &Value, report: &Value) {
+    assert_eq!(summary["unpaired"], serde_json::json!([]), "{summary}");
+    assert_eq!(field(report, "spilled_calls"), 0, "every call a record");
+    let traced = summary["threads"].as_array().unwrap();
+    for thread in report["threads"].as_array().unwrap() {
+        let tid = &thread["tid"];
+        let track = traced
+            .iter()
+            .find(|track| &track["tid"] == tid)
+            .unwrap_or_else(|| panic!("no track for thread {tid}: {summary}"));
+        assert_eq!(track["name"], thread["comm"], "{track}");
+        assert_eq!(track["pid"], thread["pid"], "{track}");
+        for state in [
+            "running",
+            "ready_busy_cpu",
+            "ready_idle_cpu",
+            "sleeping",
+            "blocked",
+            "stopped",
+        ] {
+            let sliced = track["state"][state].as_u64().unwrap_or(0);
+            let budget = field(&thread["time"], &format!("{state}_ns"));
+            assert_eq!(sliced, budget, "thread {tid}, {state}: {track}");
+        }
+        for call in thread["syscalls"].as_array().unwrap() {
+            let name = call["name"].as_str().unwrap();
+            let sliced = track["calls"][name].as_u64().unwrap_or(0);
+            assert_eq!(
+                sliced,
+                field(call, "count"),
+                "thread {tid}, {name}: {track}"
+            );
+        }
+        let counted: u64 = thread["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|call| field(call, "count"))
+            .sum();
+        let sliced: u64 = track["calls"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(sliced, counted, "thread {tid}: {track}");
+    }
+}
+
+#[test]
+fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let forks = format!("echo 'fork 2 20' | {WORKLOAD} serve");
+    let runs: [&[&str]; 2] = [
+        &["--", WORKLOAD, "pingpong", "3000"],
+        &["--", "sh", "-c", &forks],
+    ];
+    for args in runs {
+        let (live, trace, recording) = (
+            dir.path().join("live.json"),
+            dir.path().join("live.pftrace"),
+            dir.path().join("run.kd"),
+        );
+        let output = run_tool(
+            &[
+                &[
+                    "--json",
+                    "-o",
+                    live.to_str().unwrap(),
+                    "--perfetto",
+                    trace.to_str().unwrap(),
+                    "--record",
+                    recording.to_str().unwrap(),
+                ][..],
+                args,
+            ]
+            .concat(),
+        );
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&live).unwrap()).unwrap();
+        let traced = summary(&trace);
+        agrees_with_the_report(&traced, &report);
+        // The same trace from the recording.
+        let replayed = dir.path().join("replayed.pftrace");
+        let output = run_tool(&[
+            "report",
+            recording.to_str().unwrap(),
+            "-o",
+            "/dev/null",
+            "--perfetto",
+            replayed.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert_eq!(summary(&replayed), traced, "{args:?}");
+    }
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Reads a Perfetto trace with the Perfetto project's own protobuf classes
+(PyPI's `perfetto`) and prints, as JSON, what the e2e tests compare with
+kernel-delay's report: per thread track (pid, tid, name), the time of its
+"state" slices by name, and its system call slices counted by name; and
+every slice whose begin and end do not pair up on its track.
+
+usage: summarize.py TRACE
+"""
+import json
+import sys
+from collections import defaultdict
+
+from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+BEGIN = pb.TrackEvent.TYPE_SLICE_BEGIN
+END = pb.TrackEvent.TYPE_SLICE_END
+
+
+def main(path):
+    trace = pb.Trace()
+    with open(path, "rb") as f:
+        trace.ParseFromString(f.read())
+    threads = {}   # thread track uuid -> {pid, tid, name}
+    parents = {}   # child track uuid -> (parent uuid, name)
+    events = defaultdict(list)  # track uuid -> [(ts, order, type, name)]
+    names = {}  # interned slice names, by number
+    for order, packet in enumerate(trace.packet):
+        if packet.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
+            names = {}
+        if packet.HasField("interned_data"):
+            for name in packet.interned_data.event_names:
+                names[name.iid] = name.name
+        if packet.HasField("track_descriptor"):
+            track = packet.track_descriptor
+            if track.HasField("thread"):
+                threads[track.uuid] = {
+                    "pid": track.thread.pid if track.thread.HasField("pid") else None,
+                    "tid": track.thread.tid,
+                    "name": track.thread.thread_name,
+                }
+            elif track.HasField("parent_uuid"):
+                parents[track.uuid] = (track.parent_uuid, track.name)
+        elif packet.HasField("track_event"):
+            event = packet.track_event
+            if packet.timestamp_clock_id != 3:
+                raise SystemExit(f"packet {order}: not on CLOCK_MONOTONIC")
+            name = event.name if event.HasField("name") else names.get(event.name_iid)
+            if event.type == BEGIN and name is None:
+                raise SystemExit(f"packet {order}: a slice of no known name")
+            events[event.track_uuid].append((packet.timestamp, order, event.type, name or ""))
+    summary = {uuid: dict(thread, state={}, calls={}, interrupts=0) for uuid, thread in threads.items()}
+    unpaired = []
+    for uuid, track_events in events.items():
+        if uuid in summary:
+            owner, kind = uuid, "calls"
+        elif uuid in parents and parents[uuid][0] in summary:
+            owner, kind = parents[uuid][0], parents[uuid][1]
+        else:
+            raise SystemExit(f"events on track {uuid:#x}, which no descriptor describes")
+        open_slices = []
+        for ts, _, kind_of_event, name in sorted(track_events):
+            if kind_of_event == BEGIN:
+                open_slices.append((ts, name))
+            elif kind_of_event == END:
+                if not open_slices:
+                    unpaired.append(f"{uuid:#x}: an end at {ts} without a begin")
+                    continue
+                start, name = open_slices.pop()
+                thread = summary[owner]
+                if kind == "state":
+                    thread["state"][name] = thread["state"].get(name, 0) + ts - start
+                elif kind == "calls":
+                    thread["calls"][name] = thread["calls"].get(name, 0) + 1
+                else:
+                    thread["interrupts"] += 1
+        unpaired += [f"{uuid:#x}: {name} begun at {ts} never ended" for ts, name in open_slices]
+    print(json.dumps({"threads": list(summary.values()), "unpaired": unpaired}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
