@@ -205,11 +205,18 @@ impl PerfettoTrace {
         Ok(())
     }
 
+    /// Describes thread `tid` of process `pid` as `name`; its process too,
+    /// the first time, and named after it if it is the main thread (as ps
+    /// names a process).
     fn thread_descriptor(&mut self, tid: u32, pid: Option<u32>, name: &str) -> Result<()> {
         if let Some(pid) = pid {
-            if self.processes.insert(pid) {
+            let main = pid == tid;
+            if self.processes.insert(pid) || main {
                 let mut process = ProcessDescriptor::new();
                 process.set_pid(pid as i32);
+                if main {
+                    process.set_process_name(name.to_string());
+                }
                 let mut track = TrackDescriptor::new();
                 track.set_uuid(PROCESS | u64::from(pid));
                 track.process = MessageField::some(process);

@@ -41,6 +41,10 @@ fn summary(path: &Path) -> Value {
 fn agrees_with_the_report(summary: &Value, report: &Value) {
     assert_eq!(summary["unpaired"], serde_json::json!([]), "{summary}");
     assert_eq!(field(report, "spilled_calls"), 0, "every call a record");
+    for process in report["processes"].as_array().unwrap() {
+        let pid = process["pid"].to_string();
+        assert_eq!(summary["processes"][&pid], process["comm"], "{summary}");
+    }
     let traced = summary["threads"].as_array().unwrap();
     for thread in report["threads"].as_array().unwrap() {
         let tid = &thread["tid"];

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reads a Perfetto trace with the Perfetto project's own protobuf classes
 (PyPI's `perfetto`) and prints, as JSON, what the e2e tests compare with
-kernel-delay's report: per thread track (pid, tid, name), the time of its
+kernel-delay's report: the processes' names; per thread track (pid, tid,
+name), the time of its
 "state" slices by name, and its system call slices counted by name; and
 every slice whose begin and end do not pair up on its track.
 
@@ -22,6 +23,7 @@ def main(path):
     with open(path, "rb") as f:
         trace.ParseFromString(f.read())
     threads = {}   # thread track uuid -> {pid, tid, name}
+    processes = {}  # pid -> its name, as last described
     parents = {}   # child track uuid -> (parent uuid, name)
     events = defaultdict(list)  # track uuid -> [(ts, order, type, name)]
     names = {}  # interned slice names, by number
@@ -33,6 +35,8 @@ def main(path):
                 names[name.iid] = name.name
         if packet.HasField("track_descriptor"):
             track = packet.track_descriptor
+            if track.HasField("process") and track.process.HasField("process_name"):
+                processes[str(track.process.pid)] = track.process.process_name
             if track.HasField("thread"):
                 threads[track.uuid] = {
                     "pid": track.thread.pid if track.thread.HasField("pid") else None,
@@ -75,7 +79,7 @@ def main(path):
                 else:
                     thread["interrupts"] += 1
         unpaired += [f"{uuid:#x}: {name} begun at {ts} never ended" for ts, name in open_slices]
-    print(json.dumps({"threads": list(summary.values()), "unpaired": unpaired}))
+    print(json.dumps({"threads": list(summary.values()), "processes": processes, "unpaired": unpaired}))
 
 
 if __name__ == "__main__":
