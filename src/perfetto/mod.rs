@@ -174,6 +174,35 @@ impl PerfettoTrace {
             // Named again, now that the report's names are known.
             self.thread_descriptor(tid, pid, &comm)?;
         }
+        // The slow calls (--syscall-events), named as the window closed:
+        // an instant as each returned, with its stacks.
+        for slow in m.syscall_events.iter().flat_map(|events| &events.calls) {
+            let call = &slow.call;
+            self.describe(call.tid, Some(call.pid))?;
+            let mut args = vec![
+                Argument {
+                    name: "duration_ns",
+                    value: Value::Int(call.exit_ns.saturating_sub(call.enter_ns) as i64),
+                },
+                Argument {
+                    name: "kernel_stack",
+                    value: Value::Text(slow.kernel_stack.join("\n")),
+                },
+                Argument {
+                    name: "user_stack",
+                    value: Value::Text(slow.user_stack.join("\n")),
+                },
+            ];
+            if let Some(cut) = slow.user_stack_cut {
+                args.push(Argument {
+                    name: "user_stack_cut",
+                    value: Value::Text(cut.to_string()),
+                });
+            }
+            let name = format!("slow {}", syscall_names::name(call.nr));
+            let track = THREAD | u64::from(call.tid);
+            self.named_event(Type::TYPE_INSTANT, track, &name, call.exit_ns, &args)?;
+        }
         Ok(())
     }
 
@@ -269,7 +298,7 @@ impl PerfettoTrace {
         if let Some(iid) = fast {
             self.slice_event(start_ns, Type::TYPE_SLICE_BEGIN, track, Some(iid));
         } else {
-            self.slice_begin(track, name, start_ns, args)?;
+            self.named_event(Type::TYPE_SLICE_BEGIN, track, name, start_ns, args)?;
         }
         self.slice_event(end_ns, Type::TYPE_SLICE_END, track, None);
         self.flush_events()
@@ -304,18 +333,20 @@ impl PerfettoTrace {
         written.context("writing the Perfetto trace failed")
     }
 
-    /// A begin that names its slice (or its arguments) for the first time,
-    /// or has arguments: through the protobuf library.
-    fn slice_begin(
+    /// An event of `kind` (a slice's begin, an instant) named `name`, with
+    /// `args`: through the protobuf library (a begin whose name is known
+    /// and that has no arguments is encoded by hand).
+    fn named_event(
         &mut self,
+        kind: Type,
         track: u64,
         name: &str,
-        start_ns: u64,
+        ts_ns: u64,
         args: &[Argument],
     ) -> Result<()> {
         let mut interned = InternedData::new();
         let mut begin = TrackEvent::new();
-        begin.set_type(Type::TYPE_SLICE_BEGIN);
+        begin.set_type(kind);
         begin.set_track_uuid(track);
         begin.set_name_iid(self.name(name, &mut interned));
         for argument in args {
@@ -327,7 +358,7 @@ impl PerfettoTrace {
             }
             begin.debug_annotations.push(annotation);
         }
-        self.event(start_ns, begin, interned)
+        self.event(ts_ns, begin, interned)
     }
 
     /// The number standing for slice name `name`; written in `interned`

@@ -88,6 +88,20 @@ fn agrees_with_the_report(summary: &Value, report: &Value) {
             .map(|n| n.as_u64().unwrap())
             .sum();
         assert_eq!(sliced, counted, "thread {tid}: {track}");
+        // Its slow calls (--syscall-events), an instant each.
+        let mut slow = serde_json::Map::new();
+        for event in report["syscall_events"].as_array().into_iter().flatten() {
+            if &event["tid"] == tid {
+                let name = format!("slow {}", event["name"].as_str().unwrap());
+                let n = slow.get(&name).and_then(Value::as_u64).unwrap_or(0);
+                slow.insert(name, (n + 1).into());
+            }
+        }
+        assert_eq!(
+            track["instants"],
+            Value::Object(slow),
+            "thread {tid}: {track}"
+        );
     }
 }
 
@@ -96,9 +110,12 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let forks = format!("echo 'fork 2 20' | {WORKLOAD} serve");
-    let runs: [&[&str]; 2] = [
+    let slow_sleep = c_workload_built("slow_sleep", dir.path(), &["-g", "-O2"]);
+    let runs: [&[&str]; 3] = [
         &["--", WORKLOAD, "pingpong", "3000"],
         &["--", "sh", "-c", &forks],
+        // Slow calls, with their stacks.
+        &["-s", "4000000", "--", slow_sleep.to_str().unwrap(), "10"],
     ];
     for args in runs {
         let (live, trace, recording) = (
@@ -125,6 +142,10 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&live).unwrap()).unwrap();
         let traced = summary(&trace);
         agrees_with_the_report(&traced, &report);
+        if args.contains(&"-s") {
+            let events = report["syscall_events"].as_array().expect("syscall_events");
+            assert_eq!(events.len(), 10, "the ten sleeps");
+        }
         // The same trace from the recording.
         let replayed = dir.path().join("replayed.pftrace");
         let output = run_tool(&[

@@ -2,9 +2,9 @@
 """Reads a Perfetto trace with the Perfetto project's own protobuf classes
 (PyPI's `perfetto`) and prints, as JSON, what the e2e tests compare with
 kernel-delay's report: the processes' names; per thread track (pid, tid,
-name), the time of its
-"state" slices by name, and its system call slices counted by name; and
-every slice whose begin and end do not pair up on its track.
+name), the time of its "state" slices by name, its system call slices
+counted by name, and its instants (slow calls) counted by name; and every
+slice whose begin and end do not pair up on its track.
 
 usage: summarize.py TRACE
 """
@@ -16,6 +16,7 @@ from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 BEGIN = pb.TrackEvent.TYPE_SLICE_BEGIN
 END = pb.TrackEvent.TYPE_SLICE_END
+INSTANT = pb.TrackEvent.TYPE_INSTANT
 
 
 def main(path):
@@ -53,7 +54,10 @@ def main(path):
             if event.type == BEGIN and name is None:
                 raise SystemExit(f"packet {order}: a slice of no known name")
             events[event.track_uuid].append((packet.timestamp, order, event.type, name or ""))
-    summary = {uuid: dict(thread, state={}, calls={}, interrupts=0) for uuid, thread in threads.items()}
+    summary = {
+        uuid: dict(thread, state={}, calls={}, interrupts=0, instants={})
+        for uuid, thread in threads.items()
+    }
     unpaired = []
     for uuid, track_events in events.items():
         if uuid in summary:
@@ -64,7 +68,10 @@ def main(path):
             raise SystemExit(f"events on track {uuid:#x}, which no descriptor describes")
         open_slices = []
         for ts, _, kind_of_event, name in sorted(track_events):
-            if kind_of_event == BEGIN:
+            if kind_of_event == INSTANT:
+                instants = summary[owner]["instants"]
+                instants[name] = instants.get(name, 0) + 1
+            elif kind_of_event == BEGIN:
                 open_slices.append((ts, name))
             elif kind_of_event == END:
                 if not open_slices:
