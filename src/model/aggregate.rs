@@ -628,14 +628,11 @@ impl Aggregator {
         timeline.apply(ts_ns, event);
         let stretches = timeline.take_stretches();
         if let Some(seen) = self.seen.as_mut() {
-            seen.extend(stretches.into_iter().map(|stretch| Seen::Stretch {
-                tid,
-                pid,
-                state: stretch.state,
-                after_idle: stretch.after_idle,
-                start_ns: stretch.start_ns,
-                end_ns: stretch.end_ns,
-            }));
+            seen.extend(
+                stretches
+                    .into_iter()
+                    .map(|stretch| Seen::Stretch { tid, pid, stretch }),
+            );
         }
     }
 

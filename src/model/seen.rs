@@ -3,18 +3,15 @@
 //! calls with their time by state, the interrupts charged to it.
 
 use crate::kernel::records::IrqSource;
-use crate::model::sched::{StateTimes, ThreadState};
+use crate::model::sched::{StateTimes, Stretch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// A stretch in `state` (ready: `after_idle` or behind other tasks).
+    /// A stretch of its time in one state.
     Stretch {
         tid: u32,
         pid: Option<u32>,
-        state: ThreadState,
-        after_idle: bool,
-        start_ns: u64,
-        end_ns: u64,
+        stretch: Stretch,
     },
     /// A call that returned, with its time by state.
     Call {

@@ -102,21 +102,8 @@ impl PerfettoTrace {
     pub fn seen(&mut self, seen: Vec<Seen>) -> Result<()> {
         for event in seen {
             match event {
-                Seen::Stretch {
-                    tid,
-                    pid,
-                    state,
-                    after_idle,
-                    start_ns,
-                    end_ns,
-                } => {
-                    self.describe(tid, pid)?;
-                    let stretch = Stretch {
-                        state,
-                        after_idle,
-                        start_ns,
-                        end_ns,
-                    };
+                Seen::Stretch { tid, pid, stretch } => {
+                    self.describe(tid, pid, None)?;
                     self.stretch(tid, &stretch)?;
                 }
                 Seen::Call {
@@ -128,7 +115,7 @@ impl PerfettoTrace {
                     exit_ns,
                     times,
                 } => {
-                    self.describe(tid, pid)?;
+                    self.describe(tid, pid, None)?;
                     let name = syscall_names::name(nr);
                     let args = call_arguments(errno, &times, exit_ns - enter_ns);
                     self.slice(THREAD | u64::from(tid), &name, enter_ns, exit_ns, &args)?;
@@ -140,7 +127,7 @@ impl PerfettoTrace {
                     start_ns,
                     end_ns,
                 } => {
-                    self.describe(tid, pid)?;
+                    self.describe(tid, pid, None)?;
                     let name = interrupt_name(&source);
                     self.slice(INTERRUPTS | u64::from(tid), &name, start_ns, end_ns, &[])?;
                 }
@@ -167,18 +154,21 @@ impl PerfettoTrace {
                 Some(timeline) => timeline.last_stretch(window.1, exit_ns, state),
                 None => Timeline::new(window.0).last_stretch(window.1, exit_ns, state),
             };
-            self.describe(tid, pid)?;
+            // Named again if it was described already: now the report's
+            // names are known.
+            match self.threads.contains_key(&tid) {
+                true => self.thread_descriptor(tid, pid, &comm)?,
+                false => self.describe(tid, pid, Some(&comm))?,
+            }
             if let Some(last) = last {
                 self.stretch(tid, &last)?;
             }
-            // Named again, now that the report's names are known.
-            self.thread_descriptor(tid, pid, &comm)?;
         }
         // The slow calls (--syscall-events), named as the window closed:
         // an instant as each returned, with its stacks.
         for slow in m.syscall_events.iter().flat_map(|events| &events.calls) {
             let call = &slow.call;
-            self.describe(call.tid, Some(call.pid))?;
+            self.describe(call.tid, Some(call.pid), None)?;
             let mut args = vec![
                 Argument {
                     name: "duration_ns",
@@ -212,15 +202,16 @@ impl PerfettoTrace {
         self.file.finish("the Perfetto trace")
     }
 
-    /// Describes thread `tid`'s tracks, once: named as /proc named it
-    /// when the window opened, until the window's end names it.
-    fn describe(&mut self, tid: u32, pid: Option<u32>) -> Result<()> {
+    /// Describes thread `tid`'s tracks, once: named `name`, else as /proc
+    /// named it when the window opened, until the window's end names it.
+    fn describe(&mut self, tid: u32, pid: Option<u32>, name: Option<&str>) -> Result<()> {
         if self.threads.contains_key(&tid) {
             return Ok(());
         }
-        let name = match self.opened.names.get(&tid) {
-            Some(name) => crate::sanitize::sanitize(name),
-            None => format!("thread {tid}"),
+        let name = match (name, self.opened.names.get(&tid)) {
+            (Some(name), _) => name.to_string(),
+            (None, Some(name)) => crate::sanitize::sanitize(name),
+            (None, None) => format!("thread {tid}"),
         };
         let pid = pid.or(self.opened.pids.get(&tid).copied());
         self.thread_descriptor(tid, pid, &name)?;
