@@ -118,28 +118,15 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
         &["-s", "4000000", "--", slow_sleep.to_str().unwrap(), "10"],
     ];
     for args in runs {
-        let (live, trace, recording) = (
-            dir.path().join("live.json"),
-            dir.path().join("live.pftrace"),
-            dir.path().join("run.kd"),
-        );
-        let output = run_tool(
-            &[
-                &[
-                    "--json",
-                    "-o",
-                    live.to_str().unwrap(),
-                    "--perfetto",
-                    trace.to_str().unwrap(),
-                    "--record",
-                    recording.to_str().unwrap(),
-                ][..],
-                args,
-            ]
-            .concat(),
-        );
+        let (trace, recording) = (dir.path().join("live.pftrace"), dir.path().join("run.kd"));
+        let files = [
+            "--perfetto",
+            trace.to_str().unwrap(),
+            "--record",
+            recording.to_str().unwrap(),
+        ];
+        let (output, report) = launch(&[&files[..], args].concat());
         assert!(output.status.success(), "{args:?}: {output:?}");
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(&live).unwrap()).unwrap();
         let traced = summary(&trace);
         agrees_with_the_report(&traced, &report);
         if args.contains(&"-s") {
