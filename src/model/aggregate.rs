@@ -487,7 +487,12 @@ impl Aggregator {
                 comm,
                 kernel_thread,
                 ..
-            } => self.tasks.name(task, comm, kernel_thread),
+            } => {
+                if let Some(seen) = self.seen.as_mut() {
+                    seen.push(Seen::TaskNamed { task, comm });
+                }
+                self.tasks.name(task, comm, kernel_thread);
+            }
             Record::ThreadNew {
                 tid,
                 pid,
@@ -616,6 +621,14 @@ impl Aggregator {
             return;
         }
         let (window_start, keeping) = (self.start_ns, self.keeping());
+        let waker = match &event {
+            SchedEvent::Wakeup(Some(waker)) if self.seen.is_some() => Some(waker.clone()),
+            _ => None,
+        };
+        let waker_traced = match &waker {
+            Some(Waker::Task(task)) => self.newest.contains_key(&task.tid),
+            _ => false,
+        };
         let thread = match event {
             SchedEvent::SwitchOut {
                 departure: Departure::Dead,
@@ -628,11 +641,22 @@ impl Aggregator {
         timeline.apply(ts_ns, event);
         let stretches = timeline.take_stretches();
         if let Some(seen) = self.seen.as_mut() {
+            // A wakeup that ended a wait (the stretch closed) began the
+            // stretch ready after it.
+            let began = waker.filter(|_| !stretches.is_empty());
             seen.extend(
                 stretches
                     .into_iter()
                     .map(|stretch| Seen::Stretch { tid, pid, stretch }),
             );
+            if let Some(waker) = began {
+                seen.push(Seen::Wakeup {
+                    tid,
+                    ts_ns,
+                    waker,
+                    waker_traced,
+                });
+            }
         }
     }
 

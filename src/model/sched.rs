@@ -251,6 +251,8 @@ pub struct Stretch {
     pub after_idle: bool,
     pub start_ns: u64,
     pub end_ns: u64,
+    /// Ready behind other tasks: the task charged with it.
+    pub holder: Option<Holder>,
 }
 
 impl Timeline {
@@ -470,6 +472,7 @@ impl Timeline {
                 after_idle,
                 start_ns: self.since_ns,
                 end_ns: ts,
+                holder: (state == ThreadState::Ready && !after_idle).then_some(holder),
             });
         }
         if self.since_event {
@@ -513,6 +516,7 @@ impl Timeline {
             after_idle: false,
             start_ns: self.since_ns,
             end_ns: end,
+            holder: (state == ThreadState::Ready).then_some(Holder::StillReady),
         })
     }
 
@@ -744,6 +748,50 @@ mod tests {
                     stopped_ns: 0,
                 },
             }
+        );
+    }
+
+    #[test]
+    fn kept_stretches_name_the_task_each_wait_for_a_busy_cpu_was_behind() {
+        let mut timeline = Timeline::new(0);
+        timeline.keep_stretches();
+        for (ts, event) in [
+            (10, IN),
+            (20, out(Sleeping)),
+            (30, WAKEUP),
+            (
+                40,
+                SwitchIn {
+                    after_idle: true,
+                    prev: 0,
+                },
+            ),
+            (50, out(Ready)),
+        ] {
+            timeline.apply(ts, event);
+        }
+        let stretch = |state, after_idle, start_ns, end_ns, holder| Stretch {
+            state,
+            after_idle,
+            start_ns,
+            end_ns,
+            holder,
+        };
+        let (ready, running) = (ThreadState::Ready, ThreadState::Running);
+        assert_eq!(
+            timeline.take_stretches(),
+            [
+                stretch(ready, false, 0, 10, Some(Holder::Task(OTHER))),
+                stretch(running, false, 10, 20, None),
+                stretch(ThreadState::Sleeping, false, 20, 30, None),
+                stretch(ready, true, 30, 40, None),
+                stretch(running, false, 40, 50, None),
+            ]
+        );
+        assert!(timeline.take_stretches().is_empty(), "taken once");
+        assert_eq!(
+            timeline.last_stretch(60, None, None),
+            Some(stretch(ready, false, 50, 60, Some(Holder::StillReady)))
         );
     }
 

@@ -6,7 +6,10 @@
 //! stretches the time budget adds up (running, ready_busy_cpu,
 //! ready_idle_cpu, sleeping, blocked, stopped: the budget's names), and a
 //! track "interrupts" with the interrupts that ran while it had the CPU.
-//! Written as the window runs: memory stays bounded.
+//! A stretch ready behind other tasks names the task it is charged to
+//! (`behind`), one that began with a wakeup (--wakers) what woke the
+//! thread (`woken_by`), with a flow from the waker's track when the waker
+//! is traced. Written as the window runs: memory stays bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -28,8 +31,9 @@ mod wire;
 
 use crate::collect::Collected;
 use crate::kernel::irq;
-use crate::kernel::records::IrqSource;
+use crate::kernel::records::{IrqSource, Waker};
 use crate::kernel::syscall_names;
+use crate::model::attribution::Holder;
 use crate::model::sched::{StateTimes, Stretch, ThreadState, Timeline};
 use crate::model::seen::Seen;
 use crate::output::StreamedFile;
@@ -50,12 +54,18 @@ const EVENTS_BATCH: usize = 64 << 10;
 
 pub struct PerfettoTrace {
     file: StreamedFile,
-    /// Threads whose tracks are described, with their process if known.
-    threads: HashMap<u32, Option<u32>>,
+    /// Threads whose tracks are described, with their name.
+    threads: HashMap<u32, String>,
     processes: HashSet<u32>,
     /// What /proc said of the window's threads as it opened: names and
     /// processes, for the tracks first described before the window ends.
     opened: ThreadsSeen,
+    /// The tasks not traced that the window's records named, sanitised.
+    others: HashMap<u32, String>,
+    /// Per thread, its last wakeup: until the stretch it began is written.
+    woken: HashMap<u32, Woken>,
+    /// The flows from a waker's track to the thread it woke, so far.
+    flows: u64,
     /// Slice and argument names, each written once with a number that
     /// stands for it after (the trace's interned data).
     names: HashMap<String, u64>,
@@ -74,6 +84,9 @@ impl PerfettoTrace {
             threads: HashMap::new(),
             processes: HashSet::new(),
             opened: ThreadsSeen::default(),
+            others: HashMap::new(),
+            woken: HashMap::new(),
+            flows: 0,
             names: HashMap::new(),
             arguments: HashMap::new(),
             packet: Vec::new(),
@@ -96,6 +109,8 @@ impl PerfettoTrace {
     /// A window opened: what /proc said of its threads.
     pub fn window_opened(&mut self, threads: &ThreadsSeen) {
         self.opened.clone_from(threads);
+        self.others.clear();
+        self.woken.clear();
     }
 
     /// Writes what the window's aggregation saw happen.
@@ -118,7 +133,8 @@ impl PerfettoTrace {
                     self.describe(tid, pid, None)?;
                     let name = syscall_names::name(nr);
                     let args = call_arguments(errno, &times, exit_ns - enter_ns);
-                    self.slice(THREAD | u64::from(tid), &name, enter_ns, exit_ns, &args)?;
+                    let track = THREAD | u64::from(tid);
+                    self.slice(track, &name, enter_ns, exit_ns, &args, None)?;
                 }
                 Seen::Interrupt {
                     tid,
@@ -129,7 +145,25 @@ impl PerfettoTrace {
                 } => {
                     self.describe(tid, pid, None)?;
                     let name = interrupt_name(&source);
-                    self.slice(INTERRUPTS | u64::from(tid), &name, start_ns, end_ns, &[])?;
+                    let track = INTERRUPTS | u64::from(tid);
+                    self.slice(track, &name, start_ns, end_ns, &[], None)?;
+                }
+                Seen::Wakeup {
+                    tid,
+                    ts_ns,
+                    waker,
+                    waker_traced,
+                } => {
+                    let woken = Woken {
+                        ts_ns,
+                        waker,
+                        waker_traced,
+                    };
+                    self.woken.insert(tid, woken);
+                }
+                Seen::TaskNamed { task, comm } => {
+                    self.others
+                        .insert(task.tid, crate::sanitize::sanitize(&comm));
                 }
             }
         }
@@ -191,7 +225,7 @@ impl PerfettoTrace {
             }
             let name = format!("slow {}", syscall_names::name(call.nr));
             let track = THREAD | u64::from(call.tid);
-            self.named_event(Type::TYPE_INSTANT, track, &name, call.exit_ns, &args)?;
+            self.named_event(Type::TYPE_INSTANT, track, &name, call.exit_ns, &args, None)?;
         }
         Ok(())
     }
@@ -252,7 +286,7 @@ impl PerfettoTrace {
         let mut track = TrackDescriptor::new();
         track.set_uuid(THREAD | u64::from(tid));
         track.thread = MessageField::some(thread);
-        self.threads.insert(tid, pid);
+        self.threads.insert(tid, name.to_string());
         self.descriptor(track)
     }
 
@@ -263,17 +297,91 @@ impl PerfettoTrace {
         self.write(packet)
     }
 
+    /// A stretch of thread `tid`'s time on its "state" track: ready, with
+    /// what it waited behind and, if a wakeup began it, what woke it (a
+    /// flow from the waker's track, where it is traced, to it).
     fn stretch(&mut self, tid: u32, stretch: &Stretch) -> Result<()> {
         let name = match (stretch.state, stretch.after_idle) {
             (ThreadState::Ready, true) => "ready_idle_cpu",
             (ThreadState::Ready, false) => "ready_busy_cpu",
             (state, _) => state.name(),
         };
+        let mut args = Vec::new();
+        if let Some(holder) = stretch.holder {
+            self.holder_arguments(holder, &mut args);
+        }
+        let mut flow = None;
+        // A wakeup not followed by a stretch ready (the thread was
+        // runnable already) began nothing.
+        let woken = self
+            .woken
+            .remove(&tid)
+            .filter(|woken| woken.ts_ns == stretch.start_ns)
+            .filter(|_| stretch.state == ThreadState::Ready);
+        if let Some(woken) = woken {
+            flow = self.waker_arguments(&woken, &mut args)?;
+        }
         let track = STATE | u64::from(tid);
-        self.slice(track, name, stretch.start_ns, stretch.end_ns, &[])
+        let (start, end) = (stretch.start_ns, stretch.end_ns);
+        self.slice(track, name, start, end, &args, flow.map(Flow::Ends))
     }
 
-    /// A slice [start_ns, end_ns] on `track`, with `args`.
+    /// `behind`: the task a stretch ready is charged to, with its ids.
+    fn holder_arguments(&self, holder: Holder, args: &mut Vec<Argument>) {
+        let name = match holder {
+            Holder::Task(tid) => {
+                args.push(Argument::int("behind_tid", tid));
+                self.task_name(tid)
+            }
+            Holder::StillReady => "(still ready at the window's end)".to_string(),
+            Holder::Unseen => "(switch not recorded)".to_string(),
+        };
+        args.push(Argument::text("behind", name));
+    }
+
+    /// `woken_by`: what woke the thread, with its ids; a traced waker gets
+    /// an instant "wakeup" on its track as the flow's start. The flow's id.
+    fn waker_arguments(&mut self, woken: &Woken, args: &mut Vec<Argument>) -> Result<Option<u64>> {
+        let task = match &woken.waker {
+            Waker::Task(task) => task,
+            Waker::Interrupt(source) => {
+                args.push(Argument::text("woken_by", interrupt_name(source)));
+                return Ok(None);
+            }
+        };
+        args.push(Argument::text("woken_by", self.task_name(task.tid)));
+        args.push(Argument::int("woken_by_tid", task.tid));
+        if !woken.waker_traced {
+            return Ok(None);
+        }
+        self.flows += 1;
+        let flow = self.flows;
+        self.describe(task.tid, task.pid, None)?;
+        let track = THREAD | u64::from(task.tid);
+        let start = Some(Flow::Starts(flow));
+        self.named_event(Type::TYPE_INSTANT, track, "wakeup", woken.ts_ns, &[], start)?;
+        Ok(Some(flow))
+    }
+
+    /// A task's name: as its track is named if it is traced, else as a
+    /// record named it.
+    fn task_name(&self, tid: u32) -> String {
+        if tid == 0 {
+            return "(idle)".to_string();
+        }
+        if let Some(name) = self.threads.get(&tid) {
+            return name.clone();
+        }
+        if let Some(name) = self.opened.names.get(&tid) {
+            return crate::sanitize::sanitize(name);
+        }
+        match self.others.get(&tid) {
+            Some(name) => name.clone(),
+            None => "(name not recorded)".to_string(),
+        }
+    }
+
+    /// A slice [start_ns, end_ns] on `track`, with `args`, and `flow`.
     fn slice(
         &mut self,
         track: u64,
@@ -281,15 +389,15 @@ impl PerfettoTrace {
         start_ns: u64,
         end_ns: u64,
         args: &[Argument],
+        flow: Option<Flow>,
     ) -> Result<()> {
-        let fast = args
-            .is_empty()
+        let fast = (args.is_empty() && flow.is_none())
             .then(|| self.names.get(name).copied())
             .flatten();
         if let Some(iid) = fast {
             self.slice_event(start_ns, Type::TYPE_SLICE_BEGIN, track, Some(iid));
         } else {
-            self.named_event(Type::TYPE_SLICE_BEGIN, track, name, start_ns, args)?;
+            self.named_event(Type::TYPE_SLICE_BEGIN, track, name, start_ns, args, flow)?;
         }
         self.slice_event(end_ns, Type::TYPE_SLICE_END, track, None);
         self.flush_events()
@@ -325,8 +433,8 @@ impl PerfettoTrace {
     }
 
     /// An event of `kind` (a slice's begin, an instant) named `name`, with
-    /// `args`: through the protobuf library (a begin whose name is known
-    /// and that has no arguments is encoded by hand).
+    /// `args` and `flow`: through the protobuf library (a begin whose name
+    /// is known and that has neither is encoded by hand).
     fn named_event(
         &mut self,
         kind: Type,
@@ -334,6 +442,7 @@ impl PerfettoTrace {
         name: &str,
         ts_ns: u64,
         args: &[Argument],
+        flow: Option<Flow>,
     ) -> Result<()> {
         let mut interned = InternedData::new();
         let mut begin = TrackEvent::new();
@@ -348,6 +457,11 @@ impl PerfettoTrace {
                 Value::Text(value) => annotation.set_string_value(value.clone()),
             }
             begin.debug_annotations.push(annotation);
+        }
+        match flow {
+            Some(Flow::Starts(id)) => begin.flow_ids.push(id),
+            Some(Flow::Ends(id)) => begin.terminating_flow_ids.push(id),
+            None => {}
         }
         self.event(ts_ns, begin, interned)
     }
@@ -417,10 +531,36 @@ impl PerfettoTrace {
     }
 }
 
+/// A thread's last wakeup, with what woke it.
+struct Woken {
+    ts_ns: u64,
+    waker: Waker,
+    waker_traced: bool,
+}
+
+/// An event's part in a flow (an arrow between tracks), by the flow's id.
+#[derive(Clone, Copy)]
+enum Flow {
+    Starts(u64),
+    Ends(u64),
+}
+
 /// A slice's argument.
 struct Argument {
     name: &'static str,
     value: Value,
+}
+
+impl Argument {
+    fn int(name: &'static str, value: u32) -> Self {
+        let value = Value::Int(i64::from(value));
+        Argument { name, value }
+    }
+
+    fn text(name: &'static str, value: String) -> Self {
+        let value = Value::Text(value);
+        Argument { name, value }
+    }
 }
 
 enum Value {
@@ -462,6 +602,10 @@ fn call_arguments(errno: u32, times: &StateTimes, duration_ns: u64) -> Vec<Argum
 fn interrupt_name(source: &IrqSource) -> String {
     match source {
         IrqSource::Softirq(vec) => format!("softirq {}", irq::softirq_name(*vec)),
+        // A wakeup's record does not name the handler.
+        IrqSource::Hard(irq::HardIrq::Line { irq, handler }) if handler.is_empty() => {
+            format!("irq {irq}")
+        }
         IrqSource::Hard(irq::HardIrq::Line { irq, handler }) => {
             format!("irq {irq} {}", crate::sanitize::sanitize(handler))
         }

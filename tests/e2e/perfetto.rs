@@ -2,7 +2,9 @@
 //! with the Perfetto project's own protobuf classes (PyPI's `perfetto`,
 //! set up by `make test`) has, per thread, state slices that add up to the
 //! report's budget to the nanosecond, a system call slice per call the
-//! report counts, and the report's names.
+//! report counts, ready slices whose holders add up to the report's
+//! ready_behind, wakeups (--wakers) that end the report's waits, and the
+//! report's names.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,12 +99,49 @@ fn agrees_with_the_report(summary: &Value, report: &Value) {
                 slow.insert(name, (n + 1).into());
             }
         }
+        let mut instants = track["instants"].as_object().unwrap().clone();
+        instants.remove("wakeup");
         assert_eq!(
-            track["instants"],
+            Value::Object(instants),
             Value::Object(slow),
             "thread {tid}: {track}"
         );
+        agrees_on_attribution(track, thread);
     }
+}
+
+/// Checks a thread's ready slices against its attribution in the report:
+/// the time behind each task to the ns; per waker, the wakeups that ended
+/// a wait (the report also counts those of a runnable thread) and the
+/// time asleep or blocked they ended, to the ns.
+fn agrees_on_attribution(track: &Value, thread: &Value) {
+    let key = |row: &Value| match &row["tid"] {
+        Value::Null => row["comm"].as_str().unwrap().to_string(),
+        tid => tid.to_string(),
+    };
+    let behind = track["behind"].as_object().unwrap();
+    let rows = thread["sched"]["ready_behind"].as_array().unwrap();
+    for row in rows.iter().filter(|row| row["comm"] != "(others)") {
+        let sliced = behind.get(&key(row)).and_then(Value::as_u64).unwrap_or(0);
+        assert_eq!(sliced, field(row, "ns"), "behind {row}: {track}");
+    }
+    if rows.iter().all(|row| row["comm"] != "(others)") {
+        assert_eq!(behind.len(), rows.len(), "{track} {thread}");
+    }
+    let woken_by = track["woken_by"].as_object().unwrap();
+    let Some(rows) = thread["sched"]["woken_by"].as_array() else {
+        assert!(woken_by.is_empty(), "woken_by without --wakers: {track}");
+        return;
+    };
+    for row in rows.iter().filter(|row| row["tid"].is_u64()) {
+        let sliced = &woken_by.get(&key(row));
+        let count = sliced.map_or(0, |w| field(w, "count"));
+        let ended = sliced.map_or(0, |w| field(w, "ended_ns"));
+        assert!(count <= field(row, "count"), "woken by {row}: {track}");
+        assert_eq!(ended, field(row, "ended_ns"), "woken by {row}: {track}");
+    }
+    let began: u64 = woken_by.values().map(|w| field(w, "count")).sum();
+    assert!(began <= field(&thread["sched"], "wakeups"), "{track}");
 }
 
 #[test]
@@ -111,8 +150,11 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
     let dir = tempfile::tempdir().unwrap();
     let forks = format!("echo 'fork 2 20' | {WORKLOAD} serve");
     let slow_sleep = c_workload_built("slow_sleep", dir.path(), &["-g", "-O2"]);
-    let runs: [&[&str]; 3] = [
-        &["--", WORKLOAD, "pingpong", "3000"],
+    // A sleeper woken by a timer and its spinning sibling, on one CPU.
+    let crowded = format!("echo 'crowded-sleep 300 1' | {WORKLOAD} serve");
+    let runs: [&[&str]; 4] = [
+        &["--wakers", "--", WORKLOAD, "pingpong", "3000"],
+        &["--wakers", "--", "taskset", "-c", "0", "sh", "-c", &crowded],
         &["--", "sh", "-c", &forks],
         // Slow calls, with their stacks.
         &["-s", "4000000", "--", slow_sleep.to_str().unwrap(), "10"],
@@ -129,6 +171,16 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
         assert!(output.status.success(), "{args:?}: {output:?}");
         let traced = summary(&trace);
         agrees_with_the_report(&traced, &report);
+        assert_eq!(traced["bad_flows"], serde_json::json!([]), "{args:?}");
+        if args.contains(&"pingpong") {
+            // Each woken by the other, traced: an arrow from its track.
+            assert!(field(&traced, "flows") >= 2_000, "{traced}");
+        }
+        if args.contains(&"taskset") {
+            let sleeper = threads_named(&report, "sleeper")[0].clone();
+            let rows = sleeper["sched"]["ready_behind"].as_array().unwrap();
+            assert!(rows.iter().any(|row| row["comm"] == "spinner"), "{sleeper}");
+        }
         if args.contains(&"-s") {
             let events = report["syscall_events"].as_array().expect("syscall_events");
             assert_eq!(events.len(), 10, "the ten sleeps");
