@@ -49,7 +49,8 @@ fn a_recording_reports_what_the_live_run_reported() {
     let dir = tempfile::tempdir().unwrap();
     let slow_sleep = c_workload_built("slow_sleep", dir.path(), &["-g", "-O2"]);
     let forks = format!("echo 'fork 3 50' | {WORKLOAD} serve");
-    let runs: [&[&str]; 5] = [
+    let triggered = c_workload("triggered", dir.path());
+    let runs: [&[&str]; 6] = [
         &["--", WORKLOAD, "run", "3000", "0"],
         &["--", WORKLOAD, "pingpong", "20000"],
         &["--", "sh", "-c", &forks],
@@ -73,6 +74,21 @@ fn a_recording_reports_what_the_live_run_reported() {
             WORKLOAD,
             "demo",
             "1",
+        ],
+        // Three windows, each opened and closed by the target (a 50 ms
+        // sleep between probes begin and end, 50 ms apart).
+        &[
+            "--sample-count",
+            "0",
+            "--start-trigger",
+            "up:begin",
+            "--stop-trigger",
+            "up:end",
+            "--",
+            triggered.to_str().unwrap(),
+            "3",
+            "50",
+            "50",
         ],
     ];
     for args in runs {
@@ -102,12 +118,23 @@ fn a_recording_reports_what_the_live_run_reported() {
             assert_budgets_add_up(report);
             assert!(field(report, "events") > 0, "{args:?}: nothing recorded");
         }
+        // A window that closed before the reader looked may be missed
+        // (counted in the next report's missed_windows).
+        let missed: u64 = reports
+            .iter()
+            .map(|r| r["window"]["missed_windows"].as_u64().unwrap_or(0))
+            .sum();
         let windows = if args.contains(&"--sample-count") {
             3
         } else {
             1
         };
-        assert_eq!(reports.len(), windows, "{args:?}");
+        assert_eq!(reports.len() as u64 + missed, windows, "{args:?}");
+        if args.contains(&"--start-trigger") {
+            for report in &reports {
+                assert_eq!(report["stop_reason"], "stop_trigger", "{report}");
+            }
+        }
     }
 }
 
