@@ -408,7 +408,7 @@ impl Aggregator {
         &mut self.threads[index]
     }
 
-    pub fn ingest(&mut self, record: Record) {
+    fn ingest(&mut self, record: Record) {
         self.events += 1;
         let window_start = self.start_ns;
         match record {
@@ -679,7 +679,7 @@ impl Aggregator {
 
     /// A thread of process `pid` that /proc listed: reported even if it
     /// did nothing.
-    pub fn add_listed_thread(&mut self, tid: u32, pid: u32) {
+    fn add_listed_thread(&mut self, tid: u32, pid: u32) {
         self.thread(tid).pid.get_or_insert(pid);
     }
 
@@ -693,7 +693,7 @@ impl Aggregator {
     }
 
     /// A process traced from the start, with its parent as /proc says.
-    pub fn add_listed_process(&mut self, pid: u32, ppid: Option<u32>) {
+    fn add_listed_process(&mut self, pid: u32, ppid: Option<u32>) {
         let process = self.process(pid);
         process.ppid = process.ppid.or(ppid);
     }
@@ -749,7 +749,7 @@ impl Aggregator {
 
     /// The call /proc says `tid` was in when the window closed: unless an
     /// entry was seen for it, it began before the window.
-    pub fn add_call_in_progress(&mut self, tid: u32, nr: i64) {
+    fn add_call_in_progress(&mut self, tid: u32, nr: i64) {
         let thread = self.thread(tid);
         if thread.in_flight.is_empty() {
             thread.in_call_since_before = Some(nr);
@@ -758,7 +758,7 @@ impl Aggregator {
 
     /// A call still in the tracer's start map when the window closed,
     /// unless its record, made as it returned since, said so already.
-    pub fn add_in_flight(&mut self, tid: u32, call: InFlight) {
+    fn add_in_flight(&mut self, tid: u32, call: InFlight) {
         if call.enter_ns >= self.start_ns && call.enter_ns <= self.end_ns {
             let thread = self.thread(tid);
             if thread.in_flight.contains(&call) {
@@ -798,7 +798,7 @@ impl Aggregator {
 
     /// Calls the kernel kept in its spill map, ring buffer full: (thread,
     /// task start time, call) with their exact count, total, min and max.
-    pub fn add_spilled(&mut self, tid: u32, start_ns: u64, nr: i64, spilled: SpilledCalls) {
+    fn add_spilled(&mut self, tid: u32, start_ns: u64, nr: i64, spilled: SpilledCalls) {
         let SpilledCalls {
             count,
             total_ns,
@@ -814,7 +814,7 @@ impl Aggregator {
     }
 
     /// An exit the kernel kept in its map, ring buffer full.
-    pub fn add_kept_exit(&mut self, tid: u32, start_ns: u64, exit: KeptExit) {
+    fn add_kept_exit(&mut self, tid: u32, start_ns: u64, exit: KeptExit) {
         let KeptExit {
             exit,
             pid,

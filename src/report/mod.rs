@@ -527,7 +527,10 @@ pub(crate) mod tests {
     /// A report, and the header and end the text report frames it with.
     pub fn sample() -> (Report, Header, Timestamp) {
         let mut agg = Aggregator::new(1_000_000);
-        agg.add_listed_process(100, Some(1));
+        agg.apply(Input::ListedProcess {
+            pid: 100,
+            ppid: Some(1),
+        });
         for (nr, enter, exit) in [
             (0, 1_000_100, 4_493_811),
             (0, 1_000_200, 1_000_300),
@@ -535,22 +538,22 @@ pub(crate) mod tests {
             (7, 2_150_000, 2_160_000), // poll again: one loop iteration of 100 us
             (110, 3_000_000, 3_000_500),
         ] {
-            agg.ingest(Record::Syscall {
+            agg.apply(Input::Record(Record::Syscall {
                 tid: 101,
                 nr,
                 // The short read failed.
                 errno: if exit == 1_000_300 { 9 } else { 0 },
                 enter_ns: enter,
                 exit_ns: exit,
-            });
+            }));
         }
-        agg.ingest(Record::Syscall {
+        agg.apply(Input::Record(Record::Syscall {
             tid: 102,
             nr: 1,
             errno: 0,
             enter_ns: 4_000_000,
             exit_ns: 4_010_000,
-        });
+        }));
         for (exit_ns, duration_ns, source) in [
             (5_000_000, 2_000, IrqSource::Softirq(3)),
             (6_000_000, 4_000, IrqSource::Softirq(3)),
@@ -565,59 +568,59 @@ pub(crate) mod tests {
                 }),
             ),
         ] {
-            agg.ingest(Record::Irq {
+            agg.apply(Input::Record(Record::Irq {
                 tid: 101,
                 exit_ns,
                 duration_ns,
                 source,
-            });
+            }));
         }
-        agg.ingest(Record::ThreadExit {
+        agg.apply(Input::Record(Record::ThreadExit {
             tid: 102,
             pid: 100,
             ts_ns: 5_000_000,
             comm: *b"short\x1b[2J\0\0\0\0\0\0\0",
             process_exited: false,
-        });
+        }));
         // Process 100 forks 200, which makes one call and exits.
-        agg.ingest(Record::ProcessNew {
+        agg.apply(Input::Record(Record::ProcessNew {
             pid: 200,
             ppid: 100,
             ts_ns: 6_000_000,
-        });
-        agg.ingest(Record::ThreadNew {
+        }));
+        agg.apply(Input::Record(Record::ThreadNew {
             tid: 200,
             pid: 200,
             ts_ns: 6_000_100,
             start_ns: 6_000_050,
-        });
-        agg.ingest(Record::Syscall {
+        }));
+        agg.apply(Input::Record(Record::Syscall {
             tid: 200,
             nr: 110,
             errno: 0,
             enter_ns: 6_100_000,
             exit_ns: 6_100_500,
-        });
-        agg.ingest(Record::ThreadExit {
+        }));
+        agg.apply(Input::Record(Record::ThreadExit {
             tid: 200,
             pid: 200,
             ts_ns: 7_000_000,
             comm: *b"child\0\0\0\0\0\0\0\0\0\0\0",
             process_exited: true,
-        });
+        }));
         agg.apply(Input::Close {
             end_ns: 3_001_000_000,
         });
-        agg.add_in_flight(
-            101,
-            InFlight {
+        agg.apply(Input::InFlight {
+            tid: 101,
+            call: InFlight {
                 nr: 0,
                 enter_ns: 2_001_000_000,
             },
-        );
+        });
         let mut names = ThreadNames::default();
         for tid in [100, 101] {
-            agg.add_listed_thread(tid, 100);
+            agg.apply(Input::ListedThread { tid, pid: 100 });
         }
         names.at_start.insert(100, b"demo".to_vec());
         names.at_start.insert(101, b"worker".to_vec());
