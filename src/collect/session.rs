@@ -70,6 +70,8 @@ pub struct Session<'a, 'obj> {
     lost: Lost,
     stacks_missed: u64,
     missed_windows: u64,
+    /// When the last window closed (0: none did).
+    last_close_ns: u64,
     /// The last window is taken: a signal, the target's exit or a
     /// failure ended it, or it makes the last report asked for.
     over: bool,
@@ -128,6 +130,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             missed_windows: 0,
             over: false,
             reported: 0,
+            last_close_ns: 0,
         }
     }
 
@@ -186,8 +189,15 @@ impl<'a, 'obj> Session<'a, 'obj> {
         self.tracer.arm_windows(true);
         loop {
             let window = self.tracer.window_state();
-            if window.opened != window.taken {
+            // Where stores are not seen in order (arm64), the new number
+            // may be seen before the new opening time: the last window's,
+            // which opened before the last close.
+            if window.opened != window.taken && window.open_ns >= self.last_close_ns {
                 return Ok(Some(clock::at(window.open_ns)));
+            }
+            if window.opened != window.taken {
+                std::hint::spin_loop();
+                continue;
             }
             if self.interrupted() {
                 return Ok(None);
@@ -604,7 +614,16 @@ impl<'a, 'obj> Session<'a, 'obj> {
     /// unless the programs closed it: when, and what closed it.
     fn close(&mut self) -> (Timestamp, window_closer) {
         self.tracer.close_window(clock::monotonic_ns());
-        let window = self.tracer.window_state();
+        // As in open(): a closing time from before the window opened is
+        // the last window's, the new one not seen yet.
+        let window = loop {
+            let window = self.tracer.window_state();
+            if window.close_ns >= window.open_ns {
+                break window;
+            }
+            std::hint::spin_loop();
+        };
+        self.last_close_ns = window.close_ns;
         (clock::at(window.close_ns), window.closed_by)
     }
 

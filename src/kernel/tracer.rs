@@ -400,15 +400,21 @@ impl<'obj> Tracer<'obj> {
     /// The window, as the programs see it.
     pub fn window_state(&self) -> WindowState {
         // SAFETY: valid, aligned fields of the mmapped .bss, which the
-        // programs update behind our back: read volatile.
+        // programs update behind our back: read volatile. The programs
+        // write a window's times before the state and the number that
+        // publish them, so those are read first: read after, a new number
+        // could come with the last window's opening time.
         unsafe {
             let window = &raw const (*self.bss()).window;
+            let opened = std::ptr::read_volatile(&raw const (*window).opened);
+            let state = window_state(std::ptr::read_volatile(&raw const (*window).state));
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             WindowState {
-                state: window_state(std::ptr::read_volatile(&raw const (*window).state)),
+                state,
                 closed_by: window_closer(std::ptr::read_volatile(&raw const (*window).closed_by)),
                 open_ns: std::ptr::read_volatile(&raw const (*window).open_ns),
                 close_ns: std::ptr::read_volatile(&raw const (*window).close_ns),
-                opened: std::ptr::read_volatile(&raw const (*window).opened),
+                opened,
                 taken: std::ptr::read_volatile(&raw const (*window).taken),
                 missed: std::ptr::read_volatile(&raw const (*window).missed),
             }
