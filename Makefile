@@ -52,7 +52,7 @@ KERNELS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 kernels image
+.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 kernels vmtest vmtest-deps vmtest-prepare image
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -127,6 +127,21 @@ static-aarch64: deps
 kernels: static static-aarch64
 	$(call apt_install,$(KERNELS_PACKAGES),--no-install-recommends)
 	scripts/kernels/run.sh $(KERNELS)
+
+# vmtest itself (danobi/vmtest, pinned in scripts/vmtest/run.sh) on
+# vmtest.toml: a kernel built from Debian's linux-source for its kernel mode
+# and a Debian image for its image mode, both cached under
+# /var/cache/kernel-delay (KERNEL_DELAY_CACHE).
+VMTEST_PACKAGES := qemu-system-x86 qemu-guest-agent mmdebstrap extlinux util-linux \
+	linux-source-6.12 bc flex bison libssl-dev libelf-dev dwarves cpio gcc make python3
+# vmtest-prepare: what `make vmtest` needs but the static binary (CI builds
+# it in the background, niced, while the other steps run).
+vmtest-deps:
+	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
+vmtest-prepare: vmtest-deps
+	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh --prepare
+vmtest: static vmtest-deps
+	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh
 
 # The container image for amd64 and arm64: a manifest list
 # localhost/kernel-delay:latest in podman's (root's) store and an OCI archive

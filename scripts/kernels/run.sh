@@ -24,9 +24,10 @@
 #   arm64).
 # Environment: BIN_DIR, BIN_DIR_AARCH64 (the static binaries; default
 #   target/x86_64-unknown-linux-musl/release and
-#   target/aarch64-unknown-linux-musl/release), VMTEST_TIMEOUT (seconds
-#   per boot, default 120 on amd64, 240 on arm64: emulating another
-#   architecture is slower).
+#   target/aarch64-unknown-linux-musl/release), KERNELS_TIMEOUT (seconds
+#   per boot, default 300 on amd64, 600 on arm64: a boot and its checks
+#   take 20-60 s, but emulation on a host whose CPUs are busy elsewhere is
+#   several times slower, and arm64's slower still).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -70,7 +71,7 @@ arch_setup() {
             data_args() { echo -serial "file:$1"; }
             data_modules=()
             bin_dir=${BIN_DIR:-$root/target/x86_64-unknown-linux-musl/release}
-            boot_timeout=${VMTEST_TIMEOUT:-120}
+            boot_timeout=${KERNELS_TIMEOUT:-300}
             ;;
         arm64)
             machine=aarch64
@@ -91,7 +92,7 @@ arch_setup() {
             # package and are skipped.
             data_modules=(virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console)
             bin_dir=${BIN_DIR_AARCH64:-$root/target/aarch64-unknown-linux-musl/release}
-            boot_timeout=${VMTEST_TIMEOUT:-240}
+            boot_timeout=${KERNELS_TIMEOUT:-600}
             ;;
         *) return 1 ;;
     esac
