@@ -311,8 +311,7 @@ impl PerfettoTrace {
             self.holder_arguments(holder, &mut args);
         }
         let mut flow = None;
-        // A wakeup not followed by a stretch ready (the thread was
-        // runnable already) began nothing.
+        // A wakeup that ended a wait began the thread's next stretch.
         let woken = self
             .woken
             .remove(&tid)
