@@ -134,8 +134,8 @@ kernels: static static-aarch64
 # /var/cache/kernel-delay (KERNEL_DELAY_CACHE).
 VMTEST_PACKAGES := qemu-system-x86 qemu-guest-agent mmdebstrap extlinux util-linux \
 	linux-source-6.12 bc flex bison libssl-dev libelf-dev dwarves cpio gcc make python3
-# vmtest-prepare: what `make vmtest` needs but the static binary (CI builds
-# it in the background, niced, while the other steps run).
+# vmtest-prepare: what `make vmtest` needs but the static binary (CI times
+# it apart: on a fresh machine it is the kernel's build).
 vmtest-deps:
 	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
 vmtest-prepare: vmtest-deps
