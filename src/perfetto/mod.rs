@@ -203,25 +203,14 @@ impl PerfettoTrace {
         for slow in m.syscall_events.iter().flat_map(|events| &events.calls) {
             let call = &slow.call;
             self.describe(call.tid, Some(call.pid), None)?;
+            let duration_ns = call.exit_ns.saturating_sub(call.enter_ns);
             let mut args = vec![
-                Argument {
-                    name: "duration_ns",
-                    value: Value::Int(call.exit_ns.saturating_sub(call.enter_ns) as i64),
-                },
-                Argument {
-                    name: "kernel_stack",
-                    value: Value::Text(slow.kernel_stack.join("\n")),
-                },
-                Argument {
-                    name: "user_stack",
-                    value: Value::Text(slow.user_stack.join("\n")),
-                },
+                Argument::int("duration_ns", duration_ns as i64),
+                Argument::text("kernel_stack", slow.kernel_stack.join("\n")),
+                Argument::text("user_stack", slow.user_stack.join("\n")),
             ];
             if let Some(cut) = slow.user_stack_cut {
-                args.push(Argument {
-                    name: "user_stack_cut",
-                    value: Value::Text(cut.to_string()),
-                });
+                args.push(Argument::text("user_stack_cut", cut.to_string()));
             }
             let name = format!("slow {}", syscall_names::name(call.nr));
             let track = THREAD | u64::from(call.tid);
@@ -329,7 +318,7 @@ impl PerfettoTrace {
     fn holder_arguments(&self, holder: Holder, args: &mut Vec<Argument>) {
         let name = match holder {
             Holder::Task(tid) => {
-                args.push(Argument::int("behind_tid", tid));
+                args.push(Argument::int("behind_tid", i64::from(tid)));
                 self.task_name(tid)
             }
             Holder::StillReady => "(still ready at the window's end)".to_string(),
@@ -349,7 +338,7 @@ impl PerfettoTrace {
             }
         };
         args.push(Argument::text("woken_by", self.task_name(task.tid)));
-        args.push(Argument::int("woken_by_tid", task.tid));
+        args.push(Argument::int("woken_by_tid", i64::from(task.tid)));
         if !woken.waker_traced {
             return Ok(None);
         }
@@ -551,8 +540,8 @@ struct Argument {
 }
 
 impl Argument {
-    fn int(name: &'static str, value: u32) -> Self {
-        let value = Value::Int(i64::from(value));
+    fn int(name: &'static str, value: i64) -> Self {
+        let value = Value::Int(value);
         Argument { name, value }
     }
 
@@ -573,10 +562,7 @@ enum Value {
 fn call_arguments(errno: u32, times: &StateTimes, duration_ns: u64) -> Vec<Argument> {
     let mut args = Vec::new();
     if errno != 0 {
-        args.push(Argument {
-            name: "errno",
-            value: Value::Text(syscall_names::errno_name(errno)),
-        });
+        args.push(Argument::text("errno", syscall_names::errno_name(errno)));
     }
     if times.running_ns != duration_ns {
         for (name, ns) in [
@@ -588,10 +574,7 @@ fn call_arguments(errno: u32, times: &StateTimes, duration_ns: u64) -> Vec<Argum
             ("stopped_ns", times.stopped_ns),
         ] {
             if ns > 0 {
-                args.push(Argument {
-                    name,
-                    value: Value::Int(ns as i64),
-                });
+                args.push(Argument::int(name, ns as i64));
             }
         }
     }
