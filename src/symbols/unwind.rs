@@ -63,11 +63,14 @@ impl UnwindInfo {
     fn read(path: &Path) -> Option<UnwindInfo> {
         let cache = ReadCache::new(File::open(path).ok()?);
         let elf = object::File::parse(&cache).ok()?;
+        let svma = |name: &str| -> Option<Range<u64>> {
+            let section = elf.section_by_name(name)?;
+            Some(section.address()..section.address() + section.size())
+        };
         // .debug_frame may be compressed (zlib or zstd).
         let section = |name: &str| -> Option<(Range<u64>, Rc<[u8]>)> {
-            let section = elf.section_by_name(name)?;
-            let svma = section.address()..section.address() + section.size();
-            Some((svma, Rc::from(section.uncompressed_data().ok()?)))
+            let data = elf.section_by_name(name)?.uncompressed_data().ok()?;
+            Some((svma(name)?, Rc::from(data)))
         };
         // The unwinder reads one of the two. Code built without
         // asynchronous unwind tables has its functions in .debug_frame and
@@ -96,8 +99,9 @@ impl UnwindInfo {
                     }
                 })
                 .collect(),
-            text_svma: section(".text").map(|(svma, _)| svma),
-            got_svma: section(".got").map(|(svma, _)| svma),
+            // Their addresses only: .text is most of the file.
+            text_svma: svma(".text"),
+            got_svma: svma(".got"),
             eh_frame,
             eh_frame_hdr,
             debug_frame,
