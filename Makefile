@@ -52,7 +52,7 @@ KERNELS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 kernels vmtest vmtest-deps vmtest-prepare image
+.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-build static-aarch64 static-aarch64-build kernels vmtest vmtest-deps vmtest-prepare image
 
 deps:
 	$(call apt_install,$(BUILD_PACKAGES))
@@ -105,26 +105,30 @@ bench: build
 # One fully static (musl, static-pie) binary of the tool, checked: `file`
 # says static, it runs, and (as root) it traces this machine's kernel, and
 # the load tests run with it (what ships gets real-time priority).
-static: deps
+# static-build only builds it: what kernels, image and vmtest need, so that
+# the load tests run once.
+static-build: deps
 	$(call apt_install,$(STATIC_PACKAGES))
 	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	scripts/static/build.sh
+static: static-build
 	$(SUDO) env "PATH=$$PATH" scripts/static/check.sh $(STATIC_DIR)
 
 # The same for aarch64, cross-built on x86_64: the BPF object is compiled for
 # arm64 against vmlinux/arm64/vmlinux.h. Checked under qemu-user: static, and
 # it runs (`make kernels` traces with it on arm64 kernels).
-static-aarch64: deps
+static-aarch64-build: deps
 	$(call apt_install,$(STATIC_PACKAGES) $(AARCH64_PACKAGES),--no-install-recommends)
 	@rustup target list --installed | grep -qx $(AARCH64_TARGET) || rustup target add $(AARCH64_TARGET)
 	scripts/static/build.sh aarch64
+static-aarch64: static-aarch64-build
 	scripts/static/check.sh $(AARCH64_DIR)
 
 # Boots Debian's 5.10, 6.1 and 6.12 amd64 kernels and 6.1 and 6.12 arm64
 # kernels under QEMU with the static binaries of their architecture and
 # checks their reports there: one PASS/FAIL line per kernel. (Without
 # --no-install-recommends, qemu-system-x86/-arm would pull in a GUI.)
-kernels: static static-aarch64
+kernels: static-build static-aarch64-build
 	$(call apt_install,$(KERNELS_PACKAGES),--no-install-recommends)
 	scripts/kernels/run.sh $(KERNELS)
 
@@ -140,7 +144,7 @@ vmtest-deps:
 	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
 vmtest-prepare: vmtest-deps
 	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh --prepare
-vmtest: static vmtest-deps
+vmtest: static-build vmtest-deps
 	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh
 
 # The container image for amd64 and arm64: a manifest list
@@ -148,7 +152,7 @@ vmtest: static vmtest-deps
 # under target/image/, checked by scripts/image/check.sh. (Without
 # --no-install-recommends, podman would pull in tools it does not need here.)
 IMAGE_PACKAGES := podman
-image: static static-aarch64
+image: static-build static-aarch64-build
 	$(call apt_install,$(IMAGE_PACKAGES),--no-install-recommends)
 	$(SUDO) scripts/image/build.sh
 	$(SUDO) scripts/image/check.sh

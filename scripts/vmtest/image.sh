@@ -13,13 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-say() { echo "vmtest image: $*"; }
-die() {
-    echo "vmtest image: $*" >&2
-    exit 1
-}
+who="vmtest image"
+# shellcheck source=scripts/vmtest/common.sh
+. scripts/vmtest/common.sh
 
-cache=${KERNEL_DELAY_CACHE:-/var/cache/kernel-delay}/vmtest
 key=$(sha256sum scripts/vmtest/image.sh | cut -c1-12)
 built=$cache/debian-12-amd64-$key
 packages=systemd-sysv,udev,kmod,qemu-guest-agent,linux-image-amd64,initramfs-tools

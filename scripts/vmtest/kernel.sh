@@ -13,15 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-say() { echo "vmtest kernel: $*"; }
-die() {
-    echo "vmtest kernel: $*" >&2
-    exit 1
-}
+who="vmtest kernel"
+# shellcheck source=scripts/vmtest/common.sh
+. scripts/vmtest/common.sh
 
 source_package=linux-source-6.12
 fragment=scripts/vmtest/kernel.config
-cache=${KERNEL_DELAY_CACHE:-/var/cache/kernel-delay}/vmtest
 
 version=$(dpkg-query -W -f '${Version}' "$source_package" 2>/dev/null) ||
     die "$source_package is not installed (make vmtest installs it)"

@@ -14,18 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+who="vmtest"
+# shellcheck source=scripts/vmtest/common.sh
+. scripts/vmtest/common.sh
 
 vmtest_version=0.18.0
-cache=${KERNEL_DELAY_CACHE:-/var/cache/kernel-delay}/vmtest
 vmtest=$cache/vmtest-$vmtest_version/bin/vmtest
 work=$root/target/vmtest
 bin_dir=$root/target/x86_64-unknown-linux-musl/release
-
-say() { echo "vmtest: $*"; }
-die() {
-    echo "vmtest: $*" >&2
-    exit 1
-}
 
 times=()
 timed() {
@@ -37,7 +33,7 @@ timed() {
 
 if [[ ${1:-} != --prepare ]]; then
     for bin in kernel-delay kd-workload; do
-        [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run make static"
+        [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run make static-build"
     done
 fi
 for tool in qemu-system-x86_64 qemu-ga mmdebstrap extlinux unshare; do
