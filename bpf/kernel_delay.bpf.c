@@ -584,21 +584,36 @@ static __always_inline void read_user_regs(struct user_regs *out, struct pt_regs
 #endif
 }
 
-/* Copies the user stack into `bytes`, whole pages from the stack pointer's
- * up, until user_stack_pages are or one cannot be read (past the stack's
- * top, or not in memory: bpf_probe_read_user does not fault pages in). */
-static __always_inline void copy_user_stack(struct user_stack_copy *copy, __u8 *bytes)
+/* Copies a user stack into `bytes` after the registers an unwinder starts
+ * from (`regs`): whole pages from the stack pointer's up, until `max_pages`
+ * or user_stack_pages are or one cannot be read (past the stack's top, or
+ * not in memory: neither helper faults pages in). The current task's when
+ * `task` is NULL, from any program; else `task`'s, from a sleepable one
+ * (bpf_copy_from_user_task, 5.18). */
+static __always_inline void copy_user_stack(struct user_stack_copy *copy, __u8 *bytes,
+					    struct pt_regs *regs, struct task_struct *task,
+					    __u32 max_pages)
 {
-	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
+	__u64 start;
 	__u32 i;
+	long err;
 
+	read_user_regs(&copy->regs, regs);
+	copy->pad = 0;
+	start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
 	copy->start = start;
 	copy->len = 0;
-	for (i = 0; i < MAX_USER_STACK_PAGES; i++) {
+	for (i = 0; i < max_pages; i++) {
+		__u8 *to = bytes + i * USER_STACK_PAGE;
+		void *from = (void *)(start + i * USER_STACK_PAGE);
+
 		if (i >= user_stack_pages)
 			break;
-		if (bpf_probe_read_user(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
-					(void *)(start + i * USER_STACK_PAGE)))
+		if (task)
+			err = bpf_copy_from_user_task(to, USER_STACK_PAGE, from, task, 0);
+		else
+			err = bpf_probe_read_user(to, USER_STACK_PAGE, from);
+		if (err)
 			break;
 		copy->len += USER_STACK_PAGE;
 	}
@@ -636,9 +651,8 @@ static __always_inline void emit_offcpu_stack(void *ctx, struct task_struct *pre
 	e->address_space = address_space(prev->tgid);
 	if (user_stack) {
 		copy = (struct user_stack_copy *)(e + 1);
-		read_user_regs(&copy->regs, (struct pt_regs *)bpf_task_pt_regs(prev));
-		copy->pad = 0;
-		copy_user_stack(copy, (__u8 *)(copy + 1));
+		copy_user_stack(copy, (__u8 *)(copy + 1), (struct pt_regs *)bpf_task_pt_regs(prev),
+				NULL, MAX_USER_STACK_PAGES);
 	}
 	record_end(&place);
 }
@@ -967,9 +981,7 @@ static __always_inline bool emit_slow_call(void *ctx, struct pt_regs *regs, __u3
 	e->address_space = capture_stacks ? address_space(pid) : 0;
 	if (user_stack) {
 		copy = (struct user_stack_copy *)(e + 1);
-		read_user_regs(&copy->regs, regs);
-		copy->pad = 0;
-		copy_user_stack(copy, (__u8 *)(copy + 1));
+		copy_user_stack(copy, (__u8 *)(copy + 1), regs, NULL, MAX_USER_STACK_PAGES);
 	}
 	record_end(&place);
 	return true;
@@ -1328,26 +1340,6 @@ struct {
 	__type(value, struct offcpu_at_open_buf);
 } at_open_buf SEC(".maps");
 
-/* Copies `task`'s user stack as copy_user_stack() does the current
- * task's: sleepable programs only (bpf_copy_from_user_task, 5.18). */
-static __always_inline void copy_task_user_stack(struct user_stack_copy *copy, __u8 *bytes,
-						 struct task_struct *task)
-{
-	__u64 start = copy->regs.sp & ~(__u64)(USER_STACK_PAGE - 1);
-	__u32 i;
-
-	copy->start = start;
-	copy->len = 0;
-	for (i = 0; i < AT_OPEN_USER_STACK_PAGES; i++) {
-		if (i >= user_stack_pages)
-			break;
-		if (bpf_copy_from_user_task(bytes + i * USER_STACK_PAGE, USER_STACK_PAGE,
-					    (void *)(start + i * USER_STACK_PAGE), task, 0))
-			break;
-		copy->len += USER_STACK_PAGE;
-	}
-}
-
 /* --off-cpu-stacks: a traced thread asleep or blocked as the window opens
  * left its CPU before the window could see it: its stacks now (the user
  * stack with `user`, from a sleepable program). The time is read last: a
@@ -1379,9 +1371,8 @@ static __always_inline int report_offcpu_at_open(struct bpf_iter__task *ctx, boo
 	buf->e.has_user_stack = 0;
 	size = sizeof(buf->e);
 	if (user && user_stack_pages) {
-		read_user_regs(&buf->copy.regs, (struct pt_regs *)bpf_task_pt_regs(task));
-		buf->copy.pad = 0;
-		copy_task_user_stack(&buf->copy, buf->bytes, task);
+		copy_user_stack(&buf->copy, buf->bytes, (struct pt_regs *)bpf_task_pt_regs(task),
+				task, AT_OPEN_USER_STACK_PAGES);
 		buf->e.has_user_stack = 1;
 		size += sizeof(buf->copy) + buf->copy.len;
 	}
