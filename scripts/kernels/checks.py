@@ -100,6 +100,19 @@ class Run:
         except json.JSONDecodeError as error:
             raise Failed(f"the {name} report is not JSON: {error}") from None
 
+    def warnings(self):
+        """The warnings of every report that parses, by report: what the
+        tool said went wrong, shown beside a failure."""
+        said = {}
+        for name in ["report"] + [f for f in self.files if f.endswith("_report")]:
+            try:
+                warnings = json.loads("\n".join(self.files[name])).get("warnings")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if warnings:
+                said[name] = warnings
+        return said
+
     def interrupts(self, name):
         """A /proc/interrupts snapshot (interrupts_before or _after) as
         {first field: (per-CPU counts, other fields)}."""
@@ -504,6 +517,9 @@ def verify(path, kernel, config, note):
         except (KeyError, TypeError, ValueError) as error:
             failures.append(f"{name}: malformed report ({error!r})")
     if failures:
+        warnings = run.warnings()
+        if warnings:
+            failures.append(f"the reports' warnings: {warnings}")
         print(f"FAIL {label}: " + "; ".join(failures))
         return 1
     names = ", ".join(name for name, _, _ in CHECKS)

@@ -19,7 +19,7 @@ use crate::collect::priority;
 use crate::collect::reorder::HOLD_NS;
 use crate::collect::Collected;
 use crate::kernel::irq::SystemSoftirqs;
-use crate::kernel::loss::Lost;
+use crate::kernel::loss::{skipped_runs_warning, Lost};
 use crate::kernel::records::{InFlight, Record};
 use crate::kernel::skel::types::{softirq_totals, window_closer, window_state};
 use crate::kernel::tracer::{drain, read_pending, Tracer, WindowPlan};
@@ -70,6 +70,8 @@ pub struct Session<'a, 'obj> {
     lost: Lost,
     stacks_missed: u64,
     missed_windows: u64,
+    /// Runs of each program the kernel skipped, by the last window's end.
+    programs_skipped: HashMap<String, u64>,
     /// When the last window closed (0: none did).
     last_close_ns: u64,
     /// The last window is taken: a signal, the target's exit or a
@@ -128,6 +130,7 @@ impl<'a, 'obj> Session<'a, 'obj> {
             lost: Lost::default(),
             stacks_missed: 0,
             missed_windows: 0,
+            programs_skipped: HashMap::new(),
             over: false,
             reported: 0,
             last_close_ns: 0,
@@ -490,6 +493,15 @@ impl<'a, 'obj> Session<'a, 'obj> {
                  stacks collided in it): raise --stack-trace-size",
                 thousands(stacks_missed)
             ));
+        }
+        for (program, skipped_so_far) in self.tracer.programs_skipped() {
+            let before = self
+                .programs_skipped
+                .insert(program.clone(), skipped_so_far);
+            let skipped = skipped_so_far - before.unwrap_or(0);
+            if skipped > 0 {
+                warnings.push(skipped_runs_warning(&program, skipped));
+            }
         }
         lost
     }

@@ -108,6 +108,33 @@ impl Lost {
     }
 }
 
+/// The line saying that the kernel skipped `runs` runs of program
+/// `program` (it was already running on that CPU: the kernel runs a
+/// tracing program once per CPU at a time), and what is missing.
+pub fn skipped_runs_warning(program: &str, runs: u64) -> String {
+    let missing = match program {
+        "sched_switch" => {
+            "context switches are missing, so scheduler figures are wrong, and calls made \
+             after a skipped switch may be charged to the thread that ran before"
+        }
+        "sys_enter" | "sys_exit" => "system calls are missing, so their counts are too low",
+        "sched_wakeup" | "sched_waking" | "sched_wakeup_new" => {
+            "wakeups are missing, so scheduler figures are wrong"
+        }
+        "softirq_entry"
+        | "softirq_exit"
+        | "irq_handler_entry"
+        | "irq_handler_exit"
+        | "hrtimer_expire_entry" => "interrupts are missing, so their figures are too low",
+        _ => "what it records is missing",
+    };
+    format!(
+        "the kernel skipped {} runs of kernel-delay's BPF program {program} (it was already \
+         running on that CPU): {missing}",
+        thousands(runs)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +169,16 @@ mod tests {
         assert!(lines[5].starts_with("6 switches off the CPU lost their stacks"));
         assert!(lines[6].starts_with("70 system calls found the ring buffer full"));
         assert!(lines[6].contains("LONG POLL"));
+    }
+
+    #[test]
+    fn skipped_runs_name_the_program_and_what_is_missing() {
+        let line = skipped_runs_warning("sched_switch", 1_234);
+        assert!(line.starts_with(
+            "the kernel skipped 1,234 runs of kernel-delay's BPF program sched_switch"
+        ));
+        assert!(line.contains("context switches"));
+        assert!(skipped_runs_warning("sys_exit", 1).contains("system calls"));
+        assert!(skipped_runs_warning("start_trigger", 1).ends_with("what it records is missing"));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -526,6 +527,22 @@ impl<'obj> Tracer<'obj> {
         unsafe { std::ptr::read_volatile(&raw const (*self.bss()).stacks_missed) }
     }
 
+    /// Per program loaded, the runs the kernel skipped because the program
+    /// was already running on that CPU (bpf_prog_info's recursion_misses,
+    /// 5.12+; always 0 before): whatever those runs would have recorded
+    /// is missing.
+    pub fn programs_skipped(&self) -> Vec<(String, u64)> {
+        self.skel
+            .object()
+            .progs()
+            .filter(|prog| prog.autoload())
+            .filter_map(|prog| {
+                let name = prog.name().to_string_lossy().into_owned();
+                Some((name, recursion_misses(prog.as_fd())?))
+            })
+            .collect()
+    }
+
     /// System calls entered and not yet returned, per thread id.
     pub fn in_flight(&self) -> Result<Vec<(u32, InFlight)>> {
         let calls = if self.task_storage {
@@ -682,6 +699,20 @@ impl Drop for Tracer<'_> {
     fn drop(&mut self) {
         close_links(std::mem::take(&mut self.trigger_links));
     }
+}
+
+/// The runs of program `fd` the kernel skipped; None when it cannot say.
+fn recursion_misses(fd: BorrowedFd<'_>) -> Option<u64> {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = size_of_val(&info) as u32;
+    // SAFETY: `info` is a writable bpf_prog_info of `len` bytes, all zero
+    // (the kernel requires the bytes it does not know to be zero, and
+    // writes at most `len`); its pointer fields are null, so the kernel
+    // fills in no arrays; `fd` is a loaded program's, borrowed for the call.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
+    };
+    (ret == 0).then_some(info.recursion_misses)
 }
 
 /// Closes `links` at once, each on a thread of its own: closing a uprobe
