@@ -104,13 +104,23 @@ class Run:
         """The warnings of every report that parses, by report: what the
         tool said went wrong, shown beside a failure."""
         said = {}
+        decoder = json.JSONDecoder()
         for name in ["report"] + [f for f in self.files if f.endswith("_report")]:
-            try:
-                warnings = json.loads("\n".join(self.files[name])).get("warnings")
-            except (json.JSONDecodeError, AttributeError):
-                continue
-            if warnings:
-                said[name] = warnings
+            # One report, or one a line (--sample-count): each window's.
+            text, at, window = "\n".join(self.files[name]), 0, 0
+            while True:
+                while at < len(text) and text[at].isspace():
+                    at += 1
+                if at == len(text):
+                    break
+                try:
+                    report, at = decoder.raw_decode(text, at)
+                except json.JSONDecodeError:
+                    break
+                window += 1
+                warnings = report.get("warnings") if isinstance(report, dict) else None
+                if warnings:
+                    said[f"{name} {window}"] = warnings
         return said
 
     def interrupts(self, name):
@@ -495,6 +505,19 @@ def forked_children_traced(run):
         expect(process["forked"] and process["exited"], f"child {child}: {process}")
         calls = sum(syscall_count(t, {"getppid"}) for t in run.report["threads"] if t["pid"] == child)
         expect(calls == CHILD_CALLS, f"child {child} made {calls} getppid, not {CHILD_CALLS}")
+
+
+@check("complete")
+def no_program_run_skipped(run):
+    """No report says that the kernel skipped runs of one of kernel-delay's
+    programs (its own count, 5.12+): what they would have recorded is
+    missing."""
+    incomplete = [
+        report
+        for report, warnings in run.warnings().items()
+        if any("the kernel skipped" in w for w in warnings)
+    ]
+    expect(not incomplete, f"records missing in {', '.join(incomplete)} (their warnings below)")
 
 
 def verify(path, kernel, config, note):

@@ -62,9 +62,9 @@ arch_setup() {
     case $arch in
         amd64)
             machine=x86_64
-            # Single-threaded TCG: with one host thread per vCPU, a vCPU can
-            # run kernel text another vCPU is patching (attaching a
-            # tracepoint does) and die on a stale int3.
+            # Single-threaded TCG (both architectures): with one host thread
+            # per vCPU, a vCPU can run kernel text another vCPU is patching
+            # (attaching a tracepoint does): here it died on a stale int3.
             qemu_cmd=(qemu-system-x86_64 -accel tcg,thread=single -cpu max)
             console=ttyS0
             data_port=ttyS1
@@ -76,10 +76,12 @@ arch_setup() {
         arm64)
             machine=aarch64
             # -cpu max with the cheap pointer-authentication algorithm: the
-            # architected one (QARMA) is slow to emulate. arm64 patches
-            # kernel text with instructions that are safe to change under
-            # a running CPU: multi-threaded TCG.
-            qemu_cmd=(qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu max,pauth-impdef=on)
+            # architected one (QARMA) is slow to emulate. Single-threaded
+            # TCG, as on amd64: with a host thread per vCPU, two loaded runs
+            # each lost every context switch of one CPU for one
+            # kernel-delay run (seemingly that vCPU went on running the
+            # tracepoint's call site as it was before attaching patched it).
+            qemu_cmd=(qemu-system-aarch64 -M virt -accel tcg,thread=single -cpu max,pauth-impdef=on)
             console=ttyAMA0
             # A virtio serial port, not a console (hvc0): the console's node
             # exists before its port is ready, and opening it early fails
