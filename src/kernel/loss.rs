@@ -121,11 +121,16 @@ pub fn skipped_runs_warning(program: &str, runs: u64) -> String {
         "sched_wakeup" | "sched_waking" | "sched_wakeup_new" => {
             "wakeups are missing, so scheduler figures are wrong"
         }
-        "softirq_entry"
-        | "softirq_exit"
-        | "irq_handler_entry"
-        | "irq_handler_exit"
-        | "hrtimer_expire_entry" => "interrupts are missing, so their figures are too low",
+        "sched_process_exit" | "sched_process_fork" | "sched_process_exec" => {
+            "thread exits, forks or execs are missing, so threads and processes may be wrong"
+        }
+        trigger if trigger.starts_with("start_trigger") || trigger.starts_with("stop_trigger") => {
+            "trigger hits are missing, so windows may have opened or closed late"
+        }
+        // Soft IRQs, device IRQs, the timer's hrtimer and the x86 vectors.
+        irq if irq.ends_with("_entry") || irq.ends_with("_exit") => {
+            "interrupts are missing, so their figures are too low"
+        }
         _ => "what it records is missing",
     };
     format!(
@@ -179,6 +184,9 @@ mod tests {
         ));
         assert!(line.contains("context switches"));
         assert!(skipped_runs_warning("sys_exit", 1).contains("system calls"));
-        assert!(skipped_runs_warning("start_trigger", 1).ends_with("what it records is missing"));
+        assert!(skipped_runs_warning("start_trigger_usdt", 1).contains("trigger hits"));
+        assert!(skipped_runs_warning("local_timer_entry", 1).contains("interrupts"));
+        assert!(skipped_runs_warning("sched_process_exit", 1).contains("exits"));
+        assert!(skipped_runs_warning("calls_in_flight", 1).ends_with("what it records is missing"));
     }
 }
