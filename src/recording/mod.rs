@@ -10,9 +10,14 @@
 //!
 //! ```text
 //! "KDRECORD" (8 bytes), format version (u32, little-endian)
-//! zstd frames of messages: each a u32 little-endian length, then a
-//! Message in postcard (serde) encoding
+//! zstd frames of messages: each a u32 little-endian length, the CRC-32
+//! of the message (u32, little-endian), then a Message in postcard
+//! (serde) encoding
 //! ```
+//!
+//! zstd's frames carry no checksum of what they hold: the message's
+//! checksum is what tells a damaged file from a whole one, at the first
+//! damaged message.
 //!
 //! The zstd stream is flushed at least every FLUSH_INTERVAL: a run killed
 //! leaves a file whose messages up to the last flush are whole.
@@ -36,7 +41,7 @@ use crate::symbols::symbolize::NameTable;
 /// What a recording file starts with.
 pub const MAGIC: &[u8; 8] = b"KDRECORD";
 /// The format this version writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What a recording holds, message after message: a Run, then per window a
 /// Window, Opened, its Inputs and its WindowEnd, Reported or a Note, and an End

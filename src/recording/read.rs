@@ -20,6 +20,9 @@ pub struct Playback {
     buffer: Vec<u8>,
 }
 
+/// A message's length and checksum, in front of it.
+const MESSAGE_HEAD: usize = 8;
+
 /// What comes next in a recording.
 pub enum Next {
     Message(Message),
@@ -50,7 +53,9 @@ impl Playback {
             );
         }
         if version < VERSION {
-            bail!("{shown} is a recording of format {version}, which no kernel-delay reads");
+            bail!(
+                "{shown} is a recording of format {version}, which this kernel-delay does not read (format {VERSION} checks each message): record it again"
+            );
         }
         let decoder = zstd::stream::read::Decoder::new(file)
             .with_context(|| format!("cannot read {shown}"))?;
@@ -61,14 +66,15 @@ impl Playback {
     }
 
     pub fn next(&mut self) -> Next {
-        let mut length = [0u8; 4];
-        match read_up_to(&mut self.decoder, &mut length) {
+        let mut head = [0u8; MESSAGE_HEAD];
+        match read_up_to(&mut self.decoder, &mut head) {
             Ok(0) => return Next::Eof,
-            Ok(4) => {}
+            Ok(MESSAGE_HEAD) => {}
             Ok(_) => return Next::Damaged("it ends in the middle of a message".to_string()),
             Err(err) => return Next::Damaged(damage(&err)),
         }
-        let length = u32::from_le_bytes(length) as usize;
+        let length = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let checksum = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
         if length > MAX_MESSAGE {
             return Next::Damaged(format!("a message claims {length} bytes"));
         }
@@ -77,6 +83,9 @@ impl Playback {
             Ok(read) if read == length => {}
             Ok(_) => return Next::Damaged("it ends in the middle of a message".to_string()),
             Err(err) => return Next::Damaged(damage(&err)),
+        }
+        if crc32fast::hash(&self.buffer) != checksum {
+            return Next::Damaged("a message's checksum does not match".to_string());
         }
         match postcard::from_bytes(&self.buffer) {
             Ok(message) => Next::Message(message),

@@ -93,14 +93,16 @@ impl Recorder {
         self.end_message(start, encoded, false);
     }
 
-    /// Room for a message's length: where the message starts.
+    /// Room for a message's length and checksum: where the message
+    /// starts.
     fn begin_message(&mut self) -> usize {
         let start = self.pending.len();
-        self.pending.extend_from_slice(&[0; 4]);
+        self.pending.extend_from_slice(&[0; 8]);
         start
     }
 
-    /// Puts the length of the message begun at `start` in front of it;
+    /// Puts the length and checksum of the message begun at `start` in
+    /// front of it;
     /// hands the pending messages to zstd when they are many, or `flush`
     /// asks (then flushed too, as they are when the last flush is old).
     fn end_message(&mut self, start: usize, encoded: postcard::Result<()>, flush: bool) {
@@ -110,9 +112,11 @@ impl Recorder {
         }
         let length = encoded
             .map_err(io::Error::other)
-            .and_then(|()| u32::try_from(self.pending.len() - start - 4).map_err(io::Error::other));
+            .and_then(|()| u32::try_from(self.pending.len() - start - 8).map_err(io::Error::other));
         let written = length.and_then(|length| {
+            let checksum = crc32fast::hash(&self.pending[start + 8..]);
             self.pending[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            self.pending[start + 4..start + 8].copy_from_slice(&checksum.to_le_bytes());
             if flush || self.pending.len() >= BATCH {
                 self.hand_over(flush)?;
             }
@@ -214,5 +218,28 @@ mod tests {
         }
         assert!(matches!(playback.next(), Next::Message(Message::End)));
         assert!(matches!(playback.next(), Next::Eof));
+    }
+
+    #[test]
+    fn a_message_that_does_not_match_its_checksum_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.kd");
+        let message = postcard::to_stdvec(&Message::Note("whole".to_string())).unwrap();
+        let mut messages = Vec::new();
+        for checksum in [crc32fast::hash(&message), crc32fast::hash(&message) ^ 1] {
+            messages.extend_from_slice(&(message.len() as u32).to_le_bytes());
+            messages.extend_from_slice(&checksum.to_le_bytes());
+            messages.extend_from_slice(&message);
+        }
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&VERSION.to_le_bytes());
+        file.extend(zstd::encode_all(&messages[..], LEVEL).unwrap());
+        std::fs::write(&path, file).unwrap();
+        let mut playback = Playback::open(&path).unwrap();
+        assert!(matches!(playback.next(), Next::Message(Message::Note(n)) if n == "whole"));
+        assert!(
+            matches!(playback.next(), Next::Damaged(why) if why.contains("checksum")),
+            "the second message's checksum is wrong"
+        );
     }
 }

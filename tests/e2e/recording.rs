@@ -192,7 +192,7 @@ fn files_that_are_not_whole_recordings_say_so() {
         path
     };
     let mut future = bytes.clone();
-    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    future[8..12].copy_from_slice(&3u32.to_le_bytes());
     // Refused at once: one line, nothing reported.
     for (path, says) in [
         (write("empty.kd", b""), "is empty"),
@@ -200,7 +200,7 @@ fn files_that_are_not_whole_recordings_say_so() {
             write("text.kd", b"not a recording\n"),
             "is not a kernel-delay recording",
         ),
-        (write("future.kd", &future), "format 2"),
+        (write("future.kd", &future), "format 3"),
         (dir.path().join("missing.kd"), "cannot read"),
     ] {
         let output = report(&[], &[path.to_str().unwrap(), "--json"]);
