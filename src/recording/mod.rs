@@ -42,6 +42,8 @@ use crate::symbols::symbolize::NameTable;
 pub const MAGIC: &[u8; 8] = b"KDRECORD";
 /// The format this version writes and reads.
 pub const VERSION: u32 = 2;
+/// In front of each message: its length, then its CRC-32 (u32 each).
+pub const MESSAGE_HEAD: usize = 8;
 
 /// What a recording holds, message after message: a Run, then per window a
 /// Window, Opened, its Inputs and its WindowEnd, Reported or a Note, and an End

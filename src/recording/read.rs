@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Message, MAGIC, VERSION};
+use super::{Message, MAGIC, MESSAGE_HEAD, VERSION};
 
 /// The longest message a recording holds (a window's stack names are the
 /// largest): a longer length is damage, not a reason to allocate it.
@@ -19,9 +19,6 @@ pub struct Playback {
     decoder: zstd::stream::read::Decoder<'static, BufReader<File>>,
     buffer: Vec<u8>,
 }
-
-/// A message's length and checksum, in front of it.
-const MESSAGE_HEAD: usize = 8;
 
 /// What comes next in a recording.
 pub enum Next {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 
-use super::{Message, MAGIC, VERSION};
+use super::{Message, MAGIC, MESSAGE_HEAD, VERSION};
 use crate::model::aggregate::Input;
 
 /// Message::Input's index among Message's variants.
@@ -97,26 +97,27 @@ impl Recorder {
     /// starts.
     fn begin_message(&mut self) -> usize {
         let start = self.pending.len();
-        self.pending.extend_from_slice(&[0; 8]);
+        self.pending.extend_from_slice(&[0; MESSAGE_HEAD]);
         start
     }
 
     /// Puts the length and checksum of the message begun at `start` in
-    /// front of it;
-    /// hands the pending messages to zstd when they are many, or `flush`
-    /// asks (then flushed too, as they are when the last flush is old).
+    /// front of it; hands the pending messages to zstd when they are many,
+    /// or `flush` asks (then flushed too, as they are when the last flush
+    /// is old).
     fn end_message(&mut self, start: usize, encoded: postcard::Result<()>, flush: bool) {
         if self.encoder.is_none() {
             self.pending.clear();
             return;
         }
-        let length = encoded
-            .map_err(io::Error::other)
-            .and_then(|()| u32::try_from(self.pending.len() - start - 8).map_err(io::Error::other));
+        let length = encoded.map_err(io::Error::other).and_then(|()| {
+            u32::try_from(self.pending.len() - start - MESSAGE_HEAD).map_err(io::Error::other)
+        });
         let written = length.and_then(|length| {
-            let checksum = crc32fast::hash(&self.pending[start + 8..]);
+            let body = start + MESSAGE_HEAD;
+            let checksum = crc32fast::hash(&self.pending[body..]);
             self.pending[start..start + 4].copy_from_slice(&length.to_le_bytes());
-            self.pending[start + 4..start + 8].copy_from_slice(&checksum.to_le_bytes());
+            self.pending[start + 4..body].copy_from_slice(&checksum.to_le_bytes());
             if flush || self.pending.len() >= BATCH {
                 self.hand_over(flush)?;
             }
