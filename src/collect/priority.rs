@@ -63,18 +63,23 @@ pub fn warning(err: &io::Error) -> String {
 mod tests {
     use super::*;
 
+    /// The calling thread's policy, by the system call: musl's
+    /// sched_getscheduler() is a stub, as its sched_setscheduler() is.
+    fn policy() -> libc::c_int {
+        // SAFETY: sched_getscheduler(2) on the calling thread (0), no pointer.
+        let policy = unsafe { libc::syscall(libc::SYS_sched_getscheduler, 0 as libc::pid_t) };
+        libc::c_int::try_from(policy).expect("a policy or -1")
+    }
+
     #[test]
     fn raised_and_lowered_or_refused_for_lack_of_privilege() {
         // As root (make test): raised, whatever the libc; otherwise EPERM,
         // never ENOSYS.
         match raise() {
             Ok(()) => {
-                // SAFETY: plain system call on the calling thread.
-                let policy = unsafe { libc::sched_getscheduler(0) };
-                assert_eq!(policy & !libc::SCHED_RESET_ON_FORK, libc::SCHED_FIFO);
+                assert_eq!(policy() & !libc::SCHED_RESET_ON_FORK, libc::SCHED_FIFO);
                 lower();
-                // SAFETY: as above.
-                assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+                assert_eq!(policy(), libc::SCHED_OTHER);
             }
             Err(err) => assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}"),
         }

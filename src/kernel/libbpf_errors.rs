@@ -1,6 +1,8 @@
 //! libbpf's own error codes (4000 and up, libbpf.h's enum libbpf_errno)
-//! reach us as OS errors, which the standard library can only print as
-//! "Unknown error 4001 (os error 4001)": here they get libbpf's words.
+//! reach us as OS errors, which the standard library can only print with
+//! the C library's words for an unknown code: glibc's "Unknown error 4001
+//! (os error 4001)", musl's (the static binary's) "No error information
+//! (os error 4001)". Here they get libbpf's words.
 
 /// libbpf's words for LIBBPF_ERRNO__LIBELF (4000) onwards, in order.
 const WORDS: [&str; 14] = [
@@ -21,30 +23,49 @@ const WORDS: [&str; 14] = [
 ];
 const FIRST: u32 = 4000;
 
-/// `message` with every "Unknown error N (os error N)" of a libbpf code
-/// in words ("..., libbpf error N").
+/// What comes before the code: glibc's strerror() names it ("Unknown error
+/// N", then the standard library's " (os error N)" or not); musl's does not,
+/// and only the standard library's " (os error N)" gives it.
+const GLIBC: &str = "Unknown error ";
+const MUSL: &str = "No error information (os error ";
+
+/// `message` with every unknown error of a libbpf code, as glibc or musl
+/// names it, in words ("..., libbpf error N").
 pub fn in_words(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(at) = rest.find("Unknown error ") {
+    while let Some((at, before)) = [GLIBC, MUSL]
+        .into_iter()
+        .filter_map(|before| Some((rest.find(before)?, before)))
+        .min()
+    {
         out.push_str(&rest[..at]);
-        let tail = &rest[at + "Unknown error ".len()..];
+        let tail = &rest[at + before.len()..];
         let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let words = tail[..digits]
-            .parse::<u32>()
-            .ok()
-            .and_then(|code| Some((code, *WORDS.get(code.checked_sub(FIRST)? as usize)?)));
-        let Some((code, words)) = words else {
-            out.push_str("Unknown error ");
-            rest = tail;
-            continue;
-        };
-        let os_error = format!(" (os error {code})");
-        let after = tail[digits..]
-            .strip_prefix(os_error.as_str())
-            .unwrap_or(&tail[digits..]);
-        out.push_str(&format!("{words} (libbpf error {code})"));
-        rest = after;
+        let code = tail[..digits].parse::<u32>().ok();
+        let words = code.and_then(|code| WORDS.get(code.checked_sub(FIRST)? as usize));
+        // A libbpf code, and the text after the phrase: glibc's may go on
+        // with the standard library's " (os error N)", musl's is closed.
+        let known = code.zip(words).and_then(|(code, words)| {
+            let next = &tail[digits..];
+            let after = if before == GLIBC {
+                let os_error = format!(" (os error {code})");
+                next.strip_prefix(os_error.as_str()).unwrap_or(next)
+            } else {
+                next.strip_prefix(')')?
+            };
+            Some((code, words, after))
+        });
+        match known {
+            Some((code, words, after)) => {
+                out.push_str(&format!("{words} (libbpf error {code})"));
+                rest = after;
+            }
+            None => {
+                out.push_str(before);
+                rest = tail;
+            }
+        }
     }
     out.push_str(rest);
     out
@@ -61,6 +82,13 @@ mod tests {
             "failed to attach uprobe: not a valid ELF or BPF object file (libbpf error 4001)"
         );
         assert_eq!(
+            in_words(
+                "a: No error information (os error 4007); b: No error information (os error 4013)"
+            ),
+            "a: the kernel's verifier refused a program (libbpf error 4007); \
+             b: netlink parsing error (libbpf error 4013)"
+        );
+        assert_eq!(
             in_words("a: Unknown error 4007 (os error 4007); b: Unknown error 4013"),
             "a: the kernel's verifier refused a program (libbpf error 4007); \
              b: netlink parsing error (libbpf error 4013)"
@@ -75,6 +103,10 @@ mod tests {
             "Unknown error 4014 (os error 4014)",
             "Unknown error x",
             "Unknown error ",
+            "No error information (os error 3999)",
+            "No error information (os error 4001",
+            "No error information (os error x)",
+            "No error information",
         ] {
             assert_eq!(in_words(text), text);
         }
