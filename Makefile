@@ -25,23 +25,28 @@ define apt_install
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) $$missing; \
 	fi
 endef
-BIN := target/release/kernel-delay
-WORKLOAD := target/release/kd-workload
 # Arguments for `make run`; without them, a 3 s demo workload is traced.
 ARGS ?=
 ARCH_DIR := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
 VMLINUX_H := vmlinux/$(ARCH_DIR)/vmlinux.h
-# `make static`: musl-gcc, and what libbpf-sys needs to build libelf (elfutils,
-# autotools) from source; `file` and readelf (binutils) for the check.
+# What builds, lints, tests, installs and benchmarks is the static musl
+# binary that ships (scripts/static/cargo.sh): musl-gcc, and what libbpf-sys
+# needs to build libelf (elfutils, autotools) from source; `file` and
+# readelf (binutils) for `make static`'s check.
 STATIC_PACKAGES := musl-tools musl-dev gcc make autoconf automake autopoint libtool \
 	flex bison gawk file binutils
 MUSL_TARGET := $(shell uname -m)-unknown-linux-musl
+STATIC_CARGO := scripts/static/cargo.sh $(shell uname -m)
 STATIC_DIR := target/$(MUSL_TARGET)/release
+# What ships, and what the tests and VMs run with it.
+BUILD_ARGS := build --release --package kernel-delay --package kd-workload
+BIN := $(STATIC_DIR)/kernel-delay
+WORKLOAD := $(STATIC_DIR)/kd-workload
 # `make static-aarch64` (on x86_64): Debian's cross gcc, made a musl one by
-# arm64 musl-dev (downloaded by scripts/static/build.sh, not installed), and
-# qemu-user to run the result here.
+# arm64 musl-dev (downloaded by scripts/static/cargo.sh, not installed), and
+# qemu-user to run the result here. Built in a target directory of its own.
 AARCH64_TARGET := aarch64-unknown-linux-musl
-AARCH64_DIR := target/$(AARCH64_TARGET)/release
+AARCH64_DIR := target/cross/$(AARCH64_TARGET)/release
 AARCH64_PACKAGES := gcc-aarch64-linux-gnu qemu-user-static
 # `make kernels`: the emulator and the guest's shell and tools.
 KERNELS_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static python3 file xz-utils
@@ -52,37 +57,38 @@ KERNELS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-build static-aarch64 static-aarch64-build kernels vmtest vmtest-deps vmtest-prepare image
+.PHONY: deps build run test lint bench install vmlinux vmlinux-arm64 clean static static-aarch64 static-aarch64-build kernels vmtest vmtest-deps vmtest-prepare image
 
 deps:
-	$(call apt_install,$(BUILD_PACKAGES))
+	$(call apt_install,$(BUILD_PACKAGES) $(STATIC_PACKAGES))
 	@command -v cargo >/dev/null || { echo "make: cargo not found: install Rust with rustup"; exit 1; }
 	@for c in clippy rustfmt; do rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; done
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	@[ -f $(VMLINUX_H) ] || $(MAKE) vmlinux
 
+# The static binaries of the tool and of the test workload.
 build: deps
-	cargo build --release
+	$(STATIC_CARGO) $(BUILD_ARGS)
 
 run: build
 	$(SUDO) $(BIN) $(if $(ARGS),$(ARGS),--duration 10 -- $(WORKLOAD) demo 3)
 
 lint: deps
 	cargo fmt --all --check
-	cargo clippy --all-targets -- -D warnings
+	$(STATIC_CARGO) clippy --release --all-targets -- -D warnings
 
 # The BPF programs' interrupt nesting rule is unit-tested on the host (C);
 # the end-to-end tests load BPF programs: root is required. They run one at
 # a time so that timing ranges hold on a busy two-core machine.
-test: lint
+test: lint build
 	$(call apt_install,$(TEST_PACKAGES))
 	@mkdir -p target
 	@[ -x $(PERFETTO_VENV)/bin/python ] || { python3 -m venv $(PERFETTO_VENV) && \
 		$(PERFETTO_VENV)/bin/pip install -q $(PERFETTO_PYPI); }
 	$(CC) -Wall -Wextra -Werror -I bpf -o target/irq_nesting_test tests/irq_nesting_test.c
 	./target/irq_nesting_test
-	cargo build --release
 	$(SUDO) env "PATH=$$PATH" PERFETTO_PYTHON=$(abspath $(PERFETTO_VENV))/bin/python \
-		cargo test --release -- --test-threads=1
+		$(STATIC_CARGO) test --release -- --test-threads=1
 	tests/install.sh
 
 # The binary, its man page and its shell completions (which the binary
@@ -100,27 +106,20 @@ install: build
 
 bench: build
 	$(call apt_install,$(BENCH_PACKAGES))
-	$(SUDO) env "PATH=$$PATH" cargo bench --bench overhead
+	$(SUDO) env "PATH=$$PATH" $(STATIC_CARGO) bench --bench overhead
 
-# One fully static (musl, static-pie) binary of the tool, checked: `file`
-# says static, it runs, and (as root) it traces this machine's kernel, and
-# the load tests run with it (what ships gets real-time priority).
-# static-build only builds it: what kernels, image and vmtest need, so that
-# the load tests run once.
-static-build: deps
-	$(call apt_install,$(STATIC_PACKAGES))
-	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	scripts/static/build.sh
-static: static-build
+# The static binary, checked: `file` says static, it runs, and (as root)
+# it traces this machine's kernel (`make test` runs every test with it).
+static: build
 	$(SUDO) env "PATH=$$PATH" scripts/static/check.sh $(STATIC_DIR)
 
 # The same for aarch64, cross-built on x86_64: the BPF object is compiled for
 # arm64 against vmlinux/arm64/vmlinux.h. Checked under qemu-user: static, and
 # it runs (`make kernels` traces with it on arm64 kernels).
 static-aarch64-build: deps
-	$(call apt_install,$(STATIC_PACKAGES) $(AARCH64_PACKAGES),--no-install-recommends)
+	$(call apt_install,$(AARCH64_PACKAGES),--no-install-recommends)
 	@rustup target list --installed | grep -qx $(AARCH64_TARGET) || rustup target add $(AARCH64_TARGET)
-	scripts/static/build.sh aarch64
+	scripts/static/cargo.sh aarch64 $(BUILD_ARGS)
 static-aarch64: static-aarch64-build
 	scripts/static/check.sh $(AARCH64_DIR)
 
@@ -128,7 +127,7 @@ static-aarch64: static-aarch64-build
 # kernels under QEMU with the static binaries of their architecture and
 # checks their reports there: one PASS/FAIL line per kernel. (Without
 # --no-install-recommends, qemu-system-x86/-arm would pull in a GUI.)
-kernels: static-build static-aarch64-build
+kernels: build static-aarch64-build
 	$(call apt_install,$(KERNELS_PACKAGES),--no-install-recommends)
 	scripts/kernels/run.sh $(KERNELS)
 
@@ -144,7 +143,7 @@ vmtest-deps:
 	$(call apt_install,$(VMTEST_PACKAGES),--no-install-recommends)
 vmtest-prepare: vmtest-deps
 	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh --prepare
-vmtest: static-build vmtest-deps
+vmtest: build vmtest-deps
 	$(SUDO) env "PATH=$$PATH:/usr/sbin:/sbin" scripts/vmtest/run.sh
 
 # The container image for amd64 and arm64: a manifest list
@@ -152,7 +151,7 @@ vmtest: static-build vmtest-deps
 # under target/image/, checked by scripts/image/check.sh. (Without
 # --no-install-recommends, podman would pull in tools it does not need here.)
 IMAGE_PACKAGES := podman
-image: static-build static-aarch64-build
+image: build static-aarch64-build
 	$(call apt_install,$(IMAGE_PACKAGES),--no-install-recommends)
 	$(SUDO) scripts/image/build.sh
 	$(SUDO) scripts/image/check.sh

@@ -1,4 +1,4 @@
-# Sourced by scripts/kernels/run.sh and scripts/static/build.sh: Debian packages of
+# Sourced by scripts/kernels/run.sh and scripts/static/cargo.sh: Debian packages of
 # another release or another architecture, downloaded (never installed) with
 # apt configurations of their own, so that the machine's apt sources and
 # package state are not touched. Expects $root (the repository) and a say()

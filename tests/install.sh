@@ -33,9 +33,10 @@ offered=$(fish --no-config -c "source $root/share/fish/vendor_completions.d/kern
     complete -C 'kernel-delay --sta'")
 [[ $offered == *--start-trigger* ]] || fail "fish offers '$offered' for --sta"
 
-# cargo install: the tool, and nothing of the tests (this build's target
-# directory, so nothing is compiled twice).
-cargo install --quiet --locked --path . --root "$stage/cargo" --target-dir target
+# cargo install: the tool, and nothing of the tests (the static build's
+# target, feature and directory, so nothing is compiled twice).
+scripts/static/cargo.sh "$(uname -m)" install --quiet --locked --path . --root "$stage/cargo" \
+    --target-dir target
 installed=$(ls "$stage/cargo/bin")
 [[ $installed == kernel-delay ]] || fail "cargo install installed: $installed"
 echo "install test: OK (binary, man page, bash, zsh and fish completions; cargo install: kernel-delay alone)"

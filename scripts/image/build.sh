@@ -22,10 +22,12 @@ die() {
 
 command -v podman >/dev/null || die "podman is missing (make image installs it)"
 rm -rf "$context"
-# Debian architecture -> Rust's.
-for pair in amd64:x86_64 arm64:aarch64; do
-    arch=${pair%:*}
-    bin=target/${pair#*:}-unknown-linux-musl/release/kernel-delay
+# Debian architecture -> the static binary's directory (aarch64's is
+# cross-built: scripts/static/cargo.sh).
+for pair in amd64:target/x86_64-unknown-linux-musl/release \
+    arm64:target/cross/aarch64-unknown-linux-musl/release; do
+    arch=${pair%%:*}
+    bin=${pair#*:}/kernel-delay
     [[ -x $bin ]] || die "$bin is missing: run make static and make static-aarch64"
     mkdir -p "$context/$arch"
     cp "$bin" "$context/$arch/kernel-delay"

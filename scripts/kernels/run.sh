@@ -24,7 +24,7 @@
 #   arm64).
 # Environment: BIN_DIR, BIN_DIR_AARCH64 (the static binaries; default
 #   target/x86_64-unknown-linux-musl/release and
-#   target/aarch64-unknown-linux-musl/release), KERNELS_TIMEOUT (seconds
+#   target/cross/aarch64-unknown-linux-musl/release), KERNELS_TIMEOUT (seconds
 #   per boot, default 300 on amd64, 600 on arm64: a boot and its checks
 #   take 20-60 s, but emulation on a host whose CPUs are busy elsewhere is
 #   several times slower, and arm64's slower still).
@@ -93,7 +93,7 @@ arch_setup() {
             # Dependencies first; those built into a kernel are not in its
             # package and are skipped.
             data_modules=(virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console)
-            bin_dir=${BIN_DIR_AARCH64:-$root/target/aarch64-unknown-linux-musl/release}
+            bin_dir=${BIN_DIR_AARCH64:-$root/target/cross/aarch64-unknown-linux-musl/release}
             boot_timeout=${KERNELS_TIMEOUT:-600}
             ;;
         *) return 1 ;;

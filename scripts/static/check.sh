@@ -46,16 +46,9 @@ code=$?
 set -e
 [[ $code -eq 7 ]] || fail "kd-workload run 10 7 exited $code, not 7"
 
-# Root on a kernel with BTF: trace for real on this machine's kernel too,
-# and run the load tests with this binary (what ships is what is tested at
-# load: it must get the reader's real-time priority and lose nothing).
+# Root on a kernel with BTF: trace for real on this machine's kernel too
+# (`make test` runs every end-to-end test with this same binary).
 if [[ ${#run[@]} -eq 0 && $(id -u) -eq 0 && -e /sys/kernel/btf/vmlinux ]]; then
     "$(dirname "$0")/../check-trace.sh" "$dir/kernel-delay" "$dir/kd-workload" || fail "see above"
-    binary=$(realpath "$dir/kernel-delay")
-    cargo build --release --package kd-workload # the tests' workload, for this machine
-    KERNEL_DELAY_BIN=$binary cargo test --release --test e2e -- --test-threads=1 --exact \
-        threads::five_thousand_threads_at_once_are_counted_exactly_with_nothing_lost \
-        window::launch_mode_traces_the_command_until_it_exits \
-        || fail "the load tests failed with $binary"
 fi
 echo "check-static: OK ($arch)"

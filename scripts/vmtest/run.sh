@@ -33,7 +33,7 @@ timed() {
 
 if [[ ${1:-} != --prepare ]]; then
     for bin in kernel-delay kd-workload; do
-        [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run make static-build"
+        [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing: run make build"
     done
 fi
 for tool in qemu-system-x86_64 qemu-ga mmdebstrap extlinux unshare; do
@@ -49,9 +49,12 @@ install_vmtest() {
     say "cargo install vmtest $vmtest_version"
     cargo install --quiet --locked --version "$vmtest_version" --root "$cache/vmtest-$vmtest_version" vmtest
 }
+# What downloads first (the image's packages, vmtest's crates), the
+# kernel's long build last: .ci/run stops this step while it measures
+# timing, which a download could not sit through.
+timed "image" scripts/vmtest/image.sh
 timed "vmtest $vmtest_version" install_vmtest
 timed "kernel" scripts/vmtest/kernel.sh
-timed "image" scripts/vmtest/image.sh
 [[ ${1:-} != --prepare ]] || {
     printf 'vmtest: %s\n' "${times[@]}"
     exit 0

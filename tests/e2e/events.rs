@@ -423,9 +423,9 @@ fn poll_waits_are_events_unless_left_out_and_stacks_can_be_off() {
         let trace = Trace::start(&args);
         workload.run("epoll 50 0");
         let report = trace.interrupt();
-        let waits = events(&report, "epoll_wait");
+        let waits = events(&report, EPOLL_WAIT);
         assert_eq!(waits.len(), want, "{options:?}");
-        assert_eq!(count(only_thread(&report, "epoller"), "epoll_wait"), 50);
+        assert_eq!(count(only_thread(&report, "epoller"), EPOLL_WAIT), 50);
         for wait in waits {
             let no_stacks = options.contains(&"--stack-trace-size");
             assert_eq!(frames(wait, "kernel_stack").is_empty(), no_stacks, "{wait}");

@@ -40,7 +40,7 @@ fn long_poll_is_each_iteration_of_a_poll_loop() {
 fn long_poll_covers_epoll_servers_too() {
     needs_root!();
     // epoll_wait() times out after 1 ms, then 2 ms of work.
-    let (report, _) = event_loop("epoll 20 2", "epoller", "epoll_wait", 20);
+    let (report, _) = event_loop("epoll 20 2", "epoller", EPOLL_WAIT, 20);
     // A thread that never polls has no iterations.
     let main = only_thread(&report, "kd-workload");
     assert_eq!(field(poll_intervals(main), "count"), 0);

@@ -11,7 +11,7 @@
  * Should anything that kernel-delay links ever need argp, the link fails
  * with an undefined symbol; it cannot silently misbehave.
  *
- * The autoconf cache variables set by scripts/static/build.sh
+ * The autoconf cache variables set by scripts/static/cargo.sh
  * (ac_cv_search_argp_parse and friends) tell elfutils' configure not to
  * look for an argp *library*, which only its tools would link.
  */

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Builds kernel-delay and kd-workload as fully static musl binaries
-# (static-pie): target/<arch>-unknown-linux-musl/release/. Run by
-# `make static` (ARCH: this machine's) and `make static-aarch64` (ARCH
-# aarch64, cross-built on an x86_64 machine), which first install the
-# packages and the Rust target.
+# Runs a cargo command for a fully static musl target: the build of the
+# binaries that ship (static-pie kernel-delay and kd-workload under
+# target/<arch>-unknown-linux-musl/release/), and the lint, tests, install
+# and benchmark of those same binaries. `make build` and `make static`
+# (ARCH: this machine's), `make static-aarch64` (ARCH aarch64, cross-built
+# on an x86_64 machine), `make lint`, `make test`, `make bench` run it after
+# installing the packages and the Rust target. Every command gets the same
+# target, feature and environment, so cargo builds each crate once for all
+# of them.
 #
-# Usage: scripts/static/build.sh [ARCH]
+# Usage: scripts/static/cargo.sh ARCH COMMAND [ARGS...]
+#   runs `cargo COMMAND --target ARCH-unknown-linux-musl --features
+#   kernel-delay/vendored ARGS...`; a cross build (aarch64 on x86_64) in
+#   the target directory target/cross (its own: the cross build's
+#   environment would otherwise make cargo rebuild the build scripts, which
+#   both share, at each switch).
 #
 # libbpf, libelf and zlib come from the sources bundled in libbpf-sys (the
 # crate feature `vendored`): Debian ships them built for glibc only. Two
@@ -31,25 +40,38 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 host=$(uname -m)
-arch=${1:-$host}
+[[ $# -ge 2 ]] || {
+    echo "usage: scripts/static/cargo.sh ARCH COMMAND [ARGS...]" >&2
+    exit 2
+}
+arch=$1
+command=$2
+shift 2
 target=$arch-unknown-linux-musl
-say() { echo "build-static: $*"; }
+say() { echo "static: $*"; }
 die() {
-    echo "build-static: $*" >&2
+    echo "static: $*" >&2
     exit 1
 }
 
 include=$root/target/musl-include/$arch
 mkdir -p "$include"
 ln -sfn "$root/scripts/static/musl/argp.h" "$include/argp.h"
-# Environment of the cargo build below, and the C compiler's flags.
+# Environment of the cargo command below, and the C compiler's flags.
 build_env=()
+target_dir=()
 cflags="-I$include"
 
+triple=${target//-/_}
 if [[ $arch == "$host" ]]; then
     ln -sfn /usr/include/linux "$include/linux"
     ln -sfn "/usr/include/$arch-linux-gnu/asm" "$include/asm"
     ln -sfn /usr/include/asm-generic "$include/asm-generic"
+    # cargo test and cargo bench run the static binaries with the library
+    # path of the build scripts' outputs, where libbpf-sys leaves its
+    # musl-built libelf.so: the programs the tests start (bpftrace, perf,
+    # nginx: glibc's) would load it. Static binaries need no library path.
+    build_env=("CARGO_TARGET_${triple^^}_RUNNER=env -u LD_LIBRARY_PATH")
 elif [[ $arch == aarch64 && $host == x86_64 ]]; then
     command -v aarch64-linux-gnu-gcc >/dev/null ||
         die "aarch64-linux-gnu-gcc is missing (make static-aarch64 installs gcc-aarch64-linux-gnu)"
@@ -85,7 +107,6 @@ elif [[ $arch == aarch64 && $host == x86_64 ]]; then
     # ar cannot index aarch64 objects; the cross ar's generic ELF reader
     # indexes the x86-64 objects of the build scripts' own libbpf too).
     # Rust links through the cross gcc.
-    triple=${target//-/_}
     build_env=(
         "CC_$triple=$cc"
         "AR_$triple=aarch64-linux-gnu-ar"
@@ -97,16 +118,15 @@ elif [[ $arch == aarch64 && $host == x86_64 ]]; then
     # pick LSE instructions at run time); Rust links no libgcc. Inline
     # atomics run on every ARMv8 CPU.
     cflags="$cflags -mno-outline-atomics"
+    target_dir=(--target-dir "$root/target/cross")
 else
     die "cannot build for $arch on $host (only natively, or aarch64 on x86_64)"
 fi
 
 # cc (and so libbpf-sys) reads CFLAGS_<target triple with underscores>.
-cflags_var=CFLAGS_${target//-/_}
-env "${build_env[@]}" \
+exec env "${build_env[@]}" \
     ac_cv_search_argp_parse='none required' \
     ac_cv_search_fts_close='none required' \
     ac_cv_search__obstack_free='none required' \
-    "$cflags_var=$cflags" \
-    cargo build --release --features kernel-delay/vendored --target "$target" \
-        --package kernel-delay --package kd-workload
+    "CFLAGS_$triple=$cflags" \
+    cargo "$command" --target "$target" --features kernel-delay/vendored "${target_dir[@]}" "$@"
