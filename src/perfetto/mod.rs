@@ -1,6 +1,6 @@
 //! --perfetto FILE: the windows as a Perfetto trace (protobuf, as the
 //! Perfetto UI and trace_processor read it; the schema of Perfetto v51,
-//! from the perfetto_protos crate). A track per traced thread, under its
+//! encoded by wire.rs). A track per traced thread, under its
 //! process, with its system calls as slices (their errno and their time by
 //! state as arguments); under it a track "state" whose slices are the
 //! stretches the time budget adds up (running, ready_busy_cpu,
@@ -16,18 +16,15 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use perfetto_protos::builtin_clock::BuiltinClock;
-use perfetto_protos::clock_snapshot::{clock_snapshot::Clock, ClockSnapshot};
-use perfetto_protos::debug_annotation::{DebugAnnotation, DebugAnnotationName};
-use perfetto_protos::interned_data::InternedData;
-use perfetto_protos::process_descriptor::ProcessDescriptor;
-use perfetto_protos::thread_descriptor::ThreadDescriptor;
-use perfetto_protos::trace_packet::{trace_packet::SequenceFlags, TracePacket};
-use perfetto_protos::track_descriptor::TrackDescriptor;
-use perfetto_protos::track_event::{track_event::Type, EventName, TrackEvent};
-use protobuf::{Message, MessageField};
 
+mod schema;
 mod wire;
+
+use schema::{
+    clock_snapshot, debug_annotation, interned_data, process_descriptor, thread_descriptor, trace,
+    trace_packet, track_descriptor, track_event,
+};
+use wire::Message;
 
 use crate::collect::Collected;
 use crate::kernel::irq;
@@ -42,7 +39,7 @@ use crate::report::{state_at_start, ThreadEntry};
 
 /// The one sequence of packets this writer makes.
 const SEQUENCE: u32 = 1;
-const MONOTONIC: u32 = BuiltinClock::BUILTIN_CLOCK_MONOTONIC as u32;
+const MONOTONIC: u32 = clock_snapshot::BUILTIN_CLOCK_MONOTONIC;
 
 /// Track uuids: a kind in the high bits, a thread or process id below.
 const THREAD: u64 = 1 << 32;
@@ -70,7 +67,6 @@ pub struct PerfettoTrace {
     /// stands for it after (the trace's interned data).
     names: HashMap<String, u64>,
     arguments: HashMap<&'static str, u64>,
-    packet: Vec<u8>,
     /// Slice begins and ends encoded, not yet written.
     events: Vec<u8>,
 }
@@ -89,20 +85,22 @@ impl PerfettoTrace {
             flows: 0,
             names: HashMap::new(),
             arguments: HashMap::new(),
-            packet: Vec::new(),
             events: Vec::with_capacity(EVENTS_BATCH + 256),
         };
-        let mut clock = Clock::new();
-        clock.set_clock_id(MONOTONIC);
-        clock.set_timestamp(crate::clock::monotonic_ns());
-        let mut snapshot = ClockSnapshot::new();
-        snapshot.clocks.push(clock);
-        snapshot.set_primary_trace_clock(BuiltinClock::BUILTIN_CLOCK_MONOTONIC);
-        let mut packet = TracePacket::new();
-        packet.set_clock_snapshot(snapshot);
-        packet.set_trusted_packet_sequence_id(SEQUENCE);
-        packet.set_sequence_flags(SequenceFlags::SEQ_INCREMENTAL_STATE_CLEARED as u32);
-        trace.write(packet)?;
+        let clock = Message::new()
+            .uint(clock_snapshot::CLOCK_ID, MONOTONIC.into())
+            .uint(clock_snapshot::TIMESTAMP, crate::clock::monotonic_ns());
+        let snapshot = Message::new()
+            .message(clock_snapshot::CLOCKS, &clock)
+            .uint(clock_snapshot::PRIMARY_TRACE_CLOCK, MONOTONIC.into());
+        let packet = Message::new()
+            .message(trace_packet::CLOCK_SNAPSHOT, &snapshot)
+            .uint(trace_packet::TRUSTED_PACKET_SEQUENCE_ID, SEQUENCE.into())
+            .uint(
+                trace_packet::SEQUENCE_FLAGS,
+                trace_packet::SEQ_INCREMENTAL_STATE_CLEARED,
+            );
+        trace.write(&packet)?;
         Ok(trace)
     }
 
@@ -214,7 +212,8 @@ impl PerfettoTrace {
             }
             let name = format!("slow {}", syscall_names::name(call.nr));
             let track = THREAD | u64::from(call.tid);
-            self.named_event(Type::TYPE_INSTANT, track, &name, call.exit_ns, &args, None)?;
+            let instant = track_event::TYPE_INSTANT;
+            self.named_event(instant, track, &name, call.exit_ns, &args, None)?;
         }
         Ok(())
     }
@@ -239,11 +238,11 @@ impl PerfettoTrace {
         let pid = pid.or(self.opened.pids.get(&tid).copied());
         self.thread_descriptor(tid, pid, &name)?;
         for (kind, name) in [(STATE, "state"), (INTERRUPTS, "interrupts")] {
-            let mut track = TrackDescriptor::new();
-            track.set_uuid(kind | u64::from(tid));
-            track.set_parent_uuid(THREAD | u64::from(tid));
-            track.set_name(name.to_string());
-            self.descriptor(track)?;
+            let track = Message::new()
+                .uint(track_descriptor::UUID, kind | u64::from(tid))
+                .uint(track_descriptor::PARENT_UUID, THREAD | u64::from(tid))
+                .text(track_descriptor::NAME, name);
+            self.descriptor(&track)?;
         }
         Ok(())
     }
@@ -255,35 +254,33 @@ impl PerfettoTrace {
         if let Some(pid) = pid {
             let main = pid == tid;
             if self.processes.insert(pid) || main {
-                let mut process = ProcessDescriptor::new();
-                process.set_pid(pid as i32);
+                let mut process = Message::new().int(process_descriptor::PID, pid.into());
                 if main {
-                    process.set_process_name(name.to_string());
+                    process = process.text(process_descriptor::PROCESS_NAME, name);
                 }
-                let mut track = TrackDescriptor::new();
-                track.set_uuid(PROCESS | u64::from(pid));
-                track.process = MessageField::some(process);
-                self.descriptor(track)?;
+                let track = Message::new()
+                    .uint(track_descriptor::UUID, PROCESS | u64::from(pid))
+                    .message(track_descriptor::PROCESS, &process);
+                self.descriptor(&track)?;
             }
         }
-        let mut thread = ThreadDescriptor::new();
-        thread.set_tid(tid as i32);
+        let mut thread = Message::new().int(thread_descriptor::TID, tid.into());
         if let Some(pid) = pid {
-            thread.set_pid(pid as i32);
+            thread = thread.int(thread_descriptor::PID, pid.into());
         }
-        thread.set_thread_name(name.to_string());
-        let mut track = TrackDescriptor::new();
-        track.set_uuid(THREAD | u64::from(tid));
-        track.thread = MessageField::some(thread);
+        let thread = thread.text(thread_descriptor::THREAD_NAME, name);
+        let track = Message::new()
+            .uint(track_descriptor::UUID, THREAD | u64::from(tid))
+            .message(track_descriptor::THREAD, &thread);
         self.threads.insert(tid, name.to_string());
-        self.descriptor(track)
+        self.descriptor(&track)
     }
 
-    fn descriptor(&mut self, track: TrackDescriptor) -> Result<()> {
-        let mut packet = TracePacket::new();
-        packet.set_track_descriptor(track);
-        packet.set_trusted_packet_sequence_id(SEQUENCE);
-        self.write(packet)
+    fn descriptor(&mut self, track: &Message) -> Result<()> {
+        let packet = Message::new()
+            .message(trace_packet::TRACK_DESCRIPTOR, track)
+            .uint(trace_packet::TRUSTED_PACKET_SEQUENCE_ID, SEQUENCE.into());
+        self.write(&packet)
     }
 
     /// A stretch of thread `tid`'s time on its "state" track: ready, with
@@ -347,7 +344,8 @@ impl PerfettoTrace {
         self.describe(task.tid, task.pid, None)?;
         let track = THREAD | u64::from(task.tid);
         let start = Some(Flow::Starts(flow));
-        self.named_event(Type::TYPE_INSTANT, track, "wakeup", woken.ts_ns, &[], start)?;
+        let instant = track_event::TYPE_INSTANT;
+        self.named_event(instant, track, "wakeup", woken.ts_ns, &[], start)?;
         Ok(Some(flow))
     }
 
@@ -383,26 +381,21 @@ impl PerfettoTrace {
             .then(|| self.names.get(name).copied())
             .flatten();
         if let Some(iid) = fast {
-            self.slice_event(start_ns, Type::TYPE_SLICE_BEGIN, track, Some(iid));
+            self.slice_event(start_ns, track_event::TYPE_SLICE_BEGIN, track, Some(iid));
         } else {
-            self.named_event(Type::TYPE_SLICE_BEGIN, track, name, start_ns, args, flow)?;
+            let begin = track_event::TYPE_SLICE_BEGIN;
+            self.named_event(begin, track, name, start_ns, args, flow)?;
         }
-        self.slice_event(end_ns, Type::TYPE_SLICE_END, track, None);
+        self.slice_event(end_ns, track_event::TYPE_SLICE_END, track, None);
         self.flush_events()
     }
 
     /// A begin or an end, after the events pending.
-    fn slice_event(&mut self, ts_ns: u64, kind: Type, track: u64, name_iid: Option<u64>) {
-        let flags = SequenceFlags::SEQ_NEEDS_INCREMENTAL_STATE as u32;
+    fn slice_event(&mut self, ts_ns: u64, kind: u64, track: u64, name_iid: Option<u64>) {
+        let flags = trace_packet::SEQ_NEEDS_INCREMENTAL_STATE;
+        let events = &mut self.events;
         wire::slice_event(
-            &mut self.events,
-            ts_ns,
-            MONOTONIC,
-            SEQUENCE,
-            flags,
-            kind as u64,
-            track,
-            name_iid,
+            events, ts_ns, MONOTONIC, SEQUENCE, flags, kind, track, name_iid,
         );
     }
 
@@ -421,102 +414,96 @@ impl PerfettoTrace {
     }
 
     /// An event of `kind` (a slice's begin, an instant) named `name`, with
-    /// `args` and `flow`: through the protobuf library (a begin whose name
-    /// is known and that has neither is encoded by hand).
+    /// `args` and `flow`, its names interned in the same packet the first
+    /// time (a begin whose name is known and that has neither goes through
+    /// wire::slice_event).
     fn named_event(
         &mut self,
-        kind: Type,
+        kind: u64,
         track: u64,
         name: &str,
         ts_ns: u64,
         args: &[Argument],
         flow: Option<Flow>,
     ) -> Result<()> {
-        let mut interned = InternedData::new();
-        let mut begin = TrackEvent::new();
-        begin.set_type(kind);
-        begin.set_track_uuid(track);
-        begin.set_name_iid(self.name(name, &mut interned));
+        let mut interned = Message::new();
+        let name_iid = self.name(name, &mut interned);
+        let mut event = Message::new()
+            .uint(track_event::TYPE, kind)
+            .uint(track_event::TRACK_UUID, track)
+            .uint(track_event::NAME_IID, name_iid);
         for argument in args {
-            let mut annotation = DebugAnnotation::new();
-            annotation.set_name_iid(self.argument(argument.name, &mut interned));
-            match &argument.value {
-                Value::Int(value) => annotation.set_int_value(*value),
-                Value::Text(value) => annotation.set_string_value(value.clone()),
-            }
-            begin.debug_annotations.push(annotation);
+            let name_iid = self.argument(argument.name, &mut interned);
+            let annotation = Message::new().uint(debug_annotation::NAME_IID, name_iid);
+            let annotation = match &argument.value {
+                Value::Int(value) => annotation.int(debug_annotation::INT_VALUE, *value),
+                Value::Text(value) => annotation.text(debug_annotation::STRING_VALUE, value),
+            };
+            event = event.message(track_event::DEBUG_ANNOTATIONS, &annotation);
         }
-        match flow {
-            Some(Flow::Starts(id)) => begin.flow_ids.push(id),
-            Some(Flow::Ends(id)) => begin.terminating_flow_ids.push(id),
-            None => {}
+        event = match flow {
+            Some(Flow::Starts(id)) => event.fixed64(track_event::FLOW_IDS, id),
+            Some(Flow::Ends(id)) => event.fixed64(track_event::TERMINATING_FLOW_IDS, id),
+            None => event,
+        };
+        let mut packet = Message::new()
+            .uint(trace_packet::TIMESTAMP, ts_ns)
+            .uint(trace_packet::TIMESTAMP_CLOCK_ID, MONOTONIC.into())
+            .uint(trace_packet::TRUSTED_PACKET_SEQUENCE_ID, SEQUENCE.into())
+            .uint(
+                trace_packet::SEQUENCE_FLAGS,
+                trace_packet::SEQ_NEEDS_INCREMENTAL_STATE,
+            );
+        if !interned.encoded().is_empty() {
+            packet = packet.message(trace_packet::INTERNED_DATA, &interned);
         }
-        self.event(ts_ns, begin, interned)
+        let packet = packet.message(trace_packet::TRACK_EVENT, &event);
+        self.write(&packet)
     }
 
-    /// The number standing for slice name `name`; written in `interned`
-    /// the first time.
-    fn name(&mut self, name: &str, interned: &mut InternedData) -> u64 {
+    /// The number standing for slice name `name`; added to `interned`
+    /// (an InternedData) the first time.
+    fn name(&mut self, name: &str, interned: &mut Message) -> u64 {
         if let Some(&iid) = self.names.get(name) {
             return iid;
         }
         let iid = self.names.len() as u64 + 1;
         self.names.insert(name.to_string(), iid);
-        let mut event_name = EventName::new();
-        event_name.set_iid(iid);
-        event_name.set_name(name.to_string());
-        interned.event_names.push(event_name);
+        intern(interned, interned_data::EVENT_NAMES, iid, name);
         iid
     }
 
     /// The number standing for argument name `name`, as for `name`.
-    fn argument(&mut self, name: &'static str, interned: &mut InternedData) -> u64 {
+    fn argument(&mut self, name: &'static str, interned: &mut Message) -> u64 {
         if let Some(&iid) = self.arguments.get(name) {
             return iid;
         }
         let iid = self.arguments.len() as u64 + 1;
         self.arguments.insert(name, iid);
-        let mut argument = DebugAnnotationName::new();
-        argument.set_iid(iid);
-        argument.set_name(name.to_string());
-        interned.debug_annotation_names.push(argument);
+        intern(interned, interned_data::DEBUG_ANNOTATION_NAMES, iid, name);
         iid
     }
 
-    fn event(&mut self, ts_ns: u64, event: TrackEvent, interned: InternedData) -> Result<()> {
-        let mut packet = TracePacket::new();
-        packet.set_timestamp(ts_ns);
-        packet.set_timestamp_clock_id(MONOTONIC);
-        packet.set_trusted_packet_sequence_id(SEQUENCE);
-        packet.set_sequence_flags(SequenceFlags::SEQ_NEEDS_INCREMENTAL_STATE as u32);
-        if !interned.event_names.is_empty() || !interned.debug_annotation_names.is_empty() {
-            packet.interned_data = MessageField::some(interned);
-        }
-        packet.set_track_event(event);
-        self.write(packet)
-    }
-
-    /// Appends `packet` to the trace (after the events pending): the file
-    /// is a Trace message, whose field 1 repeats a packet each.
-    fn write(&mut self, packet: TracePacket) -> Result<()> {
+    /// Appends `packet` (a TracePacket) to the trace, after the events
+    /// pending: the file is a Trace message, whose field 1 repeats a packet
+    /// each.
+    fn write(&mut self, packet: &Message) -> Result<()> {
         self.write_events()?;
-        self.packet.clear();
-        packet
-            .write_to_vec(&mut self.packet)
-            .context("encoding a Perfetto packet failed")?;
-        let mut head = Vec::with_capacity(11);
-        head.push(0x0a); // field 1, length-delimited
-        let mut length = self.packet.len() as u64;
-        while length >= 0x80 {
-            head.push((length as u8) | 0x80);
-            length >>= 7;
-        }
-        head.push(length as u8);
-        let out = self.file.out();
-        out.write_all(&head)
-            .and_then(|()| out.write_all(&self.packet))
+        let framed = Message::new().message(trace::PACKET, packet);
+        self.file
+            .out()
+            .write_all(framed.encoded())
             .context("writing the Perfetto trace failed")
     }
+}
+
+/// Adds to `interned` (an InternedData), in its field `field`, the name
+/// `name` under number `iid` (an EventName, a DebugAnnotationName).
+fn intern(interned: &mut Message, field: u32, iid: u64, name: &str) {
+    let entry = Message::new()
+        .uint(interned_data::IID, iid)
+        .text(interned_data::NAME, name);
+    *interned = std::mem::take(interned).message(field, &entry);
 }
 
 /// A thread's last wakeup, with what woke it.

@@ -172,6 +172,9 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
         let traced = summary(&trace);
         agrees_with_the_report(&traced, &report);
         assert_eq!(traced["bad_flows"], serde_json::json!([]), "{args:?}");
+        // CLOCK_MONOTONIC (3), the records' clock, is the trace's.
+        let clock = serde_json::json!({"primary": 3, "clocks": [3]});
+        assert_eq!(traced["clock"], clock, "{args:?}");
         if args.contains(&"pingpong") {
             // Each woken by the other, traced: an arrow from its track.
             assert!(field(&traced, "flows") >= 2_000, "{traced}");
@@ -184,6 +187,21 @@ fn a_perfetto_trace_adds_up_to_the_report_live_and_from_a_recording() {
         if args.contains(&"-s") {
             let events = report["syscall_events"].as_array().expect("syscall_events");
             assert_eq!(events.len(), 10, "the ten sleeps");
+            // Each instant's arguments: its duration, its stacks named.
+            let slow: Vec<&Value> = traced["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|thread| thread["slow"].as_array().unwrap())
+                .collect();
+            assert_eq!(slow.len(), 10, "{traced}");
+            for call in slow {
+                assert!(field(call, "duration_ns") >= 4_000_000, "{call}");
+                let user = call["user_stack"].as_str().unwrap();
+                assert!(user.contains("kd_slow_sleep"), "{call}");
+                let kernel = call["kernel_stack"].as_str().unwrap();
+                assert!(kernel.contains("nanosleep"), "{call}");
+            }
         }
         // The same trace from the recording.
         let replayed = dir.path().join("replayed.pftrace");

@@ -3,12 +3,14 @@
 (PyPI's `perfetto`) and prints, as JSON, what the e2e tests compare with
 kernel-delay's report: the processes' names; per thread track (pid, tid,
 name), the time of its "state" slices by name, its system call slices
-counted by name, and its instants (slow calls, wakeups) counted by name;
+counted by name, its instants (slow calls, wakeups) counted by name, and
+its slow calls' arguments (duration_ns, the stacks);
 the time of its ready_busy_cpu slices by the task they name `behind`; the
 slices ready that a wakeup began, by the task that woke it (`woken_by`):
 how many, and the time asleep or blocked each ended; every slice whose
 begin and end do not pair up on its track; and every flow that does not
-go from an instant on the waker's track to the slice its wakeup began.
+go from an instant on the waker's track to the slice its wakeup began;
+the clock snapshot's primary clock and the clocks it names.
 
 usage: summarize.py TRACE
 """
@@ -34,9 +36,16 @@ def main(path):
     names = {}  # interned slice names, by number
     arg_names = {}  # interned argument names, by number
     flows = defaultdict(lambda: {"starts": [], "ends": []})  # id -> track uuids
+    clock = None
     for order, packet in enumerate(trace.packet):
         if packet.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
             names, arg_names = {}, {}
+        if packet.HasField("clock_snapshot"):
+            snapshot = packet.clock_snapshot
+            clock = {
+                "primary": snapshot.primary_trace_clock,
+                "clocks": [c.clock_id for c in snapshot.clocks if c.timestamp > 0],
+            }
         if packet.HasField("interned_data"):
             for name in packet.interned_data.event_names:
                 names[name.iid] = name.name
@@ -78,7 +87,14 @@ def main(path):
             )
     summary = {
         uuid: dict(
-            thread, state={}, calls={}, interrupts=0, instants={}, behind={}, woken_by={}
+            thread,
+            state={},
+            calls={},
+            interrupts=0,
+            instants={},
+            slow=[],
+            behind={},
+            woken_by={},
         )
         for uuid, thread in threads.items()
     }
@@ -97,6 +113,8 @@ def main(path):
             if kind_of_event == INSTANT:
                 instants = summary[owner]["instants"]
                 instants[name] = instants.get(name, 0) + 1
+                if name.startswith("slow "):
+                    summary[owner]["slow"].append(args)
             elif kind_of_event == BEGIN:
                 open_slices.append((ts, name, args))
             elif kind_of_event == END:
@@ -137,6 +155,7 @@ def main(path):
             {
                 "threads": list(summary.values()),
                 "processes": processes,
+                "clock": clock,
                 "unpaired": unpaired,
                 "flows": len(flows),
                 "bad_flows": bad_flows,
