@@ -5,7 +5,7 @@
 //! exits and comes back is a new thread with its own activity: the
 //! kernel's thread-creation record starts it.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::irq::HardIrq;
@@ -237,6 +237,9 @@ pub struct Aggregator {
     threads: Vec<ThreadActivity>,
     /// Thread id -> the newest thread with it.
     newest: FxHashMap<u32, usize>,
+    /// The ids exec'ing threads left for their leader's, with no thread
+    /// since: /proc may have listed one as the window opened.
+    left_by_exec: FxHashSet<u32>,
     /// Threads known only from the kernel's spill maps (their creation
     /// record was lost), by id and task start time.
     unseen: FxHashMap<(u32, u64), usize>,
@@ -313,6 +316,7 @@ impl Aggregator {
             events: 0,
             threads: Vec::new(),
             newest: FxHashMap::default(),
+            left_by_exec: FxHashSet::default(),
             unseen: FxHashMap::default(),
             processes: Vec::new(),
             newest_process: FxHashMap::default(),
@@ -386,6 +390,7 @@ impl Aggregator {
 
     /// Thread `index` now holds id `tid`, after the thread that had it.
     fn make_newest(&mut self, tid: u32, index: usize) {
+        self.left_by_exec.remove(&tid);
         let previous = self.newest.insert(tid, index);
         let thread = &mut self.threads[index];
         thread.tid = tid;
@@ -536,6 +541,7 @@ impl Aggregator {
             Record::Exec { tid, old_tid, .. } => {
                 // The exec'ing thread goes on under the leader's id, which
                 // is its process's.
+                self.left_by_exec.insert(old_tid);
                 let index = match self.newest.remove(&old_tid) {
                     Some(index) => {
                         self.make_newest(tid, index);
@@ -680,6 +686,11 @@ impl Aggregator {
     /// A thread of process `pid` that /proc listed: reported even if it
     /// did nothing.
     fn add_listed_thread(&mut self, tid: u32, pid: u32) {
+        // Listed as the window opened, then gone by its exec: its
+        // activity is under the leader's id now.
+        if self.left_by_exec.contains(&tid) {
+            return;
+        }
         self.thread(tid).pid.get_or_insert(pid);
     }
 
@@ -1127,6 +1138,10 @@ mod tests {
         agg.ingest(switch_out(100, 1_360, Departure::Dead, false));
         agg.ingest(call(100, 59, 1_140, 1_400)); // execve returns as 100
         agg.apply(Input::Close { end_ns: 5_000 });
+        // /proc listed both as the window opened.
+        for tid in [100, 105] {
+            agg.apply(Input::ListedThread { tid, pid: 100 });
+        }
         let threads = agg.into_parts().0;
         assert!(by_tid(&threads, 105).is_empty(), "no phantom row");
         let hundreds = by_tid(&threads, 100);
