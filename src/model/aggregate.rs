@@ -591,14 +591,9 @@ impl Aggregator {
         let thread = self.thread(tid);
         let finished = exit_ns <= end_ns;
         let mut returned = None;
-        let mut stretches = Vec::new();
         if finished {
             let by_state = match thread.timeline.as_mut() {
-                Some(timeline) => {
-                    timeline.ran_at(exit_ns);
-                    stretches = timeline.take_stretches();
-                    timeline.call_returned(enter_ns, exit_ns)
-                }
+                Some(timeline) => timeline.call_returned(enter_ns, exit_ns),
                 // The scheduler never moved it: on the CPU throughout.
                 None => StateTimes {
                     running_ns: exit_ns.saturating_sub(enter_ns),
@@ -614,11 +609,6 @@ impl Aggregator {
             thread.poll_called(enter_ns, finished.then_some(exit_ns));
         }
         if let (Some(seen), Some((pid, times))) = (self.seen.as_mut(), returned) {
-            seen.extend(
-                stretches
-                    .into_iter()
-                    .map(|stretch| Seen::Stretch { tid, pid, stretch }),
-            );
             seen.push(Seen::Call {
                 tid,
                 pid,

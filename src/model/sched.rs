@@ -389,26 +389,6 @@ impl Timeline {
         }
     }
 
-    /// The thread made a record on a CPU at `ts_ns` (a call returned): it
-    /// ran then. If the switches recorded have it off every CPU, the one
-    /// that put it back was not recorded (its record lost, or a switch the
-    /// kernel did not report): its stretch ends here, not at its next
-    /// switch out, and charges no task.
-    pub fn ran_at(&mut self, ts_ns: u64) {
-        if self.died_ns.is_some() || ts_ns < self.window_start {
-            return;
-        }
-        let Some(state) = self.state.filter(|state| *state != ThreadState::Running) else {
-            return;
-        };
-        let ts = ts_ns.max(self.since_ns);
-        self.close(ts, state, false, Holder::Unseen);
-        if let Some(offcpu) = self.offcpu.as_mut() {
-            offcpu.back();
-        }
-        self.begin(ts, ThreadState::Running);
-    }
-
     /// Runnable from `ts` (woken, or a new thread): it ends a wait, unless
     /// the thread was runnable already. The time asleep or blocked it
     /// ended.
@@ -699,31 +679,6 @@ mod tests {
             [(Some(timer), tally(1, 7_000))]
         );
         assert_eq!(attribution.wakeups, 1);
-    }
-
-    #[test]
-    fn a_call_returning_off_every_cpu_ends_its_stretch_charged_to_no_task() {
-        use crate::model::attribution::Tally;
-        let mut timeline = Timeline::new(START);
-        timeline.apply(2_000, IN);
-        timeline.apply(12_000, out(Ready));
-        // Its switch back in is not recorded; a call of it returns.
-        timeline.ran_at(15_000);
-        timeline.ran_at(16_000); // running: nothing changes
-        timeline.apply(25_000, out(Sleeping));
-        let (stats, time, attribution, _) = timeline.finish(END, None, None);
-        assert_eq!(time.times.running_ns, 10_000 + 10_000);
-        assert_eq!(time.times.ready_busy_cpu_ns, 1_000 + 3_000);
-        assert_eq!(time.times.sleeping_ns, 76_000);
-        let tally = |count, ns| Tally { count, ns };
-        assert_eq!(
-            attribution.ready_behind.entries(),
-            [
-                (Some(Holder::Task(OTHER)), tally(1, 1_000)),
-                (Some(Holder::Unseen), tally(1, 3_000)),
-            ]
-        );
-        assert_eq!((stats.run.count, stats.ready_busy_cpu.count), (2, 1));
     }
 
     #[test]

@@ -711,11 +711,10 @@ pub(crate) mod tests {
                 (Some(100), "short\\x1b[2J", 102),
             ]
         );
-        // The child was ready from its creation to its call's return (no
-        // switch put it on a CPU: none is recorded); the worker's
+        // The child was ready from its creation to its exit; the worker's
         // interrupts took 19,500 ns; the others waited for nothing.
         let delays: Vec<u64> = rows.iter().map(|t| t.kernel_delay_ns).collect();
-        assert_eq!(delays, vec![100_400, 19_500, 0, 0]);
+        assert_eq!(delays, vec![999_900, 19_500, 0, 0]);
         let summaries: Vec<u64> = r.threads.summaries().map(|t| t.kernel_delay_ns).collect();
         assert_eq!(summaries, delays);
         assert!(rows[2].syscalls.is_empty());
